@@ -1,0 +1,68 @@
+"""analyze() vs a bare TransformerLens forward on the same tokens, measured side by side.
+
+    python benchmarks/bench_analyze.py [--repeat 5]
+
+For each model and length, the bare forward runs the very windows ``analyze`` runs ([BOS] +
+tokens, split as ``lenscope.windows`` splits them), with no hooks and nothing derived. The
+ratio is what lenscope adds: hooks on the MLP, log-softmax, top-k, ranks, entropy, top
+neurons, tokenization with spans, and building the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+
+from benchmarks.common import bare_forward, default_model, gpt2_small_shaped, median_ms, text_of_tokens
+from lenscope.analysis import analyze, bos_id
+from lenscope.windows import plan_windows
+
+
+def windows_batch(model: Any, text: str) -> torch.Tensor:
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    body = model.cfg.n_ctx - 1
+    plan = plan_windows(len(ids), body)
+    width = max(w.stop - w.start for w in plan) + 1
+    x = torch.full((len(plan), width), bos_id(model.tokenizer), dtype=torch.int64)
+    for b, w in enumerate(plan):
+        x[b, 1 : 1 + w.stop - w.start] = torch.tensor(ids[w.start : w.stop])
+    return x
+
+
+def run(repeat: int) -> list[dict[str, Any]]:
+    torch.set_num_threads(2)
+    gelu = default_model()
+    rows = []
+    for label, model in (("lenscope-gelu-1l", gelu), ("gpt2-small-shaped", gpt2_small_shaped(gelu.tokenizer))):
+        for n in (256, 1024):
+            text = text_of_tokens(model.tokenizer, n)
+            x = windows_batch(model, text)
+            analyze(model, text)  # warm-up both paths
+            bare_forward(model, x)
+            t_an, t_fw = [], []
+            for _ in range(repeat):  # interleaved so drift hits both alike
+                t_an.append(median_ms(lambda m=model, t=text: analyze(m, t), 1))
+                t_fw.append(median_ms(lambda m=model, x=x: bare_forward(m, x), 1))
+            an, fw = sorted(t_an)[len(t_an) // 2], sorted(t_fw)[len(t_fw) // 2]
+            rows.append(
+                {"model": label, "tokens": n, "windows": x.shape[0], "analyze_ms": an, "forward_ms": fw, "ratio": an / fw}
+            )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    rows = run(args.repeat)
+    print("| model | tokens | windows | analyze (ms) | bare forward (ms) | ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        cells = [r["model"], r["tokens"], r["windows"], f"{r['analyze_ms']:.1f}", f"{r['forward_ms']:.1f}", f"{r['ratio']:.2f}x"]
+        print("| " + " | ".join(map(str, cells)) + " |")
+
+
+if __name__ == "__main__":
+    main()

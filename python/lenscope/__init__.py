@@ -1,0 +1,34 @@
+"""lenscope: what a language model does on the text in your workspace, token by token.
+
+The core library: models, analysis, the wire schema. No Jupyter or tornado imports here.
+Names are imported lazily so that light users (the server's schema and error mapping) do not
+pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "analyze": "lenscope.analysis",
+    "AnalysisResult": "lenscope.analysis",
+    "Predictions": "lenscope.analysis",
+    "LenscopeError": "lenscope.errors",
+    "InvalidInput": "lenscope.errors",
+    "InputTooLarge": "lenscope.errors",
+    "UnknownModel": "lenscope.errors",
+    "ModelUnavailable": "lenscope.errors",
+    "DEFAULT_MODEL": "lenscope.models.registry",
+    "list_models": "lenscope.models.registry",
+    "load_model": "lenscope.models.registry",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'lenscope' has no attribute {name!r}")

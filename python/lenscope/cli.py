@@ -1,0 +1,123 @@
+"""``lenscope`` command line: analyze a file (or some of its lines) from the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lenscope.errors import LenscopeError
+
+
+def _line_range(spec: str) -> tuple[int, int]:
+    """``A:B`` (1-based, inclusive; either side may be left out) -> (A, B)."""
+    try:
+        a, _, b = spec.partition(":")
+        return (int(a) if a else 1, int(b) if b else sys.maxsize)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--lines takes A:B with line numbers, got {spec!r}") from None
+
+
+def visible(s: str) -> str:
+    """Whitespace made visible: a token's leading space or newline matters."""
+    return s.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace(" ", "·")
+
+
+def select_lines(text: str, lines: tuple[int, int] | None) -> tuple[str, str]:
+    """(context, selection): the lines before the range condition the predictions."""
+    if lines is None:
+        return "", text
+    all_lines = text.splitlines(keepends=True)
+    a, b = lines
+    if a < 1 or b < a or a > len(all_lines):
+        raise LenscopeError(f"--lines {a}:{b} is outside the file's {len(all_lines)} lines")
+    return "".join(all_lines[: a - 1]), "".join(all_lines[a - 1 : b])
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from lenscope.analysis import analyze
+    from lenscope.models.registry import load_model
+
+    path = Path(args.path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LenscopeError(f"cannot read {path}: {exc}") from exc
+    context, selection = select_lines(text, args.lines)
+    model = load_model(args.model, device=args.device)
+    result = analyze(
+        model, selection, context=context, top_k=max(args.top_k, 5), top_neurons=args.top_neurons, model_name=args.model
+    )
+    if args.json:
+        from lenscope.wire import encode_json, to_wire
+
+        sys.stdout.buffer.write(encode_json(to_wire(result)) + b"\n")
+        return 0
+    _print_table(result)
+    return 0
+
+
+def _print_table(result: object) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lenscope.analysis import AnalysisResult
+
+    assert isinstance(result, AnalysisResult)
+    p, strings = result.predictions, result.strings
+    table = Table(
+        title=f"{result.model}: {len(result.token_texts)} tokens" + (f", {result.windows} windows" if result.windowed else "")
+    )
+    for col in ("#", "token", "next lp", "rank", "top-5 next", "top-3 neurons (L.N=act)"):
+        table.add_column(col, overflow="fold")
+    for i, tok in enumerate(result.token_texts):
+        row = i + 1  # the prediction made at token i
+        lp = p.actual_logprob[row]
+        top = "  ".join(f"{visible(strings[int(t)])} {float(v):.2f}" for t, v in zip(p.top_ids[row][:5], p.top_logprobs[row][:5]))
+        neurons = "  ".join(
+            f"{int(la)}.{int(ix)}={float(v):.2f}"
+            for la, ix, v in zip(p.neuron_layer[i][:3], p.neuron_index[i][:3], p.neuron_activation[i][:3])
+        )
+        table.add_row(
+            str(i),
+            escape(visible(tok)),
+            "" if lp != lp else f"{float(lp):.2f}",
+            "" if not p.actual_rank[row] else str(int(p.actual_rank[row])),
+            escape(top),
+            neurons,
+        )
+    Console().print(table)
+    t = result.timings_ms
+    print(f"tokenize {t['tokenize']:.1f} ms, forward {t['forward']:.1f} ms, derive {t['derive']:.1f} ms")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lenscope.models.registry import DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(prog="lenscope", description="What a language model does on your text, token by token.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    an = sub.add_parser("analyze", help="per-token predictions and top neurons for a file")
+    an.add_argument("path")
+    an.add_argument("--lines", type=_line_range, help="A:B, 1-based inclusive; earlier lines are context")
+    an.add_argument("--model", default=DEFAULT_MODEL)
+    an.add_argument("--device", default=None)
+    an.add_argument("--top-k", type=int, default=10)
+    an.add_argument("--top-neurons", type=int, default=10)
+    an.add_argument("--json", action="store_true", help="print the wire schema's JSON instead of a table")
+    an.set_defaults(func=cmd_analyze)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except LenscopeError as exc:
+        print(f"lenscope: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

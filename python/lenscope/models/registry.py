@@ -1,0 +1,179 @@
+"""Which models lenscope can run, and loading them.
+
+Three sources, tried in this order for a name:
+
+1. **embedded**: the default models shipped inside the package (``models/default``);
+2. **local**: a folder on disk, either a native checkpoint (``config.json`` +
+   ``model.safetensors``) or a Hugging Face model folder;
+3. **hub**: any name TransformerLens knows: legacy TL checkpoints (``gelu-1l``,
+   ``NeelNanda/...``) through ``TransformerBridge.boot_tl_legacy``, everything else through
+   ``TransformerBridge.boot_transformers``.
+
+Hub models are loaded only from the local Hugging Face cache when the network is unreachable:
+"loadable now" is decided from the cache first, so an uncached model fails in milliseconds with
+a message naming the model and the missing file rather than retrying for half a minute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from lenscope.errors import ModelUnavailable, UnknownModel
+from lenscope.models.native import is_native_checkpoint, load_native, read_native_config
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "default"
+EMBEDDED = {"lenscope-gelu-1l": "gelu-1l", "lenscope-attn-only-1l": "attn-only-1l"}
+DEFAULT_MODEL = "lenscope-gelu-1l"
+LEGACY_PREFIXES = ("NeelNanda/", "ArthurConmy/", "Baidicoot/")
+
+Source = Literal["embedded", "local", "hub"]
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    n_layers: int
+    d_model: int
+    d_mlp: int | None  # None: attention-only
+    d_vocab: int
+    n_ctx: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    source: Source
+    loadable: bool
+    reason: str = ""  # why it is not loadable now
+    shape: ModelShape | None = None  # known without loading for embedded and native models
+    repo: str | None = None
+    path: str | None = None
+    aliases: list[str] = field(default_factory=list)
+
+
+def _shape_of_native(folder: Path) -> ModelShape:
+    c = read_native_config(folder)
+    return ModelShape(
+        n_layers=c["n_layers"],
+        d_model=c["d_model"],
+        d_mlp=None if c.get("attn_only") else c["d_mlp"],
+        d_vocab=c["d_vocab"],
+        n_ctx=c["n_ctx"],
+    )
+
+
+@lru_cache(maxsize=1)
+def _hub_names() -> tuple[dict[str, str], tuple[str, ...]]:
+    """(alias -> repo id, official repo ids) as TransformerLens knows them (import is slow)."""
+    from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
+
+    alias = {a: repo for repo, names in MODEL_ALIASES.items() for a in names}
+    return alias, tuple(OFFICIAL_MODEL_NAMES)
+
+
+def _missing_from_cache(repo: str) -> str | None:
+    """The first file a load needs that is not in the local HF cache, or None if cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(repo, "config.json")
+    return None if isinstance(hit, str) else "config.json"
+
+
+def _embedded_info(name: str) -> ModelInfo:
+    folder = DEFAULT_DIR / EMBEDDED[name]
+    if not is_native_checkpoint(folder):
+        return ModelInfo(name, "embedded", False, f"weights missing under {folder}")
+    return ModelInfo(name, "embedded", True, shape=_shape_of_native(folder), path=str(folder))
+
+
+def resolve(name: str, model_dirs: tuple[Path, ...] = (), allow_paths: bool = True) -> ModelInfo:
+    """Find ``name`` without loading it. Raises :class:`UnknownModel`.
+
+    ``allow_paths`` lets an absolute folder path name a model (the CLI); the server turns it
+    off so that only folders under its configured ``model_dirs`` are ever read.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownModel("model name is empty")
+    if name in EMBEDDED:
+        return _embedded_info(name)
+    for base in model_dirs:
+        folder = (base / name).resolve()
+        if folder.is_relative_to(base.resolve()) and folder.is_dir():
+            return _local_info(name, folder)
+    path = Path(name).expanduser()
+    if allow_paths and path.is_absolute() and path.is_dir():
+        return _local_info(name, path.resolve())
+    alias, official = _hub_names()
+    repo = alias.get(name, name)
+    if repo not in official and not repo.startswith(LEGACY_PREFIXES):
+        known = ", ".join(EMBEDDED)
+        raise UnknownModel(
+            f"unknown model {name!r}: not an embedded model ({known}), a model folder, or a TransformerLens model name"
+        )
+    missing = _missing_from_cache(repo)
+    if missing:
+        reason = (
+            f"{repo} is not in the local Hugging Face cache (missing {missing}); lenscope loads hub models "
+            f"from the cache only: download it where the hub is reachable "
+            f"(huggingface-cli download {repo}) or pass a local model folder"
+        )
+        return ModelInfo(name, "hub", False, reason, repo=repo)
+    return ModelInfo(name, "hub", True, repo=repo)
+
+
+def _local_info(name: str, folder: Path) -> ModelInfo:
+    if is_native_checkpoint(folder):
+        return ModelInfo(name, "local", True, shape=_shape_of_native(folder), path=str(folder))
+    if (folder / "config.json").is_file():
+        return ModelInfo(name, "local", True, path=str(folder))
+    return ModelInfo(name, "local", False, f"{folder} has no config.json", path=str(folder))
+
+
+def list_models(model_dirs: tuple[Path, ...] = ()) -> list[ModelInfo]:
+    """Embedded models, local model folders, and the hub models already in the local cache."""
+    out = [_embedded_info(n) for n in EMBEDDED]
+    for base in model_dirs:
+        if base.is_dir():
+            out += [_local_info(p.name, p.resolve()) for p in sorted(base.iterdir()) if p.is_dir()]
+    alias, official = _hub_names()
+    names_by_repo: dict[str, list[str]] = {}
+    for a, repo in alias.items():
+        names_by_repo.setdefault(repo, []).append(a)
+    for repo in official:
+        if _missing_from_cache(repo) is None:
+            out.append(ModelInfo(repo, "hub", True, repo=repo, aliases=names_by_repo.get(repo, [])))
+    return out
+
+
+def load_model(
+    name: str, device: str | None = None, model_dirs: tuple[Path, ...] = (), allow_paths: bool = True
+) -> TransformerBridge:
+    """Load ``name`` as a ``TransformerBridge`` in eval mode.
+
+    Raises :class:`UnknownModel` or :class:`ModelUnavailable` (naming the model and what is
+    missing) without touching the network for an uncached hub model.
+    """
+    info = resolve(name, model_dirs, allow_paths)
+    if not info.loadable:
+        raise ModelUnavailable(f"cannot load model {name!r}: {info.reason}")
+    if info.path and is_native_checkpoint(Path(info.path)):
+        return load_native(Path(info.path), name, device)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    target = info.path or info.repo or name
+    try:
+        if info.repo and info.repo.startswith(LEGACY_PREFIXES):
+            import transformer_lens.model_bridge.sources.tl_legacy  # noqa: F401  (registers boot_tl_legacy)
+
+            bridge = TransformerBridge.boot_tl_legacy(info.repo, device=device)  # type: ignore[attr-defined]
+        else:
+            bridge = TransformerBridge.boot_transformers(target, device=device)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelUnavailable(f"cannot load model {name!r} from {target}: {exc}") from exc
+    bridge.eval()
+    return bridge  # type: ignore[no-any-return]

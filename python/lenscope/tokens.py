@@ -1,0 +1,106 @@
+"""Tokenize text and map every token to its span in the text.
+
+Spans are given in code points (Python string indices) and in UTF-16 code units (what
+CodeMirror and JavaScript count). A byte-level BPE token can end inside a multi-byte UTF-8
+character; the rule here is that **a character belongs to the token holding its last byte**.
+So spans never overlap, they tile the text exactly (the concatenation of all slices is the
+text), and a token holding only the leading bytes of a character has an empty span at that
+character's start and ``partial=True``. Tokenizers that are not byte-level fall back to the
+tokenizer's own character offsets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+
+@lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    """Inverse of GPT-2's ``bytes_to_unicode`` table used by byte-level BPE vocabularies."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+@dataclass(frozen=True)
+class TokenSpans:
+    ids: np.ndarray  # int64 [n]
+    start: np.ndarray  # int32 [n], code points
+    end: np.ndarray
+    start_utf16: np.ndarray  # int32 [n], UTF-16 code units
+    end_utf16: np.ndarray
+    partial: np.ndarray  # bool [n]: the token's bytes start or end inside a character
+
+    def texts(self, text: str) -> list[str]:
+        return [text[s:e] for s, e in zip(self.start.tolist(), self.end.tolist())]
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids
+
+
+def _byte_lengths(tokenizer: Any, ids: list[int], text: str) -> list[int] | None:
+    """Bytes per token if the vocabulary is byte-level and the bytes add up to the text."""
+    table = _byte_decoder()
+    lengths = []
+    for piece in tokenizer.convert_ids_to_tokens(ids):
+        if piece is None or any(ch not in table for ch in piece):
+            return None
+        lengths.append(len(piece))
+    return lengths if sum(lengths) == len(text.encode("utf-8")) else None
+
+
+def _utf16_prefix(text: str) -> np.ndarray:
+    """``out[i]`` = UTF-16 length of ``text[:i]``."""
+    units = np.fromiter((2 if ord(c) > 0xFFFF else 1 for c in text), dtype=np.int32, count=len(text))
+    return np.concatenate([[0], np.cumsum(units, dtype=np.int32)]).astype(np.int32)
+
+
+def tokenize_with_spans(tokenizer: Any, text: str) -> TokenSpans:
+    ids = encode(tokenizer, text)
+    lengths = _byte_lengths(tokenizer, ids, text)
+    n = len(ids)
+    if lengths is not None:
+        # char_end_byte[c] = byte offset just past character c; a token ending at byte b owns
+        # every character whose last byte is before b.
+        char_bytes = np.fromiter((len(c.encode("utf-8")) for c in text), dtype=np.int64, count=len(text))
+        char_end_byte = np.cumsum(char_bytes)
+        char_start_byte = char_end_byte - char_bytes
+        tok_end_byte = np.cumsum(np.asarray(lengths, dtype=np.int64))
+        tok_start_byte = tok_end_byte - np.asarray(lengths, dtype=np.int64)
+        end = np.searchsorted(char_end_byte, tok_end_byte, side="right").astype(np.int32)
+        start = np.concatenate([[0], end[:-1]]).astype(np.int32) if n else np.zeros(0, np.int32)
+        on_boundary_start = np.isin(tok_start_byte, char_start_byte) | (tok_start_byte == 0)
+        on_boundary_end = np.isin(tok_end_byte, char_end_byte)
+        partial = ~(on_boundary_start & on_boundary_end)
+    else:
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = enc["offset_mapping"]
+        start = np.asarray([o[0] for o in offsets], dtype=np.int32)
+        end = np.asarray([o[1] for o in offsets], dtype=np.int32)
+        partial = np.zeros(n, dtype=bool)
+    u16 = _utf16_prefix(text)
+    return TokenSpans(
+        ids=np.asarray(ids, dtype=np.int64),
+        start=start,
+        end=end,
+        start_utf16=u16[start],
+        end_utf16=u16[end],
+        partial=partial,
+    )
+
+
+def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
+    """Each id decoded on its own (a lone partial byte decodes to U+FFFD)."""
+    return [tokenizer.decode([i], clean_up_tokenization_spaces=False) for i in ids]

@@ -1,0 +1,212 @@
+"""The wire contract: typed request/response schema and its msgpack and JSON codecs.
+
+The pydantic models below are the one source of truth: ``docs/openapi.json`` is generated from
+them (``python -m lenscope.openapi``) and the frontend's TypeScript types from that.
+
+Arrays travel column-wise as ``{dtype, shape, data}``: ``data`` is little-endian bytes in
+msgpack and a flat list of numbers in JSON (NaN as ``null``, since JSON has no NaN). Both
+decode to the same numpy arrays, bit for bit. Precision on the wire (``WIRE_DTYPES``):
+
+* ``top_logprobs``, ``entropy``, ``neuron_activation``: float16, for display. Error at most
+  half a unit in the last place: 0.004 for |x| < 8, 0.008 for |x| < 16, 0.016 for |x| < 32.
+* ``actual_logprob``: float32, because comparisons and scans subtract and rank them.
+* integer arrays (ids, ranks, spans, neuron layers and indices, ``partial``): the smallest of
+  uint8, uint16, int32 that holds every value, so a 4k-vocabulary model sends 2-byte ids.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgpack
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from lenscope.analysis import AnalysisResult
+
+DType = Literal["float16", "float32", "int32", "uint16", "uint8"]
+
+FLOAT_DTYPES: dict[str, DType] = {
+    "top_logprobs": "float16",
+    "actual_logprob": "float32",
+    "entropy": "float16",
+    "neuron_activation": "float16",
+}
+
+
+def _wire_dtype(name: str, a: np.ndarray) -> np.dtype[Any]:
+    if name in FLOAT_DTYPES:
+        return np.dtype(FLOAT_DTYPES[name])
+    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+    if lo >= 0 and hi < 2**8:
+        return np.dtype(np.uint8)
+    if lo >= 0 and hi < 2**16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.int32)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NDArray(_Strict):
+    """A dense array: ``data`` is raw little-endian bytes (msgpack) or a flat list (JSON)."""
+
+    dtype: DType
+    shape: list[int]
+    data: bytes | list[float | None]
+
+
+class AnalyzeRequest(_Strict):
+    model: str | None = Field(None, description="Model name; the server's default when omitted")
+    text: str = Field(description="The text to analyze (the selection)")
+    context: str = Field("", description="Text before the selection: conditions the predictions, not reported")
+    top_k: int = Field(10, description="Next-token predictions per position (1 .. d_vocab)")
+    top_neurons: int = Field(10, description="Strongest MLP neurons per token (0 .. 100)")
+
+
+class TokensWire(_Strict):
+    ids: NDArray
+    start: NDArray = Field(description="Span start in code points")
+    end: NDArray
+    start_utf16: NDArray = Field(description="Span start in UTF-16 code units (CodeMirror positions)")
+    end_utf16: NDArray
+    partial: NDArray = Field(description="1 where the token starts or ends inside a character")
+    text: list[str] = Field(description="text[start:end] of each token")
+
+
+class PredictionsWire(_Strict):
+    """Prediction row j (n + 1 rows) is the distribution over token j; neuron row i is at token i."""
+
+    top_ids: NDArray
+    top_logprobs: NDArray
+    actual_logprob: NDArray
+    actual_rank: NDArray
+    entropy: NDArray
+    neuron_layer: NDArray
+    neuron_index: NDArray
+    neuron_activation: NDArray
+
+
+class StringsWire(_Strict):
+    """Decoded string of every token id in the response (ids[i] -> values[i])."""
+
+    ids: NDArray
+    values: list[str]
+
+
+class AnalyzeResponse(_Strict):
+    model: str
+    tokens: TokensWire
+    predictions: PredictionsWire
+    strings: StringsWire
+    context_tokens: int
+    windowed: bool
+    windows: int
+    window_tokens: int
+    timings_ms: dict[str, float]
+
+
+class ErrorDetail(_Strict):
+    code: str
+    message: str
+
+
+class ErrorResponse(_Strict):
+    error: ErrorDetail
+
+
+def to_wire(result: AnalysisResult) -> dict[str, Any]:
+    """The response as plain data with numpy arrays cast to their wire dtypes."""
+    t, p = result.tokens, result.predictions
+
+    def cast(name: str, a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=_wire_dtype(name, a))
+
+    ids = sorted(result.strings)
+    return {
+        "model": result.model,
+        "tokens": {
+            **{k: cast(k, getattr(t, k)) for k in ("ids", "start", "end", "start_utf16", "end_utf16", "partial")},
+            "text": list(result.token_texts),
+        },
+        "predictions": {k: cast(k, getattr(p, k)) for k in PredictionsWire.model_fields},
+        "strings": {"ids": cast("string_ids", np.asarray(ids, dtype=np.int64)), "values": [result.strings[i] for i in ids]},
+        "context_tokens": result.context_tokens,
+        "windowed": result.windowed,
+        "windows": result.windows,
+        "window_tokens": result.window_tokens,
+        "timings_ms": dict(result.timings_ms),
+    }
+
+
+def _pack(obj: Any, binary: bool) -> Any:
+    if isinstance(obj, np.ndarray):
+        data: Any
+        if binary:
+            data = obj.astype(obj.dtype.newbyteorder("<"), copy=False).tobytes()
+        elif obj.dtype.kind == "f":
+            data = [None if math.isnan(x) else x for x in obj.reshape(-1).tolist()]
+        else:
+            data = obj.reshape(-1).tolist()
+        return {"dtype": str(obj.dtype), "shape": list(obj.shape), "data": data}
+    if isinstance(obj, dict):
+        return {k: _pack(v, binary) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_pack(v, binary) for v in obj]
+    return obj
+
+
+def _unpack(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if obj.keys() == {"dtype", "shape", "data"}:
+            dtype = np.dtype(obj["dtype"]).newbyteorder("<")
+            data = obj["data"]
+            if isinstance(data, bytes):
+                arr = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="))
+            else:
+                arr = np.asarray([math.nan if x is None else x for x in data], dtype=dtype.newbyteorder("="))
+            return arr.reshape(obj["shape"])
+        return {k: _unpack(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unpack(v) for v in obj]
+    return obj
+
+
+def encode_msgpack(wire: dict[str, Any]) -> bytes:
+    out: bytes = msgpack.packb(_pack(wire, binary=True), use_bin_type=True)
+    return out
+
+
+def encode_json(wire: dict[str, Any]) -> bytes:
+    return json.dumps(_pack(wire, binary=False), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def decode_msgpack(payload: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = _unpack(msgpack.unpackb(payload, raw=False))
+    return out
+
+
+def decode_json(payload: bytes | str) -> dict[str, Any]:
+    out: dict[str, Any] = _unpack(json.loads(payload))
+    return out
+
+
+def wire_equal(a: Any, b: Any) -> bool:
+    """Exact equality of two wire objects (arrays: same dtype, shape and bits; NaN == NaN)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(wire_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(wire_equal(x, y) for x, y in zip(a, b))
+    return bool(a == b) and type(a) is type(b)

@@ -1,0 +1,39 @@
+"""An independent computation of what ``analyze`` reports, straight from TransformerLens.
+
+Deliberately naive: one ``run_with_cache`` over the whole sequence, a full ``log_softmax``, a
+full sort of the vocabulary for ranks, and a full sort of all neurons per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class Reference:
+    ids: list[int]  # the token ids of the text (after BOS + context)
+    logprobs: torch.Tensor  # [n + 1, vocab]: row j = distribution over text token j
+    ranks: list[int]  # rank of text token j in row j, from a full sort
+    neurons: torch.Tensor  # [n, layers * d_mlp] post-activations at each text token
+
+
+@torch.no_grad()
+def reference(model: Any, text: str, context: str = "") -> Reference:
+    tok = model.tokenizer
+    bos = tok.bos_token_id
+    ctx = tok(context, add_special_tokens=False)["input_ids"] if context else []
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    seq = torch.tensor([[bos, *ctx, *ids]])
+    names = [f"blocks.{layer}.mlp.hook_post" for layer in range(model.cfg.n_layers)]
+    logits, cache = model.run_with_cache(seq, names_filter=lambda n: n in names)
+    lp = torch.log_softmax(logits[0].float(), dim=-1)[len(ctx) :]  # rows: BOS/last ctx .. last token
+    ranks = []
+    for j, t in enumerate(ids):
+        order = torch.argsort(lp[j], descending=True)
+        ranks.append(int((order == t).nonzero()[0, 0]) + 1)
+    acts = [cache[n][0, 1 + len(ctx) :].float() for n in names if n in cache]
+    neurons = torch.cat(acts, dim=-1) if acts else torch.zeros(len(ids), 0)
+    return Reference(ids=ids, logprobs=lp, ranks=ranks, neurons=neurons)
