@@ -107,7 +107,10 @@ class AnalyzeResponse(_Strict):
     windowed: bool
     windows: int
     window_tokens: int
-    timings_ms: dict[str, float]
+    timings_ms: dict[str, float] = Field(description="tokenize, forward, derive (the worker); server_total (HTTP)")
+    served_from: Literal["worker", "coalesced", "cache"] | None = Field(
+        None, description="Over HTTP: computed for this request, shared with an identical one in flight, or cached"
+    )
 
 
 class ErrorDetail(_Strict):

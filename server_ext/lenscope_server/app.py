@@ -1,18 +1,65 @@
-"""The ``ExtensionApp``: configuration and route registration. Handlers live in ``handlers``."""
+"""The ``ExtensionApp``: configuration, the worker's life cycle, and route registration."""
 
 from __future__ import annotations
 
-from jupyter_server.extension.application import ExtensionApp
-from traitlets import Unicode
+import asyncio
+import os
+from pathlib import Path
 
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, Int, List, Unicode
+
+from lenscope.errors import LenscopeError
 from lenscope.models.registry import DEFAULT_MODEL
+from lenscope_server.service import LenscopeService
+from lenscope_server.worker.client import WorkerClient, WorkerConfig
 
 
 class LenscopeApp(ExtensionApp):
     name = "lenscope"
+
     default_model = Unicode(DEFAULT_MODEL, help="Model used when a request names none").tag(config=True)
+    device = Unicode("", help="Torch device for the worker ('cpu', 'cuda', ...); empty: CPU").tag(config=True)
+    cache_size = Int(256, help="Finished analyses kept in memory (LRU)").tag(config=True)
+    queue_limit = Int(32, help="Requests waiting for the worker before new ones get 503 + Retry-After").tag(config=True)
+    worker_memory_limit_mb = Int(0, help="Worker RSS above which it drops its models, then restarts; 0: no limit").tag(config=True)
+    idle_unload_s = Float(1800.0, help="Unload a model unused for this long (seconds); 0: never").tag(config=True)
+    worker_threads = Int(0, help="torch threads in the worker; 0: torch's default").tag(config=True)
+    model_dirs = List(Unicode(), help="Folders (relative to the server root) whose sub-folders are models").tag(config=True)
+    preload = Bool(True, help="Start the worker and load the default model when the server starts").tag(config=True)
+    max_body_bytes = Int(4 * 2**20, help="Largest request body accepted").tag(config=True)
+
+    def initialize_settings(self) -> None:
+        root = Path(os.path.expanduser(self.serverapp.root_dir)).resolve()
+        dirs = [str((root / d).resolve()) for d in self.model_dirs if (root / d).resolve().is_relative_to(root)]
+        self.worker = WorkerClient(
+            WorkerConfig(
+                device=self.device or None,
+                memory_limit_mb=self.worker_memory_limit_mb,
+                idle_unload_s=self.idle_unload_s,
+                model_dirs=dirs,
+                preload=self.default_model if self.preload else None,
+                threads=self.worker_threads or None,
+                queue_limit=self.queue_limit,
+            )
+        )
+        self.service = LenscopeService(self.worker, self.default_model, self.cache_size)
+        self.settings.update(lenscope_service=self.service, lenscope_max_body_bytes=self.max_body_bytes)
 
     def initialize_handlers(self) -> None:
         from lenscope_server.handlers import route_table
 
         self.handlers.extend(route_table())
+
+    async def _start_jupyter_server_extension(self, serverapp: object) -> None:  # type: ignore[override]
+        if self.preload:  # in the background: the server must not wait for torch to import
+            self._preload_task = asyncio.ensure_future(self._preload())
+
+    async def _preload(self) -> None:
+        try:
+            await self.worker.start()
+        except LenscopeError as exc:
+            self.log.warning("lenscope: %s", exc.message)
+
+    async def stop_extension(self) -> None:
+        await self.worker.stop()

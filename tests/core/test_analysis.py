@@ -11,9 +11,7 @@ from tests.core.reference import reference
 
 TEXTS = {
     "ascii": "The quick brown fox jumps over the lazy dog. It was not amused, and said so twice.",
-    "code": (
-        'def mean(xs):\n    """Average of a list."""\n    if not xs:\n        raise ValueError("empty")\n    return sum(xs) / len(xs)\n'
-    ),
+    "code": 'def mean(xs):\n    """Average."""\n    if not xs:\n        raise ValueError("e")\n    return sum(xs) / len(xs)\n',
     "unicode": "# café 😀 naïve e\u0301 — 日本語のテキスト 🧪🧬 “quotes” \u00a0end\n",
 }
 

@@ -1,0 +1,194 @@
+"""The model worker process: owns the models, runs one op at a time, off the server's loop.
+
+Run as ``python -m lenscope_server.worker.process`` by :mod:`lenscope_server.worker.client`.
+A reader thread takes frames from stdin: ``cancel`` frames set the op's cancel event at once;
+everything else is queued for the main thread, which runs ops in order. Long ops get
+``progress`` and ``cancelled`` callbacks (index builds and scans of later issues use them).
+Only the core library is imported here, never jupyter_server.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lenscope_server.worker.protocol import pack_frame, read_frame
+
+
+class Worker:
+    def __init__(self, out: BinaryIO, device: str | None, memory_limit_mb: int, idle_unload_s: float, model_dirs: list[str]):
+        self.out = out
+        self.device = device
+        self.memory_limit_mb = memory_limit_mb
+        self.idle_unload_s = idle_unload_s
+        self.model_dirs = tuple(Path(d) for d in model_dirs)
+        self.models: dict[str, Any] = {}
+        self.last_used: dict[str, float] = {}
+        self.cancel_events: dict[int, threading.Event] = {}
+        self.write_lock = threading.Lock()
+        self.inbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    # -- transport -------------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        frame = pack_frame(message)
+        with self.write_lock:
+            self.out.write(frame)
+            self.out.flush()
+
+    def read_loop(self, stream: BinaryIO) -> None:
+        while (message := read_frame(stream)) is not None:
+            if message.get("op") == "cancel":
+                event = self.cancel_events.get(message["id"])
+                if event:
+                    event.set()
+                continue
+            self.cancel_events[message["id"]] = threading.Event()
+            self.inbox.put(message)
+        self.inbox.put(None)  # the server went away: exit
+
+    # -- models ----------------------------------------------------------------------------
+    def model(self, name: str) -> Any:
+        if name not in self.models:
+            from lenscope.models.registry import load_model
+
+            self.models[name] = load_model(name, device=self.device, model_dirs=self.model_dirs, allow_paths=False)
+        self.last_used[name] = time.monotonic()
+        return self.models[name]
+
+    def unload(self, names: list[str]) -> None:
+        for name in names:
+            self.models.pop(name, None)
+            self.last_used.pop(name, None)
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    def unload_idle(self) -> None:
+        if self.idle_unload_s > 0:
+            now = time.monotonic()
+            self.unload([n for n, t in self.last_used.items() if now - t > self.idle_unload_s])
+
+    def check_memory(self) -> None:
+        """Over the limit: drop every model; still over: exit, and the server starts a fresh worker."""
+        if self.memory_limit_mb <= 0:
+            return
+        if rss_mb() > self.memory_limit_mb:
+            self.unload(list(self.models))
+            if rss_mb() > self.memory_limit_mb:
+                sys.stderr.write(f"lenscope worker: {rss_mb():.0f} MB > limit {self.memory_limit_mb} MB, exiting\n")
+                os._exit(3)
+
+    # -- ops -------------------------------------------------------------------------------
+    def op_ping(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        return {"pid": os.getpid(), "loaded": sorted(self.models)}
+
+    def op_models(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.models.registry import list_models
+
+        return {"models": [asdict(m) for m in list_models(self.model_dirs)], "loaded": sorted(self.models)}
+
+    def op_load(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        self.model(args["model"])
+        return {"loaded": sorted(self.models)}
+
+    def op_unload(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        self.unload(list(args.get("models") or self.models))
+        return {"loaded": sorted(self.models)}
+
+    def op_analyze(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.analysis import analyze
+        from lenscope.wire import encode_msgpack, to_wire
+
+        name = args["model"]
+        model = self.model(name)
+        result = analyze(
+            model, args["text"], context=args.get("context", ""), top_k=args["top_k"], top_neurons=args["top_neurons"], model_name=name
+        )
+        return {"payload": encode_msgpack(to_wire(result)), "loaded": sorted(self.models)}
+
+    def run(self) -> None:
+        while True:
+            try:
+                message = self.inbox.get(timeout=30)
+            except queue.Empty:
+                self.unload_idle()
+                continue
+            if message is None:
+                return
+            self.handle(message)
+            self.unload_idle()
+            self.check_memory()
+
+    def handle(self, message: dict[str, Any]) -> None:
+        from lenscope.errors import LenscopeError
+
+        rid = message["id"]
+        cancelled = self.cancel_events.get(rid, threading.Event())
+        op = getattr(self, f"op_{message.get('op')}", None)
+        try:
+            if op is None:
+                raise LenscopeError(f"unknown worker op {message.get('op')!r}")
+            result = op(message.get("args") or {}, lambda p: self.send({"id": rid, "progress": p}), cancelled)
+            self.send({"id": rid, "ok": True, "result": result})
+        except LenscopeError as exc:
+            self.send({"id": rid, "ok": False, "error": {"code": exc.code, "message": exc.message}})
+        except MemoryError:
+            self.unload(list(self.models))
+            self.send({"id": rid, "ok": False, "error": {"code": "out_of_memory", "message": "the model worker ran out of memory"}})
+        except Exception as exc:  # a bug or a model failure: report it, keep serving
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            self.send({"id": rid, "ok": False, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}})
+        finally:
+            self.cancel_events.pop(rid, None)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def main() -> None:
+    import json
+
+    config = json.loads(os.environ.get("LENSCOPE_WORKER_CONFIG", "{}"))
+    # The protocol owns fd 1; anything a library prints goes to stderr instead.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    threads = config.get("threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    worker = Worker(
+        out,
+        device=config.get("device") or None,
+        memory_limit_mb=int(config.get("memory_limit_mb", 0)),
+        idle_unload_s=float(config.get("idle_unload_s", 0)),
+        model_dirs=list(config.get("model_dirs", [])),
+    )
+    reader = threading.Thread(target=worker.read_loop, args=(sys.stdin.buffer,), daemon=True)
+    reader.start()
+    worker.send({"id": 0, "ok": True, "result": {"ready": True, "pid": os.getpid()}})
+    preload = config.get("preload")
+    if preload:
+        worker.handle({"id": -1, "op": "load", "args": {"model": preload}})
+    worker.run()
+
+
+if __name__ == "__main__":
+    main()

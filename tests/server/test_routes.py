@@ -1,0 +1,75 @@
+"""Every route over HTTP on a real Jupyter server, in both encodings, against the core."""
+
+from __future__ import annotations
+
+import pytest
+
+from lenscope.analysis import analyze
+from lenscope.wire import AnalyzeResponse, to_wire, wire_equal
+from tests.server.helpers import MSGPACK, body_of, decoded, post_analyze
+
+TEXT = "def add(a, b):\n    return a + b  # 😀 日本\n"
+CONTEXT = "import math\n\n"
+
+
+def without_server_fields(wire: dict) -> dict:
+    out = {k: v for k, v in wire.items() if k not in ("timings_ms", "served_from")}
+    return out
+
+
+@pytest.mark.parametrize("encoding", ["json", "msgpack"])
+@pytest.mark.parametrize("accept", ["json", "msgpack"])
+async def test_analyze_equals_the_core_result(jp_fetch, gelu, encoding: str, accept: str) -> None:
+    body = {"text": TEXT, "context": CONTEXT, "top_k": 7, "top_neurons": 4}
+    response = await post_analyze(jp_fetch, body, encoding=encoding, accept=accept)
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith(MSGPACK if accept == "msgpack" else "application/json")
+    got = decoded(response)
+    expected = to_wire(analyze(gelu, TEXT, context=CONTEXT, top_k=7, top_neurons=4, model_name="lenscope-gelu-1l"))
+    assert wire_equal(without_server_fields(got), without_server_fields(expected))
+    for key in ("tokenize", "forward", "derive", "server_total"):
+        assert got["timings_ms"][key] >= 0
+    assert got["served_from"] == "worker"
+    AnalyzeResponse.model_validate(body_of(response))
+
+
+async def test_identical_request_is_served_from_cache(jp_fetch) -> None:
+    first = decoded(await post_analyze(jp_fetch, {"text": TEXT}))
+    second = decoded(await post_analyze(jp_fetch, {"text": TEXT}, accept="msgpack"))
+    assert first["served_from"] == "worker" and second["served_from"] == "cache"
+    assert wire_equal(without_server_fields(first), without_server_fields(second))
+    health = body_of(await jp_fetch("lenscope", "api", "health"))
+    assert health["cache"]["hits"] == 1 and health["cache"]["misses"] == 1 and health["cache"]["hit_rate"] == 0.5
+
+
+async def test_other_model_by_name(jp_fetch, attn_only) -> None:
+    got = decoded(await post_analyze(jp_fetch, {"text": TEXT, "model": "lenscope-attn-only-1l"}, accept="msgpack"))
+    expected = to_wire(analyze(attn_only, TEXT, model_name="lenscope-attn-only-1l"))
+    assert got["model"] == "lenscope-attn-only-1l"
+    assert wire_equal(without_server_fields(got), without_server_fields(expected))
+    assert got["predictions"]["neuron_index"].shape[1] == 0
+
+
+@pytest.mark.parametrize("accept", ["json", "msgpack"])
+async def test_models_lists_defaults_with_shapes_and_state(jp_fetch, accept: str) -> None:
+    headers = {"Accept": MSGPACK if accept == "msgpack" else "application/json"}
+    listing = body_of(await jp_fetch("lenscope", "api", "models", headers=headers))
+    models = {m["name"]: m for m in listing["models"]}
+    assert listing["default"] == "lenscope-gelu-1l" and models["lenscope-gelu-1l"]["default"]
+    gelu = models["lenscope-gelu-1l"]
+    assert gelu["loadable"] and gelu["state"] == "unloaded"
+    assert gelu["shape"] == {"n_layers": 1, "d_model": 256, "d_mlp": 1024, "d_vocab": 4096, "n_ctx": 256}
+    assert models["lenscope-attn-only-1l"]["shape"]["d_mlp"] is None
+    await post_analyze(jp_fetch, {"text": "x = 1"})
+    listing = body_of(await jp_fetch("lenscope", "api", "models", headers=headers))
+    assert {m["name"]: m["state"] for m in listing["models"]}["lenscope-gelu-1l"] == "loaded"
+
+
+async def test_health_reports_worker_models_queue_and_cache(jp_fetch) -> None:
+    health = body_of(await jp_fetch("lenscope", "api", "health"))
+    assert health["worker"]["state"] == "stopped" and health["queue"]["depth"] == 0  # lazy start (preload off)
+    await post_analyze(jp_fetch, {"text": "import os"})
+    health = body_of(await jp_fetch("lenscope", "api", "health", headers={"Accept": MSGPACK}))
+    assert health["worker"]["state"] == "ready" and isinstance(health["worker"]["pid"], int)
+    assert health["models"]["loaded"] == ["lenscope-gelu-1l"] and health["models"]["loading"] == []
+    assert health["cache"]["size"] == 1
