@@ -8,12 +8,14 @@ PORT ?= 8888
 
 .PHONY: install lab test lint bench
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile package.json yarn.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, CPU build from this machine's local file: a bare `torch` is a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[lab,test]'
+	# node dependencies (jlpm is JupyterLab's pinned yarn); yarn.lock is committed
+	$(BIN)/jlpm install
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,10 +29,13 @@ lab: install
 
 lint: install
 	$(BIN)/ruff check python server_ext tests benchmarks scripts
+	$(BIN)/ruff format --check python server_ext tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/python -m lenscope.openapi --check
 
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: install
 	$(BIN)/python -m benchmarks.bench_analyze
+	$(BIN)/python -m benchmarks.bench_http

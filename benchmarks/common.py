@@ -5,12 +5,13 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from lenscope.models.native import wrap_native
-from lenscope.models.registry import load_model
+from lenscope.models.native import new_native_model, save_native, wrap_native
+from lenscope.models.registry import DEFAULT_DIR, load_model
 
 GPT2_SMALL_SHAPE = dict(d_model=768, n_layers=12, n_heads=12, d_head=64, d_mlp=3072, n_ctx=1024, d_vocab=50257)
 
@@ -19,17 +20,24 @@ def default_model() -> Any:
     return load_model("lenscope-gelu-1l")
 
 
+GPT2_CONFIG = dict(
+    GPT2_SMALL_SHAPE, act_fn="gelu_new", normalization_type="LN", attn_only=False, seed=0, default_prepend_bos=True
+)
+
+
 def gpt2_small_shaped(tokenizer: Any) -> Any:
     """GPT-2 small's shape (124M parameters, 50,257-token vocabulary) with random weights.
 
     Built offline; the default tokenizer supplies the ids (all < 4,096), which is enough for
     timing: the vocabulary's cost is in the unembedding and the log-softmax, both full size.
     """
-    from lenscope.models.native import new_native_model
+    model = new_native_model(GPT2_CONFIG).eval()
+    return wrap_native(model, GPT2_CONFIG, tokenizer, "gpt2-small-shaped (random)").eval()
 
-    config = dict(GPT2_SMALL_SHAPE, act_fn="gelu_new", normalization_type="LN", attn_only=False, seed=0, default_prepend_bos=True)
-    model = new_native_model(config).eval()
-    return wrap_native(model, config, tokenizer, "gpt2-small-shaped (random)").eval()
+
+def save_gpt2_small_shaped(folder: Path) -> None:
+    """The same random model as a native checkpoint folder the server's worker can load."""
+    save_native(new_native_model(GPT2_CONFIG), {**GPT2_CONFIG, "tokenizer_dir": str(DEFAULT_DIR / "tokenizer")}, folder)
 
 
 def text_of_tokens(tokenizer: Any, n: int) -> str:

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from lenscope.models.heldout import eval_windows, model_loss, ngram_baselines, token_stream
-from lenscope.models.native import CONFIG_FILE, WEIGHTS_FILE, new_native_model
+from lenscope.models.native import new_native_model, save_native
 from lenscope.models.stdlib_corpus import HOLDOUT_EVERY, read_text, split_files
 
 OUT = Path(__file__).resolve().parents[1] / "python" / "lenscope" / "models" / "default"
@@ -206,10 +205,7 @@ def main() -> None:
         print(f"training {name}", flush=True)
         config = model_config(vocab, attn_only)
         model, stats = train_one(config, train_stream, bos, args.steps, args.batch, args.lr, args.seed)
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_FILE))
-        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        save_native(model, config, out / name)
         held = model_loss(model, windows)
         results[name] = dict(stats, held_out_loss=round(held, 4), params=sum(p.numel() for p in model.parameters()))
         print(f"  {name}: held-out {held:.4f} nats", flush=True)

@@ -113,6 +113,63 @@ class AnalyzeResponse(_Strict):
     )
 
 
+class ModelShapeWire(_Strict):
+    n_layers: int
+    d_model: int
+    d_mlp: int | None = Field(description="MLP neurons per layer; null for attention-only models")
+    d_vocab: int
+    n_ctx: int
+
+
+class ModelEntry(_Strict):
+    name: str
+    source: Literal["embedded", "local", "hub"]
+    loadable: bool = Field(description="Whether it can be loaded here and now (hub models: only from the local cache)")
+    reason: str = Field(description="Why it is not loadable, when it is not")
+    state: Literal["loaded", "loading", "unloaded", "unavailable"]
+    default: bool
+    shape: ModelShapeWire | None = Field(description="Known without loading for embedded and native models")
+    repo: str | None
+    aliases: list[str]
+
+
+class ModelsResponse(_Strict):
+    default: str
+    models: list[ModelEntry]
+
+
+class WorkerHealth(_Strict):
+    state: Literal["stopped", "starting", "ready", "dead"]
+    pid: int | None
+    restarts: int
+    last_exit: str | None = Field(description="How the last worker ended, e.g. 'signal 9'")
+
+
+class ModelsHealth(_Strict):
+    loaded: list[str]
+    loading: list[str]
+
+
+class QueueHealth(_Strict):
+    depth: int = Field(description="Requests sent to the worker and not yet answered")
+    limit: int
+
+
+class CacheHealth(_Strict):
+    size: int
+    capacity: int
+    hits: int
+    misses: int
+    hit_rate: float
+
+
+class HealthResponse(_Strict):
+    worker: WorkerHealth
+    models: ModelsHealth
+    queue: QueueHealth
+    cache: CacheHealth
+
+
 class ErrorDetail(_Strict):
     code: str
     message: str

@@ -22,7 +22,9 @@ class LenscopeApp(ExtensionApp):
     device = Unicode("", help="Torch device for the worker ('cpu', 'cuda', ...); empty: CPU").tag(config=True)
     cache_size = Int(256, help="Finished analyses kept in memory (LRU)").tag(config=True)
     queue_limit = Int(32, help="Requests waiting for the worker before new ones get 503 + Retry-After").tag(config=True)
-    worker_memory_limit_mb = Int(0, help="Worker RSS above which it drops its models, then restarts; 0: no limit").tag(config=True)
+    worker_memory_limit_mb = Int(0, help="Worker RSS above which it drops its models, then restarts; 0: no limit").tag(
+        config=True
+    )
     idle_unload_s = Float(1800.0, help="Unload a model unused for this long (seconds); 0: never").tag(config=True)
     worker_threads = Int(0, help="torch threads in the worker; 0: torch's default").tag(config=True)
     model_dirs = List(Unicode(), help="Folders (relative to the server root) whose sub-folders are models").tag(config=True)
@@ -30,6 +32,7 @@ class LenscopeApp(ExtensionApp):
     max_body_bytes = Int(4 * 2**20, help="Largest request body accepted").tag(config=True)
 
     def initialize_settings(self) -> None:
+        assert self.serverapp is not None
         root = Path(os.path.expanduser(self.serverapp.root_dir)).resolve()
         dirs = [str((root / d).resolve()) for d in self.model_dirs if (root / d).resolve().is_relative_to(root)]
         self.worker = WorkerClient(

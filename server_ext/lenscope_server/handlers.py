@@ -83,7 +83,9 @@ class LenscopeHandler(APIHandler):
             elif ctype in ("application/json", "text/plain", ""):
                 data = json.loads(body.decode("utf-8"))
             else:
-                raise RequestError("unsupported_media_type", f"Content-Type {ctype!r} is not supported: send application/json or {MSGPACK}")
+                raise RequestError(
+                    "unsupported_media_type", f"Content-Type {ctype!r} is not supported: send application/json or {MSGPACK}"
+                )
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
             kind = "msgpack" if ctype == MSGPACK else "JSON"
             raise RequestError("bad_request", f"request body is not valid {kind}: {exc}") from exc

@@ -87,7 +87,8 @@ class LenscopeService:
                 state = "loading"
             else:
                 state = "unloaded" if m["loadable"] else "unavailable"
-            entries.append({**m, "state": state, "default": m["name"] == self.default_model})
+            entry = {k: v for k, v in m.items() if k != "path"}  # server paths stay on the server
+            entries.append({**entry, "state": state, "default": m["name"] == self.default_model})
         return {"default": self.default_model, "models": entries}
 
     def health(self) -> dict[str, Any]:
@@ -96,5 +97,11 @@ class LenscopeService:
             "worker": {"state": w.state, "pid": w.pid, "restarts": w.restarts, "last_exit": w.last_exit},
             "models": {"loaded": sorted(w.loaded), "loading": sorted(w.loading)},
             "queue": {"depth": w.queue_depth, "limit": w.config.queue_limit},
-            "cache": {"size": len(c), "capacity": c.capacity, "hits": c.hits, "misses": c.misses, "hit_rate": round(c.hit_rate, 4)},
+            "cache": {
+                "size": len(c),
+                "capacity": c.capacity,
+                "hits": c.hits,
+                "misses": c.misses,
+                "hit_rate": round(c.hit_rate, 4),
+            },
         }

@@ -12,7 +12,9 @@ from tests.server.helpers import MSGPACK, error_of, post_analyze
 
 
 async def raw_post(jp_fetch, body: bytes, ctype: str = "application/json", accept: str = "application/json"):
-    return await jp_fetch("lenscope", "api", "analyze", method="POST", body=body, headers={"Content-Type": ctype, "Accept": accept})
+    return await jp_fetch(
+        "lenscope", "api", "analyze", method="POST", body=body, headers={"Content-Type": ctype, "Accept": accept}
+    )
 
 
 @pytest.mark.parametrize(
@@ -31,7 +33,13 @@ async def raw_post(jp_fetch, body: bytes, ctype: str = "application/json", accep
         (json.dumps({"text": "a\u0000b"}).encode(), "application/json", 400, "invalid_input", "NUL byte at character 1"),
         (b'{"text": "a\\ud800b"}', "application/json", 400, "invalid_input", "lone UTF-16 surrogate"),
         (json.dumps({"text": "x", "top_k": 0}).encode(), "application/json", 400, "invalid_input", "top_k must be between 1"),
-        (json.dumps({"text": "x", "top_k": 5000}).encode(), "application/json", 400, "invalid_input", "top_k must be between 1 and 4096"),
+        (
+            json.dumps({"text": "x", "top_k": 5000}).encode(),
+            "application/json",
+            400,
+            "invalid_input",
+            "top_k must be between 1 and 4096",
+        ),
         (json.dumps({"text": "x", "top_neurons": 101}).encode(), "application/json", 400, "invalid_input", "top_neurons"),
         (json.dumps({"text": "x", "model": "nope"}).encode(), "application/json", 404, "unknown_model", "unknown model 'nope'"),
         (json.dumps({"text": "x", "model": "/etc"}).encode(), "application/json", 404, "unknown_model", "'/etc'"),

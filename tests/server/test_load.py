@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
-
-import json
 
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
@@ -71,6 +70,8 @@ async def test_concurrent_clients(jp_fetch, gelu, http_server_client, jp_base_ur
     assert len(status_latencies) >= 3
     p50 = statistics.median(status_latencies)
     worst = max(status_latencies)
-    print(f"\n{CLIENTS * REQUESTS_EACH} analyze requests from {CLIENTS} clients in {elapsed:.1f}s; "
-          f"/api/status during load: {len(status_latencies)} calls, p50 {p50:.1f} ms, max {worst:.1f} ms")
+    print(
+        f"\n{CLIENTS * REQUESTS_EACH} analyze requests from {CLIENTS} clients in {elapsed:.1f}s; "
+        f"/api/status during load: {len(status_latencies)} calls, p50 {p50:.1f} ms, max {worst:.1f} ms"
+    )
     assert worst < 1000, "Jupyter's own API stalled under load"

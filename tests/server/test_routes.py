@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lenscope.analysis import analyze
-from lenscope.wire import AnalyzeResponse, to_wire, wire_equal
+from lenscope.wire import AnalyzeResponse, HealthResponse, ModelsResponse, to_wire, wire_equal
 from tests.server.helpers import MSGPACK, body_of, decoded, post_analyze
 
 TEXT = "def add(a, b):\n    return a + b  # 😀 日本\n"
@@ -54,6 +54,7 @@ async def test_other_model_by_name(jp_fetch, attn_only) -> None:
 async def test_models_lists_defaults_with_shapes_and_state(jp_fetch, accept: str) -> None:
     headers = {"Accept": MSGPACK if accept == "msgpack" else "application/json"}
     listing = body_of(await jp_fetch("lenscope", "api", "models", headers=headers))
+    ModelsResponse.model_validate(listing)
     models = {m["name"]: m for m in listing["models"]}
     assert listing["default"] == "lenscope-gelu-1l" and models["lenscope-gelu-1l"]["default"]
     gelu = models["lenscope-gelu-1l"]
@@ -67,9 +68,11 @@ async def test_models_lists_defaults_with_shapes_and_state(jp_fetch, accept: str
 
 async def test_health_reports_worker_models_queue_and_cache(jp_fetch) -> None:
     health = body_of(await jp_fetch("lenscope", "api", "health"))
+    HealthResponse.model_validate(health)
     assert health["worker"]["state"] == "stopped" and health["queue"]["depth"] == 0  # lazy start (preload off)
     await post_analyze(jp_fetch, {"text": "import os"})
     health = body_of(await jp_fetch("lenscope", "api", "health", headers={"Accept": MSGPACK}))
+    HealthResponse.model_validate(health)
     assert health["worker"]["state"] == "ready" and isinstance(health["worker"]["pid"], int)
     assert health["models"]["loaded"] == ["lenscope-gelu-1l"] and health["models"]["loading"] == []
     assert health["cache"]["size"] == 1

@@ -61,6 +61,15 @@ def wrap_native(model: Any, config: dict[str, Any], tokenizer: Any, name: str) -
     )
 
 
+def save_native(model: Any, config: dict[str, Any], folder: Path) -> None:
+    """Write ``config.json`` and ``model.safetensors`` (the inverse of :func:`load_native`)."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(folder / WEIGHTS_FILE))
+    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def load_native(folder: Path, name: str, device: str | None = None) -> TransformerBridge:
     from safetensors.torch import load_file
     from transformers import AutoTokenizer

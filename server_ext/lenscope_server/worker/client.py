@@ -138,8 +138,7 @@ class WorkerClient:
             self.loading.discard(self.config.preload or "")
             self.loaded = list(message.get("result", {}).get("loaded", self.loaded))
             return
-        pending = self._pending.get(rid) if isinstance(rid, int) else None
-        if pending is None:
+        if not isinstance(rid, int) or (pending := self._pending.get(rid)) is None:
             return
         if "progress" in message:
             if pending.on_progress:
@@ -186,7 +185,9 @@ class WorkerClient:
         self, op: str, args: dict[str, Any] | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None
     ) -> Any:
         if len(self._pending) >= self.config.queue_limit:
-            raise QueueFull(f"the model worker has {len(self._pending)} requests queued (limit {self.config.queue_limit}); retry shortly")
+            raise QueueFull(
+                f"the model worker has {len(self._pending)} requests queued (limit {self.config.queue_limit}); retry shortly"
+            )
         await self.start()
         assert self.proc is not None and self.proc.stdin is not None
         rid = next(self._ids)

@@ -115,7 +115,12 @@ class Worker:
         name = args["model"]
         model = self.model(name)
         result = analyze(
-            model, args["text"], context=args.get("context", ""), top_k=args["top_k"], top_neurons=args["top_neurons"], model_name=name
+            model,
+            args["text"],
+            context=args.get("context", ""),
+            top_k=args["top_k"],
+            top_neurons=args["top_neurons"],
+            model_name=name,
         )
         return {"payload": encode_msgpack(to_wire(result)), "loaded": sorted(self.models)}
 
@@ -147,7 +152,9 @@ class Worker:
             self.send({"id": rid, "ok": False, "error": {"code": exc.code, "message": exc.message}})
         except MemoryError:
             self.unload(list(self.models))
-            self.send({"id": rid, "ok": False, "error": {"code": "out_of_memory", "message": "the model worker ran out of memory"}})
+            self.send(
+                {"id": rid, "ok": False, "error": {"code": "out_of_memory", "message": "the model worker ran out of memory"}}
+            )
         except Exception as exc:  # a bug or a model failure: report it, keep serving
             import traceback
 

@@ -1,0 +1,92 @@
+"""HTTP analyze (msgpack) vs a bare in-process forward on the same tokens; msgpack vs JSON bytes.
+
+    python -m benchmarks.bench_http [--repeat 5]
+
+Starts a real Jupyter server with lenscope (its worker with 2 torch threads, the response cache
+off so every request computes), on loopback. The bare forward runs in this process, also with
+2 threads, on the same windows, with no hooks and nothing derived. Both are timed alternately
+in one run; the ratio is end-to-end HTTP analyze time over bare forward time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.bench_analyze import windows_batch
+from benchmarks.common import bare_forward, default_model, gpt2_small_shaped, save_gpt2_small_shaped, text_of_tokens
+from benchmarks.server import TOKEN, jupyter_server
+
+MSGPACK = "application/msgpack"
+
+
+def post(base: str, body: dict[str, Any], accept: str) -> tuple[bytes, float]:
+    req = urllib.request.Request(
+        base + "lenscope/api/analyze",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"token {TOKEN}", "Content-Type": "application/json", "Accept": accept},
+        method="POST",
+    )
+    t = time.perf_counter()
+    payload = urllib.request.urlopen(req, timeout=600).read()
+    return payload, (time.perf_counter() - t) * 1000
+
+
+def run(repeat: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    torch.set_num_threads(2)
+    gelu = default_model()
+    rows, sizes = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        save_gpt2_small_shaped(root / "models" / "gpt2-small-shaped")
+        extra = ("--LenscopeApp.model_dirs=['models']", "--LenscopeApp.cache_size=0", "--LenscopeApp.worker_threads=2")
+        with jupyter_server(root, *extra) as base:
+            for name, model in (("lenscope-gelu-1l", gelu), ("gpt2-small-shaped", gpt2_small_shaped(gelu.tokenizer))):
+                for n in (256, 1024):
+                    text = text_of_tokens(model.tokenizer, n)
+                    body = {"text": text, "model": name}
+                    x = windows_batch(model, text)
+                    post(base, body, MSGPACK)  # load the model in the worker, warm up
+                    bare_forward(model, x)
+                    t_http, t_fw = [], []
+                    for _ in range(repeat):
+                        t_http.append(post(base, body, MSGPACK)[1])
+                        t = time.perf_counter()
+                        bare_forward(model, x)
+                        t_fw.append((time.perf_counter() - t) * 1000)
+                    http, fw = sorted(t_http)[repeat // 2], sorted(t_fw)[repeat // 2]
+                    rows.append({"model": name, "tokens": n, "windows": x.shape[0], "http_ms": http, "forward_ms": fw})
+                    mp, _ = post(base, body, MSGPACK)
+                    js, _ = post(base, body, "application/json")
+                    sizes.append({"model": name, "tokens": n, "msgpack": len(mp), "json": len(js)})
+    return rows, sizes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    rows, sizes = run(ap.parse_args().repeat)
+    print("| model | tokens | windows | HTTP analyze, msgpack (ms) | bare forward (ms) | ratio | target |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        ratio = r["http_ms"] / r["forward_ms"]
+        cells = [r["model"], r["tokens"], r["windows"], f"{r['http_ms']:.1f}", f"{r['forward_ms']:.1f}", f"{ratio:.2f}x"]
+        print("| " + " | ".join(map(str, cells)) + f" | <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'} |")
+    print()
+    print("| model | tokens | msgpack bytes | JSON bytes | msgpack / JSON | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    for s in sizes:
+        share = s["msgpack"] / s["json"]
+        cells = [s["model"], s["tokens"], f"{s['msgpack']:,}", f"{s['json']:,}", f"{share:.1%}"]
+        print("| " + " | ".join(map(str, cells)) + f" | <= 30%: {'met' if share <= 0.3 else 'NOT met'} |")
+
+
+if __name__ == "__main__":
+    main()

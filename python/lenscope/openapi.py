@@ -1,0 +1,111 @@
+"""Generate ``docs/openapi.json`` from the wire schema: ``python -m lenscope.openapi [--check]``.
+
+The pydantic models in :mod:`lenscope.wire` are the source of truth; this spec is derived
+from them, and the frontend's TypeScript types from this spec (``jlpm gen:types``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from lenscope import __version__
+from lenscope.wire import AnalyzeRequest, AnalyzeResponse, ErrorResponse, HealthResponse, ModelsResponse
+
+SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+MSGPACK = "application/msgpack"
+REF = "#/components/schemas/{model}"
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _content(model: type[BaseModel], msgpack: bool) -> dict[str, Any]:
+    types = ["application/json", MSGPACK] if msgpack else ["application/json"]
+    return {t: {"schema": _ref(model)} for t in types}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed body or invalid input (the message names the field and the problem)",
+        403: "Not authenticated or not authorized (Jupyter's own auth)",
+        404: "Unknown model",
+        413: "Text or body over its limit (the message gives the limit)",
+        415: "Unsupported Content-Type",
+        503: "Worker restarting, queue full or model unavailable; see Retry-After",
+    }
+    return {str(s): {"description": text[s], "content": _content(ErrorResponse, True)} for s in statuses}
+
+
+def build_spec() -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [(m, "validation") for m in (AnalyzeRequest, AnalyzeResponse, ModelsResponse, HealthResponse, ErrorResponse)],
+        ref_template=REF,
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lenscope",
+            "version": __version__,
+            "description": "lenscope's HTTP API, served by its Jupyter server extension under {base_url}lenscope/api/. "
+            "Every route needs Jupyter's auth. Send Accept: application/msgpack for msgpack responses; arrays "
+            "travel as {dtype, shape, data} with data as little-endian bytes (msgpack) or a flat list (JSON).",
+        },
+        "paths": {
+            "/lenscope/api/models": {
+                "get": {
+                    "operationId": "listModels",
+                    "summary": "Available models, their shapes, and whether each is loadable now",
+                    "responses": {
+                        "200": {"description": "The models", "content": _content(ModelsResponse, True)},
+                        **_errors(403, 503),
+                    },
+                }
+            },
+            "/lenscope/api/analyze": {
+                "post": {
+                    "operationId": "analyze",
+                    "summary": "Per-token next-token predictions and top MLP neurons of a text",
+                    "requestBody": {"required": True, "content": _content(AnalyzeRequest, True)},
+                    "responses": {
+                        "200": {"description": "The analysis", "content": _content(AnalyzeResponse, True)},
+                        **_errors(400, 403, 404, 413, 415, 503),
+                    },
+                }
+            },
+            "/lenscope/api/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Worker state, loaded models, queue depth, cache hit rate",
+                    "responses": {"200": {"description": "Health", "content": _content(HealthResponse, True)}, **_errors(403)},
+                }
+            },
+        },
+        "components": {"schemas": defs["$defs"]},
+    }
+
+
+def render() -> str:
+    return json.dumps(build_spec(), indent=2, sort_keys=True) + "\n"
+
+
+def main() -> int:
+    text = render()
+    if "--check" in sys.argv:
+        if SPEC_PATH.read_text(encoding="utf-8") != text:
+            print(f"{SPEC_PATH} is out of date: run python -m lenscope.openapi", file=sys.stderr)
+            return 1
+        return 0
+    SPEC_PATH.write_text(text, encoding="utf-8")
+    print(f"wrote {SPEC_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
