@@ -7,6 +7,8 @@ import torch
 
 torch.set_num_threads(2)
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 
 @pytest.fixture(scope="session")
 def gelu() -> Any:

@@ -20,9 +20,12 @@ import numpy as np
 import torch
 
 from lenscope.errors import InvalidInput
-from lenscope.tokens import TokenSpans, encode, token_strings, tokenize_with_spans
+from lenscope.tokens import TokenSpans, split_context, token_strings
 from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TOP_NEURONS, check_int, check_text
 from lenscope.windows import Window, plan_windows
+
+CHARS_PER_TOKEN_BOUND = 64
+"""Context beyond ``body * 64`` characters cannot reach the kept context tokens."""
 
 LOGITS_BUDGET_BYTES = 256 * 2**20
 """Windows per forward batch are chosen so the float32 logits stay under this."""
@@ -177,8 +180,9 @@ def analyze(
     """Analyze ``text`` token by token with ``model`` (a TransformerLens ``TransformerBridge``).
 
     ``context`` is text before ``text`` that conditions the predictions but is not reported;
-    the last ``max(body - n_text, body // 2)`` context tokens are kept (``body`` = tokens per
-    window after the BOS). ``window`` (tokens per window, BOS included) defaults to the
+    the two are tokenized as one string (see :func:`lenscope.tokens.split_context`) and the last
+    ``max(body - n_text, body // 2)`` context tokens are kept (``body`` = tokens per window
+    after the BOS). ``window`` (tokens per window, BOS included) defaults to the
     model's ``n_ctx``; a smaller value is useful for tests.
     """
     n_layers, d_mlp, d_vocab, n_ctx = model_dims(model)
@@ -194,9 +198,9 @@ def analyze(
     timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
 
     t0 = time.perf_counter()
-    spans = tokenize_with_spans(tokenizer, text)
+    # No kept context token is longer than this many characters: cut the rest before tokenizing.
+    ctx_ids, spans = split_context(tokenizer, context[-body * CHARS_PER_TOKEN_BOUND :], text)
     n = len(spans.ids)
-    ctx_ids = encode(tokenizer, context) if context else []
     keep = min(len(ctx_ids), max(body - n, body // 2))
     ctx_ids = ctx_ids[len(ctx_ids) - keep :]
     seq = ctx_ids + spans.ids.tolist()

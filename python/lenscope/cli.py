@@ -87,7 +87,8 @@ def _print_table(result: object) -> None:
             escape(top),
             neurons,
         )
-    Console().print(table)
+    # Piped output has no terminal width to fit: use a wide one rather than folding every cell.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
     t = result.timings_ms
     print(f"tokenize {t['tokenize']:.1f} ms, forward {t['forward']:.1f} ms, derive {t['derive']:.1f} ms")
 

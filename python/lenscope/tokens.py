@@ -44,6 +44,18 @@ class TokenSpans:
     def texts(self, text: str) -> list[str]:
         return [text[s:e] for s, e in zip(self.start.tolist(), self.end.tolist())]
 
+    def after(self, first: int, chars: int, units: int) -> TokenSpans:
+        """Tokens ``first..`` with spans made relative to a text starting ``chars`` code points
+        (``units`` UTF-16 units) in; a token straddling that start is clipped to it."""
+        return TokenSpans(
+            ids=self.ids[first:],
+            start=np.maximum(self.start[first:] - chars, 0),
+            end=self.end[first:] - chars,
+            start_utf16=np.maximum(self.start_utf16[first:] - units, 0),
+            end_utf16=self.end_utf16[first:] - units,
+            partial=self.partial[first:],
+        )
+
 
 def encode(tokenizer: Any, text: str) -> list[int]:
     ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -99,6 +111,26 @@ def tokenize_with_spans(tokenizer: Any, text: str) -> TokenSpans:
         end_utf16=u16[end],
         partial=partial,
     )
+
+
+def split_context(tokenizer: Any, context: str, text: str) -> tuple[list[int], TokenSpans]:
+    """Tokenize ``context + text`` as one string; return the context's token ids and the text's spans.
+
+    Tokenizing the two separately would put a token boundary at the selection's start that the
+    model never saw in training: a selection starting at ``return`` on an indented line would
+    make the context end in a four-space token followed by ``return``, where the file has three
+    spaces followed by `` return``. A token that straddles the boundary belongs to the text, its
+    span clipped to the text's start; so does a token holding only leading bytes of the text's
+    first character.
+    """
+    if not context:
+        return [], tokenize_with_spans(tokenizer, text)
+    joint = tokenize_with_spans(tokenizer, context + text)
+    c = len(context)
+    in_text = (joint.end > c) | ((joint.start == c) & (joint.end == c))
+    first = int(np.argmax(in_text)) if in_text.any() else len(joint.ids)
+    units = int(_utf16_prefix(context)[-1])
+    return joint.ids[:first].tolist(), joint.after(first, c, units)
 
 
 def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:

@@ -15,6 +15,7 @@ import torch
 @dataclass
 class Reference:
     ids: list[int]  # the token ids of the text (after BOS + context)
+    context_ids: list[int]
     logprobs: torch.Tensor  # [n + 1, vocab]: row j = distribution over text token j
     ranks: list[int]  # rank of text token j in row j, from a full sort
     neurons: torch.Tensor  # [n, layers * d_mlp] post-activations at each text token
@@ -24,8 +25,11 @@ class Reference:
 def reference(model: Any, text: str, context: str = "") -> Reference:
     tok = model.tokenizer
     bos = tok.bos_token_id
-    ctx = tok(context, add_special_tokens=False)["input_ids"] if context else []
-    ids = tok(text, add_special_tokens=False)["input_ids"]
+    # context + text tokenized as one string; the text's tokens are those ending after the
+    # context (by the tokenizer's own offsets, not lenscope's span code)
+    enc = tok(context + text, add_special_tokens=False, return_offsets_mapping=True)
+    split = next((i for i, (_, end) in enumerate(enc["offset_mapping"]) if end > len(context)), len(enc["input_ids"]))
+    ctx, ids = enc["input_ids"][:split], enc["input_ids"][split:]
     seq = torch.tensor([[bos, *ctx, *ids]])
     names = [f"blocks.{layer}.mlp.hook_post" for layer in range(model.cfg.n_layers)]
     logits, cache = model.run_with_cache(seq, names_filter=lambda n: n in names)
@@ -36,4 +40,4 @@ def reference(model: Any, text: str, context: str = "") -> Reference:
         ranks.append(int((order == t).nonzero()[0, 0]) + 1)
     acts = [cache[n][0, 1 + len(ctx) :].float() for n in names if n in cache]
     neurons = torch.cat(acts, dim=-1) if acts else torch.zeros(len(ids), 0)
-    return Reference(ids=ids, logprobs=lp, ranks=ranks, neurons=neurons)
+    return Reference(ids=ids, context_ids=ctx, logprobs=lp, ranks=ranks, neurons=neurons)

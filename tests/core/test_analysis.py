@@ -52,12 +52,40 @@ def test_context_conditions_but_is_not_reported(gelu) -> None:
     got = analyze(gelu, text, context=context, top_neurons=5)
     ref = reference(gelu, text, context)
     assert got.token_texts[0] == "def" and "".join(got.token_texts) == text
-    assert got.context_tokens == len(gelu.tokenizer(context, add_special_tokens=False)["input_ids"])
+    assert got.context_tokens == len(ref.context_ids)
+    assert got.tokens.ids.tolist() == ref.ids
     assert got.predictions.top_ids.tolist() == ref.logprobs.topk(10, dim=-1).indices.tolist()
     assert got.predictions.actual_rank[: len(ref.ids)].tolist() == ref.ranks
     # and the context really matters: the first token's prediction differs without it
     bare = analyze(gelu, text, top_neurons=5)
     assert not np.allclose(bare.predictions.actual_logprob[0], got.predictions.actual_logprob[0])
+
+
+def test_boundary_tokens_are_the_ones_the_model_sees_in_the_file(gelu) -> None:
+    """A selection that starts after an indent: the indent's last space belongs to the word."""
+    context, text = "def f(x):\n    ", "return x + 1\n"
+    got = analyze(gelu, text, context=context)
+    tok = gelu.tokenizer
+    joint = tok(context + text, add_special_tokens=False)["input_ids"]
+    assert joint[-len(got.tokens.ids) :] == got.tokens.ids.tolist()
+    assert tok.convert_ids_to_tokens(int(got.tokens.ids[0])) == "Ġreturn"  # " return", as in training
+    assert got.token_texts[0] == "return" and "".join(got.token_texts) == text
+    # tokenized apart, the context would end in a 4-space token the model never saw before "return"
+    apart = tok(context, add_special_tokens=False)["input_ids"] + tok(text, add_special_tokens=False)["input_ids"]
+    assert apart != joint
+    ref = reference(gelu, text, context)
+    assert got.predictions.actual_rank[: len(ref.ids)].tolist() == ref.ranks
+    assert got.predictions.actual_rank[0] <= 5  # "return" after an indent is an easy guess, this way
+
+
+def test_selection_starting_mid_token_clips_the_straddling_token(gelu) -> None:
+    context, text = "result = compu", "te_total(values)\n"
+    got = analyze(gelu, text, context=context)
+    assert "".join(got.token_texts) == text and got.tokens.start[0] == 0
+    joint = gelu.tokenizer(context + text, add_special_tokens=False, return_offsets_mapping=True)
+    straddling = [i for i, (s, e) in zip(joint["input_ids"], joint["offset_mapping"]) if s < len(context) < e]
+    if straddling:  # the tokenizer merged across the cut: that token is the text's first
+        assert got.tokens.ids[0] == straddling[0]
 
 
 def test_first_row_is_predicted_from_bos(gelu) -> None:

@@ -25,7 +25,7 @@ def test_table_and_json(tmp_path: Path) -> None:
     f.write_text(SOURCE, encoding="utf-8")
     table = run("analyze", str(f), "--lines", "4:5")
     assert table.returncode == 0, table.stderr
-    assert "home" in table.stdout and "top-5 next" in table.stdout and "forward" in table.stdout
+    assert "environ" in table.stdout and "top-5 next" in table.stdout and "forward" in table.stdout
     out = run("analyze", str(f), "--lines", "4:5", "--json")
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)

@@ -4,8 +4,6 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
 
 @pytest.fixture
 def lenscope_config() -> dict[str, Any]:
