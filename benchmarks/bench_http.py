@@ -46,7 +46,7 @@ def run(repeat: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         save_gpt2_small_shaped(root / "models" / "gpt2-small-shaped")
-        extra = ("--LenscopeApp.model_dirs=['models']", "--LenscopeApp.cache_size=0", "--LenscopeApp.worker_threads=2")
+        extra = ("--LenscopeApp.model_dirs=models", "--LenscopeApp.cache_size=0", "--LenscopeApp.worker_threads=2")
         with jupyter_server(root, *extra) as base:
             for name, model in (("lenscope-gelu-1l", gelu), ("gpt2-small-shaped", gpt2_small_shaped(gelu.tokenizer))):
                 for n in (256, 1024):

@@ -105,10 +105,10 @@ and one has none. Comparing them token by token shows where the MLP matters.
 | MLP | {d_mlp} neurons, GELU (tanh approx.) | none |
 | context | {n_ctx} tokens (BOS + {body}) | {n_ctx} tokens |
 | parameters | {params_gelu:,} | {params_attn:,} |
-| training time ({threads} CPU threads)* | {time_gelu:.0f} s | {time_attn:.0f} s |
+| training time ({threads} CPU threads, see below) | {time_gelu:.0f} s | {time_attn:.0f} s |
 | **held-out loss (nats/token)** | **{loss_gelu:.3f}** | **{loss_attn:.3f}** |
 
-\* Wall-clock on a 2-core machine that was doing other work at the same time. Measured alone,
+Training time is wall-clock on a 2-core machine that was doing other work at the same time. Measured alone,
 a training step (16 x 256 tokens) takes about 0.56 s for the GELU model and 0.34 s for the
 attention-only one.
 

@@ -13,6 +13,7 @@ predictions for the next token" is row ``i + 1``. Neuron row ``i`` is at token `
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ CHARS_PER_TOKEN_BOUND = 64
 """Context beyond ``body * 64`` characters cannot reach the kept context tokens."""
 
 LOGITS_BUDGET_BYTES = 256 * 2**20
+DERIVE_CHUNK_ELEMENTS = 2**22
 """Windows per forward batch are chosen so the float32 logits stay under this."""
 
 
@@ -99,31 +101,52 @@ FIELDS = (
 )
 
 
-@torch.inference_mode()
-def _run(
-    model: Any,
-    seq: list[int],
-    bos: int,
-    windows: list[Window],
-    first: int,
-    top_k: int,
-    top_neurons: int,
-    timings: dict[str, float],
-) -> dict[str, torch.Tensor]:
-    """Forward every window and derive the outputs of S positions ``first .. len(seq) - 1``.
+@dataclass
+class _Plan:
+    """What one call runs: the token sequence S (kept context + text) and its windows."""
 
-    Row ``r`` of each returned tensor belongs to S position ``first + r``: its next-token
-    distribution and its neurons (the BOS row's neurons are meaningless; callers drop them).
+    spans: TokenSpans
+    seq: list[int]
+    keep: int  # context tokens kept
+    first: int  # S position whose output predicts text token 0 (-1: the BOS)
+    windows: list[Window]
+    window: int
+    bos: int
+
+
+def _plan(model: Any, text: str, context: str, window: int | None, timings: dict[str, float]) -> _Plan:
+    """Validate the text, tokenize context + text together, keep what fits, cut windows."""
+    n_ctx = model_dims(model)[3]
+    check_text(text)
+    check_text(context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
+    window = n_ctx if window is None else check_int(window, "window", 3, n_ctx)
+    body = window - 1
+    t0 = time.perf_counter()
+    # No kept context token is longer than this many characters: cut the rest before tokenizing.
+    ctx_ids, spans = split_context(model.tokenizer, context[-body * CHARS_PER_TOKEN_BOUND :], text)
+    keep = min(len(ctx_ids), max(body - len(spans.ids), body // 2))
+    seq = ctx_ids[len(ctx_ids) - keep :] + spans.ids.tolist()
+    timings["tokenize"] = (time.perf_counter() - t0) * 1000
+    windows = plan_windows(len(seq), body, keep - 1)
+    return _Plan(spans, seq, keep, keep - 1, windows, window, bos_id(model.tokenizer))
+
+
+def _forward_windows(
+    model: Any, plan: _Plan, hooks: list[str], timings: dict[str, float]
+) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
+    """Run the plan's windows in batches; yield ``(window, positions, logits, hooked acts)``.
+
+    ``positions`` are the S positions the window reports (from ``plan.first`` on), ``logits``
+    and each of ``acts`` are already indexed at them. Time spent outside the forward (in the
+    caller, between yields) is the caller's to count.
     """
-    _, d_mlp, d_vocab, _ = model_dims(model)
-    hooks = mlp_hook_names(model) if top_neurons else []
     device = _model_device(model)
-    body = max(w.stop - w.start for w in windows)
+    d_vocab = model_dims(model)[2]
+    body = max(w.stop - w.start for w in plan.windows)
     per_batch = max(1, LOGITS_BUDGET_BYTES // ((body + 1) * d_vocab * 4))
-    parts: dict[str, list[torch.Tensor]] = {f: [] for f in FIELDS}
-    seq_t = torch.tensor([*seq, 0], dtype=torch.int64, device=device)  # + a dummy target after the end
-    for batch in _batches(windows, per_batch):
-        x = torch.full((len(batch), body + 1), bos, dtype=torch.int64, device=device)
+    seq_t = torch.tensor(plan.seq, dtype=torch.int64, device=device)
+    for batch in _batches(plan.windows, per_batch):
+        x = torch.full((len(batch), body + 1), plan.bos, dtype=torch.int64, device=device)
         for b, w in enumerate(batch):  # right padding is harmless: attention is causal
             x[b, 1 : 1 + w.stop - w.start] = seq_t[w.start : w.stop]
         acts: list[torch.Tensor] = []
@@ -136,29 +159,53 @@ def _run(
             logits = model.run_with_hooks(x, fwd_hooks=[(h, keep) for h in hooks])
         else:
             logits = model(x)
-        t1 = time.perf_counter()
+        timings["forward"] += (time.perf_counter() - t0) * 1000
         for b, w in enumerate(batch):
-            positions = torch.arange(max(w.report_from, first), w.report_to, device=device)
-            local = positions - w.start + 1
-            lp = torch.log_softmax(logits[b, local].float(), dim=-1)
+            lo = max(w.report_from, plan.first)
+            positions = torch.arange(lo, w.report_to, device=device)
+            local = slice(lo - w.start + 1, w.report_to - w.start + 1)  # a view, not a copy
+            yield w, positions, logits[b, local], [a[b, local] for a in acts]
+
+
+@torch.inference_mode()
+def _derive_predictions(
+    model: Any, plan: _Plan, top_k: int, top_neurons: int, timings: dict[str, float]
+) -> dict[str, torch.Tensor]:
+    """Predictions and top neurons of S positions ``plan.first .. len(seq) - 1``, one row each.
+
+    Row ``r`` belongs to S position ``first + r``: its next-token distribution and its neurons
+    (the first row's neurons are at the BOS or a context token; callers drop them).
+    """
+    d_mlp = model_dims(model)[1]
+    hooks = mlp_hook_names(model) if top_neurons else []
+    seq_t = torch.tensor([*plan.seq, 0], dtype=torch.int64, device=_model_device(model))  # + a dummy target
+    parts: dict[str, list[torch.Tensor]] = {f: [] for f in FIELDS}
+    # Rows are derived in chunks so each temporary stays ~16 MB: fresh multi-hundred-MB
+    # tensors cost more in page faults than the arithmetic on them (GPT-2's vocabulary).
+    chunk = max(1, DERIVE_CHUNK_ELEMENTS // max(model_dims(model)[2], d_mlp * model_dims(model)[0], 1))
+    for _, positions, window_logits, window_acts in _forward_windows(model, plan, hooks, timings):
+        t1 = time.perf_counter()
+        for c in range(0, len(positions), chunk):
+            rows = slice(c, c + chunk)
+            pos = positions[rows]
+            lp = torch.log_softmax(window_logits[rows].float(), dim=-1)
             top_lp, top_id = lp.topk(top_k, dim=-1)
-            has_next = positions + 1 < len(seq)
-            actual = lp.gather(1, seq_t[positions + 1][:, None])[:, 0]
-            rank = (lp > actual[:, None]).sum(-1) + 1  # no sort: count what beats the actual
+            has_next = pos + 1 < len(plan.seq)
+            actual = lp.gather(1, seq_t[pos + 1][:, None])[:, 0]
+            rank = (lp > actual[:, None]).sum(-1, dtype=torch.int32) + 1  # no sort: count what beats it
             parts["top_ids"].append(top_id)
             parts["top_logprobs"].append(top_lp)
             parts["actual_logprob"].append(torch.where(has_next, actual, float("nan")))
             parts["actual_rank"].append(torch.where(has_next, rank, 0))
-            parts["entropy"].append(-(lp.exp() * lp).sum(-1))
+            parts["entropy"].append(-torch.linalg.vecdot(lp.exp(), lp))
             if hooks:
-                acts_here = torch.cat([a[b, local].float() for a in acts], dim=-1)
-                n_val, n_flat = acts_here.topk(top_neurons, dim=-1)
+                acts = torch.cat([a[rows].float() for a in window_acts], dim=-1)
+                n_val, n_flat = acts.topk(top_neurons, dim=-1)
                 parts["neuron_layer"].append(n_flat // d_mlp)
                 parts["neuron_index"].append(n_flat % d_mlp)
                 parts["neuron_activation"].append(n_val)
-        timings["forward"] += (t1 - t0) * 1000
         timings["derive"] += (time.perf_counter() - t1) * 1000
-    rows = len(seq) - first
+    rows = len(plan.seq) - plan.first
     empty = {
         "neuron_layer": torch.zeros(rows, 0, dtype=torch.int64),
         "neuron_index": torch.zeros(rows, 0, dtype=torch.int64),
@@ -185,31 +232,14 @@ def analyze(
     after the BOS). ``window`` (tokens per window, BOS included) defaults to the
     model's ``n_ctx``; a smaller value is useful for tests.
     """
-    n_layers, d_mlp, d_vocab, n_ctx = model_dims(model)
-    check_text(text)
-    check_text(context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
+    n_layers, d_mlp, d_vocab, _ = model_dims(model)
     check_int(top_k, "top_k", 1, d_vocab)
     # An attention-only model has no neurons: any top_neurons asks for none of them.
     check_int(top_neurons, "top_neurons", 0, min(MAX_TOP_NEURONS, n_layers * d_mlp) if d_mlp else MAX_TOP_NEURONS)
-    window = n_ctx if window is None else check_int(window, "window", 3, n_ctx)
-    body = window - 1
-    tokenizer = model.tokenizer
-    bos = bos_id(tokenizer)
     timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
-
-    t0 = time.perf_counter()
-    # No kept context token is longer than this many characters: cut the rest before tokenizing.
-    ctx_ids, spans = split_context(tokenizer, context[-body * CHARS_PER_TOKEN_BOUND :], text)
-    n = len(spans.ids)
-    keep = min(len(ctx_ids), max(body - n, body // 2))
-    ctx_ids = ctx_ids[len(ctx_ids) - keep :]
-    seq = ctx_ids + spans.ids.tolist()
-    timings["tokenize"] = (time.perf_counter() - t0) * 1000
-
-    first = keep - 1  # S position whose output predicts text token 0 (-1: the BOS)
-    windows = plan_windows(len(seq), body, first)
-    m = top_neurons if d_mlp else 0
-    out = _run(model, seq, bos, windows, first, top_k, m, timings)
+    plan = _plan(model, text, context, window, timings)
+    spans = plan.spans
+    out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings)
 
     t1 = time.perf_counter()
     arr = {f: t.cpu().numpy() for f, t in out.items()}  # n + 1 rows: positions first .. end
@@ -224,7 +254,7 @@ def analyze(
         neuron_activation=arr["neuron_activation"][1:].astype(np.float32),
     )
     ids = sorted(set(preds.top_ids.reshape(-1).tolist()) | set(spans.ids.tolist()))
-    strings = dict(zip(ids, token_strings(tokenizer, ids)))
+    strings = dict(zip(ids, token_strings(model.tokenizer, ids)))
     timings["derive"] += (time.perf_counter() - t1) * 1000
     return AnalysisResult(
         model=model_name or str(getattr(model.cfg, "model_name", "model")),
@@ -232,9 +262,66 @@ def analyze(
         token_texts=spans.texts(text),
         predictions=preds,
         strings=strings,
-        context_tokens=keep,
-        windowed=len(seq) > body,
-        windows=len(windows),
-        window_tokens=window,
+        context_tokens=plan.keep,
+        windowed=len(plan.seq) > plan.window - 1,
+        windows=len(plan.windows),
+        window_tokens=plan.window,
+        timings_ms={k: round(v, 3) for k, v in timings.items()},
+    )
+
+
+@dataclass
+class NeuronActivations:
+    model: str
+    tokens: TokenSpans
+    token_texts: list[str]
+    neurons: list[tuple[int, int]]  # (layer, index), in the order asked
+    activations: np.ndarray  # float32 [n_tokens, n_neurons]: post-activation at each token
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@torch.inference_mode()
+def neuron_activations(
+    model: Any,
+    text: str,
+    neurons: list[tuple[int, int]],
+    context: str = "",
+    *,
+    model_name: str | None = None,
+    window: int | None = None,
+) -> NeuronActivations:
+    """The post-activations of the given MLP neurons at every token of ``text``.
+
+    Same tokenization, context and windows as :func:`analyze`, so row ``i`` is at the same
+    token ``i``; only the layers asked for are hooked.
+    """
+    n_layers, d_mlp, _, _ = model_dims(model)
+    if not d_mlp:
+        raise InvalidInput("this model is attention-only: it has no MLP neurons")
+    if not isinstance(neurons, list) or not 1 <= len(neurons) <= MAX_TOP_NEURONS:
+        raise InvalidInput(f"neurons must be a list of 1 to {MAX_TOP_NEURONS} (layer, index) pairs")
+    for pair in neurons:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise InvalidInput(f"each neuron must be a (layer, index) pair, got {pair!r}")
+        layer, index = pair
+        check_int(layer, "layer", 0, n_layers - 1)
+        check_int(index, "neuron index", 0, d_mlp - 1)
+    timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
+    plan = _plan(model, text, context, window, timings)
+    layers = sorted({layer for layer, _ in neurons})
+    hooks = [mlp_hook_names(model)[layer] for layer in layers]
+    parts = []
+    for _, _, _, acts in _forward_windows(model, plan, hooks, timings):
+        t1 = time.perf_counter()
+        by_layer = dict(zip(layers, acts))
+        parts.append(torch.stack([by_layer[layer][:, index].float() for layer, index in neurons], dim=-1))
+        timings["derive"] += (time.perf_counter() - t1) * 1000
+    values = torch.cat(parts)[1:].cpu().numpy().astype(np.float32)  # drop the row before token 0
+    return NeuronActivations(
+        model=model_name or str(getattr(model.cfg, "model_name", "model")),
+        tokens=plan.spans,
+        token_texts=plan.spans.texts(text),
+        neurons=[(int(la), int(ix)) for la, ix in neurons],
+        activations=values,
         timings_ms={k: round(v, 3) for k, v in timings.items()},
     )

@@ -15,7 +15,15 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from lenscope import __version__
-from lenscope.wire import AnalyzeRequest, AnalyzeResponse, ErrorResponse, HealthResponse, ModelsResponse
+from lenscope.wire import (
+    ActivationsRequest,
+    ActivationsResponse,
+    AnalyzeRequest,
+    AnalyzeResponse,
+    ErrorResponse,
+    HealthResponse,
+    ModelsResponse,
+)
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 MSGPACK = "application/msgpack"
@@ -45,7 +53,18 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 def build_spec() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "validation") for m in (AnalyzeRequest, AnalyzeResponse, ModelsResponse, HealthResponse, ErrorResponse)],
+        [
+            (m, "validation")
+            for m in (
+                AnalyzeRequest,
+                AnalyzeResponse,
+                ActivationsRequest,
+                ActivationsResponse,
+                ModelsResponse,
+                HealthResponse,
+                ErrorResponse,
+            )
+        ],
         ref_template=REF,
     )
     return {
@@ -75,6 +94,17 @@ def build_spec() -> dict[str, Any]:
                     "requestBody": {"required": True, "content": _content(AnalyzeRequest, True)},
                     "responses": {
                         "200": {"description": "The analysis", "content": _content(AnalyzeResponse, True)},
+                        **_errors(400, 403, 404, 413, 415, 503),
+                    },
+                }
+            },
+            "/lenscope/api/activations": {
+                "post": {
+                    "operationId": "activations",
+                    "summary": "Post-activations of chosen MLP neurons at every token of a text",
+                    "requestBody": {"required": True, "content": _content(ActivationsRequest, True)},
+                    "responses": {
+                        "200": {"description": "The activations", "content": _content(ActivationsResponse, True)},
                         **_errors(400, 403, 404, 413, 415, 503),
                     },
                 }

@@ -12,6 +12,7 @@ tokenizer's own character offsets.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import weakref
 from functools import lru_cache
 from typing import Any
 
@@ -73,20 +74,29 @@ def _byte_lengths(tokenizer: Any, ids: list[int], text: str) -> list[int] | None
     return lengths if sum(lengths) == len(text.encode("utf-8")) else None
 
 
-def _utf16_prefix(text: str) -> np.ndarray:
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _utf8_lengths(cps: np.ndarray) -> np.ndarray:
+    return 1 + (cps >= 0x80).astype(np.int64) + (cps >= 0x800) + (cps >= 0x10000)
+
+
+def _utf16_prefix(text: str, cps: np.ndarray | None = None) -> np.ndarray:
     """``out[i]`` = UTF-16 length of ``text[:i]``."""
-    units = np.fromiter((2 if ord(c) > 0xFFFF else 1 for c in text), dtype=np.int32, count=len(text))
-    return np.concatenate([[0], np.cumsum(units, dtype=np.int32)]).astype(np.int32)
+    cps = _code_points(text) if cps is None else cps
+    return np.concatenate([[0], np.cumsum(1 + (cps >= 0x10000), dtype=np.int32)]).astype(np.int32)
 
 
 def tokenize_with_spans(tokenizer: Any, text: str) -> TokenSpans:
     ids = encode(tokenizer, text)
     lengths = _byte_lengths(tokenizer, ids, text)
     n = len(ids)
+    cps = _code_points(text)
     if lengths is not None:
         # char_end_byte[c] = byte offset just past character c; a token ending at byte b owns
         # every character whose last byte is before b.
-        char_bytes = np.fromiter((len(c.encode("utf-8")) for c in text), dtype=np.int64, count=len(text))
+        char_bytes = _utf8_lengths(cps)
         char_end_byte = np.cumsum(char_bytes)
         char_start_byte = char_end_byte - char_bytes
         tok_end_byte = np.cumsum(np.asarray(lengths, dtype=np.int64))
@@ -102,7 +112,7 @@ def tokenize_with_spans(tokenizer: Any, text: str) -> TokenSpans:
         start = np.asarray([o[0] for o in offsets], dtype=np.int32)
         end = np.asarray([o[1] for o in offsets], dtype=np.int32)
         partial = np.zeros(n, dtype=bool)
-    u16 = _utf16_prefix(text)
+    u16 = _utf16_prefix(text, cps)
     return TokenSpans(
         ids=np.asarray(ids, dtype=np.int64),
         start=start,
@@ -133,6 +143,14 @@ def split_context(tokenizer: Any, context: str, text: str) -> tuple[list[int], T
     return joint.ids[:first].tolist(), joint.after(first, c, units)
 
 
+_STRINGS: weakref.WeakKeyDictionary[Any, dict[int, str]] = weakref.WeakKeyDictionary()
+
+
 def token_strings(tokenizer: Any, ids: list[int]) -> list[str]:
-    """Each id decoded on its own (a lone partial byte decodes to U+FFFD)."""
-    return [tokenizer.decode([i], clean_up_tokenization_spaces=False) for i in ids]
+    """Each id decoded on its own (a lone partial byte decodes to U+FFFD), memoized per tokenizer."""
+    known = _STRINGS.setdefault(tokenizer, {})
+    missing = [i for i in ids if i not in known]
+    if missing:
+        decoded = tokenizer.batch_decode([[i] for i in missing], clean_up_tokenization_spaces=False)
+        known.update(zip(missing, decoded))
+    return [known[i] for i in ids]

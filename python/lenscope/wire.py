@@ -25,7 +25,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from lenscope.analysis import AnalysisResult
+    from lenscope.analysis import AnalysisResult, NeuronActivations
+    from lenscope.tokens import TokenSpans
 
 DType = Literal["float16", "float32", "int32", "uint16", "uint8"]
 
@@ -113,6 +114,28 @@ class AnalyzeResponse(_Strict):
     )
 
 
+class NeuronRef(_Strict):
+    layer: int
+    index: int
+
+
+class ActivationsRequest(_Strict):
+    model: str | None = Field(None, description="Model name; the server's default when omitted")
+    text: str
+    context: str = ""
+    neurons: list[NeuronRef] = Field(description="1 to 100 neurons")
+
+
+class ActivationsResponse(_Strict):
+    """Post-activations of the asked neurons at every token (same tokens as analyze)."""
+
+    model: str
+    tokens: TokensWire
+    neurons: list[NeuronRef]
+    activations: NDArray = Field(description="float16 [n_tokens, n_neurons]")
+    timings_ms: dict[str, float]
+
+
 class ModelShapeWire(_Strict):
     n_layers: int
     d_model: int
@@ -179,26 +202,38 @@ class ErrorResponse(_Strict):
     error: ErrorDetail
 
 
+def _cast(name: str, a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=_wire_dtype(name, a))
+
+
 def to_wire(result: AnalysisResult) -> dict[str, Any]:
     """The response as plain data with numpy arrays cast to their wire dtypes."""
-    t, p = result.tokens, result.predictions
-
-    def cast(name: str, a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=_wire_dtype(name, a))
-
+    p = result.predictions
     ids = sorted(result.strings)
     return {
         "model": result.model,
-        "tokens": {
-            **{k: cast(k, getattr(t, k)) for k in ("ids", "start", "end", "start_utf16", "end_utf16", "partial")},
-            "text": list(result.token_texts),
-        },
-        "predictions": {k: cast(k, getattr(p, k)) for k in PredictionsWire.model_fields},
-        "strings": {"ids": cast("string_ids", np.asarray(ids, dtype=np.int64)), "values": [result.strings[i] for i in ids]},
+        "tokens": _tokens_wire(result.tokens, result.token_texts),
+        "predictions": {k: _cast(k, getattr(p, k)) for k in PredictionsWire.model_fields},
+        "strings": {"ids": _cast("string_ids", np.asarray(ids, dtype=np.int64)), "values": [result.strings[i] for i in ids]},
         "context_tokens": result.context_tokens,
         "windowed": result.windowed,
         "windows": result.windows,
         "window_tokens": result.window_tokens,
+        "timings_ms": dict(result.timings_ms),
+    }
+
+
+def _tokens_wire(spans: TokenSpans, texts: list[str]) -> dict[str, Any]:
+    fields = ("ids", "start", "end", "start_utf16", "end_utf16", "partial")
+    return {**{k: _cast(k, getattr(spans, k)) for k in fields}, "text": list(texts)}
+
+
+def activations_to_wire(result: NeuronActivations) -> dict[str, Any]:
+    return {
+        "model": result.model,
+        "tokens": _tokens_wire(result.tokens, result.token_texts),
+        "neurons": [{"layer": la, "index": ix} for la, ix in result.neurons],
+        "activations": np.ascontiguousarray(result.activations, dtype=np.float16),
         "timings_ms": dict(result.timings_ms),
     }
 

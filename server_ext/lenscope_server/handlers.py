@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from lenscope.errors import LenscopeError
-from lenscope.wire import AnalyzeRequest, decode_msgpack, encode_json, encode_msgpack
+from lenscope.wire import ActivationsRequest, AnalyzeRequest, decode_msgpack, encode_json, encode_msgpack
 from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, status_for
 from lenscope_server.service import LenscopeService
 
@@ -115,6 +115,13 @@ class AnalyzeHandler(LenscopeHandler):
         self.send(payload)
 
 
+class ActivationsHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.send(await self.service.activations(self.parse_body(ActivationsRequest)))
+
+
 class HealthHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -143,6 +150,7 @@ def route_table() -> list[tuple[str, Any]]:
     return [
         (r"/lenscope/api/models", ModelsHandler),
         (r"/lenscope/api/analyze", AnalyzeHandler),
+        (r"/lenscope/api/activations", ActivationsHandler),
         (r"/lenscope/api/health", HealthHandler),
         (r"/lenscope/api/.*", NotFoundHandler),
     ]

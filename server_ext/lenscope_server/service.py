@@ -13,7 +13,7 @@ from typing import Any
 import msgpack
 
 from lenscope.validation import MAX_CONTEXT_CHARS, check_int, check_text
-from lenscope.wire import AnalyzeRequest
+from lenscope.wire import ActivationsRequest, AnalyzeRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.worker.client import WorkerClient
 
@@ -56,13 +56,9 @@ class LenscopeService:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         model, text, context, top_k, top_neurons = key
-        loading = model not in self.worker.loaded
-        if loading:
-            self.worker.loading.add(model)
         try:
-            result = await self.worker.request(
-                "analyze", {"model": model, "text": text, "context": context, "top_k": top_k, "top_neurons": top_neurons}
-            )
+            args = {"model": model, "text": text, "context": context, "top_k": top_k, "top_neurons": top_neurons}
+            result = await self._tracked(model, "analyze", args)
             payload: bytes = result["payload"]
             self.cache.put(key, payload)
             future.set_result(payload)
@@ -73,6 +69,29 @@ class LenscopeService:
             raise
         finally:
             self._inflight.pop(key, None)
+
+    async def activations(self, request: ActivationsRequest) -> dict[str, Any]:
+        """Neuron activations on a text (not cached: cheap, and the neuron set varies)."""
+        t0 = time.perf_counter()
+        check_text(request.text)
+        check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
+        model = request.model or self.default_model
+        neurons = [n.model_dump() for n in request.neurons]
+        result = await self._tracked(
+            model, "activations", {"model": model, "text": request.text, "context": request.context, "neurons": neurons}
+        )
+        payload: dict[str, Any] = msgpack.unpackb(result["payload"], raw=False)
+        payload["timings_ms"]["server_total"] = round((time.perf_counter() - t0) * 1000, 3)
+        return payload
+
+    async def _tracked(self, model: str, op: str, args: dict[str, Any]) -> Any:
+        """A worker request that shows ``model`` as loading until it is loaded."""
+        loading = model not in self.worker.loaded
+        if loading:
+            self.worker.loading.add(model)
+        try:
+            return await self.worker.request(op, args)
+        finally:
             if loading:
                 self.worker.loading.discard(model)
 

@@ -28,9 +28,18 @@ def test_committed_typescript_types_match_the_openapi(tmp_path: Path) -> None:
 
 def test_spec_covers_every_route_and_error_status() -> None:
     spec = build_spec()
-    assert set(spec["paths"]) == {"/lenscope/api/models", "/lenscope/api/analyze", "/lenscope/api/health"}
+    assert set(spec["paths"]) == {f"/lenscope/api/{r}" for r in ("models", "analyze", "activations", "health")}
     analyze = spec["paths"]["/lenscope/api/analyze"]["post"]
     assert {"200", "400", "403", "404", "413", "415", "503"} <= set(analyze["responses"])
     assert set(analyze["requestBody"]["content"]) == {"application/json", "application/msgpack"}
-    for name in ("AnalyzeRequest", "AnalyzeResponse", "ModelsResponse", "HealthResponse", "ErrorResponse", "NDArray"):
+    for name in (
+        "AnalyzeRequest",
+        "AnalyzeResponse",
+        "ActivationsRequest",
+        "ActivationsResponse",
+        "ModelsResponse",
+        "HealthResponse",
+        "ErrorResponse",
+        "NDArray",
+    ):
         assert name in spec["components"]["schemas"]

@@ -74,3 +74,21 @@ async def test_unknown_route_and_method(jp_fetch) -> None:
     assert status == 404 and error["error"]["code"] == "not_found"
     status, error, _ = await error_of(jp_fetch("lenscope", "api", "analyze"))  # GET on a POST route
     assert status == 405 and error["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "body,status,message",
+    [
+        ({"text": "x", "neurons": [{"layer": 0, "index": 5000}]}, 400, "neuron index must be between 0 and 1023"),
+        ({"text": "x", "neurons": [{"layer": 0}]}, 400, "neurons.0.index: Field required"),
+        ({"text": "x", "neurons": []}, 400, "1 to 100"),
+        ({"text": "x", "neurons": [{"layer": 0, "index": 1}], "model": "lenscope-attn-only-1l"}, 400, "attention-only"),
+        ({"text": "", "neurons": [{"layer": 0, "index": 1}]}, 400, "text is empty"),
+    ],
+)
+async def test_bad_activation_requests(jp_fetch, body: dict, status: int, message: str) -> None:
+    request = jp_fetch(
+        "lenscope", "api", "activations", method="POST", body=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    got_status, error, _ = await error_of(request)
+    assert got_status == status and message in error["error"]["message"], error

@@ -76,3 +76,24 @@ async def test_health_reports_worker_models_queue_and_cache(jp_fetch) -> None:
     assert health["worker"]["state"] == "ready" and isinstance(health["worker"]["pid"], int)
     assert health["models"]["loaded"] == ["lenscope-gelu-1l"] and health["models"]["loading"] == []
     assert health["cache"]["size"] == 1
+
+
+@pytest.mark.parametrize("accept", ["json", "msgpack"])
+async def test_activations_equal_the_core(jp_fetch, gelu, accept: str) -> None:
+    import json
+
+    from lenscope.analysis import neuron_activations
+    from lenscope.wire import ActivationsResponse, activations_to_wire
+
+    body = {"text": TEXT, "context": CONTEXT, "neurons": [{"layer": 0, "index": 3}, {"layer": 0, "index": 900}]}
+    headers = {"Content-Type": "application/json", "Accept": MSGPACK if accept == "msgpack" else "application/json"}
+    response = await jp_fetch("lenscope", "api", "activations", method="POST", body=json.dumps(body), headers=headers)
+    ActivationsResponse.model_validate(body_of(response))
+    got = decoded(response)
+    expected = activations_to_wire(
+        neuron_activations(gelu, TEXT, [(0, 3), (0, 900)], context=CONTEXT, model_name="lenscope-gelu-1l")
+    )
+    assert wire_equal(
+        {k: v for k, v in got.items() if k != "timings_ms"}, {k: v for k, v in expected.items() if k != "timings_ms"}
+    )
+    assert got["timings_ms"]["server_total"] >= got["timings_ms"]["forward"]

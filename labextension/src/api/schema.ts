@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/lenscope/api/activations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Post-activations of chosen MLP neurons at every token of a text */
+        post: operations["activations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/analyze": {
         parameters: {
             query?: never;
@@ -59,6 +76,44 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** ActivationsRequest */
+        ActivationsRequest: {
+            /**
+             * Context
+             * @default
+             */
+            context: string;
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /**
+             * Neurons
+             * @description 1 to 100 neurons
+             */
+            neurons: components["schemas"]["NeuronRef"][];
+            /** Text */
+            text: string;
+        };
+        /**
+         * ActivationsResponse
+         * @description Post-activations of the asked neurons at every token (same tokens as analyze).
+         */
+        ActivationsResponse: {
+            /** @description float16 [n_tokens, n_neurons] */
+            activations: components["schemas"]["NDArray"];
+            /** Model */
+            model: string;
+            /** Neurons */
+            neurons: components["schemas"]["NeuronRef"][];
+            /** Timings Ms */
+            timings_ms: {
+                [key: string]: number;
+            };
+            tokens: components["schemas"]["TokensWire"];
+        };
         /** AnalyzeRequest */
         AnalyzeRequest: {
             /**
@@ -229,6 +284,13 @@ export interface components {
             /** Shape */
             shape: number[];
         };
+        /** NeuronRef */
+        NeuronRef: {
+            /** Index */
+            index: number;
+            /** Layer */
+            layer: number;
+        };
         /**
          * PredictionsWire
          * @description Prediction row j (n + 1 rows) is the distribution over token j; neuron row i is at token i.
@@ -305,6 +367,92 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    activations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ActivationsRequest"];
+                "application/msgpack": components["schemas"]["ActivationsRequest"];
+            };
+        };
+        responses: {
+            /** @description The activations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActivationsResponse"];
+                    "application/msgpack": components["schemas"]["ActivationsResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     analyze: {
         parameters: {
             query?: never;

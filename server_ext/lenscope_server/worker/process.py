@@ -124,6 +124,15 @@ class Worker:
         )
         return {"payload": encode_msgpack(to_wire(result)), "loaded": sorted(self.models)}
 
+    def op_activations(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.analysis import neuron_activations
+        from lenscope.wire import activations_to_wire, encode_msgpack
+
+        name = args["model"]
+        pairs = [(n["layer"], n["index"]) for n in args["neurons"]]
+        result = neuron_activations(self.model(name), args["text"], pairs, context=args.get("context", ""), model_name=name)
+        return {"payload": encode_msgpack(activations_to_wire(result)), "loaded": sorted(self.models)}
+
     def run(self) -> None:
         while True:
             try:
