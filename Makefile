@@ -5,8 +5,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lenscope-installed
 PORT ?= 8888
+# jupyter's build tools call each other by name: the venv's bin must be on PATH
+export PATH := $(abspath $(BIN)):$(PATH)
+LABEXT := server_ext/lenscope_server/labextension
 
-.PHONY: install lab test lint bench
+.PHONY: install build browser lab test lint bench
 
 $(STAMP): pyproject.toml Makefile package.json yarn.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,13 +17,24 @@ $(STAMP): pyproject.toml Makefile package.json yarn.lock
 	# torch first, CPU build from this machine's local file: a bare `torch` is a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[lab,test]'
+	rm -rf $(VENV)/share/jupyter/labextensions/lenscope
 	# node dependencies (jlpm is JupyterLab's pinned yarn); yarn.lock is committed
 	$(BIN)/jlpm install
 	touch $(STAMP)
 
 install: $(STAMP)
 
-lab: install
+# the labextension: TypeScript -> lib/ -> a federated extension, linked into the venv's Jupyter
+build: install
+	$(BIN)/jlpm build
+	mkdir -p $(VENV)/share/jupyter/labextensions
+	ln -sfn $(abspath $(LABEXT)) $(VENV)/share/jupyter/labextensions/lenscope
+
+# Debian's Chromium for the browser tests (never a test tool's own download)
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation)
+
+lab: build
 	mkdir -p $(VENV)/lab-settings/@jupyterlab/apputils-extension
 	echo '{"fetchNews": "false"}' > $(VENV)/lab-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings
 	JUPYTERLAB_SETTINGS_DIR=$(abspath $(VENV)/lab-settings) $(BIN)/jupyter lab \
@@ -32,8 +46,10 @@ lint: install
 	$(BIN)/ruff format --check python server_ext tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/python -m lenscope.openapi --check
+	$(BIN)/jlpm lint
 
-test: lint
+test: lint build browser
+	$(BIN)/jlpm test
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: install

@@ -70,13 +70,14 @@ class AnalyzeRequest(_Strict):
 
 
 class TokensWire(_Strict):
+    """Token spans tile the request's text: its token texts are ``text[start:end]`` (not sent)."""
+
     ids: NDArray
     start: NDArray = Field(description="Span start in code points")
     end: NDArray
     start_utf16: NDArray = Field(description="Span start in UTF-16 code units (CodeMirror positions)")
     end_utf16: NDArray
     partial: NDArray = Field(description="1 where the token starts or ends inside a character")
-    text: list[str] = Field(description="text[start:end] of each token")
 
 
 class PredictionsWire(_Strict):
@@ -212,7 +213,7 @@ def to_wire(result: AnalysisResult) -> dict[str, Any]:
     ids = sorted(result.strings)
     return {
         "model": result.model,
-        "tokens": _tokens_wire(result.tokens, result.token_texts),
+        "tokens": _tokens_wire(result.tokens),
         "predictions": {k: _cast(k, getattr(p, k)) for k in PredictionsWire.model_fields},
         "strings": {"ids": _cast("string_ids", np.asarray(ids, dtype=np.int64)), "values": [result.strings[i] for i in ids]},
         "context_tokens": result.context_tokens,
@@ -223,15 +224,14 @@ def to_wire(result: AnalysisResult) -> dict[str, Any]:
     }
 
 
-def _tokens_wire(spans: TokenSpans, texts: list[str]) -> dict[str, Any]:
-    fields = ("ids", "start", "end", "start_utf16", "end_utf16", "partial")
-    return {**{k: _cast(k, getattr(spans, k)) for k in fields}, "text": list(texts)}
+def _tokens_wire(spans: TokenSpans) -> dict[str, Any]:
+    return {k: _cast(k, getattr(spans, k)) for k in ("ids", "start", "end", "start_utf16", "end_utf16", "partial")}
 
 
 def activations_to_wire(result: NeuronActivations) -> dict[str, Any]:
     return {
         "model": result.model,
-        "tokens": _tokens_wire(result.tokens, result.token_texts),
+        "tokens": _tokens_wire(result.tokens),
         "neurons": [{"layer": la, "index": ix} for la, ix in result.neurons],
         "activations": np.ascontiguousarray(result.activations, dtype=np.float16),
         "timings_ms": dict(result.timings_ms),

@@ -13,3 +13,7 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from lenscope_server.app import LenscopeApp
 
     return [{"module": "lenscope_server", "app": LenscopeApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "lenscope"}]

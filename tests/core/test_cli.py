@@ -29,7 +29,9 @@ def test_table_and_json(tmp_path: Path) -> None:
     out = run("analyze", str(f), "--lines", "4:5", "--json")
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
-    assert "".join(payload["tokens"]["text"]) == "def home():\n    return os.environ['HOME']\n"
+    starts, ends = payload["tokens"]["start"]["data"], payload["tokens"]["end"]["data"]
+    selection = "def home():\n    return os.environ['HOME']\n"
+    assert "".join(selection[s:e] for s, e in zip(starts, ends)) == selection
     assert payload["context_tokens"] > 0
 
 

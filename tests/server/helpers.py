@@ -20,6 +20,11 @@ def body_of(response: HTTPResponse) -> Any:
     return json.loads(response.body)
 
 
+def token_texts(wire: dict[str, Any], text: str) -> list[str]:
+    """The tokens' texts, sliced from the request's text by the response's spans."""
+    return [text[s:e] for s, e in zip(wire["tokens"]["start"].tolist(), wire["tokens"]["end"].tolist())]
+
+
 def decoded(response: HTTPResponse) -> dict[str, Any]:
     """An analyze response decoded to the wire dict (numpy arrays), whatever its encoding."""
     if response.headers.get("Content-Type", "").startswith(MSGPACK):

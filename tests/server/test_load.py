@@ -11,7 +11,7 @@ from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from lenscope.analysis import analyze
 from lenscope.wire import to_wire, wire_equal
-from tests.server.helpers import MSGPACK, decoded, post_analyze
+from tests.server.helpers import MSGPACK, decoded, post_analyze, token_texts
 
 CLIENTS = 24
 REQUESTS_EACH = 3
@@ -62,7 +62,7 @@ async def test_concurrent_clients(jp_fetch, gelu, http_server_client, jp_base_ur
 
     assert len(results) == CLIENTS * REQUESTS_EACH  # none lost
     for (c, i), got in results.items():
-        assert "".join(got["tokens"]["text"]) == text_for(c, i)
+        assert "".join(token_texts(got, text_for(c, i))) == text_for(c, i)
     for c, i in [(0, 0), (3, 1), (CLIENTS - 1, 2)]:  # spot-check full equality with the core
         expected = to_wire(analyze(gelu, text_for(c, i), model_name="lenscope-gelu-1l"))
         got = {k: v for k, v in results[(c, i)].items() if k not in ("timings_ms", "served_from")}

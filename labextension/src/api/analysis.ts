@@ -55,7 +55,8 @@ export class Analysis {
   private readonly neuronActivation: NumericArray;
   readonly neuronsPerToken: number;
 
-  constructor(wire: AnalyzeResponseWire) {
+  /** @param text the analyzed text, which the spans index into (the server does not echo it) */
+  constructor(wire: AnalyzeResponseWire, readonly text: string) {
     this.model = wire.model;
     this.timings = wire.timings_ms;
     this.windowed = wire.windowed;
@@ -65,7 +66,7 @@ export class Analysis {
     this.ids = decodeArray(t.ids).data;
     const from = decodeArray(t.start_utf16).data;
     const to = decodeArray(t.end_utf16).data;
-    this.tokens = t.text.map((text, i) => ({ from: from[i], to: to[i], text }));
+    this.tokens = Array.from(from, (f, i) => ({ from: f, to: to[i], text: text.slice(f, to[i]) }));
     const sids = decodeArray(wire.strings.ids).data;
     wire.strings.values.forEach((value, i) => this.strings.set(sids[i], value));
     const p = wire.predictions;

@@ -324,7 +324,10 @@ export interface components {
             /** Values */
             values: string[];
         };
-        /** TokensWire */
+        /**
+         * TokensWire
+         * @description Token spans tile the request's text: its token texts are ``text[start:end]`` (not sent).
+         */
         TokensWire: {
             end: components["schemas"]["NDArray"];
             end_utf16: components["schemas"]["NDArray"];
@@ -335,11 +338,6 @@ export interface components {
             start: components["schemas"]["NDArray"];
             /** @description Span start in UTF-16 code units (CodeMirror positions) */
             start_utf16: components["schemas"]["NDArray"];
-            /**
-             * Text
-             * @description text[start:end] of each token
-             */
-            text: string[];
         };
         /** WorkerHealth */
         WorkerHealth: {

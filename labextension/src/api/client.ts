@@ -1,0 +1,98 @@
+/**
+ * The lenscope HTTP client. No JupyterLab imports: the caller passes a `fetch`-like function
+ * that adds auth (in JupyterLab, `ServerConnection.makeRequest`), so any other client can
+ * reuse this one. Speaks msgpack both ways.
+ */
+import { decode, encode } from '@msgpack/msgpack';
+
+import { Activations, Analysis, AnalyzeResponseWire, ActivationsResponseWire } from './analysis';
+import type { components } from './schema';
+
+export type AnalyzeRequest = components['schemas']['AnalyzeRequest'];
+export type ActivationsRequest = components['schemas']['ActivationsRequest'];
+export type ModelsResponse = components['schemas']['ModelsResponse'];
+export type ModelEntry = components['schemas']['ModelEntry'];
+export type HealthResponse = components['schemas']['HealthResponse'];
+export type ErrorResponse = components['schemas']['ErrorResponse'];
+
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+const MSGPACK = 'application/msgpack';
+
+/** An error the server answered with: its HTTP status and `{error: {code, message}}`. */
+export class LenscopeApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfter: number | null = null
+  ) {
+    super(message);
+    this.name = 'LenscopeApiError';
+  }
+}
+
+export class LenscopeClient {
+  /**
+   * @param baseUrl the Jupyter server's base URL (ends with '/')
+   * @param fetchFn a fetch that authenticates (defaults to the global fetch)
+   */
+  constructor(
+    private readonly baseUrl: string,
+    private readonly fetchFn: FetchLike = (url, init) => fetch(url, init)
+  ) {}
+
+  async analyze(request: AnalyzeRequest, signal?: AbortSignal): Promise<Analysis> {
+    return new Analysis(await this.call<AnalyzeResponseWire>('POST', 'analyze', request, signal), request.text);
+  }
+
+  async activations(request: ActivationsRequest, signal?: AbortSignal): Promise<Activations> {
+    return new Activations(await this.call<ActivationsResponseWire>('POST', 'activations', request, signal));
+  }
+
+  models(): Promise<ModelsResponse> {
+    return this.call<ModelsResponse>('GET', 'models');
+  }
+
+  health(): Promise<HealthResponse> {
+    return this.call<HealthResponse>('GET', 'health');
+  }
+
+  private async call<T>(method: string, route: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const init: RequestInit = { method, headers: { Accept: MSGPACK }, signal };
+    if (body !== undefined) {
+      init.body = encode(body) as BodyInit;
+      (init.headers as Record<string, string>)['Content-Type'] = MSGPACK;
+    }
+    const response = await this.fetchFn(`${this.baseUrl}lenscope/api/${route}`, init);
+    const payload = await decodeBody(response);
+    if (!response.ok) {
+      const err = (payload as ErrorResponse | null)?.error;
+      const retry = response.headers.get('Retry-After');
+      throw new LenscopeApiError(
+        response.status,
+        err?.code ?? 'http_error',
+        err?.message ?? `lenscope server answered ${response.status} ${response.statusText}`,
+        retry ? Number(retry) : null
+      );
+    }
+    return payload as T;
+  }
+}
+
+/** Decode a response body by its Content-Type (msgpack or JSON); null when empty or unreadable. */
+export async function decodeBody(response: Response): Promise<unknown> {
+  const type = response.headers.get('Content-Type') ?? '';
+  const buffer = new Uint8Array(await response.arrayBuffer());
+  if (buffer.length === 0) {
+    return null;
+  }
+  try {
+    if (type.startsWith(MSGPACK)) {
+      return decode(buffer);
+    }
+    return JSON.parse(new TextDecoder().decode(buffer));
+  } catch {
+    return null;
+  }
+}

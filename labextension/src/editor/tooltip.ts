@@ -1,0 +1,77 @@
+/** The hover tooltip of a token: predictions after it, the actual next token, its neurons. */
+import { colorFor, surprise } from '../colors';
+import { el, fmt, visible } from '../format';
+import type { Annotation } from './annotations';
+
+export const NEURON_EVENT = 'lenscope-neuron';
+
+export interface NeuronEventDetail {
+  layer: number;
+  index: number;
+}
+
+export function buildTooltip(a: Annotation, i: number): HTMLElement {
+  const analysis = a.analysis;
+  const root = el('div', 'ls-tooltip');
+  root.dataset.lsToken = String(i);
+  const head = el('div', 'ls-tooltip-head');
+  head.append(el('code', 'ls-tooltip-token', visible(analysis.tokens[i].text)));
+  const own = analysis.logprobOf(i);
+  head.append(el('span', 'ls-muted', ` token ${i} · its own log-prob ${fmt(own)}`));
+  root.append(head);
+
+  const pred = analysis.after(i);
+  const actual = pred.actual;
+  const summary = el('div', 'ls-tooltip-actual');
+  if (actual) {
+    summary.append(el('span', '', 'next: '));
+    summary.append(el('code', 'ls-tooltip-token', visible(actual.token)));
+    summary.append(el('span', 'ls-actual-stats', ` rank ${actual.rank} · log-prob ${fmt(actual.logprob)} · p ${fmt(Math.exp(actual.logprob), 3)}`));
+  } else {
+    summary.append(el('span', 'ls-muted', 'last token of the selection: no actual next token'));
+  }
+  summary.append(el('span', 'ls-muted', ` · entropy ${fmt(pred.entropy)} nats`));
+  root.append(summary);
+
+  const table = el('table', 'ls-topk');
+  const header = el('tr');
+  for (const h of ['#', 'next token', 'p', 'log-prob']) {
+    header.append(el('th', '', h));
+  }
+  table.append(header);
+  pred.top.forEach((c, j) => {
+    const row = el('tr', actual && c.id === actual.id ? 'ls-topk-row ls-topk-actual' : 'ls-topk-row');
+    row.dataset.tokenId = String(c.id);
+    row.append(el('td', 'ls-muted', String(j + 1)));
+    const cell = el('td');
+    cell.append(el('code', 'ls-tooltip-token', visible(c.token)));
+    row.append(cell);
+    const p = el('td', 'ls-num', fmt(c.prob, 3));
+    p.style.backgroundColor = colorFor(1 - (surprise(c.logprob, a.floor) ?? 1), 'grayscale');
+    row.append(p);
+    row.append(el('td', 'ls-num', fmt(c.logprob)));
+    table.append(row);
+  });
+  root.append(table);
+
+  const neurons = analysis.neurons(i);
+  if (neurons.length) {
+    const box = el('div', 'ls-tooltip-neurons');
+    box.append(el('span', 'ls-muted', 'strongest neurons: '));
+    for (const n of neurons.slice(0, 10)) {
+      const chip = el('button', 'ls-neuron-chip', `L${n.layer}.N${n.index} ${fmt(n.activation)}`);
+      chip.dataset.layer = String(n.layer);
+      chip.dataset.index = String(n.index);
+      chip.title = 'Colour the text by this neuron and open it in the lenscope panel';
+      chip.addEventListener('mousedown', event => {
+        event.preventDefault();
+        chip.dispatchEvent(
+          new CustomEvent<NeuronEventDetail>(NEURON_EVENT, { bubbles: true, detail: { layer: n.layer, index: n.index } })
+        );
+      });
+      box.append(chip);
+    }
+    root.append(box);
+  }
+  return root;
+}

@@ -1,0 +1,203 @@
+/**
+ * The lenscope side panel: model picker with load state, the selection's tokens as a compact
+ * coloured view, the strongest neurons of the selection, and a neuron section with one
+ * neuron's activations on the text. Plain DOM in a Lumino widget; every string is set as text.
+ */
+import { Widget } from '@lumino/widgets';
+
+import type { Activations, Analysis } from './api/analysis';
+import type { ModelEntry } from './api/client';
+import { activationColor, colorFor, legend, ScaleName, surprise } from './colors';
+import { el, fmt, visible } from './format';
+
+export interface PanelCallbacks {
+  onModelChange(model: string): void;
+  onNeuronClick(layer: number, index: number): void;
+  onTokenClick(index: number): void;
+  onRefreshModels(): void;
+}
+
+export type PanelState =
+  | { kind: 'empty' }
+  | { kind: 'loading'; message: string }
+  | { kind: 'error'; message: string; hint: string }
+  | { kind: 'ready' };
+
+export class LenscopePanel extends Widget {
+  private readonly modelSelect = el('select', 'ls-model-select');
+  private readonly modelState = el('span', 'ls-model-state');
+  private readonly status = el('div', 'ls-status');
+  private readonly legendBox = el('div', 'ls-legend');
+  private readonly tokensBox = el('div', 'ls-tokens');
+  private readonly neuronsBox = el('div', 'ls-neurons');
+  private readonly neuronBox = el('div', 'ls-neuron');
+  private readonly timingsBox = el('div', 'ls-timings ls-muted');
+  private analysis: Analysis | null = null;
+  private models: ModelEntry[] = [];
+
+  constructor(private readonly callbacks: PanelCallbacks) {
+    super();
+    this.id = 'lenscope-panel';
+    this.addClass('ls-panel');
+    this.title.caption = 'lenscope';
+    const header = el('div', 'ls-header');
+    header.append(el('h2', 'ls-title', 'lenscope'));
+    const picker = el('label', 'ls-model-picker');
+    picker.append(el('span', '', 'Model '), this.modelSelect, this.modelState);
+    this.modelSelect.addEventListener('change', () => this.callbacks.onModelChange(this.modelSelect.value));
+    const refresh = el('button', 'ls-button ls-refresh', '↻');
+    refresh.title = 'Refresh the model list';
+    refresh.addEventListener('click', () => this.callbacks.onRefreshModels());
+    picker.append(refresh);
+    header.append(picker);
+    this.node.append(header, this.status, this.legendBox, this.tokensBox, this.neuronsBox, this.neuronBox, this.timingsBox);
+    this.setState({ kind: 'empty' });
+  }
+
+  get selectedModel(): string {
+    return this.modelSelect.value;
+  }
+
+  setModels(models: ModelEntry[], selected: string): void {
+    this.models = models;
+    this.modelSelect.replaceChildren();
+    for (const m of models) {
+      const option = el('option', '', `${m.name}${m.loadable ? '' : ' (unavailable)'}`);
+      option.value = m.name;
+      option.disabled = !m.loadable;
+      this.modelSelect.append(option);
+    }
+    this.modelSelect.value = selected;
+    this.showModelState();
+  }
+
+  showModelState(state?: string): void {
+    const entry = this.models.find(m => m.name === this.modelSelect.value);
+    const s = state ?? entry?.state ?? 'unknown';
+    this.modelState.textContent = ` ${s}`;
+    this.modelState.className = `ls-model-state ls-state-${s}`;
+    this.modelSelect.title = entry?.shape
+      ? `${entry.shape.n_layers} layers · d_model ${entry.shape.d_model} · ${entry.shape.d_mlp ?? 'no'} MLP neurons · vocab ${entry.shape.d_vocab} · context ${entry.shape.n_ctx}`
+      : entry?.reason ?? '';
+  }
+
+  setState(state: PanelState): void {
+    this.node.dataset.state = state.kind;
+    this.status.replaceChildren();
+    this.status.className = `ls-status ls-status-${state.kind}`;
+    if (state.kind === 'empty') {
+      this.status.append(
+        el('p', '', 'Select text in a file or notebook cell and run “lenscope: Analyze selection”'),
+        el('p', 'ls-muted', '(command palette, right-click menu, or Alt+Shift+L). With nothing selected, the cell or file is analyzed.')
+      );
+    } else if (state.kind === 'loading') {
+      this.status.append(el('p', 'ls-spinner', state.message));
+    } else if (state.kind === 'error') {
+      this.status.append(el('p', 'ls-error', state.message), el('p', 'ls-muted', state.hint));
+    }
+  }
+
+  showAnalysis(analysis: Analysis, scale: ScaleName, floor: number, clientMs: number): void {
+    this.analysis = analysis;
+    this.setState({ kind: 'ready' });
+    this.legendBox.replaceChildren(el('span', 'ls-muted', 'log-prob of each token: '));
+    for (const [label, color] of legend(scale, floor)) {
+      const swatch = el('span', 'ls-swatch', label);
+      swatch.style.backgroundColor = color;
+      this.legendBox.append(swatch);
+    }
+    this.tokensBox.replaceChildren(el('h3', '', `Tokens (${analysis.length}${analysis.windowed ? ', windowed' : ''})`));
+    const flow = el('div', 'ls-token-flow');
+    analysis.tokens.forEach((t, i) => {
+      const span = el('span', 'ls-flow-token', visible(t.text));
+      span.dataset.lsToken = String(i);
+      span.style.backgroundColor = colorFor(surprise(analysis.logprobOf(i), floor), scale);
+      const actual = analysis.prediction(i).actual;
+      span.title = actual ? `log-prob ${fmt(actual.logprob)} · rank ${actual.rank}` : '';
+      span.addEventListener('click', () => this.callbacks.onTokenClick(i));
+      flow.append(span);
+    });
+    this.tokensBox.append(flow);
+    this.showNeurons(analysis);
+    this.neuronBox.replaceChildren();
+    const t = analysis.timings;
+    const server = t.server_total ?? t.forward;
+    this.timingsBox.textContent = `server ${fmt(server, 1)} ms (forward ${fmt(t.forward, 1)}) · in the browser ${fmt(clientMs, 1)} ms · ${analysis.servedFrom ?? ''}`;
+    this.node.dataset.serverMs = String(server);
+    this.node.dataset.clientMs = String(clientMs);
+  }
+
+  private showNeurons(analysis: Analysis): void {
+    this.neuronsBox.replaceChildren();
+    if (!analysis.neuronsPerToken) {
+      this.neuronsBox.append(el('p', 'ls-muted', 'This model has no MLP neurons (attention-only).'));
+      return;
+    }
+    this.neuronsBox.append(el('h3', '', 'Strongest neurons in the selection'));
+    const list = el('ol', 'ls-neuron-list');
+    for (const n of analysis.strongestNeurons(20)) {
+      const item = el('li');
+      const button = el('button', 'ls-neuron-chip', `L${n.layer}.N${n.index}`);
+      button.dataset.layer = String(n.layer);
+      button.dataset.index = String(n.index);
+      button.addEventListener('click', () => this.callbacks.onNeuronClick(n.layer, n.index));
+      item.append(
+        button,
+        el('span', '', ` max ${fmt(n.max)} at `),
+        el('code', '', visible(analysis.tokens[n.at].text)),
+        el('span', 'ls-muted', ` · top-${analysis.neuronsPerToken} at ${n.count} token${n.count === 1 ? '' : 's'}`)
+      );
+      list.append(item);
+    }
+    this.neuronsBox.append(list);
+  }
+
+  showNeuronLoading(layer: number, index: number): void {
+    this.neuronBox.replaceChildren(el('h3', '', `Neuron L${layer}.N${index}`), el('p', 'ls-spinner', 'computing activations…'));
+  }
+
+  showNeuron(activations: Activations, analysis: Analysis): void {
+    const { layer, index } = activations.neurons[0];
+    this.neuronBox.replaceChildren(el('h3', '', `Neuron L${layer}.N${index}`));
+    this.neuronBox.dataset.layer = String(layer);
+    this.neuronBox.dataset.index = String(index);
+    const n = analysis.length;
+    let max = 0;
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      if (activations.at(i) > max) {
+        max = activations.at(i);
+        at = i;
+      }
+    }
+    this.neuronBox.append(
+      el('p', 'ls-muted', `Activation on this text (text coloured inline too): max ${fmt(max)} at “${visible(analysis.tokens[at]?.text ?? '')}”. Its corpus examples come with the neuron index.`)
+    );
+    const flow = el('div', 'ls-token-flow');
+    for (let i = 0; i < n; i++) {
+      const span = el('span', 'ls-flow-token', visible(analysis.tokens[i].text));
+      span.style.backgroundColor = activationColor(activations.at(i), max);
+      span.title = `activation ${fmt(activations.at(i), 3)}`;
+      span.dataset.activation = String(activations.at(i));
+      flow.append(span);
+    }
+    this.neuronBox.append(flow);
+  }
+
+  showNeuronError(message: string): void {
+    this.neuronBox.replaceChildren(el('p', 'ls-error', message));
+  }
+
+  clear(): void {
+    this.analysis = null;
+    for (const box of [this.legendBox, this.tokensBox, this.neuronsBox, this.neuronBox]) {
+      box.replaceChildren();
+    }
+    this.timingsBox.textContent = '';
+    this.setState({ kind: 'empty' });
+  }
+
+  get current(): Analysis | null {
+    return this.analysis;
+  }
+}

@@ -1,0 +1,46 @@
+"""Write real analyze payloads for the frontend's unit tests (``labextension/test/fixtures``).
+
+    python scripts/make_ui_fixtures.py
+
+Same model, texts and encoders as the server; timings are zeroed so the files are stable.
+``tests/contract/test_fixtures.py`` fails when they no longer match what the core produces.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).resolve().parents[1] / "labextension" / "test" / "fixtures"
+REQUESTS: dict[str, dict[str, Any]] = {
+    "unicode": {"text": "naïve café 😀 🫠 日本語 e\u0301 — “quotes”\n", "context": "# notes\n", "top_k": 10, "top_neurons": 5},
+    "code": {"text": "def push(self, item):\n    self._items.append(item)\n", "context": "class Stack:\n", "top_k": 10, "top_neurons": 5},
+}
+
+
+def payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
+    from lenscope.analysis import analyze
+    from lenscope.wire import to_wire
+
+    wire = to_wire(analyze(model, model_name="lenscope-gelu-1l", **request))
+    wire["timings_ms"] = {k: 0.0 for k in wire["timings_ms"]}
+    return wire
+
+
+def main() -> None:
+    from lenscope.models.registry import load_model
+    from lenscope.wire import encode_json, encode_msgpack
+
+    model = load_model("lenscope-gelu-1l")
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for name, request in REQUESTS.items():
+        wire = payload(model, request)
+        (FIXTURES / f"{name}.request.json").write_text(json.dumps(request, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        (FIXTURES / f"{name}.msgpack").write_bytes(encode_msgpack(wire))
+        (FIXTURES / f"{name}.json").write_bytes(encode_json(wire))
+        print(f"wrote {name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""The frontend in headless Chromium against a real JupyterLab with the default model."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from lenscope.wire import decode_json
+from tests.ui.conftest import ARTIFACTS, Lab, shot
+
+ANALYZE = "lenscope: Analyze selection"
+
+
+def open_in_lab(page: Any, lab: Lab, path: str) -> None:
+    page.goto(f"{lab.url}lab/tree/{path}?token={lab.token}")
+    page.wait_for_selector(".jp-LabShell", state="attached")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('lenscope:analyze-selection')")
+
+
+def server_analysis(lab: Lab, text: str, context: str) -> dict[str, Any]:
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{lab.url}lenscope/api/analyze",
+        data=json.dumps({"text": text, "context": context}).encode(),
+        method="POST",
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    return decode_json(urllib.request.urlopen(req, timeout=120).read())
+
+
+def select_lines(page: Any, editor: str, first: int, last: int) -> None:
+    """Click line ``first`` (1-based), then extend the selection to the end of line ``last``."""
+    page.locator(f"{editor} .cm-line").nth(first - 1).click()
+    page.keyboard.press("Home")
+    page.keyboard.press("Home")  # twice: the first may stop at the indentation
+    for _ in range(last - first):
+        page.keyboard.press("Shift+ArrowDown")
+    page.keyboard.press("Shift+End")
+
+
+def decorated(page: Any) -> list[tuple[int, str, int]]:
+    """(token index, text, line number) of every token decoration in document order."""
+    js = """() => Array.from(document.querySelectorAll('.ls-token')).map(el => {
+        const line = el.closest('.cm-line');
+        const lines = Array.from(line.parentElement.querySelectorAll(':scope > .cm-line'));
+        return [Number(el.dataset.lsToken), el.textContent, lines.indexOf(line) + 1];
+    })"""
+    return [tuple(x) for x in page.evaluate(js)]
+
+
+def hover_and_read_tooltip(page: Any, index: int) -> list[int]:
+    page.mouse.move(0, 0)
+    page.locator(f'.ls-token[data-ls-token="{index}"]').first.hover()
+    tooltip = page.wait_for_selector(f'.ls-tooltip[data-ls-token="{index}"]')
+    return [int(r.get_attribute("data-token-id")) for r in tooltip.query_selector_all(".ls-topk-row")]
+
+
+def test_file_editor_selection_from_the_context_menu(page: Any, lab: Lab) -> None:
+    open_in_lab(page, lab, "tour.py")
+    editor = ".jp-FileEditor"
+    page.wait_for_selector(f"{editor} .cm-content")
+    source = (lab.root / "tour.py").read_text(encoding="utf-8")
+    lines = source.split("\n")
+    select_lines(page, editor, 8, 15)
+    selected = "\n".join(lines[7:15])
+    context = "\n".join(lines[:7]) + "\n"
+
+    page.locator(f"{editor} .cm-line").nth(9).click(button="right")  # inside the selection
+    page.get_by_role("menuitem", name=ANALYZE).click()
+    page.wait_for_selector(".ls-token")
+
+    server = server_analysis(lab, selected, context)
+    starts, ends = server["tokens"]["start_utf16"].tolist(), server["tokens"]["end_utf16"].tolist()
+    texts = [selected[s:e] for s, e in zip(starts, ends)]
+    marks = decorated(page)
+    # exactly the selected tokens: every token with visible text is decorated, nothing else is
+    visible_tokens = {i for i, t in enumerate(texts) if t.replace("\n", "")}
+    assert {i for i, _, _ in marks} == visible_tokens
+    assert "".join(t for _, t, _ in marks) == selected.replace("\n", "")
+    assert {line for _, _, line in marks} <= set(range(8, 16))
+
+    # the tooltip's top-10 is the server's top-10 after that token
+    index = sorted(visible_tokens)[6]
+    shown = hover_and_read_tooltip(page, index)
+    assert shown == server["predictions"]["top_ids"][index + 1].tolist()
+    assert len(shown) == 10
+    shot(page, "inline-tooltip-light")
+    panel = page.locator("#lenscope-panel")
+    assert panel.get_attribute("data-state") == "ready"
+    assert panel.locator(".ls-flow-token").count() == len(texts)
+    page.locator("#lenscope-panel").screenshot(path=str(ARTIFACTS / "panel-light.png"))
+
+
+def test_notebook_cell_with_the_keyboard_shortcut(page: Any, lab: Lab) -> None:
+    open_in_lab(page, lab, "tour.ipynb")
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+    cell.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Alt+Shift+L")
+    page.wait_for_selector(".jp-Notebook .ls-token")
+    nb = json.loads((lab.root / "tour.ipynb").read_text(encoding="utf-8"))
+    text = "".join(nb["cells"][2]["source"])
+    context = "".join(nb["cells"][1]["source"]) + "\n\n"  # earlier code cells are the context
+    server = server_analysis(lab, text, context)
+    starts, ends = server["tokens"]["start_utf16"].tolist(), server["tokens"]["end_utf16"].tolist()
+    texts = [text[s:e] for s, e in zip(starts, ends)]
+    assert {i for i, _, _ in decorated(page)} == {i for i, t in enumerate(texts) if t.replace("\n", "")}
+    index = sorted(i for i, t in enumerate(texts) if t.strip())[8]
+    assert hover_and_read_tooltip(page, index) == server["predictions"]["top_ids"][index + 1].tolist()
+    shot(page, "notebook-tooltip")
+
+
+def test_annotations_follow_edits_and_clear(page: Any, lab: Lab) -> None:
+    open_in_lab(page, lab, "tour.py")
+    editor = ".jp-FileEditor"
+    page.wait_for_selector(f"{editor} .cm-content")
+    select_lines(page, editor, 18, 33)  # class Stack
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
+    page.wait_for_selector(".ls-token")
+    before = decorated(page)
+    tokens_before = {i for i, _, _ in before}
+    assert min(line for _, _, line in before) == 18
+
+    # a new line above the annotated text: every decoration moves down one line
+    page.locator(f"{editor} .cm-line").nth(4).click()
+    page.keyboard.press("End")
+    page.keyboard.type("\n# a new line")
+    moved = decorated(page)
+    assert [(i, t) for i, t, _ in moved] == [(i, t) for i, t, _ in before]
+    assert [line for _, _, line in moved] == [line + 1 for _, _, line in before]
+
+    # typing inside a token removes that token's annotation only
+    target = next((i, t) for i, t, _ in moved if len(t.strip()) >= 5)
+    box = page.locator(f'.ls-token[data-ls-token="{target[0]}"]').first.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.keyboard.type("Z")
+    after_edit = {i for i, _, _ in decorated(page)}
+    assert after_edit == tokens_before - {target[0]}
+
+    # deleting the annotated text removes what was on it
+    select_lines(page, editor, 19, 34)
+    page.keyboard.press("Delete")
+    assert decorated(page) == []
+
+    # and the clear command removes annotations everywhere
+    page.keyboard.press("Control+z")
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:clear-annotations')")
+    assert page.locator(".ls-token").count() == 0
+    assert page.locator("#lenscope-panel").get_attribute("data-state") == "empty"
+
+
+def test_neuron_click_and_dark_theme(page: Any, lab: Lab) -> None:
+    open_in_lab(page, lab, "tour.py")
+    editor = ".jp-FileEditor"
+    page.wait_for_selector(f"{editor} .cm-content")
+    select_lines(page, editor, 8, 15)
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
+    page.wait_for_selector(".ls-token")
+    chip = page.locator("#lenscope-panel .ls-neuron-list .ls-neuron-chip").first
+    layer, index = int(chip.get_attribute("data-layer")), int(chip.get_attribute("data-index"))
+    chip.click()
+    page.wait_for_selector(".ls-token-neuron")
+    section = page.locator("#lenscope-panel .ls-neuron")
+    section.locator(".ls-flow-token").first.wait_for()
+    assert section.get_attribute("data-layer") == str(layer) and section.get_attribute("data-index") == str(index)
+    acts = [float(x) for x in section.locator(".ls-flow-token").evaluate_all("els => els.map(e => e.dataset.activation)")]
+    assert max(acts) > 0
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    page.wait_for_selector('body[data-jp-theme-light="false"]', state="attached")
+    time.sleep(0.5)
+    shot(page, "inline-neuron-dark")
+    hover_and_read_tooltip(page, 3)
+    shot(page, "tooltip-dark")
+    page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
