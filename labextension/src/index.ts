@@ -112,7 +112,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
           last.target.view.focus();
         }
       },
-      onRefreshModels: () => void refreshModels()
+      onRefreshModels: () => void refreshModels(),
+      onColourByLogprob: () => {
+        const annotation = last ? currentAnnotation(last.target.view) : null;
+        if (last && annotation) {
+          last.target.view.dispatch({ effects: setAnnotation.of({ ...annotation, neuron: null }) });
+        }
+      }
     });
     panel.title.icon = ICON;
     app.shell.add(panel, 'right', { rank: 900 });

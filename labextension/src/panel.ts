@@ -15,6 +15,7 @@ export interface PanelCallbacks {
   onNeuronClick(layer: number, index: number): void;
   onTokenClick(index: number): void;
   onRefreshModels(): void;
+  onColourByLogprob(): void;
 }
 
 export type PanelState =
@@ -50,7 +51,7 @@ export class LenscopePanel extends Widget {
     refresh.addEventListener('click', () => this.callbacks.onRefreshModels());
     picker.append(refresh);
     header.append(picker);
-    this.node.append(header, this.status, this.legendBox, this.tokensBox, this.neuronsBox, this.neuronBox, this.timingsBox);
+    this.node.append(header, this.status, this.legendBox, this.tokensBox, this.neuronBox, this.neuronsBox, this.timingsBox);
     this.setState({ kind: 'empty' });
   }
 
@@ -158,7 +159,12 @@ export class LenscopePanel extends Widget {
 
   showNeuron(activations: Activations, analysis: Analysis): void {
     const { layer, index } = activations.neurons[0];
-    this.neuronBox.replaceChildren(el('h3', '', `Neuron L${layer}.N${index}`));
+    const back = el('button', 'ls-button ls-back', 'colour by log-prob again');
+    back.addEventListener('click', () => {
+      this.neuronBox.replaceChildren();
+      this.callbacks.onColourByLogprob();
+    });
+    this.neuronBox.replaceChildren(el('h3', '', `Neuron L${layer}.N${index}`), back);
     this.neuronBox.dataset.layer = String(layer);
     this.neuronBox.dataset.index = String(index);
     const n = analysis.length;

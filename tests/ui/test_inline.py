@@ -174,3 +174,36 @@ def test_neuron_click_and_dark_theme(page: Any, lab: Lab) -> None:
     hover_and_read_tooltip(page, 3)
     shot(page, "tooltip-dark")
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+
+
+def test_thousand_token_selection_timing(page: Any, lab: Lab) -> None:
+    """Command to decorations visible for ~1,000 tokens, next to the server's own time.
+
+    Recorded (test-artifacts/ui-timing.json, benchmarks/RESULTS.md), not asserted: timings are
+    benchmarks, not tests. What is asserted is that all the tokens got their decorations.
+    """
+    from transformers import AutoTokenizer
+
+    from benchmarks.common import text_of_tokens
+    from lenscope.models.registry import DEFAULT_DIR
+
+    text = text_of_tokens(AutoTokenizer.from_pretrained(str(DEFAULT_DIR / "tokenizer")), 1000)
+    (lab.root / "big.py").write_text(text, encoding="utf-8")
+    open_in_lab(page, lab, "big.py")
+    page.wait_for_selector(".jp-FileEditor .cm-content")
+    page.locator(".jp-FileEditor .cm-content").click()
+    page.keyboard.press("Control+a")
+    runs = []
+    for attempt in range(2):  # the second is served from the server's cache
+        page.evaluate("() => window.jupyterapp.commands.execute('lenscope:clear-annotations')")
+        page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
+        page.wait_for_function("() => document.querySelector('#lenscope-panel').dataset.state === 'ready'")
+        panel = page.locator("#lenscope-panel")
+        client_ms, server_ms = float(panel.get_attribute("data-client-ms")), float(panel.get_attribute("data-server-ms"))
+        runs.append({"attempt": attempt, "command_to_decorations_ms": client_ms, "server_ms": server_ms, "frontend_added_ms": client_ms - server_ms})
+    rendered = page.evaluate("() => new Set(Array.from(document.querySelectorAll('.ls-token')).map(e => e.dataset.lsToken)).size")
+    assert rendered > 900  # CodeMirror renders the lines in view and a margin: not all 1,000
+    assert page.locator("#lenscope-panel .ls-flow-token").count() == 1000
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "ui-timing.json").write_text(json.dumps(runs, indent=2))
+    print("\n" + json.dumps(runs))
