@@ -15,7 +15,12 @@ from typing import Any
 FIXTURES = Path(__file__).resolve().parents[1] / "labextension" / "test" / "fixtures"
 REQUESTS: dict[str, dict[str, Any]] = {
     "unicode": {"text": "naïve café 😀 🫠 日本語 e\u0301 — “quotes”\n", "context": "# notes\n", "top_k": 10, "top_neurons": 5},
-    "code": {"text": "def push(self, item):\n    self._items.append(item)\n", "context": "class Stack:\n", "top_k": 10, "top_neurons": 5},
+    "code": {
+        "text": "def push(self, item):\n    self._items.append(item)\n",
+        "context": "class Stack:\n",
+        "top_k": 10,
+        "top_neurons": 5,
+    },
 }
 
 

@@ -109,7 +109,9 @@ class AnalyzeResponse(_Strict):
     windowed: bool
     windows: int
     window_tokens: int
-    timings_ms: dict[str, float] = Field(description="tokenize, forward, derive (the worker); server_total (HTTP)")
+    timings_ms: dict[str, float] = Field(
+        description="tokenize, forward, derive (the worker); server_total and, when computed for this request, worker_roundtrip"
+    )
     served_from: Literal["worker", "coalesced", "cache"] | None = Field(
         None, description="Over HTTP: computed for this request, shared with an identical one in flight, or cached"
     )

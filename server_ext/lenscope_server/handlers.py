@@ -111,8 +111,7 @@ class AnalyzeHandler(LenscopeHandler):
     @authorized
     async def post(self) -> None:
         request = self.parse_body(AnalyzeRequest)
-        payload, _ = await self.service.analyze(request)
-        self.send(payload)
+        self.send(await self.service.analyze(request))
 
 
 class ActivationsHandler(LenscopeHandler):

@@ -27,8 +27,12 @@ class LenscopeService:
         self.cache = LRUCache(cache_size)
         self._inflight: dict[AnalyzeKey, asyncio.Future[bytes]] = {}
 
-    async def analyze(self, request: AnalyzeRequest) -> tuple[dict[str, Any], dict[str, float]]:
-        """The analysis as a msgpack-decoded wire dict (arrays still as bytes) and server timings."""
+    async def analyze(self, request: AnalyzeRequest) -> dict[str, Any]:
+        """The analysis as a msgpack-decoded wire dict (arrays still as bytes), server timings added.
+
+        ``timings_ms`` gains ``server_total`` and, when this request ran the worker,
+        ``worker_roundtrip`` (pipe + queue + compute: minus the worker's own parts, the transport).
+        """
         t0 = time.perf_counter()
         check_text(request.text)
         check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
@@ -38,6 +42,7 @@ class LenscopeService:
         key: AnalyzeKey = (model, request.text, request.context, request.top_k, request.top_neurons)
         cached = self.cache.get(key)
         source = "cache"
+        timings: dict[str, float] = {}
         if cached is None:
             shared = self._inflight.get(key)
             if shared is not None:
@@ -45,12 +50,14 @@ class LenscopeService:
                 cached = await asyncio.shield(shared)
             else:
                 source = "worker"
+                t1 = time.perf_counter()
                 cached = await self._compute(key)
-        payload = msgpack.unpackb(cached, raw=False)
-        timings = {"server_total": (time.perf_counter() - t0) * 1000}
+                timings["worker_roundtrip"] = (time.perf_counter() - t1) * 1000
+        payload: dict[str, Any] = msgpack.unpackb(cached, raw=False)
+        timings["server_total"] = (time.perf_counter() - t0) * 1000
         payload["timings_ms"] = {**payload["timings_ms"], **{k: round(v, 3) for k, v in timings.items()}}
         payload["served_from"] = source
-        return payload, timings
+        return payload
 
     async def _compute(self, key: AnalyzeKey) -> bytes:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()

@@ -15,7 +15,10 @@ from scripts.make_ui_fixtures import FIXTURES, REQUESTS, payload
 def test_fixture_matches_the_core(gelu, name: str) -> None:
     assert json.loads((FIXTURES / f"{name}.request.json").read_text(encoding="utf-8")) == REQUESTS[name]
     fresh = payload(gelu, REQUESTS[name])
-    for committed in (decode_msgpack((FIXTURES / f"{name}.msgpack").read_bytes()), decode_json((FIXTURES / f"{name}.json").read_bytes())):
+    for committed in (
+        decode_msgpack((FIXTURES / f"{name}.msgpack").read_bytes()),
+        decode_json((FIXTURES / f"{name}.json").read_bytes()),
+    ):
         assert committed.keys() == fresh.keys()
         for group in ("tokens", "strings"):
             for key, value in fresh[group].items():

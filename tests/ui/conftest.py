@@ -82,7 +82,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         deadline = time.monotonic() + 120
         while True:
             try:
-                urllib.request.urlopen(urllib.request.Request(url + "api/status", headers={"Authorization": f"token {TOKEN}"}), timeout=2)
+                urllib.request.urlopen(
+                    urllib.request.Request(url + "api/status", headers={"Authorization": f"token {TOKEN}"}), timeout=2
+                )
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:

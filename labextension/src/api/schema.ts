@@ -162,7 +162,7 @@ export interface components {
             strings: components["schemas"]["StringsWire"];
             /**
              * Timings Ms
-             * @description tokenize, forward, derive (the worker); server_total (HTTP)
+             * @description tokenize, forward, derive (the worker); server_total and, when computed for this request, worker_roundtrip
              */
             timings_ms: {
                 [key: string]: number;
