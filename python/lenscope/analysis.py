@@ -186,9 +186,9 @@ def _derive_predictions(
     for _, positions, window_logits, window_acts in _forward_windows(model, plan, hooks, timings):
         t1 = time.perf_counter()
         for c in range(0, len(positions), chunk):
-            rows = slice(c, c + chunk)
-            pos = positions[rows]
-            lp = torch.log_softmax(window_logits[rows].float(), dim=-1)
+            part = slice(c, c + chunk)
+            pos = positions[part]
+            lp = torch.log_softmax(window_logits[part].float(), dim=-1)
             top_lp, top_id = lp.topk(top_k, dim=-1)
             has_next = pos + 1 < len(plan.seq)
             actual = lp.gather(1, seq_t[pos + 1][:, None])[:, 0]
@@ -199,7 +199,7 @@ def _derive_predictions(
             parts["actual_rank"].append(torch.where(has_next, rank, 0))
             parts["entropy"].append(-torch.linalg.vecdot(lp.exp(), lp))
             if hooks:
-                acts = torch.cat([a[rows].float() for a in window_acts], dim=-1)
+                acts = torch.cat([a[part].float() for a in window_acts], dim=-1)
                 n_val, n_flat = acts.topk(top_neurons, dim=-1)
                 parts["neuron_layer"].append(n_flat // d_mlp)
                 parts["neuron_index"].append(n_flat % d_mlp)

@@ -11,8 +11,8 @@ tokenizer's own character offsets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import weakref
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from scripts.make_ui_fixtures import FIXTURES, REQUESTS, payload
 
 from lenscope.wire import decode_json, decode_msgpack
-from scripts.make_ui_fixtures import FIXTURES, REQUESTS, payload
 
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))

@@ -182,9 +182,9 @@ def test_thousand_token_selection_timing(page: Any, lab: Lab) -> None:
     Recorded (test-artifacts/ui-timing.json, benchmarks/RESULTS.md), not asserted: timings are
     benchmarks, not tests. What is asserted is that all the tokens got their decorations.
     """
+    from benchmarks.common import text_of_tokens
     from transformers import AutoTokenizer
 
-    from benchmarks.common import text_of_tokens
     from lenscope.models.registry import DEFAULT_DIR
 
     text = text_of_tokens(AutoTokenizer.from_pretrained(str(DEFAULT_DIR / "tokenizer")), 1000)
