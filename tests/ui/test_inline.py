@@ -191,8 +191,12 @@ def test_thousand_token_selection_timing(page: Any, lab: Lab) -> None:
     (lab.root / "big.py").write_text(text, encoding="utf-8")
     open_in_lab(page, lab, "big.py")
     page.wait_for_selector(".jp-FileEditor .cm-content")
+    units = len(text.encode("utf-16-le")) // 2
+    view = "window.jupyterapp.shell.currentWidget.content.editor.editor"
+    page.wait_for_function(f"() => {view}.state.doc.length === {units}")  # the whole file is loaded
     page.locator(".jp-FileEditor .cm-content").click()
     page.keyboard.press("Control+a")
+    page.wait_for_function(f"() => {view}.state.selection.main.to - {view}.state.selection.main.from === {units}")
     runs = []
     for attempt in range(2):  # the second is served from the server's cache
         page.evaluate("() => window.jupyterapp.commands.execute('lenscope:clear-annotations')")
