@@ -20,8 +20,9 @@ REQUESTS_EACH = 3
 def text_for(client: int, i: int) -> str:
     # every third request is shared by all clients (coalesced or cached); the rest are distinct
     if i == 0:
-        return "def shared(x):\n    return x\n"
-    return f"def client_{client}_{i}(value):\n    return value * {client + i} + {i}\n"
+        return "def shared(x):\n    return x\n" * 20
+    body = "".join(f"    total += value * {client + i} + {j}\n" for j in range(30))
+    return f"def client_{client}_{i}(value):\n    total = 0\n{body}    return total\n"
 
 
 async def test_concurrent_clients(jp_fetch, gelu, http_server_client, jp_base_url, jp_auth_header) -> None:
