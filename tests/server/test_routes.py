@@ -97,3 +97,18 @@ async def test_activations_equal_the_core(jp_fetch, gelu, accept: str) -> None:
         {k: v for k, v in got.items() if k != "timings_ms"}, {k: v for k, v in expected.items() if k != "timings_ms"}
     )
     assert got["timings_ms"]["server_total"] >= got["timings_ms"]["forward"]
+
+
+async def test_model_load_shows_as_loading_not_a_hang(jp_fetch) -> None:
+    import asyncio
+
+    first = asyncio.ensure_future(post_analyze(jp_fetch, {"text": "import os"}))  # starts the worker, loads the model
+    seen: set[str] = set()
+    while not first.done():
+        health = body_of(await jp_fetch("lenscope", "api", "health"))
+        seen.update(health["models"]["loading"])
+        await asyncio.sleep(0.05)
+    assert (await first).code == 200
+    assert "lenscope-gelu-1l" in seen, "health never showed the model loading"
+    health = body_of(await jp_fetch("lenscope", "api", "health"))
+    assert health["models"] == {"loaded": ["lenscope-gelu-1l"], "loading": []}
