@@ -51,6 +51,22 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"description": text[s], "content": _content(ErrorResponse, True)} for s in statuses}
 
 
+TEXT_ERRORS = (400, 403, 404, 413, 415, 503)
+
+
+def _operation(
+    operation_id: str, summary: str, request: type[BaseModel] | None, response: type[BaseModel], errors: tuple[int, ...]
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": {"200": {"description": summary, "content": _content(response, True)}, **_errors(*errors)},
+    }
+    if request is not None:
+        op["requestBody"] = {"required": True, "content": _content(request, True)}
+    return op
+
+
 def build_spec() -> dict[str, Any]:
     _, defs = models_json_schema(
         [
@@ -78,43 +94,36 @@ def build_spec() -> dict[str, Any]:
         },
         "paths": {
             "/lenscope/api/models": {
-                "get": {
-                    "operationId": "listModels",
-                    "summary": "Available models, their shapes, and whether each is loadable now",
-                    "responses": {
-                        "200": {"description": "The models", "content": _content(ModelsResponse, True)},
-                        **_errors(403, 503),
-                    },
-                }
+                "get": _operation(
+                    "listModels",
+                    "Available models, their shapes, and whether each is loadable now",
+                    None,
+                    ModelsResponse,
+                    (403, 503),
+                )
             },
             "/lenscope/api/analyze": {
-                "post": {
-                    "operationId": "analyze",
-                    "summary": "Per-token next-token predictions and top MLP neurons of a text",
-                    "requestBody": {"required": True, "content": _content(AnalyzeRequest, True)},
-                    "responses": {
-                        "200": {"description": "The analysis", "content": _content(AnalyzeResponse, True)},
-                        **_errors(400, 403, 404, 413, 415, 503),
-                    },
-                }
+                "post": _operation(
+                    "analyze",
+                    "Per-token next-token predictions and top MLP neurons of a text",
+                    AnalyzeRequest,
+                    AnalyzeResponse,
+                    TEXT_ERRORS,
+                )
             },
             "/lenscope/api/activations": {
-                "post": {
-                    "operationId": "activations",
-                    "summary": "Post-activations of chosen MLP neurons at every token of a text",
-                    "requestBody": {"required": True, "content": _content(ActivationsRequest, True)},
-                    "responses": {
-                        "200": {"description": "The activations", "content": _content(ActivationsResponse, True)},
-                        **_errors(400, 403, 404, 413, 415, 503),
-                    },
-                }
+                "post": _operation(
+                    "activations",
+                    "Post-activations of chosen MLP neurons at every token of a text",
+                    ActivationsRequest,
+                    ActivationsResponse,
+                    TEXT_ERRORS,
+                )
             },
             "/lenscope/api/health": {
-                "get": {
-                    "operationId": "health",
-                    "summary": "Worker state, loaded models, queue depth, cache hit rate",
-                    "responses": {"200": {"description": "Health", "content": _content(HealthResponse, True)}, **_errors(403)},
-                }
+                "get": _operation(
+                    "health", "Worker state, loaded models, queue depth, cache hit rate", None, HealthResponse, (403,)
+                )
             },
         },
         "components": {"schemas": defs["$defs"]},

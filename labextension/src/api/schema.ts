@@ -379,7 +379,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The activations */
+            /** @description Post-activations of chosen MLP neurons at every token of a text */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -465,7 +465,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The analysis */
+            /** @description Per-token next-token predictions and top MLP neurons of a text */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -546,7 +546,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Health */
+            /** @description Worker state, loaded models, queue depth, cache hit rate */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -577,7 +577,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The models */
+            /** @description Available models, their shapes, and whether each is loadable now */
             200: {
                 headers: {
                     [name: string]: unknown;
