@@ -93,6 +93,54 @@ def _print_table(result: object) -> None:
     print(f"tokenize {t['tokenize']:.1f} ms, forward {t['forward']:.1f} ms, derive {t['derive']:.1f} ms")
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from lenscope.index.build import BuildOptions, build_index
+    from lenscope.index.corpus import read_documents
+    from lenscope.index.store import changed_files, write_index
+    from lenscope.models.registry import load_model
+
+    root = Path(args.root).resolve()
+    docs, skipped = read_documents(root, [str(Path(p).resolve().relative_to(root)) for p in args.paths])
+    for s in skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    out = Path(args.out)
+    changed = changed_files(out, docs)
+    if changed == [] and not args.force:
+        print(f"{out} is up to date ({len(docs)} files unchanged); --force rebuilds it")
+        return 0
+    if changed:
+        listed = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "")
+        print(f"{len(changed)} files changed since {out} was built ({listed}): rebuilding")
+    model = load_model(args.model, device=args.device)
+    with Progress(
+        TextColumn("indexing"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} tokens"), TimeRemainingColumn()
+    ) as bar:
+        task = bar.add_task("index", total=None)
+        arrays = build_index(
+            model,
+            docs,
+            BuildOptions(k=args.k),
+            progress=lambda p: bar.update(task, completed=p["tokens_done"], total=p["tokens_total"]),
+        )
+    tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
+    write_index(
+        arrays,
+        out,
+        model=args.model,
+        n_layers=model.cfg.n_layers,
+        tokenizer=tokenizer,
+        docs=docs,
+        skipped=skipped,
+        root=str(root),
+    )
+    print(
+        f"wrote {out}: {len(docs)} files, {arrays.count:,} tokens, {arrays.top_values.shape[0]:,} neurons x {arrays.k} examples"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lenscope.models.registry import DEFAULT_MODEL
 
@@ -107,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--top-neurons", type=int, default=10)
     an.add_argument("--json", action="store_true", help="print the wire schema's JSON instead of a table")
     an.set_defaults(func=cmd_analyze)
+    ix = sub.add_parser("index", help="build a neuron index (Neuroscope over your files)")
+    ix.add_argument("paths", nargs="+", help="files or folders under --root")
+    ix.add_argument("--model", default=DEFAULT_MODEL)
+    ix.add_argument("--out", required=True, help="index folder to write (atomically)")
+    ix.add_argument("--root", default=".", help="paths are recorded relative to this folder")
+    ix.add_argument("--k", type=int, default=20, help="top examples kept per neuron")
+    ix.add_argument("--device", default=None)
+    ix.add_argument("--force", action="store_true", help="rebuild even when no file changed")
+    ix.set_defaults(func=cmd_index)
     return parser
 
 

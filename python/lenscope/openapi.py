@@ -23,6 +23,7 @@ from lenscope.wire import (
     ErrorResponse,
     HealthResponse,
     ModelsResponse,
+    NeuronCardResponse,
 )
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -43,7 +44,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed body or invalid input (the message names the field and the problem)",
         403: "Not authenticated or not authorized (Jupyter's own auth)",
-        404: "Unknown model",
+        404: "Unknown model, or no neuron index for it",
         413: "Text or body over its limit (the message gives the limit)",
         415: "Unsupported Content-Type",
         503: "Worker restarting, queue full or model unavailable; see Retry-After",
@@ -77,6 +78,7 @@ def build_spec() -> dict[str, Any]:
                 ActivationsRequest,
                 ActivationsResponse,
                 ModelsResponse,
+                NeuronCardResponse,
                 HealthResponse,
                 ErrorResponse,
             )
@@ -119,6 +121,21 @@ def build_spec() -> dict[str, Any]:
                     ActivationsResponse,
                     TEXT_ERRORS,
                 )
+            },
+            "/lenscope/api/neurons/{model}/{layer}/{index}": {
+                "get": {
+                    **_operation(
+                        "neuronCard",
+                        "A neuron's card: top corpus examples, direct logit effect, activation histogram",
+                        None,
+                        NeuronCardResponse,
+                        (400, 403, 404),
+                    ),
+                    "parameters": [
+                        {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+                        for name, kind in (("model", "string"), ("layer", "integer"), ("index", "integer"))
+                    ],
+                }
             },
             "/lenscope/api/health": {
                 "get": _operation(

@@ -139,6 +139,47 @@ class ActivationsResponse(_Strict):
     timings_ms: dict[str, float]
 
 
+class NeuronExample(_Strict):
+    file: str = Field(description="Path of the source file, relative to the indexed root")
+    value: float = Field(description="The example's maximum activation")
+    tokens: list[str] = Field(description="Text of each token around the maximum (up to 50 before, 10 after)")
+    activations: list[float] = Field(description="The neuron's activation at each of those tokens")
+    max_token: int = Field(description="Position of the maximum in tokens")
+    char_start: int = Field(description="Code-point offset of the first token in the file")
+    char_end: int
+    max_char_start: int = Field(description="Code-point offset of the maximum's token in the file")
+
+
+class LogitEffect(_Strict):
+    id: int
+    token: str
+    value: float
+
+
+class NeuronStats(_Strict):
+    count: int
+    mean: float
+    max: float | None
+
+
+class Histogram(_Strict):
+    edges: list[float] = Field(description="Bin edges; counts has one more bin below the first and one above the last")
+    counts: list[int]
+
+
+class NeuronCardResponse(_Strict):
+    model: str
+    layer: int
+    index: int
+    examples: list[NeuronExample]
+    logit_boosted: list[LogitEffect] = Field(description="Tokens W_out[n] @ W_U raises most")
+    logit_suppressed: list[LogitEffect]
+    stats: NeuronStats
+    histogram: Histogram
+    index_path: str = Field(description="Name of the index folder the card comes from")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
 class ModelShapeWire(_Strict):
     n_layers: int
     d_model: int

@@ -11,6 +11,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 
 from lenscope.errors import LenscopeError
 from lenscope.models.registry import DEFAULT_MODEL
+from lenscope_server.indexes import IndexRegistry
 from lenscope_server.service import LenscopeService
 from lenscope_server.worker.client import WorkerClient, WorkerConfig
 
@@ -46,7 +47,8 @@ class LenscopeApp(ExtensionApp):
                 queue_limit=self.queue_limit,
             )
         )
-        self.service = LenscopeService(self.worker, self.default_model, self.cache_size)
+        indexes = IndexRegistry(root / ".lenscope" / "indexes")
+        self.service = LenscopeService(self.worker, self.default_model, self.cache_size, indexes)
         self.settings.update(lenscope_service=self.service, lenscope_max_body_bytes=self.max_body_bytes)
 
     def initialize_handlers(self) -> None:

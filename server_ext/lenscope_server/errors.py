@@ -16,6 +16,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unsupported_media_type": 415,
     "not_acceptable": 406,
     "unknown_model": 404,
+    "index_not_found": 404,
     "not_found": 404,
     "forbidden": 403,
     "method_not_allowed": 405,

@@ -121,6 +121,13 @@ class ActivationsHandler(LenscopeHandler):
         self.send(await self.service.activations(self.parse_body(ActivationsRequest)))
 
 
+class NeuronHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def get(self, model: str, layer: str, index: str) -> None:
+        self.send_plain(self.service.neuron_card(model, int(layer), int(index)))
+
+
 class HealthHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -150,6 +157,7 @@ def route_table() -> list[tuple[str, Any]]:
         (r"/lenscope/api/models", ModelsHandler),
         (r"/lenscope/api/analyze", AnalyzeHandler),
         (r"/lenscope/api/activations", ActivationsHandler),
+        (r"/lenscope/api/neurons/([^/]+)/([0-9]{1,6})/([0-9]{1,7})", NeuronHandler),
         (r"/lenscope/api/health", HealthHandler),
         (r"/lenscope/api/.*", NotFoundHandler),
     ]

@@ -12,17 +12,20 @@ from typing import Any
 
 import msgpack
 
+from lenscope.index.card import neuron_card
 from lenscope.validation import MAX_CONTEXT_CHARS, check_int, check_text
 from lenscope.wire import ActivationsRequest, AnalyzeRequest
 from lenscope_server.cache import LRUCache
+from lenscope_server.indexes import IndexRegistry
 from lenscope_server.worker.client import WorkerClient
 
 AnalyzeKey = tuple[str, str, str, int, int]
 
 
 class LenscopeService:
-    def __init__(self, worker: WorkerClient, default_model: str, cache_size: int) -> None:
+    def __init__(self, worker: WorkerClient, default_model: str, cache_size: int, indexes: IndexRegistry) -> None:
         self.worker = worker
+        self.indexes = indexes
         self.default_model = default_model
         self.cache = LRUCache(cache_size)
         self._inflight: dict[AnalyzeKey, asyncio.Future[bytes]] = {}
@@ -101,6 +104,13 @@ class LenscopeService:
         finally:
             if loading:
                 self.worker.loading.discard(model)
+
+    def neuron_card(self, model: str, layer: int, neuron: int) -> dict[str, Any]:
+        """A neuron's card from its model's index (no worker: a few memory-mapped rows)."""
+        t0 = time.perf_counter()
+        card = neuron_card(self.indexes.for_model(model), layer, neuron)
+        card["timings_ms"] = {"lookup": round((time.perf_counter() - t0) * 1000, 3)}
+        return card
 
     async def models(self) -> dict[str, Any]:
         result = await self.worker.request("models")

@@ -112,3 +112,32 @@ async def test_model_load_shows_as_loading_not_a_hang(jp_fetch) -> None:
     assert "lenscope-gelu-1l" in seen, "health never showed the model loading"
     health = body_of(await jp_fetch("lenscope", "api", "health"))
     assert health["models"] == {"loaded": ["lenscope-gelu-1l"], "loading": []}
+
+
+async def test_neuron_card_from_the_shipped_index(jp_fetch) -> None:
+    from lenscope.wire import NeuronCardResponse
+
+    for accept in ("application/json", MSGPACK):
+        card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "5", headers={"Accept": accept}))
+        NeuronCardResponse.model_validate(card)
+        assert card["layer"] == 0 and card["index"] == 5 and len(card["examples"]) == 20
+        assert card["examples"][0]["value"] >= card["examples"][-1]["value"]
+        assert len(card["logit_boosted"]) == 10 and card["stats"]["count"] > 100_000
+    health = body_of(await jp_fetch("lenscope", "api", "health"))
+    assert health["worker"]["state"] == "stopped"  # served from the index: no worker needed
+
+
+@pytest.mark.parametrize(
+    "path,status,code",
+    [
+        (("lenscope-gelu-1l", "0", "1024"), 400, "invalid_input"),
+        (("lenscope-gelu-1l", "1", "0"), 400, "invalid_input"),
+        (("lenscope-attn-only-1l", "0", "0"), 404, "index_not_found"),
+        (("nope", "0", "0"), 404, "index_not_found"),
+    ],
+)
+async def test_neuron_card_errors(jp_fetch, path, status: int, code: str) -> None:
+    from tests.server.helpers import error_of
+
+    got, error, _ = await error_of(jp_fetch("lenscope", "api", "neurons", *path))
+    assert got == status and error["error"]["code"] == code, error

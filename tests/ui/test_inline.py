@@ -13,7 +13,7 @@ ANALYZE = "lenscope: Analyze selection"
 
 
 def open_in_lab(page: Any, lab: Lab, path: str) -> None:
-    page.goto(f"{lab.url}lab/tree/{path}?token={lab.token}")
+    page.goto(f"{lab.url}lab/tree/{path}?reset&token={lab.token}")  # reset: no tabs restored from earlier tests
     page.wait_for_selector(".jp-LabShell", state="attached")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('lenscope:analyze-selection')")
 

@@ -72,6 +72,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/neurons/{model}/{layer}/{index}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A neuron's card: top corpus examples, direct logit effect, activation histogram */
+        get: operations["neuronCard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -206,6 +223,25 @@ export interface components {
             queue: components["schemas"]["QueueHealth"];
             worker: components["schemas"]["WorkerHealth"];
         };
+        /** Histogram */
+        Histogram: {
+            /** Counts */
+            counts: number[];
+            /**
+             * Edges
+             * @description Bin edges; counts has one more bin below the first and one above the last
+             */
+            edges: number[];
+        };
+        /** LogitEffect */
+        LogitEffect: {
+            /** Id */
+            id: number;
+            /** Token */
+            token: string;
+            /** Value */
+            value: number;
+        };
         /** ModelEntry */
         ModelEntry: {
             /** Aliases */
@@ -284,12 +320,90 @@ export interface components {
             /** Shape */
             shape: number[];
         };
+        /** NeuronCardResponse */
+        NeuronCardResponse: {
+            /** Examples */
+            examples: components["schemas"]["NeuronExample"][];
+            histogram: components["schemas"]["Histogram"];
+            /** Index */
+            index: number;
+            /**
+             * Index Path
+             * @description Name of the index folder the card comes from
+             */
+            index_path: string;
+            /** Layer */
+            layer: number;
+            /**
+             * Logit Boosted
+             * @description Tokens W_out[n] @ W_U raises most
+             */
+            logit_boosted: components["schemas"]["LogitEffect"][];
+            /** Logit Suppressed */
+            logit_suppressed: components["schemas"]["LogitEffect"][];
+            /** Model */
+            model: string;
+            stats: components["schemas"]["NeuronStats"];
+            /** Timings Ms */
+            timings_ms?: {
+                [key: string]: number;
+            };
+        };
+        /** NeuronExample */
+        NeuronExample: {
+            /**
+             * Activations
+             * @description The neuron's activation at each of those tokens
+             */
+            activations: number[];
+            /** Char End */
+            char_end: number;
+            /**
+             * Char Start
+             * @description Code-point offset of the first token in the file
+             */
+            char_start: number;
+            /**
+             * File
+             * @description Path of the source file, relative to the indexed root
+             */
+            file: string;
+            /**
+             * Max Char Start
+             * @description Code-point offset of the maximum's token in the file
+             */
+            max_char_start: number;
+            /**
+             * Max Token
+             * @description Position of the maximum in tokens
+             */
+            max_token: number;
+            /**
+             * Tokens
+             * @description Text of each token around the maximum (up to 50 before, 10 after)
+             */
+            tokens: string[];
+            /**
+             * Value
+             * @description The example's maximum activation
+             */
+            value: number;
+        };
         /** NeuronRef */
         NeuronRef: {
             /** Index */
             index: number;
             /** Layer */
             layer: number;
+        };
+        /** NeuronStats */
+        NeuronStats: {
+            /** Count */
+            count: number;
+            /** Max */
+            max: number | null;
+            /** Mean */
+            mean: number;
         };
         /**
          * PredictionsWire
@@ -409,7 +523,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model */
+            /** @description Unknown model, or no neuron index for it */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -495,7 +609,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model */
+            /** @description Unknown model, or no neuron index for it */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -599,6 +713,61 @@ export interface operations {
             };
             /** @description Worker restarting, queue full or model unavailable; see Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    neuronCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+                layer: number;
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A neuron's card: top corpus examples, direct logit effect, activation histogram */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NeuronCardResponse"];
+                    "application/msgpack": components["schemas"]["NeuronCardResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, or no neuron index for it */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

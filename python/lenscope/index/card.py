@@ -1,0 +1,100 @@
+"""Neuron lookups over an opened index: the neuron card, and which neurons fire on a token."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from lenscope.errors import InvalidInput
+from lenscope.index.store import Index
+from lenscope.validation import check_int
+
+
+def neuron_row(index: Index, layer: int, neuron: int) -> int:
+    n_layers = int(index.manifest["n_layers"])
+    check_int(layer, "layer", 0, n_layers - 1)
+    check_int(neuron, "neuron index", 0, index.d_mlp - 1)
+    return layer * index.d_mlp + neuron
+
+
+def _text(codepoints: np.ndarray, start: int, end: int) -> str:
+    return np.asarray(codepoints[start:end]).tobytes().decode("utf-32-le")
+
+
+def _float(x: float) -> float | None:
+    return None if math.isnan(x) or math.isinf(x) else float(x)
+
+
+def neuron_card(index: Index, layer: int, neuron: int) -> dict[str, Any]:
+    """Everything the panel shows for one neuron, read from a few rows of the mapped arrays."""
+    n = neuron_row(index, layer, neuron)
+    a, m, s = index.arrays, index.manifest, index.strings
+    before = int(m["before"])
+    examples = []
+    for j in range(int(m["k"])):
+        w = int(a["top_windows"][n, j])
+        if w < 0:
+            continue
+        doc, start, _ = (int(x) for x in a["windows"][w])
+        pos = int(a["top_positions"][n, j])
+        acts = np.asarray(a["top_context"][n, j], dtype=np.float32)
+        keep = ~np.isnan(acts)  # context positions inside the example's window
+        first = start + pos - before + int(np.argmax(keep))
+        count = int(keep.sum())
+        g0 = int(a["doc_offsets"][doc]) + first
+        base = int(a["doc_chars"][doc])
+        starts, ends = a["token_start"][g0 : g0 + count], a["token_end"][g0 : g0 + count]
+        examples.append(
+            {
+                "file": m["files"][doc]["path"],
+                "value": float(a["top_values"][n, j]),
+                "tokens": [_text(a["text"], base + int(b), base + int(e)) for b, e in zip(starts, ends)],
+                "activations": [float(x) for x in acts[keep]],
+                "max_token": before - int(np.argmax(keep)),  # index of the maximum in "tokens"
+                "char_start": int(a["token_start"][g0]),
+                "char_end": int(a["token_end"][g0 + count - 1]),
+                "max_char_start": int(a["token_start"][g0 + before - int(np.argmax(keep))]),
+            }
+        )
+    hist = np.asarray(a["hist"][n]).tolist()
+
+    def effect(ids: str, values: str) -> list[dict[str, Any]]:
+        return [{"id": int(i), "token": s.get(int(i), ""), "value": float(v)} for i, v in zip(a[ids][n], a[values][n])]
+
+    return {
+        "model": m["model"],
+        "layer": layer,
+        "index": neuron,
+        "examples": examples,
+        "logit_boosted": effect("logit_top_ids", "logit_top_values"),
+        "logit_suppressed": effect("logit_bottom_ids", "logit_bottom_values"),
+        "stats": {"count": int(m["tokens"]), "mean": float(a["mean"][n]), "max": _float(float(a["max"][n]))},
+        "histogram": {"edges": m["hist_edges"], "counts": hist},
+        "index_path": index.path.name,
+    }
+
+
+def neurons_for_token(index: Index, token: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Neurons whose top examples peak most often (and highest) on ``token``'s string."""
+    if not token:
+        raise InvalidInput("token is empty")
+    ids = [i for i, text in index.strings.items() if text == token or text.strip() == token.strip()]
+    if not ids:
+        return []
+    a = index.arrays
+    windows, positions = np.asarray(a["top_windows"]), np.asarray(a["top_positions"])
+    win = np.asarray(a["windows"])
+    valid = windows >= 0
+    doc, start = win[windows.clip(0), 0], win[windows.clip(0), 1]
+    g = np.asarray(a["doc_offsets"])[doc] + start + positions
+    hits = valid & np.isin(np.asarray(a["tokens"])[g], ids)
+    score = np.where(hits, np.asarray(a["top_values"]), 0).sum(axis=1)
+    order = np.argsort(-score)[:limit]
+    d_mlp = index.d_mlp
+    return [
+        {"layer": int(r // d_mlp), "index": int(r % d_mlp), "hits": int(hits[r].sum()), "score": float(score[r])}
+        for r in order
+        if score[r] > 0
+    ]

@@ -1,0 +1,139 @@
+"""The on-disk index: a folder of ``.npy`` arrays plus ``manifest.json``, opened memory-mapped.
+
+Why a folder of arrays (and not SQLite): every lookup is "row n of a few dense [neurons, ...]
+arrays"; ``np.load(mmap_mode="r")`` makes that a page read with no query layer, no parsing
+and no copy of the whole index, and the format is readable from any numpy.
+
+Writes are atomic: everything goes to a temporary sibling folder, ``manifest.json`` (with
+``"complete": true``) is written last, then the folder is renamed into place (an old index
+is moved aside first and removed after). A folder without a complete manifest is never
+opened as an index, so a cancelled or crashed build leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lenscope import __version__
+from lenscope.errors import LenscopeError
+from lenscope.index.build import HIST_EDGES, IndexArrays
+from lenscope.index.corpus import Document, Skipped
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+ARRAYS = (
+    "top_values", "top_windows", "top_positions", "top_context", "windows", "tokens", "token_start",
+    "token_end", "doc_offsets", "text", "doc_chars", "mean", "max", "hist", "logit_top_ids", "logit_top_values",
+    "logit_bottom_ids", "logit_bottom_values",
+)  # fmt: skip
+
+
+class IndexNotFound(LenscopeError):
+    code = "index_not_found"
+
+
+def write_index(
+    arrays: IndexArrays,
+    out: Path,
+    *,
+    model: str,
+    n_layers: int,
+    tokenizer: dict[str, Any],
+    docs: list[Document],
+    skipped: list[Skipped],
+    root: str,
+) -> Path:
+    out = out.resolve()
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    try:
+        for name in ARRAYS:
+            np.save(tmp / f"{name}.npy", getattr(arrays, name), allow_pickle=False)
+        (tmp / "strings.json").write_text(
+            json.dumps({str(k): v for k, v in arrays.strings.items()}, ensure_ascii=False), encoding="utf-8"
+        )
+        n_neurons = arrays.top_values.shape[0]
+        manifest = {
+            "format": FORMAT,
+            "complete": True,
+            "lenscope": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "model": model,
+            "tokenizer": tokenizer,
+            "neurons": n_neurons,
+            "n_layers": n_layers,
+            "d_mlp": n_neurons // n_layers,
+            "k": arrays.k,
+            "before": arrays.before,
+            "after": arrays.after,
+            "window_tokens": arrays.window_tokens,
+            "tokens": arrays.count,
+            "hist_edges": HIST_EDGES.tolist(),
+            "root": root,
+            "files": [
+                {"path": d.path, "sha256": d.sha256, "tokens": int(n)} for d, n in zip(docs, np.diff(arrays.doc_offsets).tolist())
+            ],
+            "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
+        }
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:  # last: its presence marks completion
+            json.dump(manifest, f, indent=1, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class Index:
+    path: Path
+    manifest: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    strings: dict[int, str]
+
+    @property
+    def n_neurons(self) -> int:
+        return int(self.manifest["neurons"])
+
+    @property
+    def d_mlp(self) -> int:
+        return int(self.manifest["d_mlp"])
+
+
+def open_index(path: Path) -> Index:
+    """Open an index memory-mapped. Raises :class:`IndexNotFound` unless it is complete."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexNotFound(f"no complete lenscope index at {path.name}: {exc.__class__.__name__}") from exc
+    if manifest.get("format") != FORMAT or not manifest.get("complete"):
+        raise IndexNotFound(f"{path.name} is not a complete lenscope index (format {manifest.get('format')})")
+    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+    strings = {int(k): v for k, v in json.loads((path / "strings.json").read_text(encoding="utf-8")).items()}
+    return Index(path, manifest, arrays, strings)
+
+
+def changed_files(path: Path, docs: list[Document]) -> list[str] | None:
+    """Paths whose content differs from an existing complete index at ``path`` (added, removed
+    or edited), or None when there is no such index."""
+    try:
+        manifest = open_index(path).manifest
+    except IndexNotFound:
+        return None
+    before = {f["path"]: f["sha256"] for f in manifest["files"]}
+    now = {d.path: d.sha256 for d in docs}
+    return sorted(p for p in before.keys() | now.keys() if before.get(p) != now.get(p))
