@@ -22,6 +22,10 @@ from lenscope.wire import (
     AnalyzeResponse,
     ErrorResponse,
     HealthResponse,
+    IndexBuildRequest,
+    IndexesResponse,
+    JobResponse,
+    JobsResponse,
     ModelsResponse,
     NeuronCardResponse,
 )
@@ -43,8 +47,8 @@ def _content(model: type[BaseModel], msgpack: bool) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed body or invalid input (the message names the field and the problem)",
-        403: "Not authenticated or not authorized (Jupyter's own auth)",
-        404: "Unknown model, or no neuron index for it",
+        403: "Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root",
+        404: "Unknown model or job, or no neuron index for the model",
         413: "Text or body over its limit (the message gives the limit)",
         415: "Unsupported Content-Type",
         503: "Worker restarting, queue full or model unavailable; see Retry-After",
@@ -79,6 +83,10 @@ def build_spec() -> dict[str, Any]:
                 ActivationsResponse,
                 ModelsResponse,
                 NeuronCardResponse,
+                IndexBuildRequest,
+                IndexesResponse,
+                JobResponse,
+                JobsResponse,
                 HealthResponse,
                 ErrorResponse,
             )
@@ -136,6 +144,32 @@ def build_spec() -> dict[str, Any]:
                         for name, kind in (("model", "string"), ("layer", "integer"), ("index", "integer"))
                     ],
                 }
+            },
+            "/lenscope/api/indexes": {
+                "get": _operation(
+                    "listIndexes", "Neuron indexes available (built here or shipped)", None, IndexesResponse, (403,)
+                ),
+                "post": {
+                    **_operation(
+                        "buildIndex",
+                        "Start building a neuron index over files under the server root (a job)",
+                        IndexBuildRequest,
+                        JobResponse,
+                        (400, 403),
+                    ),
+                    "responses": {
+                        "202": {"description": "The job, started", "content": _content(JobResponse, True)},
+                        **_errors(400, 403),
+                    },
+                },
+            },
+            "/lenscope/api/jobs": {"get": _operation("listJobs", "Jobs of this server", None, JobsResponse, (403,))},
+            "/lenscope/api/jobs/{job_id}": {
+                "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "get": _operation("getJob", "A job's state and progress", None, JobResponse, (403, 404)),
+                "delete": _operation(
+                    "cancelJob", "Cancel a job (its partial output is never published)", None, JobResponse, (403, 404)
+                ),
             },
             "/lenscope/api/health": {
                 "get": _operation(

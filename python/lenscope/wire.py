@@ -53,6 +53,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class ErrorDetail(_Strict):
+    code: str
+    message: str
+
+
+class ErrorResponse(_Strict):
+    error: ErrorDetail
+
+
 class NDArray(_Strict):
     """A dense array: ``data`` is raw little-endian bytes (msgpack) or a flat list (JSON)."""
 
@@ -180,6 +189,48 @@ class NeuronCardResponse(_Strict):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
+class IndexBuildRequest(_Strict):
+    model: str | None = Field(None, description="Model name; the server's default when omitted")
+    paths: list[str] = Field(description="Files or folders, relative to the server root")
+    name: str = Field("workspace", description="Index folder name under .lenscope/indexes/")
+    k: int = Field(20, description="Top examples kept per neuron")
+
+
+class JobProgress(_Strict):
+    tokens_done: int
+    tokens_total: int
+    rate: float = Field(description="Tokens per second so far")
+    eta_s: float | None
+
+
+class JobResponse(_Strict):
+    id: str
+    kind: Literal["index"]
+    model: str
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: JobProgress | None
+    result: dict[str, Any] | None
+    error: ErrorDetail | None
+    created: float
+
+
+class JobsResponse(_Strict):
+    jobs: list[JobResponse]
+
+
+class IndexEntry(_Strict):
+    name: str
+    model: str
+    files: int
+    tokens: int
+    created: str
+    shipped: bool = Field(description="Ships with lenscope (read-only) rather than built in this workspace")
+
+
+class IndexesResponse(_Strict):
+    indexes: list[IndexEntry]
+
+
 class ModelShapeWire(_Strict):
     n_layers: int
     d_model: int
@@ -235,15 +286,6 @@ class HealthResponse(_Strict):
     models: ModelsHealth
     queue: QueueHealth
     cache: CacheHealth
-
-
-class ErrorDetail(_Strict):
-    code: str
-    message: str
-
-
-class ErrorResponse(_Strict):
-    error: ErrorDetail
 
 
 def _cast(name: str, a: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
@@ -12,6 +13,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 from lenscope.errors import LenscopeError
 from lenscope.models.registry import DEFAULT_MODEL
 from lenscope_server.indexes import IndexRegistry
+from lenscope_server.jobs import JobManager
 from lenscope_server.service import LenscopeService
 from lenscope_server.worker.client import WorkerClient, WorkerConfig
 
@@ -47,9 +49,12 @@ class LenscopeApp(ExtensionApp):
                 queue_limit=self.queue_limit,
             )
         )
-        indexes = IndexRegistry(root / ".lenscope" / "indexes")
-        self.service = LenscopeService(self.worker, self.default_model, self.cache_size, indexes)
-        self.settings.update(lenscope_service=self.service, lenscope_max_body_bytes=self.max_body_bytes)
+        index_dir = root / ".lenscope" / "indexes"
+        self.service = LenscopeService(self.worker, self.default_model, self.cache_size, IndexRegistry(index_dir))
+        # long jobs get a worker of their own, started on the first job
+        job_worker = WorkerClient(replace(self.worker.config, preload=None, queue_limit=8))
+        self.jobs = JobManager(job_worker, root, index_dir)
+        self.settings.update(lenscope_service=self.service, lenscope_jobs=self.jobs, lenscope_max_body_bytes=self.max_body_bytes)
 
     def initialize_handlers(self) -> None:
         from lenscope_server.handlers import route_table
@@ -68,3 +73,4 @@ class LenscopeApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         await self.worker.stop()
+        await self.jobs.stop()

@@ -19,6 +19,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "index_not_found": 404,
     "not_found": 404,
     "forbidden": 403,
+    "forbidden_path": 403,
+    "job_not_found": 404,
     "method_not_allowed": 405,
     "model_unavailable": 503,
     "worker_died": 503,

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from lenscope.errors import LenscopeError
-from lenscope.wire import ActivationsRequest, AnalyzeRequest, decode_msgpack, encode_json, encode_msgpack
+from lenscope.wire import ActivationsRequest, AnalyzeRequest, IndexBuildRequest, decode_msgpack, encode_json, encode_msgpack
 from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, status_for
+from lenscope_server.jobs import JobManager
 from lenscope_server.service import LenscopeService
 
 AUTH_RESOURCE = "lenscope"
@@ -33,6 +34,11 @@ class LenscopeHandler(APIHandler):
     def service(self) -> LenscopeService:
         service: LenscopeService = self.settings["lenscope_service"]
         return service
+
+    @property
+    def jobs(self) -> JobManager:
+        jobs: JobManager = self.settings["lenscope_jobs"]
+        return jobs
 
     @property
     def max_body_bytes(self) -> int:
@@ -128,6 +134,40 @@ class NeuronHandler(LenscopeHandler):
         self.send_plain(self.service.neuron_card(model, int(layer), int(index)))
 
 
+class IndexesHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.send_plain({"indexes": self.service.indexes.listing()})
+
+    @web.authenticated
+    @authorized
+    def post(self) -> None:
+        request = self.parse_body(IndexBuildRequest)
+        job = self.jobs.start_index_build(request.model or self.service.default_model, request.paths, request.name, request.k)
+        self.set_status(202)
+        self.send_plain(job.public())
+
+
+class JobsHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.send_plain({"jobs": [j.public() for j in self.jobs.jobs.values()]})
+
+
+class JobHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def get(self, job_id: str) -> None:
+        self.send_plain(self.jobs.get(job_id).public())
+
+    @web.authenticated
+    @authorized
+    async def delete(self, job_id: str) -> None:
+        self.send_plain((await self.jobs.cancel(job_id)).public())
+
+
 class HealthHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -151,6 +191,11 @@ class NotFoundHandler(LenscopeHandler):
     def post(self) -> None:
         self._missing()
 
+    @web.authenticated
+    @authorized
+    def delete(self) -> None:
+        self._missing()
+
 
 def route_table() -> list[tuple[str, Any]]:
     return [
@@ -159,5 +204,8 @@ def route_table() -> list[tuple[str, Any]]:
         (r"/lenscope/api/activations", ActivationsHandler),
         (r"/lenscope/api/neurons/([^/]+)/([0-9]{1,6})/([0-9]{1,7})", NeuronHandler),
         (r"/lenscope/api/health", HealthHandler),
+        (r"/lenscope/api/indexes", IndexesHandler),
+        (r"/lenscope/api/jobs", JobsHandler),
+        (r"/lenscope/api/jobs/([A-Za-z0-9-]{1,40})", JobHandler),
         (r"/lenscope/api/.*", NotFoundHandler),
     ]

@@ -26,7 +26,8 @@ class IndexRegistry:
         out: list[Path] = []
         for base in (self.workspace_dir, _shipped_dir()):
             if base.is_dir():
-                out += sorted(p for p in base.iterdir() if (p / MANIFEST).is_file())
+                # hidden folders are builds in progress or old copies being replaced: never served
+                out += sorted(p for p in base.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file())
         return out
 
     def open(self, path: Path) -> Index:
@@ -37,6 +38,26 @@ class IndexRegistry:
         index = open_index(path)
         self._open[path] = (mtime, index)
         return index
+
+    def listing(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for path in self.candidates():
+            try:
+                m = self.open(path).manifest
+            except IndexNotFound:
+                continue
+            shipped = path.parent == _shipped_dir()
+            out.append(
+                {
+                    "name": path.name,
+                    "model": m["model"],
+                    "files": len(m["files"]),
+                    "tokens": m["tokens"],
+                    "created": m["created"],
+                    "shipped": shipped,
+                }
+            )
+        return out
 
     def for_model(self, model: str) -> Index:
         for path in self.candidates():

@@ -55,6 +55,61 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/indexes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Neuron indexes available (built here or shipped) */
+        get: operations["listIndexes"];
+        put?: never;
+        /** Start building a neuron index over files under the server root (a job) */
+        post: operations["buildIndex"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/lenscope/api/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Jobs of this server */
+        get: operations["listJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/lenscope/api/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        /** A job's state and progress */
+        get: operations["getJob"];
+        put?: never;
+        post?: never;
+        /** Cancel a job (its partial output is never published) */
+        delete: operations["cancelJob"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/models": {
         parameters: {
             query?: never;
@@ -232,6 +287,99 @@ export interface components {
              * @description Bin edges; counts has one more bin below the first and one above the last
              */
             edges: number[];
+        };
+        /** IndexBuildRequest */
+        IndexBuildRequest: {
+            /**
+             * K
+             * @description Top examples kept per neuron
+             * @default 20
+             */
+            k: number;
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /**
+             * Name
+             * @description Index folder name under .lenscope/indexes/
+             * @default workspace
+             */
+            name: string;
+            /**
+             * Paths
+             * @description Files or folders, relative to the server root
+             */
+            paths: string[];
+        };
+        /** IndexEntry */
+        IndexEntry: {
+            /** Created */
+            created: string;
+            /** Files */
+            files: number;
+            /** Model */
+            model: string;
+            /** Name */
+            name: string;
+            /**
+             * Shipped
+             * @description Ships with lenscope (read-only) rather than built in this workspace
+             */
+            shipped: boolean;
+            /** Tokens */
+            tokens: number;
+        };
+        /** IndexesResponse */
+        IndexesResponse: {
+            /** Indexes */
+            indexes: components["schemas"]["IndexEntry"][];
+        };
+        /** JobProgress */
+        JobProgress: {
+            /** Eta S */
+            eta_s: number | null;
+            /**
+             * Rate
+             * @description Tokens per second so far
+             */
+            rate: number;
+            /** Tokens Done */
+            tokens_done: number;
+            /** Tokens Total */
+            tokens_total: number;
+        };
+        /** JobResponse */
+        JobResponse: {
+            /** Created */
+            created: number;
+            error: components["schemas"]["ErrorDetail"] | null;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @constant
+             */
+            kind: "index";
+            /** Model */
+            model: string;
+            progress: components["schemas"]["JobProgress"] | null;
+            /** Result */
+            result: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "done" | "failed" | "cancelled";
+        };
+        /** JobsResponse */
+        JobsResponse: {
+            /** Jobs */
+            jobs: components["schemas"]["JobResponse"][];
         };
         /** LogitEffect */
         LogitEffect: {
@@ -513,7 +661,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated or not authorized (Jupyter's own auth) */
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -523,7 +671,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model, or no neuron index for it */
+            /** @description Unknown model or job, or no neuron index for the model */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -599,7 +747,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated or not authorized (Jupyter's own auth) */
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -609,7 +757,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model, or no neuron index for it */
+            /** @description Unknown model or job, or no neuron index for the model */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -670,8 +818,202 @@ export interface operations {
                     "application/msgpack": components["schemas"]["HealthResponse"];
                 };
             };
-            /** @description Not authenticated or not authorized (Jupyter's own auth) */
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listIndexes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Neuron indexes available (built here or shipped) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IndexesResponse"];
+                    "application/msgpack": components["schemas"]["IndexesResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    buildIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IndexBuildRequest"];
+                "application/msgpack": components["schemas"]["IndexBuildRequest"];
+            };
+        };
+        responses: {
+            /** @description The job, started */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobResponse"];
+                    "application/msgpack": components["schemas"]["JobResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Jobs of this server */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobsResponse"];
+                    "application/msgpack": components["schemas"]["JobsResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A job's state and progress */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobResponse"];
+                    "application/msgpack": components["schemas"]["JobResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model or job, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    cancelJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancel a job (its partial output is never published) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobResponse"];
+                    "application/msgpack": components["schemas"]["JobResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model or job, or no neuron index for the model */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -701,7 +1043,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ModelsResponse"];
                 };
             };
-            /** @description Not authenticated or not authorized (Jupyter's own auth) */
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -756,7 +1098,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Not authenticated or not authorized (Jupyter's own auth) */
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -766,7 +1108,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model, or no neuron index for it */
+            /** @description Unknown model or job, or no neuron index for the model */
             404: {
                 headers: {
                     [name: string]: unknown;

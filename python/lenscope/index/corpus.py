@@ -33,8 +33,14 @@ def read_documents(root: Path, paths: Iterable[str]) -> tuple[list[Document], li
     for rel in paths:
         p = root / rel
         if p.is_dir():
+            # hidden files and folders (.git, .lenscope, ...) are not corpus; symlinks out of the root are not followed
+            real_root = root.resolve()
             files += sorted(
-                f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(root).parts)
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(root).parts)
+                and f.resolve().is_relative_to(real_root)
             )
         else:
             files.append(p)

@@ -182,8 +182,13 @@ class WorkerClient:
                 await self.start()
 
     async def request(
-        self, op: str, args: dict[str, Any] | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        on_sent: Callable[[int], None] | None = None,
     ) -> Any:
+        """Send one op and await its result. ``on_sent`` gets the request id (to cancel it)."""
         if len(self._pending) >= self.config.queue_limit:
             raise QueueFull(
                 f"the model worker has {len(self._pending)} requests queued (limit {self.config.queue_limit}); retry shortly"
@@ -199,6 +204,8 @@ class WorkerClient:
         except (ConnectionError, RuntimeError) as exc:
             self._pending.pop(rid, None)
             raise WorkerDied(f"the model worker is not accepting requests ({exc}); it is restarting, try again") from exc
+        if on_sent:
+            on_sent(rid)
         return await future
 
     async def cancel(self, rid: int) -> None:

@@ -136,6 +136,46 @@ class Worker:
         result = neuron_activations(self.model(name), args["text"], pairs, context=args.get("context", ""), model_name=name)
         return {"payload": encode_msgpack(activations_to_wire(result)), "loaded": sorted(self.models)}
 
+    def op_build_index(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        """Build a neuron index over files under ``root`` and write it atomically to ``out``."""
+        from lenscope.errors import InvalidInput
+        from lenscope.index.build import BuildOptions, build_index
+        from lenscope.index.corpus import read_documents
+        from lenscope.index.store import write_index
+
+        root, out = Path(args["root"]), Path(args["out"])
+        docs, skipped = read_documents(root, args["paths"])
+        if not docs:
+            raise InvalidInput(
+                f"no readable text among the paths; skipped: {', '.join(f'{s.path} ({s.reason})' for s in skipped) or 'none'}"
+            )
+        model = self.model(args["model"])
+        last = [0.0]
+
+        def throttled(p: dict[str, Any]) -> None:  # at most 5 progress frames a second
+            if time.monotonic() - last[0] > 0.2 or p["tokens_done"] == p["tokens_total"]:
+                last[0] = time.monotonic()
+                progress(p)
+
+        arrays = build_index(model, docs, BuildOptions(k=int(args.get("k", 20))), progress=throttled, cancelled=cancelled.is_set)
+        tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
+        write_index(
+            arrays,
+            out,
+            model=args["model"],
+            n_layers=int(model.cfg.n_layers),
+            tokenizer=tokenizer,
+            docs=docs,
+            skipped=skipped,
+            root=".",
+        )
+        return {
+            "name": out.name,
+            "files": len(docs),
+            "tokens": arrays.count,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
+        }
+
     def run(self) -> None:
         while True:
             try:

@@ -1,0 +1,147 @@
+"""Index builds as jobs over HTTP: progress, cards from the new index, path safety, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from lenscope.wire import IndexesResponse, JobResponse
+from tests.server.helpers import body_of, error_of
+
+
+@pytest.fixture
+def workspace(jp_root_dir: Path) -> Path:
+    (jp_root_dir / "src").mkdir()
+    (jp_root_dir / "src" / "a.py").write_text("def add(a, b):\n    return a + b\n" * 200)
+    (jp_root_dir / "src" / "b.md").write_text("# Title\n\nSome prose about the code. 😀\n" * 20)
+    (jp_root_dir / "src" / "img.bin").write_bytes(b"\x89PNG\x00\x00binary")
+    big = "".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(4000))
+    (jp_root_dir / "big.py").write_text(big)  # ~100k tokens: long enough to interrupt
+    return jp_root_dir
+
+
+async def post_json(jp_fetch, route: str, body: dict):
+    return await jp_fetch(
+        "lenscope", "api", route, method="POST", body=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+
+
+async def wait_job(jp_fetch, job_id: str, until=("done", "failed", "cancelled"), timeout: float = 120) -> dict:
+    seen = []
+    for _ in range(int(timeout / 0.1)):
+        job = body_of(await jp_fetch("lenscope", "api", "jobs", job_id))
+        JobResponse.model_validate(job)
+        seen.append(job)
+        if job["state"] in until:
+            job["history"] = seen
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {seen[-1]['state']}")
+
+
+async def test_build_index_job_then_neuron_card(jp_fetch, workspace: Path) -> None:
+    response = await post_json(jp_fetch, "indexes", {"paths": ["src"], "name": "demo", "k": 8})
+    assert response.code == 202
+    job = body_of(response)
+    assert job["state"] in ("queued", "running") and job["kind"] == "index"
+    done = await wait_job(jp_fetch, job["id"])
+    assert done["state"] == "done", done
+    assert done["result"]["files"] == 2 and done["result"]["skipped"] == [{"path": "src/img.bin", "reason": "binary (NUL bytes)"}]
+    progress = [j["progress"] for j in done["history"] if j["progress"]]
+    assert progress and progress[-1]["tokens_done"] == progress[-1]["tokens_total"] == done["result"]["tokens"]
+    listing = body_of(await jp_fetch("lenscope", "api", "indexes"))
+    IndexesResponse.model_validate(listing)
+    names = {i["name"]: i for i in listing["indexes"]}
+    assert names["demo"]["shipped"] is False and names["lenscope-gelu-1l"]["shipped"] is True
+    # the workspace index now answers this model's cards, with examples from the workspace
+    card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "3"))
+    assert card["index_path"] == "demo" and len(card["examples"]) == 8
+    assert {e["file"] for e in card["examples"]} <= {"src/a.py", "src/b.md"}
+
+
+@pytest.mark.parametrize(
+    "paths,message",
+    [
+        (["../etc"], "'..' segment"),
+        (["/etc/passwd"], "is absolute"),
+        (["src/../../x"], "'..' segment"),
+        (["escape"], "outside the server root"),
+        (["missing"], "does not exist"),
+    ],
+)
+async def test_paths_outside_the_root_are_refused(jp_fetch, workspace: Path, paths, message: str) -> None:
+    os.symlink("/etc", workspace / "escape")
+    status, error, _ = await error_of(post_json(jp_fetch, "indexes", {"paths": paths}))
+    assert status == 403 and error["error"]["code"] == "forbidden_path" and message in error["error"]["message"], error
+
+
+async def test_symlink_inside_a_folder_is_not_followed_out(jp_fetch, workspace: Path) -> None:
+    os.symlink("/etc/passwd", workspace / "src" / "passwd.txt")
+    job = body_of(await post_json(jp_fetch, "indexes", {"paths": ["src"], "name": "safe"}))
+    done = await wait_job(jp_fetch, job["id"])
+    assert done["state"] == "done" and done["result"]["files"] == 2
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"paths": []}, "paths is empty"),
+        ({"paths": ["src"], "name": "a/b"}, "index name"),
+        ({"paths": ["src"], "k": 0}, "k must"),
+    ],
+)
+async def test_bad_build_requests(jp_fetch, workspace: Path, body: dict, message: str) -> None:
+    status, error, _ = await error_of(post_json(jp_fetch, "indexes", body))
+    assert status == 400 and message in error["error"]["message"], error
+
+
+async def running(jp_fetch, job_id: str) -> dict:
+    for _ in range(600):
+        job = body_of(await jp_fetch("lenscope", "api", "jobs", job_id))
+        if job["progress"] and job["progress"]["tokens_done"] > 0:
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError("the build never made progress")
+
+
+def no_index_named(root: Path, name: str) -> bool:
+    index_dir = root / ".lenscope" / "indexes"
+    return not (index_dir / name).exists() and not any((p / "manifest.json").exists() for p in index_dir.glob(f".{name}*"))
+
+
+async def test_cancel_midway_leaves_no_index_and_a_new_build_works(jp_fetch, workspace: Path) -> None:
+    job = body_of(await post_json(jp_fetch, "indexes", {"paths": ["big.py"], "name": "big"}))
+    await running(jp_fetch, job["id"])
+    cancelled = body_of(await jp_fetch("lenscope", "api", "jobs", job["id"], method="DELETE"))
+    assert cancelled["id"] == job["id"]
+    done = await wait_job(jp_fetch, job["id"])
+    assert done["state"] == "cancelled" and done["error"]["code"] == "cancelled"
+    assert no_index_named(workspace, "big")
+    card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "0"))
+    assert card["index_path"] == "lenscope-gelu-1l"  # the shipped index still serves
+    again = body_of(await post_json(jp_fetch, "indexes", {"paths": ["src"], "name": "big"}))
+    assert (await wait_job(jp_fetch, again["id"]))["state"] == "done"
+
+
+async def test_worker_killed_midway_leaves_no_index_and_a_new_build_works(jp_fetch, workspace: Path, jp_serverapp) -> None:
+    job = body_of(await post_json(jp_fetch, "indexes", {"paths": ["big.py"], "name": "big"}))
+    await running(jp_fetch, job["id"])
+    app = next(ext for ext in jp_serverapp.extension_manager.extension_apps["lenscope_server"])
+    os.kill(app.jobs.worker.pid, signal.SIGKILL)
+    done = await wait_job(jp_fetch, job["id"])
+    assert done["state"] == "failed" and done["error"]["code"] == "worker_died" and "signal 9" in done["error"]["message"]
+    assert no_index_named(workspace, "big")
+    again = body_of(await post_json(jp_fetch, "indexes", {"paths": ["src"], "name": "big"}))
+    assert (await wait_job(jp_fetch, again["id"]))["state"] == "done"
+    card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "0"))
+    assert card["index_path"] == "big"
+
+
+async def test_unknown_job(jp_fetch) -> None:
+    status, error, _ = await error_of(jp_fetch("lenscope", "api", "jobs", "job-999"))
+    assert status == 404 and error["error"]["code"] == "job_not_found"
