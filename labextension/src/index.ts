@@ -17,6 +17,7 @@ import { LenscopeApiError, LenscopeClient, ModelEntry } from './api/client';
 import type { ScaleName } from './colors';
 import { annotationExtension, currentAnnotation, setAnnotation } from './editor/annotations';
 import { NEURON_EVENT, NeuronEventDetail } from './editor/tooltip';
+import { renderCard } from './card';
 import { LenscopePanel } from './panel';
 
 const PLUGIN_ID = 'lenscope:plugin';
@@ -26,6 +27,7 @@ export namespace CommandIDs {
   export const clear = 'lenscope:clear-annotations';
   export const chooseModel = 'lenscope:choose-model';
   export const showPanel = 'lenscope:show-panel';
+  export const buildIndex = 'lenscope:build-index';
 }
 
 interface Settings {
@@ -113,6 +115,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       },
       onRefreshModels: () => void refreshModels(),
+      onBuildIndex: () => void buildIndex(),
+      onCancelJob: () => {
+        if (job) {
+          void client.cancelJob(job);
+        }
+      },
+      onOpenExample: (file, charStart) => void openAt(file, charStart),
       onColourByLogprob: () => {
         const annotation = last ? currentAnnotation(last.target.view) : null;
         if (last && annotation) {
@@ -122,6 +131,46 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     panel.title.icon = ICON;
     app.shell.add(panel, 'right', { rank: 900 });
+
+    let job: string | null = null;
+
+    async function refreshIndexes(): Promise<void> {
+      try {
+        panel.showIndexes((await client.indexes()).indexes);
+      } catch {
+        // the index list is informative only
+      }
+    }
+
+    async function buildIndex(): Promise<void> {
+      app.shell.activateById(panel.id);
+      try {
+        let current = await client.buildIndex({ model: model || null, paths: ['.'], name: 'workspace', k: 20 });
+        job = current.id;
+        panel.showJob(current);
+        while (current.state === 'queued' || current.state === 'running') {
+          await new Promise(resolve => setTimeout(resolve, 300));
+          current = await client.job(current.id);
+          panel.showJob(current);
+        }
+        await refreshIndexes();
+      } catch (err) {
+        panel.showJob({ state: 'failed', error: { message: describe(err) } });
+      }
+    }
+
+    /** Open a workspace file with the cursor at a code-point offset (CodeMirror counts UTF-16). */
+    async function openAt(file: string, charStart: number): Promise<void> {
+      const widget = (await app.commands.execute('docmanager:open', { path: file })) as { content?: { editor?: unknown }; context?: { ready: Promise<void> } };
+      await widget?.context?.ready;
+      const editor = widget?.content?.editor;
+      if (editor instanceof CodeMirrorEditor) {
+        const doc = editor.editor.state.doc.toString();
+        const pos = Array.from(doc).slice(0, charStart).join('').length;
+        editor.editor.dispatch({ selection: { anchor: pos }, scrollIntoView: true });
+        editor.editor.focus();
+      }
+    }
 
     async function refreshModels(): Promise<void> {
       try {
@@ -226,6 +275,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.activateById(panel.id);
       panel.showNeuronLoading(layer, index);
       const run = last;
+      void client
+        .neuronCard(run.model || model, layer, index)
+        .then(card => panel.showCard(renderCard(card, { onOpenExample: (file, at) => void openAt(file, at) })))
+        .catch(err =>
+          panel.showCardMessage(
+            err instanceof LenscopeApiError && err.code === 'index_not_found'
+              ? `No neuron index for ${run.model || model} yet: “Index the workspace” below builds one.`
+              : describe(err),
+            !(err instanceof LenscopeApiError && err.code === 'index_not_found')
+          )
+        );
       try {
         const acts = await client.activations({
           model: run.model || null,
@@ -269,6 +329,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
     app.commands.addCommand(CommandIDs.clear, { label: 'lenscope: Clear annotations', execute: clear });
+    app.commands.addCommand(CommandIDs.buildIndex, {
+      label: 'lenscope: Index the workspace (neuron index)',
+      execute: () => buildIndex()
+    });
     app.commands.addCommand(CommandIDs.showPanel, {
       label: 'lenscope: Show panel',
       execute: () => app.shell.activateById(panel.id)
@@ -286,7 +350,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
-    for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel]) {
+    for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel, CommandIDs.buildIndex]) {
       palette?.addItem({ command, category: 'lenscope' });
     }
     for (const selector of ['.jp-FileEditor', '.jp-Notebook .jp-Cell']) {
@@ -310,6 +374,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     } else {
       void refreshModels();
     }
+    void refreshIndexes();
   }
 };
 

@@ -16,6 +16,9 @@ export interface PanelCallbacks {
   onTokenClick(index: number): void;
   onRefreshModels(): void;
   onColourByLogprob(): void;
+  onBuildIndex(): void;
+  onCancelJob(): void;
+  onOpenExample(file: string, charStart: number): void;
 }
 
 export type PanelState =
@@ -33,6 +36,11 @@ export class LenscopePanel extends Widget {
   private readonly neuronsBox = el('div', 'ls-neurons');
   private readonly neuronBox = el('div', 'ls-neuron');
   private readonly timingsBox = el('div', 'ls-timings ls-muted');
+  private readonly cardBox = el('div', 'ls-card-box');
+  private readonly indexBox = el('div', 'ls-index');
+  private readonly indexProgress = el('progress', 'ls-progress');
+  private readonly indexStatus = el('span', 'ls-index-status ls-muted');
+  private readonly indexCancel = el('button', 'ls-button ls-cancel', 'cancel');
   private analysis: Analysis | null = null;
   private models: ModelEntry[] = [];
 
@@ -51,7 +59,24 @@ export class LenscopePanel extends Widget {
     refresh.addEventListener('click', () => this.callbacks.onRefreshModels());
     picker.append(refresh);
     header.append(picker);
-    this.node.append(header, this.status, this.legendBox, this.tokensBox, this.neuronBox, this.neuronsBox, this.timingsBox);
+    const build = el('button', 'ls-neuron-chip ls-build-index', 'Index the workspace');
+    build.title = 'Build a neuron index over the files of this workspace (Neuroscope over your own text)';
+    build.addEventListener('click', () => this.callbacks.onBuildIndex());
+    this.indexCancel.addEventListener('click', () => this.callbacks.onCancelJob());
+    this.indexCancel.hidden = true;
+    this.indexProgress.hidden = true;
+    this.indexBox.append(el('h3', '', 'Neuron index'), build, this.indexProgress, this.indexCancel, this.indexStatus);
+    this.node.append(
+      header,
+      this.status,
+      this.legendBox,
+      this.tokensBox,
+      this.neuronBox,
+      this.cardBox,
+      this.neuronsBox,
+      this.indexBox,
+      this.timingsBox
+    );
     this.setState({ kind: 'empty' });
   }
 
@@ -177,7 +202,7 @@ export class LenscopePanel extends Widget {
       }
     }
     this.neuronBox.append(
-      el('p', 'ls-muted', `Activation on this text (text coloured inline too): max ${fmt(max)} at “${visible(analysis.tokens[at]?.text ?? '')}”. Its corpus examples come with the neuron index.`)
+      el('p', 'ls-muted', `Activation on this text (text coloured inline too): max ${fmt(max)} at “${visible(analysis.tokens[at]?.text ?? '')}”. Its card, with its top corpus examples, follows.`)
     );
     const flow = el('div', 'ls-token-flow');
     for (let i = 0; i < n; i++) {
@@ -188,6 +213,41 @@ export class LenscopePanel extends Widget {
       flow.append(span);
     }
     this.neuronBox.append(flow);
+  }
+
+  showIndexes(indexes: { name: string; model: string; tokens: number; shipped: boolean }[]): void {
+    this.indexStatus.textContent = indexes.length
+      ? indexes.map(i => `${i.name} (${i.model}, ${i.tokens.toLocaleString()} tokens${i.shipped ? ', shipped' : ''})`).join(' · ')
+      : 'none yet';
+  }
+
+  showJob(job: { state: string; progress?: { tokens_done: number; tokens_total: number; rate: number; eta_s?: number | null } | null; error?: { message: string } | null }): void {
+    const running = job.state === 'queued' || job.state === 'running';
+    this.indexProgress.hidden = false;
+    this.indexCancel.hidden = !running;
+    this.indexBox.dataset.jobState = job.state;
+    const p = job.progress;
+    if (p) {
+      this.indexProgress.max = p.tokens_total;
+      this.indexProgress.value = p.tokens_done;
+    }
+    if (running) {
+      this.indexStatus.textContent = p
+        ? `${p.tokens_done.toLocaleString()} / ${p.tokens_total.toLocaleString()} tokens · ${Math.round(p.rate).toLocaleString()} tok/s${p.eta_s ? ` · ${Math.ceil(p.eta_s)} s left` : ''}`
+        : 'starting…';
+    } else if (job.state === 'done') {
+      this.indexStatus.textContent = 'done: neuron cards now come from this index';
+    } else {
+      this.indexStatus.textContent = `${job.state}: ${job.error?.message ?? ''}`;
+    }
+  }
+
+  showCard(card: HTMLElement): void {
+    this.cardBox.replaceChildren(card);
+  }
+
+  showCardMessage(message: string, isError: boolean): void {
+    this.cardBox.replaceChildren(el('p', isError ? 'ls-error' : 'ls-muted', message));
   }
 
   showNeuronError(message: string): void {

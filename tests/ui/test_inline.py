@@ -218,3 +218,40 @@ def test_thousand_token_selection_timing(page: Any, lab: Lab) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "ui-timing.json").write_text(json.dumps(runs, indent=2))
     print("\n" + json.dumps(runs))
+
+
+def test_build_index_from_the_panel_then_open_a_neuron_card(page: Any, lab: Lab) -> None:
+    open_in_lab(page, lab, "tour.py")
+    page.wait_for_selector(".jp-FileEditor .cm-content")
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
+    page.locator("#lenscope-panel .ls-build-index").click()
+    page.wait_for_selector('#lenscope-panel .ls-index[data-job-state="done"]', timeout=180_000)
+    progress = page.locator("#lenscope-panel .ls-progress")
+    assert float(progress.get_attribute("value") or 0) == float(progress.get_attribute("max") or -1) > 0
+    manifest = json.loads((lab.root / ".lenscope" / "indexes" / "workspace" / "manifest.json").read_text())
+    assert manifest["complete"] and {f["path"] for f in manifest["files"]} >= {"tour.py", "README.md"}
+    shot(page, "index-built")
+
+    select_lines(page, ".jp-FileEditor", 8, 15)
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
+    page.wait_for_selector(".ls-token")
+    page.mouse.move(0, 0)
+    page.locator('.ls-token[data-ls-token="4"]').first.hover()
+    chip = page.wait_for_selector(".ls-tooltip .ls-neuron-chip")
+    layer, index = chip.get_attribute("data-layer"), chip.get_attribute("data-index")
+    chip.dispatch_event("mousedown")
+    card = page.wait_for_selector(f'#lenscope-panel .ls-card[data-layer="{layer}"][data-index="{index}"]')
+    examples = card.query_selector_all(".ls-example")
+    assert examples, "the card shows no examples"
+    files = {e.query_selector(".ls-example-file").inner_text() for e in examples}
+    assert files <= {f["path"] for f in manifest["files"]}
+    assert card.query_selector(".ls-max") and len(card.query_selector_all(".ls-bar")) == 66
+    page.locator("#lenscope-panel").screenshot(path=str(ARTIFACTS / "neuron-card.png"))
+    shot(page, "neuron-card-full")
+    # an example's file link opens that file in the editor
+    first = examples[0].query_selector(".ls-example-file")
+    target = first.inner_text()
+    first.click()
+    page.wait_for_function(
+        f"() => window.jupyterapp.shell.currentWidget && window.jupyterapp.shell.currentWidget.context && window.jupyterapp.shell.currentWidget.context.path === {json.dumps(target)}"
+    )

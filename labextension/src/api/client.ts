@@ -14,6 +14,10 @@ export type ModelsResponse = components['schemas']['ModelsResponse'];
 export type ModelEntry = components['schemas']['ModelEntry'];
 export type HealthResponse = components['schemas']['HealthResponse'];
 export type ErrorResponse = components['schemas']['ErrorResponse'];
+export type NeuronCard = components['schemas']['NeuronCardResponse'];
+export type IndexBuildRequest = components['schemas']['IndexBuildRequest'];
+export type Job = components['schemas']['JobResponse'];
+export type IndexesResponse = components['schemas']['IndexesResponse'];
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -52,6 +56,26 @@ export class LenscopeClient {
 
   models(): Promise<ModelsResponse> {
     return this.call<ModelsResponse>('GET', 'models');
+  }
+
+  neuronCard(model: string, layer: number, index: number): Promise<NeuronCard> {
+    return this.call<NeuronCard>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}`);
+  }
+
+  indexes(): Promise<IndexesResponse> {
+    return this.call<IndexesResponse>('GET', 'indexes');
+  }
+
+  buildIndex(request: IndexBuildRequest): Promise<Job> {
+    return this.call<Job>('POST', 'indexes', request);
+  }
+
+  job(id: string): Promise<Job> {
+    return this.call<Job>('GET', `jobs/${encodeURIComponent(id)}`);
+  }
+
+  cancelJob(id: string): Promise<Job> {
+    return this.call<Job>('DELETE', `jobs/${encodeURIComponent(id)}`);
   }
 
   health(): Promise<HealthResponse> {
