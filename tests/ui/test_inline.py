@@ -252,6 +252,5 @@ def test_build_index_from_the_panel_then_open_a_neuron_card(page: Any, lab: Lab)
     first = examples[0].query_selector(".ls-example-file")
     target = first.inner_text()
     first.click()
-    page.wait_for_function(
-        f"() => window.jupyterapp.shell.currentWidget && window.jupyterapp.shell.currentWidget.context && window.jupyterapp.shell.currentWidget.context.path === {json.dumps(target)}"
-    )
+    current = "window.jupyterapp.shell.currentWidget"
+    page.wait_for_function(f"() => {current} && {current}.context && {current}.context.path === {json.dumps(target)}")
