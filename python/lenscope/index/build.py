@@ -23,7 +23,7 @@ from lenscope.index.corpus import Document
 from lenscope.tokens import token_strings, tokenize_with_spans
 
 HIST_EDGES = np.linspace(-1.0, 15.0, 65, dtype=np.float32)
-"""Fixed histogram bins (plus one underflow and one overflow bin) for every neuron."""
+"""Fixed histogram bins ``[edge_i, edge_i+1)``, plus one underflow and one overflow bin, for every neuron."""
 
 
 class IndexCancelled(LenscopeError):
@@ -130,7 +130,7 @@ def build_index(
     top_c = torch.full((n_neurons, k, ctx), float("nan"), dtype=torch.float16)
     act_sum = torch.zeros(n_neurons, dtype=torch.float64)
     act_max = torch.full((n_neurons,), float("-inf"))
-    edges = torch.from_numpy(HIST_EDGES)
+    lo, inv_width = float(HIST_EDGES[0]), 1.0 / float(HIST_EDGES[1] - HIST_EDGES[0])
     n_bins = len(HIST_EDGES) + 1
     hist = torch.zeros(n_neurons * n_bins, dtype=torch.int64)
     offsets = torch.arange(-options.before, options.after + 1)
@@ -148,9 +148,11 @@ def build_index(
         model.run_with_hooks(x.to(device), fwd_hooks=[(h, _keep(acts)) for h in hooks])
         a = torch.cat([t[:, 1:].float().cpu() for t in acts], dim=-1)  # [B, body, N], BOS dropped
         lengths = torch.from_numpy(batch[:, 2].astype(np.int64))
-        valid = torch.arange(body)[None, :] < lengths[:, None]  # [B, body]
-        masked = a.masked_fill(~valid[:, :, None], float("-inf"))
-        b_val, b_pos = masked.max(dim=1)  # [B, N]: one example per (window, neuron)
+        full = bool((lengths == body).all())
+        for i, n in enumerate(batch[:, 2].tolist()):
+            if n < body:
+                a[i, n:] = float("-inf")  # padding never wins a maximum
+        b_val, b_pos = a.max(dim=1)  # [B, N]: one example per (window, neuron)
         # the activations around each maximum, NaN outside the window
         p = b_pos[:, :, None] + offsets  # [B, N, ctx]
         inside = (p >= 0) & (p < lengths[:, None, None])
@@ -165,18 +167,20 @@ def build_index(
         top_v, idx = cand_v.topk(k, dim=1)
         top_w, top_p = cand_w.gather(1, idx), cand_p.gather(1, idx)
         top_c = cand_c.gather(1, idx[:, :, None].expand(-1, -1, ctx))
-        # running statistics over the valid tokens
-        flat = a[valid]  # [tokens, N]
-        act_sum += flat.sum(dim=0, dtype=torch.float64)
-        act_max = torch.maximum(act_max, flat.max(dim=0).values)
-        buckets = torch.bucketize(flat, edges) + neuron_ids * n_bins
-        hist += torch.bincount(buckets.reshape(-1), minlength=n_neurons * n_bins)
+        # running statistics over the real (unpadded) tokens
+        flat = a.reshape(-1, n_neurons) if full else a[torch.arange(body)[None, :] < lengths[:, None]]
+        act_sum += flat.sum(dim=0).double()
+        act_max = torch.maximum(act_max, b_val.max(dim=0).values)
+        # uniform bins [lo + i w, lo + (i+1) w): arithmetic, not a search (bucketize is 3x slower)
+        bins = ((flat - lo) * inv_width).floor_().clamp_(-1, n_bins - 2).to(torch.int64) + 1
+        hist += torch.bincount((bins + neuron_ids * n_bins).reshape(-1), minlength=n_neurons * n_bins)
         done += int(lengths.sum())
         if progress:
             elapsed = time.monotonic() - started
             rate = done / elapsed if elapsed > 0 else 0.0
             progress({"tokens_done": done, "tokens_total": total, "rate": rate, "eta_s": (total - done) / rate if rate else None})
 
+    # one-time cost, independent of the corpus (for GPT-2 small: 36,864 x 50,257 dot products)
     ids_hi, val_hi, ids_lo, val_lo = logit_effects(model)
     used = sorted(set(tokens.tolist()) | set(ids_hi.reshape(-1).tolist()) | set(ids_lo.reshape(-1).tolist()))
     return IndexArrays(
