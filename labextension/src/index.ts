@@ -122,6 +122,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       },
       onOpenExample: (file, charStart) => void openAt(file, charStart),
+      onSearch: token => {
+        client
+          .searchNeurons(model, token)
+          .then(found => panel.showSearch(token, found.neurons))
+          .catch(err => panel.showSearchError(describe(err)));
+      },
       onColourByLogprob: () => {
         const annotation = last ? currentAnnotation(last.target.view) : null;
         if (last && annotation) {
@@ -269,23 +275,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     async function showNeuron(layer: number, index: number): Promise<void> {
-      if (!last) {
-        return;
-      }
       app.shell.activateById(panel.id);
-      panel.showNeuronLoading(layer, index);
-      const run = last;
+      const cardModel = last?.model || model;
       void client
-        .neuronCard(run.model || model, layer, index)
+        .neuronCard(cardModel, layer, index)
         .then(card => panel.showCard(renderCard(card, { onOpenExample: (file, at) => void openAt(file, at) })))
         .catch(err =>
           panel.showCardMessage(
             err instanceof LenscopeApiError && err.code === 'index_not_found'
-              ? `No neuron index for ${run.model || model} yet: “Index the workspace” below builds one.`
+              ? `No neuron index for ${cardModel} yet: “Index the workspace” below builds one.`
               : describe(err),
             !(err instanceof LenscopeApiError && err.code === 'index_not_found')
           )
         );
+      if (!last) {
+        return; // no analyzed text: the card alone
+      }
+      const run = last;
+      panel.showNeuronLoading(layer, index);
       try {
         const acts = await client.activations({
           model: run.model || null,

@@ -19,6 +19,7 @@ export interface PanelCallbacks {
   onBuildIndex(): void;
   onCancelJob(): void;
   onOpenExample(file: string, charStart: number): void;
+  onSearch(token: string): void;
 }
 
 export type PanelState =
@@ -41,6 +42,7 @@ export class LenscopePanel extends Widget {
   private readonly indexProgress = el('progress', 'ls-progress');
   private readonly indexStatus = el('span', 'ls-index-status ls-muted');
   private readonly indexCancel = el('button', 'ls-button ls-cancel', 'cancel');
+  private readonly searchResults = el('div', 'ls-search-results');
   private analysis: Analysis | null = null;
   private models: ModelEntry[] = [];
 
@@ -65,7 +67,14 @@ export class LenscopePanel extends Widget {
     this.indexCancel.addEventListener('click', () => this.callbacks.onCancelJob());
     this.indexCancel.hidden = true;
     this.indexProgress.hidden = true;
-    this.indexBox.append(el('h3', '', 'Neuron index'), build, this.indexProgress, this.indexCancel, this.indexStatus);
+    const search = el('input', 'ls-search');
+    search.placeholder = 'neurons that peak on a token, e.g. self';
+    search.addEventListener('keydown', event => {
+      if (event.key === 'Enter' && search.value) {
+        this.callbacks.onSearch(search.value);
+      }
+    });
+    this.indexBox.append(el('h3', '', 'Neuron index'), build, this.indexProgress, this.indexCancel, this.indexStatus, search, this.searchResults);
     this.node.append(
       header,
       this.status,
@@ -240,6 +249,26 @@ export class LenscopePanel extends Widget {
     } else {
       this.indexStatus.textContent = `${job.state}: ${job.error?.message ?? ''}`;
     }
+  }
+
+  showSearch(token: string, hits: { layer: number; index: number; hits: number; score: number }[]): void {
+    this.searchResults.replaceChildren();
+    if (!hits.length) {
+      this.searchResults.append(el('p', 'ls-muted', `No neuron's top examples peak on “${visible(token)}”.`));
+      return;
+    }
+    for (const h of hits) {
+      const chip = el('button', 'ls-neuron-chip', `L${h.layer}.N${h.index} ×${h.hits}`);
+      chip.dataset.layer = String(h.layer);
+      chip.dataset.index = String(h.index);
+      chip.title = `${h.hits} of its top examples peak on this token (activation sum ${fmt(h.score)})`;
+      chip.addEventListener('click', () => this.callbacks.onNeuronClick(h.layer, h.index));
+      this.searchResults.append(chip);
+    }
+  }
+
+  showSearchError(message: string): void {
+    this.searchResults.replaceChildren(el('p', 'ls-error', message));
   }
 
   showCard(card: HTMLElement): void {

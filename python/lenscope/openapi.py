@@ -28,6 +28,7 @@ from lenscope.wire import (
     JobsResponse,
     ModelsResponse,
     NeuronCardResponse,
+    NeuronSearchResponse,
 )
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
@@ -83,6 +84,7 @@ def build_spec() -> dict[str, Any]:
                 ActivationsResponse,
                 ModelsResponse,
                 NeuronCardResponse,
+                NeuronSearchResponse,
                 IndexBuildRequest,
                 IndexesResponse,
                 JobResponse,
@@ -142,6 +144,21 @@ def build_spec() -> dict[str, Any]:
                     "parameters": [
                         {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
                         for name, kind in (("model", "string"), ("layer", "integer"), ("index", "integer"))
+                    ],
+                }
+            },
+            "/lenscope/api/neurons/{model}/search": {
+                "get": {
+                    **_operation(
+                        "neuronSearch",
+                        "Neurons whose top examples peak on a token (by its text)",
+                        None,
+                        NeuronSearchResponse,
+                        (400, 403, 404),
+                    ),
+                    "parameters": [
+                        {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
                     ],
                 }
             },

@@ -189,6 +189,19 @@ class NeuronCardResponse(_Strict):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
+class NeuronHit(_Strict):
+    layer: int
+    index: int
+    hits: int = Field(description="How many of the neuron's top examples peak on the token")
+    score: float = Field(description="Sum of those examples' activations")
+
+
+class NeuronSearchResponse(_Strict):
+    model: str
+    token: str
+    neurons: list[NeuronHit]
+
+
 class IndexBuildRequest(_Strict):
     model: str | None = Field(None, description="Model name; the server's default when omitted")
     paths: list[str] = Field(description="Files or folders, relative to the server root")

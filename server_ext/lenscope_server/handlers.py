@@ -168,6 +168,14 @@ class JobHandler(LenscopeHandler):
         self.send_plain((await self.jobs.cancel(job_id)).public())
 
 
+class NeuronSearchHandler(LenscopeHandler):
+    # the query parameter is ``q``: ``token`` would be taken by Jupyter's auth as the API token
+    @web.authenticated
+    @authorized
+    def get(self, model: str) -> None:
+        self.send_plain(self.service.neuron_search(model, self.get_query_argument("q", "")))
+
+
 class HealthHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -203,6 +211,7 @@ def route_table() -> list[tuple[str, Any]]:
         (r"/lenscope/api/analyze", AnalyzeHandler),
         (r"/lenscope/api/activations", ActivationsHandler),
         (r"/lenscope/api/neurons/([^/]+)/([0-9]{1,6})/([0-9]{1,7})", NeuronHandler),
+        (r"/lenscope/api/neurons/([^/]+)/search", NeuronSearchHandler),
         (r"/lenscope/api/health", HealthHandler),
         (r"/lenscope/api/indexes", IndexesHandler),
         (r"/lenscope/api/jobs", JobsHandler),

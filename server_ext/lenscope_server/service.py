@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 
-from lenscope.index.card import neuron_card
+from lenscope.index.card import neuron_card, neurons_for_token
 from lenscope.validation import MAX_CONTEXT_CHARS, check_int, check_text
 from lenscope.wire import ActivationsRequest, AnalyzeRequest
 from lenscope_server.cache import LRUCache
@@ -111,6 +111,9 @@ class LenscopeService:
         card = neuron_card(self.indexes.for_model(model), layer, neuron)
         card["timings_ms"] = {"lookup": round((time.perf_counter() - t0) * 1000, 3)}
         return card
+
+    def neuron_search(self, model: str, token: str) -> dict[str, Any]:
+        return {"model": model, "token": token, "neurons": neurons_for_token(self.indexes.for_model(model), token)}
 
     async def models(self) -> dict[str, Any]:
         result = await self.worker.request("models")

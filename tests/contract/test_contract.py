@@ -28,7 +28,17 @@ def test_committed_typescript_types_match_the_openapi(tmp_path: Path) -> None:
 
 def test_spec_covers_every_route_and_error_status() -> None:
     spec = build_spec()
-    routes = ("models", "analyze", "activations", "health", "neurons/{model}/{layer}/{index}", "indexes", "jobs", "jobs/{job_id}")
+    routes = (
+        "models",
+        "analyze",
+        "activations",
+        "health",
+        "neurons/{model}/{layer}/{index}",
+        "neurons/{model}/search",
+        "indexes",
+        "jobs",
+        "jobs/{job_id}",
+    )
     assert set(spec["paths"]) == {f"/lenscope/api/{r}" for r in routes}
     analyze = spec["paths"]["/lenscope/api/analyze"]["post"]
     assert {"200", "400", "403", "404", "413", "415", "503"} <= set(analyze["responses"])

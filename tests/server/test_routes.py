@@ -141,3 +141,21 @@ async def test_neuron_card_errors(jp_fetch, path, status: int, code: str) -> Non
 
     got, error, _ = await error_of(jp_fetch("lenscope", "api", "neurons", *path))
     assert got == status and error["error"]["code"] == code, error
+
+
+async def test_neuron_search_by_token(jp_fetch) -> None:
+    from lenscope.wire import NeuronSearchResponse
+
+    found = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "search", params={"q": " self"}))
+    NeuronSearchResponse.model_validate(found)
+    assert found["neurons"] and found["neurons"][0]["hits"] >= 1
+    scores = [n["score"] for n in found["neurons"]]
+    assert scores == sorted(scores, reverse=True)
+    # and the top neuron's card really has an example peaking on that token
+    top = found["neurons"][0]
+    card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", str(top["layer"]), str(top["index"])))
+    assert any(e["tokens"][e["max_token"]].strip() == "self" for e in card["examples"])
+    from tests.server.helpers import error_of
+
+    status, error, _ = await error_of(jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "search", params={"q": ""}))
+    assert status == 400 and "token is empty" in error["error"]["message"]

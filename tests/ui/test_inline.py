@@ -254,3 +254,18 @@ def test_build_index_from_the_panel_then_open_a_neuron_card(page: Any, lab: Lab)
     first.click()
     current = "window.jupyterapp.shell.currentWidget"
     page.wait_for_function(f"() => {current} && {current}.context && {current}.context.path === {json.dumps(target)}")
+
+
+def test_search_neurons_by_token_opens_a_card(page: Any, lab: Lab) -> None:
+    open_in_lab(page, lab, "tour.py")
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
+    search = page.locator("#lenscope-panel .ls-search")
+    search.fill("self")
+    search.press("Enter")
+    chip = page.locator("#lenscope-panel .ls-search-results .ls-neuron-chip").first
+    chip.wait_for()
+    layer, index = chip.get_attribute("data-layer"), chip.get_attribute("data-index")
+    chip.click()
+    card = page.wait_for_selector(f'#lenscope-panel .ls-card[data-layer="{layer}"][data-index="{index}"]')
+    maxima = [m.inner_text().strip("·") for m in card.query_selector_all(".ls-max")]  # whitespace shown as ·
+    assert "self" in maxima, maxima  # some top example of that neuron peaks on "self"

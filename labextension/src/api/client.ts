@@ -18,6 +18,7 @@ export type NeuronCard = components['schemas']['NeuronCardResponse'];
 export type IndexBuildRequest = components['schemas']['IndexBuildRequest'];
 export type Job = components['schemas']['JobResponse'];
 export type IndexesResponse = components['schemas']['IndexesResponse'];
+export type NeuronSearch = components['schemas']['NeuronSearchResponse'];
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -60,6 +61,10 @@ export class LenscopeClient {
 
   neuronCard(model: string, layer: number, index: number): Promise<NeuronCard> {
     return this.call<NeuronCard>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}`);
+  }
+
+  searchNeurons(model: string, token: string): Promise<NeuronSearch> {
+    return this.call<NeuronSearch>('GET', `neurons/${encodeURIComponent(model)}/search?q=${encodeURIComponent(token)}`);
   }
 
   indexes(): Promise<IndexesResponse> {

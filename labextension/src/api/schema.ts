@@ -127,6 +127,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/neurons/{model}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Neurons whose top examples peak on a token (by its text) */
+        get: operations["neuronSearch"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/neurons/{model}/{layer}/{index}": {
         parameters: {
             query?: never;
@@ -537,12 +554,38 @@ export interface components {
              */
             value: number;
         };
+        /** NeuronHit */
+        NeuronHit: {
+            /**
+             * Hits
+             * @description How many of the neuron's top examples peak on the token
+             */
+            hits: number;
+            /** Index */
+            index: number;
+            /** Layer */
+            layer: number;
+            /**
+             * Score
+             * @description Sum of those examples' activations
+             */
+            score: number;
+        };
         /** NeuronRef */
         NeuronRef: {
             /** Index */
             index: number;
             /** Layer */
             layer: number;
+        };
+        /** NeuronSearchResponse */
+        NeuronSearchResponse: {
+            /** Model */
+            model: string;
+            /** Neurons */
+            neurons: components["schemas"]["NeuronHit"][];
+            /** Token */
+            token: string;
         };
         /** NeuronStats */
         NeuronStats: {
@@ -1055,6 +1098,61 @@ export interface operations {
             };
             /** @description Worker restarting, queue full or model unavailable; see Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    neuronSearch: {
+        parameters: {
+            query: {
+                q: string;
+            };
+            header?: never;
+            path: {
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Neurons whose top examples peak on a token (by its text) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NeuronSearchResponse"];
+                    "application/msgpack": components["schemas"]["NeuronSearchResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model or job, or no neuron index for the model */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
