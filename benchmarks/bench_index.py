@@ -85,17 +85,20 @@ def throughput(model: Any, label: str, max_tokens: int, batch: int) -> dict[str,
 
 
 PEAK_SCRIPT = """
-import resource, sys, torch
+import os, sys, torch
 torch.set_num_threads(2)
 from benchmarks.bench_index import held_out_docs
 from benchmarks.common import default_model
 from lenscope.index.build import build_index
+
+def status(key):  # kB; VmHWM is this process's own peak (ru_maxrss would carry the parent's over exec)
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key + ":"))
+
 m = default_model()
 docs = held_out_docs(int(sys.argv[1]), m.tokenizer)
-import os
-base = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024  # current RSS, KiB
+base = status("VmRSS")
 a = build_index(m, docs)
-print(a.count, base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(a.count, base, status("VmHWM"))
 """
 
 
