@@ -141,6 +141,58 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lenscope.compare import compare, group_rows, to_csv, to_jsonl
+    from lenscope.index.corpus import read_documents
+    from lenscope.models.registry import load_model
+
+    root = Path(args.root).resolve()
+    docs, skipped = read_documents(root, [str(Path(p).resolve().relative_to(root)) for p in args.paths])
+    for s in skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    a, b = load_model(args.a, device=args.device), load_model(args.b, device=args.device)
+    rows = compare(a, b, docs, (args.a, args.b), clamp=args.clamp)
+    if args.csv:
+        Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
+    if args.jsonl:
+        Path(args.jsonl).write_text(to_jsonl(rows), encoding="utf-8")
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    title = f"{args.a} vs {args.b}: lp_A - max(lp_B, {args.clamp}), {len(rows):,} tokens in {len(docs)} files"
+    top = Table(title=f"Top tokens: {title}")
+    for col in ("diff", "lp_A", "lp_B", "token", "after", "where"):
+        top.add_column(col)
+    for r in rows[: args.top]:
+        top.add_row(
+            f"{r.diff:.2f}",
+            f"{r.lp_a:.2f}",
+            f"{r.lp_b:.2f}",
+            escape(visible(r.token)),
+            escape(visible(r.previous)),
+            f"{r.path}:{r.line}",
+        )
+    console.print(top)
+    for by, label in (("token", "token"), ("previous", "preceding token")):
+        table = Table(title=f"Groups by {label} (at least {args.min_count} occurrences), by mean diff")
+        for col in ("mean diff", "n", "mean lp_A", "mean lp_B", label, "example"):
+            table.add_column(col)
+        for g in group_rows(rows, by, min_count=args.min_count)[: args.top]:
+            ex = g.examples[0]
+            table.add_row(
+                f"{g.mean_diff:.2f}",
+                str(g.count),
+                f"{g.mean_lp_a:.2f}",
+                f"{g.mean_lp_b:.2f}",
+                escape(visible(g.key)),
+                f"{ex.path}:{ex.line}",
+            )
+        console.print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lenscope.models.registry import DEFAULT_MODEL
 
@@ -164,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--device", default=None)
     ix.add_argument("--force", action="store_true", help="rebuild even when no file changed")
     ix.set_defaults(func=cmd_index)
+    cp = sub.add_parser("compare", help="two models token by token over files: where does A beat B?")
+    cp.add_argument("paths", nargs="+", help="files or folders under --root")
+    cp.add_argument("--a", default=DEFAULT_MODEL, help="model A (default: the GELU model)")
+    cp.add_argument("--b", default="lenscope-attn-only-1l", help="model B (default: the attention-only model)")
+    cp.add_argument("--clamp", type=float, default=-6.0, help="B's log-prob is clamped at this floor")
+    cp.add_argument("--root", default=".")
+    cp.add_argument("--top", type=int, default=25)
+    cp.add_argument("--min-count", type=int, default=20, help="smallest group shown")
+    cp.add_argument("--csv", help="write every token's row as CSV")
+    cp.add_argument("--jsonl", help="write every token's row as JSON lines")
+    cp.add_argument("--device", default=None)
+    cp.set_defaults(func=cmd_compare)
     return parser
 
 

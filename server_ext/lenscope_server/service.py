@@ -13,7 +13,7 @@ from typing import Any
 import msgpack
 
 from lenscope.index.card import neuron_card, neurons_for_token
-from lenscope.validation import MAX_CONTEXT_CHARS, check_int, check_text
+from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TOP_NEURONS, check_int, check_text
 from lenscope.wire import ActivationsRequest, AnalyzeRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
@@ -40,7 +40,7 @@ class LenscopeService:
         check_text(request.text)
         check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
         check_int(request.top_k, "top_k", 1, 2**31 - 1)  # the upper bound needs the model: the worker checks it
-        check_int(request.top_neurons, "top_neurons", 0, 100)
+        check_int(request.top_neurons, "top_neurons", 0, MAX_TOP_NEURONS)
         model = request.model or self.default_model
         key: AnalyzeKey = (model, request.text, request.context, request.top_k, request.top_neurons)
         cached = self.cache.get(key)

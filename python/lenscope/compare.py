@@ -1,0 +1,174 @@
+"""Where is a model good? Per-token log-probs over a corpus (``scan``), and two models compared
+token by token (``compare``), e.g. GELU-1L against attention-only-1L to find where the MLP matters.
+
+A scan is stored once per model, so a later comparison is a join, not a re-run. Scans use
+``analyze`` itself (same windows, same context rule), so their log-probs are the ones the
+inline view shows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lenscope.analysis import analyze
+from lenscope.errors import InvalidInput
+from lenscope.index.corpus import Document
+
+DEFAULT_CLAMP = -6.0
+
+
+@dataclass
+class DocScan:
+    path: str
+    text: str
+    token_start: np.ndarray  # int32 [n], code points
+    token_end: np.ndarray
+    ids: np.ndarray  # int32 [n]
+    logprob: np.ndarray  # float32 [n]: log p(token i | everything before it in the file)
+
+
+@dataclass
+class Scan:
+    model: str
+    docs: list[DocScan]
+
+
+def same_tokenizer(a: Any, b: Any) -> bool:
+    ta, tb = a.tokenizer, b.tokenizer
+    return bool(ta.get_vocab() == tb.get_vocab() and ta.bos_token_id == tb.bos_token_id)
+
+
+def scan(model: Any, docs: Iterable[Document], model_name: str, progress: Callable[[int, int], None] | None = None) -> Scan:
+    """Per-token log-prob of every token of every document (each file read as one text)."""
+    docs = list(docs)
+    out = []
+    for i, d in enumerate(docs):
+        r = analyze(model, d.text, top_k=1, top_neurons=0, model_name=model_name)
+        n = len(r.tokens.ids)
+        out.append(
+            DocScan(
+                d.path,
+                d.text,
+                r.tokens.start,
+                r.tokens.end,
+                r.tokens.ids.astype(np.int32),
+                r.predictions.actual_logprob[:n].copy(),
+            )
+        )
+        if progress:
+            progress(i + 1, len(docs))
+    return Scan(model_name, out)
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str
+    token_index: int
+    line: int  # 1-based
+    start: int  # code points
+    end: int
+    token: str
+    previous: str  # the token before it ("" at the start of a file)
+    lp_a: float
+    lp_b: float
+    diff: float  # lp_a - max(lp_b, clamp)
+
+
+def compare_scans(a: Scan, b: Scan, clamp: float = DEFAULT_CLAMP) -> list[Row]:
+    """Join two scans of the same files, tokenized alike; rows ranked by ``diff``, largest first.
+
+    ``diff = lp_A - max(lp_B, clamp)``: clamping the weaker model's log-prob keeps the list from
+    being flooded by tokens it simply gets badly wrong.
+    """
+    if [d.path for d in a.docs] != [d.path for d in b.docs]:
+        raise InvalidInput("the two scans cover different files")
+    rows: list[Row] = []
+    for da, db in zip(a.docs, b.docs):
+        if not np.array_equal(da.ids, db.ids):
+            raise InvalidInput(
+                f"{da.path}: the two models tokenize it differently; comparing them token by token needs one tokenizer"
+            )
+        line_starts = np.flatnonzero(np.frombuffer(da.text.encode("utf-32-le"), dtype=np.uint32) == 10) + 1
+        texts = [da.text[s:e] for s, e in zip(da.token_start.tolist(), da.token_end.tolist())]
+        diff = da.logprob - np.maximum(db.logprob, clamp)
+        for i, (s, e) in enumerate(zip(da.token_start.tolist(), da.token_end.tolist())):
+            if e == s:
+                continue  # leading bytes of a split character: no text of its own
+            rows.append(
+                Row(
+                    path=da.path,
+                    token_index=i,
+                    line=int(np.searchsorted(line_starts, s, side="right")) + 1,
+                    start=s,
+                    end=e,
+                    token=texts[i],
+                    previous=texts[i - 1] if i else "",
+                    lp_a=float(da.logprob[i]),
+                    lp_b=float(db.logprob[i]),
+                    diff=float(diff[i]),
+                )
+            )
+    rows.sort(key=lambda r: -r.diff)
+    return rows
+
+
+def compare(model_a: Any, model_b: Any, docs: list[Document], names: tuple[str, str], clamp: float = DEFAULT_CLAMP) -> list[Row]:
+    if not same_tokenizer(model_a, model_b):
+        raise InvalidInput(f"{names[0]} and {names[1]} use different tokenizers: a token-by-token comparison needs one tokenizer")
+    return compare_scans(scan(model_a, docs, names[0]), scan(model_b, docs, names[1]), clamp)
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str
+    count: int
+    mean_diff: float
+    mean_lp_a: float
+    mean_lp_b: float
+    examples: list[Row]
+
+
+def group_rows(rows: list[Row], by: str, min_count: int = 5, top_examples: int = 3) -> list[Group]:
+    """Groups by ``token`` or ``previous`` (the token before), ranked by mean diff."""
+    if by not in ("token", "previous"):
+        raise InvalidInput("group by 'token' or 'previous'")
+    buckets: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        buckets[getattr(r, by)].append(r)
+    groups = [
+        Group(
+            key=k,
+            count=len(v),
+            mean_diff=float(np.mean([r.diff for r in v])),
+            mean_lp_a=float(np.mean([r.lp_a for r in v])),
+            mean_lp_b=float(np.mean([r.lp_b for r in v])),
+            examples=sorted(v, key=lambda r: -r.diff)[:top_examples],
+        )
+        for k, v in buckets.items()
+        if len(v) >= min_count
+    ]
+    return sorted(groups, key=lambda g: -g.mean_diff)
+
+
+FIELDS = ("path", "line", "start", "end", "token", "previous", "lp_a", "lp_b", "diff")
+
+
+def to_csv(rows: list[Row]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(FIELDS)
+    for r in rows:
+        w.writerow([getattr(r, f) for f in FIELDS])
+    return buf.getvalue()
+
+
+def to_jsonl(rows: list[Row]) -> str:
+    return "".join(json.dumps({f: getattr(r, f) for f in FIELDS}, ensure_ascii=False) + "\n" for r in rows)
