@@ -61,6 +61,20 @@ export function activationColor(value: number, max: number): string {
   return `rgba(40, 120, 230, ${(0.65 * Math.min(1, value / max)).toFixed(3)})`;
 }
 
+/** Diverging: green where model A beats B (diff > 0), purple where B is better; alpha by size. */
+export function diffColor(diff: number, span = 4): string {
+  if (!Number.isFinite(diff) || diff === 0) {
+    return 'transparent';
+  }
+  const a = (0.6 * Math.min(1, Math.abs(diff) / span)).toFixed(3);
+  return diff > 0 ? `rgba(30, 160, 80, ${a})` : `rgba(150, 60, 200, ${a})`;
+}
+
+/** The comparison's diff for one token: lp_A - max(lp_B, clamp). */
+export function clampedDiff(lpA: number, lpB: number, clamp: number): number {
+  return lpA - Math.max(lpB, clamp);
+}
+
 /** Five legend stops for the panel, as [label, colour]. */
 export function legend(scale: ScaleName, floor = -10): [string, string][] {
   return [0, 0.25, 0.5, 0.75, 1].map(t => [`${(t * floor).toFixed(1)}`, colorFor(t, scale)]);

@@ -38,6 +38,7 @@ interface Settings {
   logprobFloor: number;
   contextChars: number;
   maxChars: number;
+  compareClamp: number;
 }
 
 const DEFAULTS: Settings = {
@@ -47,7 +48,8 @@ const DEFAULTS: Settings = {
   colorScale: 'surprise',
   logprobFloor: -10,
   contextChars: -1,
-  maxChars: 20000
+  maxChars: 20000,
+  compareClamp: -6
 };
 
 const ICON = new LabIcon({
@@ -122,6 +124,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
         }
       },
       onOpenExample: (file, charStart) => void openAt(file, charStart),
+      onCompareChange: name => {
+        compareModel = name;
+      },
       onSearch: token => {
         client
           .searchNeurons(model, token)
@@ -139,6 +144,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.shell.add(panel, 'right', { rank: 900 });
 
     let job: string | null = null;
+    let compareModel = '';
 
     async function refreshIndexes(): Promise<void> {
       try {
@@ -252,20 +258,28 @@ const plugin: JupyterFrontEndPlugin<void> = {
       panel.setState({ kind: 'loading', message: entry && entry.state !== 'loaded' ? `Loading ${model} and analyzing…` : `Analyzing with ${model}…` });
       panel.showModelState(entry && entry.state !== 'loaded' ? 'loading' : undefined);
       try {
-        const analysis = await client.analyze({
-          model: model || null,
-          text: target.text,
-          context: target.context,
-          top_k: settings.topK,
-          top_neurons: settings.topNeurons
-        });
+        const request = { text: target.text, context: target.context, top_k: settings.topK, top_neurons: settings.topNeurons };
+        const [analysis, other] = await Promise.all([
+          client.analyze({ ...request, model: model || null }),
+          compareModel ? client.analyze({ ...request, model: compareModel, top_neurons: 0 }) : Promise.resolve(null)
+        ]);
+        if (other && !sameTokens(analysis, other)) {
+          panel.setState({
+            kind: 'error',
+            message: `${analysis.model} and ${other.model} tokenize this text differently: a token-by-token comparison needs one tokenizer.`,
+            hint: 'Pick models that share a tokenizer (the two default models do).'
+          });
+          return;
+        }
+        const compare = other ? { analysis: other, clamp: settings.compareClamp } : null;
         target.view.dispatch({
-          effects: setAnnotation.of({ analysis, offset: target.from, scale: settings.colorScale, floor: settings.logprobFloor, neuron: null })
+          effects: setAnnotation.of({ analysis, offset: target.from, scale: settings.colorScale, floor: settings.logprobFloor, neuron: null, compare })
         });
         annotated.add(target.view);
         last = { target, model, analysis };
         requestAnimationFrame(() => {
-          panel.showAnalysis(analysis, settings.colorScale, settings.logprobFloor, performance.now() - started);
+          const cmp = other ? { model: other.model, clamp: settings.compareClamp } : undefined;
+          panel.showAnalysis(analysis, settings.colorScale, settings.logprobFloor, performance.now() - started, cmp);
           panel.showModelState('loaded');
         });
       } catch (err) {
@@ -384,6 +398,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     void refreshIndexes();
   }
 };
+
+function sameTokens(a: Analysis, b: Analysis): boolean {
+  return a.ids.length === b.ids.length && a.ids.every((id, i) => id === b.ids[i]);
+}
 
 function describe(err: unknown): string {
   if (err instanceof LenscopeApiError) {

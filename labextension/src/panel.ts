@@ -7,7 +7,7 @@ import { Widget } from '@lumino/widgets';
 
 import type { Activations, Analysis } from './api/analysis';
 import type { ModelEntry } from './api/client';
-import { activationColor, colorFor, legend, ScaleName, surprise } from './colors';
+import { activationColor, colorFor, diffColor, legend, ScaleName, surprise } from './colors';
 import { el, fmt, visible } from './format';
 
 export interface PanelCallbacks {
@@ -20,6 +20,7 @@ export interface PanelCallbacks {
   onCancelJob(): void;
   onOpenExample(file: string, charStart: number): void;
   onSearch(token: string): void;
+  onCompareChange(model: string): void;
 }
 
 export type PanelState =
@@ -31,6 +32,7 @@ export type PanelState =
 export class LenscopePanel extends Widget {
   private readonly modelSelect = el('select', 'ls-model-select');
   private readonly modelState = el('span', 'ls-model-state');
+  private readonly compareSelect = el('select', 'ls-compare-select');
   private readonly status = el('div', 'ls-status');
   private readonly legendBox = el('div', 'ls-legend');
   private readonly tokensBox = el('div', 'ls-tokens');
@@ -61,6 +63,11 @@ export class LenscopePanel extends Widget {
     refresh.addEventListener('click', () => this.callbacks.onRefreshModels());
     picker.append(refresh);
     header.append(picker);
+    const compare = el('label', 'ls-model-picker');
+    compare.append(el('span', '', 'Compare with '), this.compareSelect);
+    this.compareSelect.title = 'Model B: colour tokens by lp(A) - max(lp(B), clamp), tooltips side by side';
+    this.compareSelect.addEventListener('change', () => this.callbacks.onCompareChange(this.compareSelect.value));
+    header.append(compare);
     const build = el('button', 'ls-neuron-chip ls-build-index', 'Index the workspace');
     build.title = 'Build a neuron index over the files of this workspace (Neuroscope over your own text)';
     build.addEventListener('click', () => this.callbacks.onBuildIndex());
@@ -103,6 +110,15 @@ export class LenscopePanel extends Widget {
       this.modelSelect.append(option);
     }
     this.modelSelect.value = selected;
+    const current = this.compareSelect.value;
+    this.compareSelect.replaceChildren(el('option', '', '(no comparison)'));
+    (this.compareSelect.firstChild as HTMLOptionElement).value = '';
+    for (const m of models.filter(m => m.loadable)) {
+      const option = el('option', '', m.name);
+      option.value = m.name;
+      this.compareSelect.append(option);
+    }
+    this.compareSelect.value = current;
     this.showModelState();
   }
 
@@ -132,14 +148,23 @@ export class LenscopePanel extends Widget {
     }
   }
 
-  showAnalysis(analysis: Analysis, scale: ScaleName, floor: number, clientMs: number): void {
+  showAnalysis(analysis: Analysis, scale: ScaleName, floor: number, clientMs: number, compare?: { model: string; clamp: number }): void {
     this.analysis = analysis;
     this.setState({ kind: 'ready' });
-    this.legendBox.replaceChildren(el('span', 'ls-muted', 'log-prob of each token: '));
-    for (const [label, color] of legend(scale, floor)) {
-      const swatch = el('span', 'ls-swatch', label);
-      swatch.style.backgroundColor = color;
-      this.legendBox.append(swatch);
+    if (compare) {
+      this.legendBox.replaceChildren(el('span', 'ls-muted', `lp(${analysis.model}) - max(lp(${compare.model}), ${compare.clamp}): `));
+      for (const d of [-4, -2, 0, 2, 4]) {
+        const swatch = el('span', 'ls-swatch', `${d > 0 ? '+' : ''}${d}`);
+        swatch.style.backgroundColor = diffColor(d);
+        this.legendBox.append(swatch);
+      }
+    } else {
+      this.legendBox.replaceChildren(el('span', 'ls-muted', 'log-prob of each token: '));
+      for (const [label, color] of legend(scale, floor)) {
+        const swatch = el('span', 'ls-swatch', label);
+        swatch.style.backgroundColor = color;
+        this.legendBox.append(swatch);
+      }
     }
     this.tokensBox.replaceChildren(el('h3', '', `Tokens (${analysis.length}${analysis.windowed ? ', windowed' : ''})`));
     const flow = el('div', 'ls-token-flow');

@@ -18,12 +18,12 @@ def open_in_lab(page: Any, lab: Lab, path: str) -> None:
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('lenscope:analyze-selection')")
 
 
-def server_analysis(lab: Lab, text: str, context: str) -> dict[str, Any]:
+def server_analysis(lab: Lab, text: str, context: str, model: str | None = None) -> dict[str, Any]:
     import urllib.request
 
     req = urllib.request.Request(
         f"{lab.url}lenscope/api/analyze",
-        data=json.dumps({"text": text, "context": context}).encode(),
+        data=json.dumps({"text": text, "context": context, "model": model}).encode(),
         method="POST",
         headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
     )
@@ -269,3 +269,38 @@ def test_search_neurons_by_token_opens_a_card(page: Any, lab: Lab) -> None:
     card = page.wait_for_selector(f'#lenscope-panel .ls-card[data-layer="{layer}"][data-index="{index}"]')
     maxima = [m.inner_text().strip("·") for m in card.query_selector_all(".ls-max")]  # whitespace shown as ·
     assert "self" in maxima, maxima  # some top example of that neuron peaks on "self"
+
+
+def test_compare_two_models_on_a_selection(page: Any, lab: Lab) -> None:
+    open_in_lab(page, lab, "tour.py")
+    page.wait_for_selector(".jp-FileEditor .cm-content")
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
+    page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
+    select_lines(page, ".jp-FileEditor", 18, 31)
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
+    page.wait_for_selector(".ls-token")
+    source = (lab.root / "tour.py").read_text(encoding="utf-8").split("\n")
+    selected, context = "\n".join(source[17:31]), "\n".join(source[:17]) + "\n"
+    a = server_analysis(lab, selected, context)
+    b = server_analysis(lab, selected, context, model="lenscope-attn-only-1l")
+    starts, ends = a["tokens"]["start_utf16"].tolist(), a["tokens"]["end_utf16"].tolist()
+    index = sorted(i for i, (s, e) in enumerate(zip(starts, ends)) if selected[s:e].strip())[12]
+    page.mouse.move(0, 0)
+    page.locator(f'.ls-token[data-ls-token="{index}"]').first.hover()
+    tooltip = page.wait_for_selector(f'.ls-tooltip[data-ls-token="{index}"]')
+    sides = tooltip.query_selector_all(".ls-compare-side")
+    assert [s.get_attribute("data-model") for s in sides] == ["lenscope-gelu-1l", "lenscope-attn-only-1l"]
+    for side, server in zip(sides, (a, b)):
+        ids = [int(r.get_attribute("data-token-id")) for r in side.query_selector_all(".ls-topk-row")]
+        assert ids == server["predictions"]["top_ids"][index + 1].tolist()
+    # each token is coloured by the sign of lp_A - max(lp_B, -6): green where A wins, purple where B does
+    lp_a, lp_b = a["predictions"]["actual_logprob"], b["predictions"]["actual_logprob"]
+    js = "() => Object.fromEntries(Array.from(document.querySelectorAll('.ls-token'))"
+    js += ".map(e => [e.dataset.lsToken, e.style.backgroundColor]))"
+    colours = page.evaluate(js)
+    for key, colour in colours.items():
+        i = int(key)
+        diff = float(lp_a[i]) - max(float(lp_b[i]), -6.0)
+        if abs(diff) > 0.05:
+            assert colour.startswith("rgba(30, 160, 80" if diff > 0 else "rgba(150, 60, 200"), (i, diff, colour)
+    shot(page, "compare-tooltip")

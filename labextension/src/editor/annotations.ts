@@ -8,7 +8,7 @@ import { Extension, RangeSetBuilder, StateEffect, StateField, Transaction } from
 import { Decoration, DecorationSet, EditorView, hoverTooltip, Tooltip } from '@codemirror/view';
 
 import type { Analysis } from '../api/analysis';
-import { activationColor, colorFor, ScaleName, surprise } from '../colors';
+import { activationColor, clampedDiff, colorFor, diffColor, ScaleName, surprise } from '../colors';
 import { tokenRanges } from '../spans';
 import { buildTooltip } from './tooltip';
 
@@ -24,6 +24,8 @@ export interface Annotation {
   scale: ScaleName;
   floor: number; // log-prob that gets the full colour
   neuron: NeuronColouring | null;
+  /** model B of a comparison (same tokens): colour by lp_A - max(lp_B, clamp) */
+  compare?: { analysis: Analysis; clamp: number } | null;
 }
 
 interface FieldValue {
@@ -37,6 +39,9 @@ export const setAnnotation = StateEffect.define<Annotation | null>();
 function tokenColor(a: Annotation, i: number, max: number): string {
   if (a.neuron) {
     return activationColor(a.neuron.values[i], max);
+  }
+  if (a.compare) {
+    return diffColor(clampedDiff(a.analysis.logprobOf(i), a.compare.analysis.logprobOf(i), a.compare.clamp));
   }
   // the colour of token i is how surprising it was: the log-prob the model gave it
   return colorFor(surprise(a.analysis.logprobOf(i), a.floor), a.scale);

@@ -1,5 +1,6 @@
 /** The hover tooltip of a token: predictions after it, the actual next token, its neurons. */
-import { colorFor, surprise } from '../colors';
+import type { Analysis } from '../api/analysis';
+import { clampedDiff, colorFor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
 import type { Annotation } from './annotations';
 
@@ -8,6 +9,31 @@ export const NEURON_EVENT = 'lenscope-neuron';
 export interface NeuronEventDetail {
   layer: number;
   index: number;
+}
+
+/** The top-k after token i, the actual next token highlighted. */
+function topTable(analysis: Analysis, i: number, floor: number): HTMLElement {
+  const pred = analysis.after(i);
+  const table = el('table', 'ls-topk');
+  const header = el('tr');
+  for (const h of ['#', 'next token', 'p', 'log-prob']) {
+    header.append(el('th', '', h));
+  }
+  table.append(header);
+  pred.top.forEach((c, j) => {
+    const row = el('tr', pred.actual && c.id === pred.actual.id ? 'ls-topk-row ls-topk-actual' : 'ls-topk-row');
+    row.dataset.tokenId = String(c.id);
+    row.append(el('td', 'ls-muted', String(j + 1)));
+    const cell = el('td');
+    cell.append(el('code', 'ls-tooltip-token', visible(c.token)));
+    row.append(cell);
+    const p = el('td', 'ls-num', fmt(c.prob, 3));
+    p.style.backgroundColor = colorFor(1 - (surprise(c.logprob, floor) ?? 1), 'grayscale');
+    row.append(p);
+    row.append(el('td', 'ls-num', fmt(c.logprob)));
+    table.append(row);
+  });
+  return table;
 }
 
 export function buildTooltip(a: Annotation, i: number): HTMLElement {
@@ -20,6 +46,22 @@ export function buildTooltip(a: Annotation, i: number): HTMLElement {
   head.append(el('span', 'ls-muted', ` token ${i} · its own log-prob ${fmt(own)}`));
   root.append(head);
 
+  if (a.compare) {
+    const diff = clampedDiff(analysis.logprobOf(i), a.compare.analysis.logprobOf(i), a.compare.clamp);
+    root.append(
+      el('div', 'ls-tooltip-diff', `this token: ${analysis.model} ${fmt(analysis.logprobOf(i))} vs ${a.compare.analysis.model} ${fmt(a.compare.analysis.logprobOf(i))} · diff ${fmt(diff)} (B clamped at ${a.compare.clamp})`)
+    );
+    const pair = el('div', 'ls-compare');
+    for (const side of [analysis, a.compare.analysis]) {
+      const col = el('div', 'ls-compare-side');
+      col.dataset.model = side.model;
+      col.append(el('div', 'ls-muted', side.model));
+      col.append(topTable(side, i, a.floor));
+      pair.append(col);
+    }
+    root.append(pair);
+    return root;
+  }
   const pred = analysis.after(i);
   const actual = pred.actual;
   const summary = el('div', 'ls-tooltip-actual');
@@ -33,26 +75,7 @@ export function buildTooltip(a: Annotation, i: number): HTMLElement {
   summary.append(el('span', 'ls-muted', ` · entropy ${fmt(pred.entropy)} nats`));
   root.append(summary);
 
-  const table = el('table', 'ls-topk');
-  const header = el('tr');
-  for (const h of ['#', 'next token', 'p', 'log-prob']) {
-    header.append(el('th', '', h));
-  }
-  table.append(header);
-  pred.top.forEach((c, j) => {
-    const row = el('tr', actual && c.id === actual.id ? 'ls-topk-row ls-topk-actual' : 'ls-topk-row');
-    row.dataset.tokenId = String(c.id);
-    row.append(el('td', 'ls-muted', String(j + 1)));
-    const cell = el('td');
-    cell.append(el('code', 'ls-tooltip-token', visible(c.token)));
-    row.append(cell);
-    const p = el('td', 'ls-num', fmt(c.prob, 3));
-    p.style.backgroundColor = colorFor(1 - (surprise(c.logprob, a.floor) ?? 1), 'grayscale');
-    row.append(p);
-    row.append(el('td', 'ls-num', fmt(c.logprob)));
-    table.append(row);
-  });
-  root.append(table);
+  root.append(topTable(analysis, i, a.floor));
 
   const neurons = analysis.neurons(i);
   if (neurons.length) {
