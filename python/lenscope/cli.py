@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from lenscope.errors import LenscopeError
 
@@ -141,21 +142,71 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
+def _scan_for(name: str, docs: list[Any], scans_dir: Path, device: str | None) -> Any:
+    """The stored scan of these files by ``name``, or a new one (then stored): a join, not a re-run."""
+    from lenscope.compare import load_scan, save_scan, scan
+    from lenscope.models.registry import load_model
+
+    path = scans_dir / f"{name.replace('/', '__')}.npz"
+    stored = load_scan(path, docs)
+    if stored is not None:
+        print(f"{name}: reusing the scan in {path}", file=sys.stderr)
+        return stored
+    result = scan(load_model(name, device=device), docs, name)
+    save_scan(result, path, {d.path: d.sha256 for d in docs})
+    return result
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from lenscope.compare import compare, group_rows, to_csv, to_jsonl
+    from lenscope.compare import good_at
     from lenscope.index.corpus import read_documents
-    from lenscope.models.registry import load_model
 
     root = Path(args.root).resolve()
     docs, skipped = read_documents(root, [str(Path(p).resolve().relative_to(root)) for p in args.paths])
     for s in skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
-    a, b = load_model(args.a, device=args.device), load_model(args.b, device=args.device)
-    rows = compare(a, b, docs, (args.a, args.b), clamp=args.clamp)
+    result = _scan_for(args.model, docs, root / args.scans, args.device)
+    groups, confident = good_at(result, min_count=args.min_count)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    table = Table(title=f"What {args.model} is good at: mean log-prob over the corpus's own bigram baseline")
+    for col in ("advantage", "n", "mean lp", "bigram lp", "token"):
+        table.add_column(col)
+    for g in groups[: args.top]:
+        table.add_row(f"{g.advantage:.2f}", str(g.count), f"{g.mean_lp:.2f}", f"{g.mean_baseline:.2f}", escape(visible(g.key)))
+    console.print(table)
+    sure = Table(title="Most confidently correct tokens")
+    for col in ("log-prob", "token", "where"):
+        sure.add_column(col)
+    for path, line, lp, tok in confident[: args.top]:
+        sure.add_row(f"{lp:.4f}", escape(visible(tok)), f"{path}:{line}")
+    console.print(sure)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lenscope.compare import compare_scans, group_rows, to_csv, to_jsonl
+    from lenscope.index.corpus import read_documents
+
+    root = Path(args.root).resolve()
+    docs, skipped = read_documents(root, [str(Path(p).resolve().relative_to(root)) for p in args.paths])
+    for s in skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    scans_dir = root / args.scans
+    a_scan, b_scan = (_scan_for(name, docs, scans_dir, args.device) for name in (args.a, args.b))
+    if not (a_scan.docs and b_scan.docs) or any(not np.array_equal(x.ids, y.ids) for x, y in zip(a_scan.docs, b_scan.docs)):
+        raise LenscopeError(
+            f"{args.a} and {args.b} tokenize these files differently: a token-by-token comparison needs one tokenizer"
+        )
+    rows = compare_scans(a_scan, b_scan, clamp=args.clamp)
     if args.csv:
         Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
     if args.jsonl:
@@ -227,7 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--csv", help="write every token's row as CSV")
     cp.add_argument("--jsonl", help="write every token's row as JSON lines")
     cp.add_argument("--device", default=None)
+    cp.add_argument("--scans", default=".lenscope/scans", help="where per-model scans are stored (under --root)")
     cp.set_defaults(func=cmd_compare)
+    sc = sub.add_parser("scan", help="one model over files: what is it good at?")
+    sc.add_argument("paths", nargs="+")
+    sc.add_argument("--model", default=DEFAULT_MODEL)
+    sc.add_argument("--root", default=".")
+    sc.add_argument("--scans", default=".lenscope/scans")
+    sc.add_argument("--top", type=int, default=25)
+    sc.add_argument("--min-count", type=int, default=20)
+    sc.add_argument("--device", default=None)
+    sc.set_defaults(func=cmd_scan)
     return parser
 
 

@@ -14,6 +14,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,78 @@ def scan(model: Any, docs: Iterable[Document], model_name: str, progress: Callab
         if progress:
             progress(i + 1, len(docs))
     return Scan(model_name, out)
+
+
+def save_scan(result: Scan, path: Path, hashes: dict[str, str]) -> None:
+    """Write a scan as one ``.npz`` (atomically), so a later comparison is a join, not a re-run."""
+    arrays: dict[str, Any] = {"meta": np.frombuffer(json.dumps({"model": result.model, "files": [
+        {"path": d.path, "sha256": hashes.get(d.path, "")} for d in result.docs]}).encode(), dtype=np.uint8)}  # fmt: skip
+    for i, d in enumerate(result.docs):
+        arrays[f"ids_{i}"], arrays[f"lp_{i}"] = d.ids, d.logprob
+        arrays[f"start_{i}"], arrays[f"end_{i}"] = d.token_start, d.token_end
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_scan(path: Path, docs: list[Document]) -> Scan | None:
+    """A stored scan of exactly these files (same contents), or None."""
+    try:
+        z = np.load(path)
+        meta = json.loads(z["meta"].tobytes())
+    except (OSError, ValueError, KeyError):
+        return None
+    if [(f["path"], f["sha256"]) for f in meta["files"]] != [(d.path, d.sha256) for d in docs]:
+        return None
+    out = [DocScan(d.path, d.text, z[f"start_{i}"], z[f"end_{i}"], z[f"ids_{i}"], z[f"lp_{i}"]) for i, d in enumerate(docs)]
+    return Scan(meta["model"], out)
+
+
+@dataclass(frozen=True)
+class GoodAt:
+    key: str
+    count: int
+    mean_lp: float
+    mean_baseline: float  # the corpus's own add-one bigram log-prob of the same tokens
+
+    @property
+    def advantage(self) -> float:
+        return self.mean_lp - self.mean_baseline
+
+
+def good_at(result: Scan, min_count: int = 20) -> tuple[list[GoodAt], list[tuple[str, int, float, str]]]:
+    """What a model is good at: token groups ranked by mean log-prob over a bigram baseline fitted
+    on the same corpus, and the most confidently correct tokens (path, line, log-prob, token)."""
+    ids = np.concatenate([d.ids for d in result.docs]).astype(np.int64)
+    vocab = int(ids.max()) + 1 if len(ids) else 1
+    prev = np.concatenate([np.r_[-1, d.ids[:-1]] for d in result.docs]).astype(np.int64)
+    pairs: dict[tuple[int, int], int] = defaultdict(int)
+    firsts: dict[int, int] = defaultdict(int)
+    for p, t in zip(prev.tolist(), ids.tolist()):
+        pairs[(p, t)] += 1
+        firsts[p] += 1
+    baseline = np.asarray([np.log((pairs[(p, t)] + 1) / (firsts[p] + vocab)) for p, t in zip(prev.tolist(), ids.tolist())])
+    lps = np.concatenate([d.logprob for d in result.docs])
+    texts = [d.text[s:e] for d in result.docs for s, e in zip(d.token_start.tolist(), d.token_end.tolist())]
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(texts):
+        if t:
+            by[t].append(i)
+    groups = [GoodAt(k, len(v), float(lps[v].mean()), float(baseline[v].mean())) for k, v in by.items() if len(v) >= min_count]
+    groups.sort(key=lambda g: -g.advantage)
+    confident = []
+    offset = 0
+    for d in result.docs:
+        line_starts = np.flatnonzero(np.frombuffer(d.text.encode("utf-32-le"), dtype=np.uint32) == 10) + 1
+        for i, (s, e) in enumerate(zip(d.token_start.tolist(), d.token_end.tolist())):
+            if e > s and texts[offset + i].strip():
+                confident.append(
+                    (d.path, int(np.searchsorted(line_starts, s, side="right")) + 1, float(d.logprob[i]), texts[offset + i])
+                )
+        offset += len(d.ids)
+    confident.sort(key=lambda r: -r[2])
+    return groups, confident
 
 
 @dataclass(frozen=True)

@@ -88,3 +88,21 @@ def test_different_tokenizers_are_refused(gelu, tmp_path) -> None:
     other = wrap_native(new_native_model(config), config, other_tok, "other")
     with pytest.raises(InvalidInput, match="different tokenizers"):
         compare(gelu, other, DOCS, ("gelu", "other"))
+
+
+def test_stored_scan_is_reused_only_for_the_same_files(gelu, tmp_path) -> None:
+    from lenscope.compare import good_at, load_scan, save_scan
+
+    s = scan(gelu, DOCS, "gelu")
+    path = tmp_path / "scans" / "gelu.npz"
+    save_scan(s, path, {d.path: d.sha256 for d in DOCS})
+    again = load_scan(path, DOCS)
+    assert again is not None and again.model == "gelu"
+    for x, y in zip(s.docs, again.docs):
+        np.testing.assert_array_equal(x.logprob, y.logprob)
+        np.testing.assert_array_equal(x.ids, y.ids)
+    changed = [DOCS[0], Document(DOCS[1].path, DOCS[1].text + "# more\n", "z")]
+    assert load_scan(path, changed) is None  # a file changed: scan again
+    groups, confident = good_at(s, min_count=2)
+    assert groups and [g.advantage for g in groups] == sorted((g.advantage for g in groups), reverse=True)
+    assert confident[0][2] == max(lp for _, _, lp, _ in confident) and confident[0][2] <= 0
