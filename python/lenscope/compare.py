@@ -193,6 +193,15 @@ def compare_scans(a: Scan, b: Scan, clamp: float = DEFAULT_CLAMP) -> list[Row]:
     return rows
 
 
+def row_dict(r: Row) -> dict[str, Any]:
+    return {f: getattr(r, f) for f in FIELDS}
+
+
+def group_dict(g: Group) -> dict[str, Any]:
+    return {"key": g.key, "count": g.count, "mean_diff": g.mean_diff, "mean_lp_a": g.mean_lp_a, "mean_lp_b": g.mean_lp_b,
+            "examples": [row_dict(r) for r in g.examples]}  # fmt: skip
+
+
 def compare(model_a: Any, model_b: Any, docs: list[Document], names: tuple[str, str], clamp: float = DEFAULT_CLAMP) -> list[Row]:
     if not same_tokenizer(model_a, model_b):
         raise InvalidInput(f"{names[0]} and {names[1]} use different tokenizers: a token-by-token comparison needs one tokenizer")
@@ -244,4 +253,4 @@ def to_csv(rows: list[Row]) -> str:
 
 
 def to_jsonl(rows: list[Row]) -> str:
-    return "".join(json.dumps({f: getattr(r, f) for f in FIELDS}, ensure_ascii=False) + "\n" for r in rows)
+    return "".join(json.dumps(row_dict(r), ensure_ascii=False) + "\n" for r in rows)

@@ -20,6 +20,7 @@ from lenscope.wire import (
     ActivationsResponse,
     AnalyzeRequest,
     AnalyzeResponse,
+    CompareRequest,
     ErrorResponse,
     HealthResponse,
     IndexBuildRequest,
@@ -86,6 +87,7 @@ def build_spec() -> dict[str, Any]:
                 NeuronCardResponse,
                 NeuronSearchResponse,
                 IndexBuildRequest,
+                CompareRequest,
                 IndexesResponse,
                 JobResponse,
                 JobsResponse,
@@ -179,6 +181,21 @@ def build_spec() -> dict[str, Any]:
                         **_errors(400, 403),
                     },
                 },
+            },
+            "/lenscope/api/compare": {
+                "post": {
+                    **_operation(
+                        "compareCorpus",
+                        "Start comparing two models token by token over files under the server root (a job)",
+                        CompareRequest,
+                        JobResponse,
+                        (400, 403),
+                    ),
+                    "responses": {
+                        "202": {"description": "The job, started", "content": _content(JobResponse, True)},
+                        **_errors(400, 403),
+                    },
+                }
             },
             "/lenscope/api/jobs": {"get": _operation("listJobs", "Jobs of this server", None, JobsResponse, (403,))},
             "/lenscope/api/jobs/{job_id}": {

@@ -209,6 +209,14 @@ class IndexBuildRequest(_Strict):
     k: int = Field(20, description="Top examples kept per neuron")
 
 
+class CompareRequest(_Strict):
+    model_a: str | None = Field(None, description="Model A; the server's default when omitted")
+    model_b: str = Field(description="Model B (same tokenizer as A)")
+    paths: list[str] = Field(description="Files or folders, relative to the server root")
+    clamp: float = Field(-6.0, description="B's log-prob floor in lp_A - max(lp_B, clamp)")
+    min_count: int = Field(10, description="Smallest group reported")
+
+
 class JobProgress(_Strict):
     tokens_done: int
     tokens_total: int
@@ -218,7 +226,7 @@ class JobProgress(_Strict):
 
 class JobResponse(_Strict):
     id: str
-    kind: Literal["index"]
+    kind: Literal["index", "compare"]
     model: str
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     progress: JobProgress | None

@@ -13,7 +13,15 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from lenscope.errors import LenscopeError
-from lenscope.wire import ActivationsRequest, AnalyzeRequest, IndexBuildRequest, decode_msgpack, encode_json, encode_msgpack
+from lenscope.wire import (
+    ActivationsRequest,
+    AnalyzeRequest,
+    CompareRequest,
+    IndexBuildRequest,
+    decode_msgpack,
+    encode_json,
+    encode_msgpack,
+)
 from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, status_for
 from lenscope_server.jobs import JobManager
 from lenscope_server.service import LenscopeService
@@ -149,6 +157,16 @@ class IndexesHandler(LenscopeHandler):
         self.send_plain(job.public())
 
 
+class CompareHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def post(self) -> None:
+        r = self.parse_body(CompareRequest)
+        job = self.jobs.start_compare(r.model_a or self.service.default_model, r.model_b, r.paths, r.clamp, r.min_count)
+        self.set_status(202)
+        self.send_plain(job.public())
+
+
 class JobsHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -214,6 +232,7 @@ def route_table() -> list[tuple[str, Any]]:
         (r"/lenscope/api/neurons/([^/]+)/search", NeuronSearchHandler),
         (r"/lenscope/api/health", HealthHandler),
         (r"/lenscope/api/indexes", IndexesHandler),
+        (r"/lenscope/api/compare", CompareHandler),
         (r"/lenscope/api/jobs", JobsHandler),
         (r"/lenscope/api/jobs/([A-Za-z0-9-]{1,40})", JobHandler),
         (r"/lenscope/api/.*", NotFoundHandler),

@@ -73,6 +73,25 @@ class JobManager:
         job.task = asyncio.ensure_future(self._run(job, "build_index", args))
         return job
 
+    def start_compare(self, model_a: str, model_b: str, paths: list[str], clamp: float, min_count: int) -> Job:
+        if not paths:
+            raise InvalidInput("paths is empty: give files or folders under the server root")
+        rel = [safe_relative(self.root, p) for p in paths]
+        if not -50 <= clamp <= 0:
+            raise InvalidInput(f"clamp must be between -50 and 0, got {clamp}")
+        job = Job(id=f"job-{next(self._ids)}", kind="compare", model=f"{model_a} vs {model_b}")
+        self.jobs[job.id] = job
+        args = {
+            "model_a": model_a,
+            "model_b": model_b,
+            "root": str(self.root),
+            "paths": rel,
+            "clamp": clamp,
+            "min_count": min_count,
+        }
+        job.task = asyncio.ensure_future(self._run(job, "compare_corpus", args))
+        return job
+
     async def _run(self, job: Job, op: str, args: dict[str, Any]) -> None:
         job.state = "running"
 

@@ -145,3 +145,33 @@ async def test_worker_killed_midway_leaves_no_index_and_a_new_build_works(jp_fet
 async def test_unknown_job(jp_fetch) -> None:
     status, error, _ = await error_of(jp_fetch("lenscope", "api", "jobs", "job-999"))
     assert status == 404 and error["error"]["code"] == "job_not_found"
+
+
+async def test_compare_over_files_as_a_job(jp_fetch, workspace: Path, gelu, attn_only) -> None:
+    from lenscope.compare import compare
+    from lenscope.index.corpus import read_documents
+
+    body = {"model_b": "lenscope-attn-only-1l", "paths": ["src"], "min_count": 5}
+    job = body_of(await post_json(jp_fetch, "compare", body))
+    assert job["kind"] == "compare"
+    done = await wait_job(jp_fetch, job["id"])
+    assert done["state"] == "done", done
+    result = done["result"]
+    docs, _ = read_documents(workspace, ["src"])
+    expected = compare(gelu, attn_only, docs, ("lenscope-gelu-1l", "lenscope-attn-only-1l"))
+    assert result["tokens"] == len(expected)
+    for got, want in zip(result["rows"][:50], expected[:50]):
+        assert (got["path"], got["start"]) == (want.path, want.start)
+        assert got["diff"] == pytest.approx(want.diff, abs=1e-4)
+    assert result["groups_token"] and result["groups_previous"]
+    import csv
+
+    with open(workspace / result["csv"], newline="", encoding="utf-8") as f:
+        assert len(list(csv.reader(f))) == len(expected) + 1  # tokens may hold newlines: quoted
+    assert len((workspace / result["jsonl"]).read_text(encoding="utf-8").splitlines()) == len(expected)
+    assert sorted(p.name for p in (workspace / ".lenscope" / "scans").iterdir()) == [
+        "lenscope-attn-only-1l.npz",
+        "lenscope-gelu-1l.npz",
+    ]
+    status, error, _ = await error_of(post_json(jp_fetch, "compare", {"model_b": "x", "paths": ["../x"]}))
+    assert status == 403 and error["error"]["code"] == "forbidden_path"

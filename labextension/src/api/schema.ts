@@ -38,6 +38,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/compare": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start comparing two models token by token over files under the server root (a job) */
+        post: operations["compareCorpus"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/health": {
         parameters: {
             query?: never;
@@ -277,6 +294,37 @@ export interface components {
             /** Size */
             size: number;
         };
+        /** CompareRequest */
+        CompareRequest: {
+            /**
+             * Clamp
+             * @description B's log-prob floor in lp_A - max(lp_B, clamp)
+             * @default -6
+             */
+            clamp: number;
+            /**
+             * Min Count
+             * @description Smallest group reported
+             * @default 10
+             */
+            min_count: number;
+            /**
+             * Model A
+             * @description Model A; the server's default when omitted
+             * @default null
+             */
+            model_a: string | null;
+            /**
+             * Model B
+             * @description Model B (same tokenizer as A)
+             */
+            model_b: string;
+            /**
+             * Paths
+             * @description Files or folders, relative to the server root
+             */
+            paths: string[];
+        };
         /** ErrorDetail */
         ErrorDetail: {
             /** Code */
@@ -377,9 +425,9 @@ export interface components {
             id: string;
             /**
              * Kind
-             * @constant
+             * @enum {string}
              */
-            kind: "index";
+            kind: "index" | "compare";
             /** Model */
             model: string;
             progress: components["schemas"]["JobProgress"] | null;
@@ -832,6 +880,52 @@ export interface operations {
             };
             /** @description Worker restarting, queue full or model unavailable; see Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    compareCorpus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompareRequest"];
+                "application/msgpack": components["schemas"]["CompareRequest"];
+            };
+        };
+        responses: {
+            /** @description The job, started */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobResponse"];
+                    "application/msgpack": components["schemas"]["JobResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -176,6 +176,62 @@ class Worker:
             "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
         }
 
+    def op_compare_corpus(
+        self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event
+    ) -> Any:
+        """Both models over files under ``root`` (stored scans reused), ranked rows, groups, exports."""
+        from lenscope.compare import compare_scans, group_dict, group_rows, load_scan, row_dict, save_scan, scan, to_csv, to_jsonl
+        from lenscope.errors import InvalidInput
+        from lenscope.index.build import IndexCancelled
+        from lenscope.index.corpus import read_documents
+
+        root = Path(args["root"])
+        docs, skipped = read_documents(root, args["paths"])
+        if not docs:
+            raise InvalidInput("no readable text among the paths")
+        names = (args["model_a"], args["model_b"])
+        sizes = [len(d.text) for d in docs]
+        total, done, started = 2 * sum(sizes), [0], time.monotonic()
+
+        def step(i: int, n: int) -> None:
+            if cancelled.is_set():
+                raise IndexCancelled("the comparison was cancelled")
+            done[0] += sizes[i - 1]
+            rate = done[0] / max(time.monotonic() - started, 1e-6)
+            progress({"tokens_done": done[0], "tokens_total": total, "rate": rate, "eta_s": (total - done[0]) / rate})
+
+        scans = []
+        for name in names:
+            path = root / ".lenscope" / "scans" / f"{name.replace('/', '__')}.npz"
+            stored = load_scan(path, docs)
+            if stored is None:
+                stored = scan(self.model(name), docs, name, progress=step)
+                save_scan(stored, path, {d.path: d.sha256 for d in docs})
+            else:
+                for i in range(len(docs)):
+                    step(i + 1, len(docs))
+            scans.append(stored)
+        rows = compare_scans(scans[0], scans[1], float(args.get("clamp", -6.0)))
+        out = root / ".lenscope" / "compare"
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"{names[0]}-vs-{names[1]}".replace("/", "__")
+        for ext, text in (("csv", to_csv(rows)), ("jsonl", to_jsonl(rows))):
+            tmp = out / f".{stem}.{ext}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(out / f"{stem}.{ext}")
+        return {
+            "files": len(docs),
+            "tokens": len(rows),
+            "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
+            "rows": [row_dict(r) for r in rows[:300]],
+            "groups_token": [group_dict(g) for g in group_rows(rows, "token", min_count=int(args.get("min_count", 10)))[:30]],
+            "groups_previous": [
+                group_dict(g) for g in group_rows(rows, "previous", min_count=int(args.get("min_count", 10)))[:30]
+            ],
+            "csv": f".lenscope/compare/{stem}.csv",
+            "jsonl": f".lenscope/compare/{stem}.jsonl",
+        }
+
     def run(self) -> None:
         while True:
             try:
