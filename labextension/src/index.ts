@@ -127,6 +127,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       onCompareChange: name => {
         compareModel = name;
       },
+      onCompareCorpus: () => void compareCorpus(),
+      onOpenRow: (path, line) => void openRow(path, line),
+      onOpenFile: path => void app.commands.execute('docmanager:open', { path }),
       onSearch: token => {
         client
           .searchNeurons(model, token)
@@ -182,6 +185,50 @@ const plugin: JupyterFrontEndPlugin<void> = {
         editor.editor.dispatch({ selection: { anchor: pos }, scrollIntoView: true });
         editor.editor.focus();
       }
+    }
+
+    async function compareCorpus(): Promise<void> {
+      app.shell.activateById(panel.id);
+      if (!compareModel) {
+        panel.showCompareJob({ state: 'failed', error: { message: 'pick model B in “Compare with” first' } });
+        return;
+      }
+      const models: [string, string] = [model, compareModel];
+      try {
+        let current = await client.compareCorpus({ model_a: model || null, model_b: compareModel, paths: ['.'], clamp: settings.compareClamp, min_count: 10 });
+        panel.showCompareJob(current);
+        while (current.state === 'queued' || current.state === 'running') {
+          await new Promise(resolve => setTimeout(resolve, 300));
+          current = await client.job(current.id);
+          panel.showCompareJob(current);
+        }
+        if (current.state === 'done' && current.result) {
+          panel.showCompareResult(models, current.result as unknown as Parameters<typeof panel.showCompareResult>[1]);
+        }
+      } catch (err) {
+        panel.showCompareJob({ state: 'failed', error: { message: describe(err) } });
+      }
+    }
+
+    /** Open a file at a line and analyze the lines around it, compared, inline. */
+    async function openRow(path: string, line: number): Promise<void> {
+      // as text, whatever the file type: the scan read it as text, and its lines are the file's lines
+      const widget = (await app.commands.execute('docmanager:open', { path, factory: 'Editor' })) as {
+        content?: { editor?: unknown };
+        context?: { ready: Promise<void> };
+      };
+      await widget?.context?.ready;
+      const editor = widget?.content?.editor;
+      if (!(editor instanceof CodeMirrorEditor)) {
+        return;
+      }
+      const view = editor.editor;
+      const doc = view.state.doc;
+      const first = doc.line(Math.max(1, line - 3));
+      const last = doc.line(Math.min(doc.lines, line + 3));
+      view.dispatch({ selection: { anchor: first.from, head: last.to }, scrollIntoView: true });
+      view.focus();
+      await analyze();
     }
 
     async function refreshModels(): Promise<void> {

@@ -21,6 +21,25 @@ export interface PanelCallbacks {
   onOpenExample(file: string, charStart: number): void;
   onSearch(token: string): void;
   onCompareChange(model: string): void;
+  onCompareCorpus(): void;
+  onOpenRow(path: string, line: number): void;
+  onOpenFile(path: string): void;
+}
+
+export interface CompareRowView {
+  path: string;
+  line: number;
+  token: string;
+  previous: string;
+  lp_a: number;
+  lp_b: number;
+  diff: number;
+}
+
+export interface CompareGroupView {
+  key: string;
+  count: number;
+  mean_diff: number;
 }
 
 export type PanelState =
@@ -45,6 +64,10 @@ export class LenscopePanel extends Widget {
   private readonly indexStatus = el('span', 'ls-index-status ls-muted');
   private readonly indexCancel = el('button', 'ls-button ls-cancel', 'cancel');
   private readonly searchResults = el('div', 'ls-search-results');
+  private readonly compareBox = el('div', 'ls-compare-corpus');
+  private readonly compareProgress = el('progress', 'ls-progress');
+  private readonly compareStatus = el('span', 'ls-muted');
+  private readonly compareResults = el('div', 'ls-compare-results');
   private analysis: Analysis | null = null;
   private models: ModelEntry[] = [];
 
@@ -82,6 +105,11 @@ export class LenscopePanel extends Widget {
       }
     });
     this.indexBox.append(el('h3', '', 'Neuron index'), build, this.indexProgress, this.indexCancel, this.indexStatus, search, this.searchResults);
+    const runCompare = el('button', 'ls-neuron-chip ls-compare-run', 'Compare over the workspace');
+    runCompare.title = 'Both models over every file of the workspace: tokens ranked by lp(A) - max(lp(B), clamp)';
+    runCompare.addEventListener('click', () => this.callbacks.onCompareCorpus());
+    this.compareProgress.hidden = true;
+    this.compareBox.append(el('h3', '', 'Model comparison over files'), runCompare, this.compareProgress, this.compareStatus, this.compareResults);
     this.node.append(
       header,
       this.status,
@@ -90,6 +118,7 @@ export class LenscopePanel extends Widget {
       this.neuronBox,
       this.cardBox,
       this.neuronsBox,
+      this.compareBox,
       this.indexBox,
       this.timingsBox
     );
@@ -294,6 +323,76 @@ export class LenscopePanel extends Widget {
 
   showSearchError(message: string): void {
     this.searchResults.replaceChildren(el('p', 'ls-error', message));
+  }
+
+  showCompareJob(job: { state: string; progress?: { tokens_done: number; tokens_total: number } | null; error?: { message: string } | null }): void {
+    this.compareBox.dataset.jobState = job.state;
+    this.compareProgress.hidden = false;
+    if (job.progress) {
+      this.compareProgress.max = job.progress.tokens_total;
+      this.compareProgress.value = job.progress.tokens_done;
+    }
+    this.compareStatus.textContent = job.state === 'failed' || job.state === 'cancelled' ? ` ${job.state}: ${job.error?.message ?? ''}` : ` ${job.state}`;
+  }
+
+  showCompareResult(
+    models: [string, string],
+    result: { tokens: number; files: number; rows: CompareRowView[]; groups_token: CompareGroupView[]; groups_previous: CompareGroupView[]; csv: string; jsonl: string }
+  ): void {
+    const box = this.compareResults;
+    box.replaceChildren(el('p', 'ls-muted', `${result.tokens.toLocaleString()} tokens in ${result.files} files: where ${models[0]} beats ${models[1]} most.`));
+    const filter = el('input', 'ls-search ls-compare-filter');
+    filter.placeholder = 'filter by token or file';
+    box.append(filter);
+    const table = el('table', 'ls-topk ls-compare-table');
+    const head = el('tr');
+    for (const h of ['diff', 'token', 'after', 'where']) {
+      head.append(el('th', '', h));
+    }
+    table.append(head);
+    for (const r of result.rows.slice(0, 100)) {
+      const row = el('tr', 'ls-compare-row');
+      row.dataset.path = r.path;
+      row.dataset.line = String(r.line);
+      row.title = `lp(A) ${fmt(r.lp_a)} · lp(B) ${fmt(r.lp_b)} — click to open with the comparison inline`;
+      row.append(el('td', 'ls-num', fmt(r.diff)));
+      const tok = el('td');
+      tok.append(el('code', 'ls-tooltip-token', visible(r.token)));
+      row.append(tok, el('td', '', visible(r.previous)), el('td', 'ls-muted', `${r.path}:${r.line}`));
+      row.addEventListener('click', () => this.callbacks.onOpenRow(r.path, r.line));
+      table.append(row);
+    }
+    box.append(table);
+    filter.addEventListener('input', () => {
+      const q = filter.value.toLowerCase();
+      table.querySelectorAll<HTMLElement>('.ls-compare-row').forEach(tr => {
+        tr.hidden = !!q && !(tr.textContent ?? '').toLowerCase().includes(q);
+      });
+    });
+    for (const [title, groups] of [
+      ['by token', result.groups_token],
+      ['by preceding token', result.groups_previous]
+    ] as const) {
+      box.append(el('h4', '', `Groups ${title}`));
+      const list = el('ol', 'ls-neuron-list');
+      for (const g of groups.slice(0, 10)) {
+        const item = el('li');
+        item.append(el('code', 'ls-tooltip-token', visible(g.key)), el('span', 'ls-muted', ` ${fmt(g.mean_diff)} on average over ${g.count}`));
+        list.append(item);
+      }
+      box.append(list);
+    }
+    const exports = el('p', 'ls-muted', 'Export: ');
+    for (const path of [result.csv, result.jsonl]) {
+      const link = el('a', 'ls-example-file', path.split('.').pop() ?? path);
+      link.href = '#';
+      link.addEventListener('click', event => {
+        event.preventDefault();
+        this.callbacks.onOpenFile(path);
+      });
+      exports.append(link, document.createTextNode(' '));
+    }
+    box.append(exports);
   }
 
   showCard(card: HTMLElement): void {

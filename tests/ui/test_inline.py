@@ -304,3 +304,27 @@ def test_compare_two_models_on_a_selection(page: Any, lab: Lab) -> None:
         if abs(diff) > 0.05:
             assert colour.startswith("rgba(30, 160, 80" if diff > 0 else "rgba(150, 60, 200"), (i, diff, colour)
     shot(page, "compare-tooltip")
+
+
+def test_compare_over_the_workspace_and_open_a_result(page: Any, lab: Lab) -> None:
+    open_in_lab(page, lab, "tour.py")
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
+    page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
+    page.locator("#lenscope-panel .ls-compare-run").click()
+    page.wait_for_selector('#lenscope-panel .ls-compare-corpus[data-job-state="done"]', timeout=180_000)
+    rows = page.locator("#lenscope-panel .ls-compare-row")
+    assert rows.count() > 10
+    diffs = [float(x) for x in rows.locator("td.ls-num").all_inner_texts()]
+    assert diffs == sorted(diffs, reverse=True)
+    first = rows.first
+    path, line = first.get_attribute("data-path"), int(first.get_attribute("data-line") or 0)
+    shot(page, "compare-corpus")
+    first.click()
+    current = "window.jupyterapp.shell.currentWidget"
+    page.wait_for_function(f"() => {current} && {current}.context && {current}.context.path === {json.dumps(path)}")
+    page.wait_for_selector(".jp-FileEditor .ls-token")
+    lines = {ln for _, _, ln in decorated(page)}
+    assert line in lines  # the row's line is analyzed, compared, inline
+    colours = page.locator(".jp-FileEditor .ls-token").evaluate_all("els => els.map(e => e.style.backgroundColor)")
+    assert any(c.startswith("rgba(30, 160, 80") for c in colours)  # green: A beats B there
+    shot(page, "compare-corpus-opened")

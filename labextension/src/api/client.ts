@@ -19,6 +19,7 @@ export type IndexBuildRequest = components['schemas']['IndexBuildRequest'];
 export type Job = components['schemas']['JobResponse'];
 export type IndexesResponse = components['schemas']['IndexesResponse'];
 export type NeuronSearch = components['schemas']['NeuronSearchResponse'];
+export type CompareRequest = components['schemas']['CompareRequest'];
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -73,6 +74,10 @@ export class LenscopeClient {
 
   buildIndex(request: IndexBuildRequest): Promise<Job> {
     return this.call<Job>('POST', 'indexes', request);
+  }
+
+  compareCorpus(request: CompareRequest): Promise<Job> {
+    return this.call<Job>('POST', 'compare', request);
   }
 
   job(id: string): Promise<Job> {
