@@ -31,6 +31,8 @@ export interface CompareRowView {
   line: number;
   token: string;
   previous: string;
+  before: string;
+  after: string;
   lp_a: number;
   lp_b: number;
   diff: number;
@@ -346,7 +348,7 @@ export class LenscopePanel extends Widget {
     box.append(filter);
     const table = el('table', 'ls-topk ls-compare-table');
     const head = el('tr');
-    for (const h of ['diff', 'token', 'after', 'where']) {
+    for (const h of ['diff', 'in context', 'where']) {
       head.append(el('th', '', h));
     }
     table.append(head);
@@ -356,9 +358,13 @@ export class LenscopePanel extends Widget {
       row.dataset.line = String(r.line);
       row.title = `lp(A) ${fmt(r.lp_a)} · lp(B) ${fmt(r.lp_b)} — click to open with the comparison inline`;
       row.append(el('td', 'ls-num', fmt(r.diff)));
-      const tok = el('td');
-      tok.append(el('code', 'ls-tooltip-token', visible(r.token)));
-      row.append(tok, el('td', '', visible(r.previous)), el('td', 'ls-muted', `${r.path}:${r.line}`));
+      const ctx = el('td', 'ls-compare-context');
+      ctx.append(
+        el('span', 'ls-muted', visible(r.before.slice(-24))),
+        el('mark', 'ls-compare-token', visible(r.token)),
+        el('span', 'ls-muted', visible(r.after.slice(0, 12)))
+      );
+      row.append(ctx, el('td', 'ls-muted', `${r.path}:${r.line}`));
       row.addEventListener('click', () => this.callbacks.onOpenRow(r.path, r.line));
       table.append(row);
     }

@@ -24,6 +24,7 @@ from lenscope.errors import InvalidInput
 from lenscope.index.corpus import Document
 
 DEFAULT_CLAMP = -6.0
+CONTEXT_BEFORE, CONTEXT_AFTER = 40, 20  # characters of context kept with each row
 
 
 @dataclass
@@ -150,6 +151,8 @@ class Row:
     end: int
     token: str
     previous: str  # the token before it ("" at the start of a file)
+    before: str  # up to 40 characters of the file before the token, then up to 20 after
+    after: str
     lp_a: float
     lp_b: float
     diff: float  # lp_a - max(lp_b, clamp)
@@ -184,6 +187,8 @@ def compare_scans(a: Scan, b: Scan, clamp: float = DEFAULT_CLAMP) -> list[Row]:
                     end=e,
                     token=texts[i],
                     previous=texts[i - 1] if i else "",
+                    before=da.text[max(0, s - CONTEXT_BEFORE) : s],
+                    after=da.text[e : e + CONTEXT_AFTER],
                     lp_a=float(da.logprob[i]),
                     lp_b=float(db.logprob[i]),
                     diff=float(diff[i]),
@@ -240,7 +245,7 @@ def group_rows(rows: list[Row], by: str, min_count: int = 5, top_examples: int =
     return sorted(groups, key=lambda g: -g.mean_diff)
 
 
-FIELDS = ("path", "line", "start", "end", "token", "previous", "lp_a", "lp_b", "diff")
+FIELDS = ("path", "line", "start", "end", "token", "previous", "before", "after", "lp_a", "lp_b", "diff")
 
 
 def to_csv(rows: list[Row]) -> str:
