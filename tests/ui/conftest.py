@@ -101,8 +101,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module: sync Playwright keeps an event loop running in this thread until it closes,
+    which must happen before any pytest-jupyter test (with its own loop) runs."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
