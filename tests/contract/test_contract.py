@@ -36,6 +36,7 @@ def test_spec_covers_every_route_and_error_status() -> None:
         "neurons/{model}/{layer}/{index}",
         "neurons/{model}/search",
         "indexes",
+        "compare",
         "jobs",
         "jobs/{job_id}",
     )
