@@ -226,7 +226,7 @@ def test_build_index_from_the_panel_then_open_a_neuron_card(page: Any, lab: Lab)
     page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
     page.locator("#lenscope-panel .ls-build-index").click()
     page.wait_for_selector('#lenscope-panel .ls-index[data-job-state="done"]', timeout=180_000)
-    progress = page.locator("#lenscope-panel .ls-progress")
+    progress = page.locator("#lenscope-panel .ls-index .ls-progress")
     assert float(progress.get_attribute("value") or 0) == float(progress.get_attribute("max") or -1) > 0
     manifest = json.loads((lab.root / ".lenscope" / "indexes" / "workspace" / "manifest.json").read_text())
     assert manifest["complete"] and {f["path"] for f in manifest["files"]} >= {"tour.py", "README.md"}
