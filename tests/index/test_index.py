@@ -70,6 +70,12 @@ def test_top_k_equals_brute_force_for_every_neuron(gelu, corpus: Path) -> None:
     np.testing.assert_allclose(index.mean, acts.mean(dim=0).numpy(), atol=1e-5)
     np.testing.assert_allclose(index.max, acts.max(dim=0).values.numpy(), atol=1e-6)
     assert (index.hist.sum(axis=1) == acts.shape[0]).all()
+    # bins [edge_i, edge_i+1) with an underflow and an overflow bin: np.digitize's convention
+    from lenscope.index.build import HIST_EDGES
+
+    bins = np.digitize(acts.numpy(), HIST_EDGES)  # [tokens, N] in 0 .. len(edges)
+    for n in (0, 7, 500, 1023):
+        np.testing.assert_array_equal(index.hist[n], np.bincount(bins[:, n], minlength=len(HIST_EDGES) + 1))
     # direct logit effect: W_out[n] @ W_U
     effect = gelu.W_out[0, 7].float() @ gelu.W_U.float()
     assert index.logit_top_ids[7].tolist() == effect.topk(10).indices.tolist()

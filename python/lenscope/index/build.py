@@ -135,6 +135,7 @@ def build_index(
     hist = torch.zeros(n_neurons * n_bins, dtype=torch.int64)
     offsets = torch.arange(-options.before, options.after + 1)
     neuron_ids = torch.arange(n_neurons)
+    neuron_offsets = neuron_ids * n_bins
 
     started, done = time.monotonic(), 0
     for b0 in range(0, len(windows), options.batch_windows):
@@ -172,8 +173,9 @@ def build_index(
         act_sum += flat.sum(dim=0).double()
         act_max = torch.maximum(act_max, b_val.max(dim=0).values)
         # uniform bins [lo + i w, lo + (i+1) w): arithmetic, not a search (bucketize is 3x slower)
-        bins = ((flat - lo) * inv_width).floor_().clamp_(-1, n_bins - 2).to(torch.int64) + 1
-        hist += torch.bincount((bins + neuron_ids * n_bins).reshape(-1), minlength=n_neurons * n_bins)
+        # shifted by one bin so truncation toward zero is the floor; below the first edge -> bin 0
+        bins = ((flat - lo) * inv_width + 1).clamp_(0, n_bins - 1).to(torch.int64) + neuron_offsets
+        hist += torch.bincount(bins.reshape(-1), minlength=n_neurons * n_bins)
         done += int(lengths.sum())
         if progress:
             elapsed = time.monotonic() - started
