@@ -176,15 +176,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     /** Open a workspace file with the cursor at a code-point offset (CodeMirror counts UTF-16). */
     async function openAt(file: string, charStart: number): Promise<void> {
-      const widget = (await app.commands.execute('docmanager:open', { path: file })) as { content?: { editor?: unknown }; context?: { ready: Promise<void> } };
+      const view = await openView(file);
+      if (view) {
+        const pos = Array.from(view.state.doc.toString()).slice(0, charStart).join('').length;
+        view.dispatch({ selection: { anchor: pos }, scrollIntoView: true });
+        view.focus();
+      }
+    }
+
+    /** Open a file as text in the file editor and return its CodeMirror view, once loaded. */
+    async function openView(path: string): Promise<EditorView | null> {
+      // as text, whatever the file type: examples and scans read files as text, with its lines
+      const widget = (await app.commands.execute('docmanager:open', { path, factory: 'Editor' })) as {
+        content?: { editor?: unknown };
+        context?: { ready: Promise<void> };
+      };
       await widget?.context?.ready;
       const editor = widget?.content?.editor;
-      if (editor instanceof CodeMirrorEditor) {
-        const doc = editor.editor.state.doc.toString();
-        const pos = Array.from(doc).slice(0, charStart).join('').length;
-        editor.editor.dispatch({ selection: { anchor: pos }, scrollIntoView: true });
-        editor.editor.focus();
-      }
+      return editor instanceof CodeMirrorEditor ? editor.editor : null;
     }
 
     async function compareCorpus(): Promise<void> {
@@ -212,17 +221,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     /** Open a file at a line and analyze the lines around it, compared, inline. */
     async function openRow(path: string, line: number): Promise<void> {
-      // as text, whatever the file type: the scan read it as text, and its lines are the file's lines
-      const widget = (await app.commands.execute('docmanager:open', { path, factory: 'Editor' })) as {
-        content?: { editor?: unknown };
-        context?: { ready: Promise<void> };
-      };
-      await widget?.context?.ready;
-      const editor = widget?.content?.editor;
-      if (!(editor instanceof CodeMirrorEditor)) {
+      const view = await openView(path);
+      if (!view) {
         return;
       }
-      const view = editor.editor;
       const doc = view.state.doc;
       const first = doc.line(Math.max(1, line - 3));
       const last = doc.line(Math.min(doc.lines, line + 3));

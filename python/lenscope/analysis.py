@@ -13,7 +13,7 @@ predictions for the next token" is row ``i + 1``. Neuron row ``i`` is at token `
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,15 @@ def bos_id(tokenizer: Any) -> int:
 def mlp_hook_names(model: Any) -> list[str]:
     n_layers, d_mlp, _, _ = model_dims(model)
     return [f"blocks.{layer}.mlp.hook_post" for layer in range(n_layers)] if d_mlp else []
+
+
+def capture(store: list[torch.Tensor]) -> Callable[[torch.Tensor, Any], None]:
+    """A forward hook that appends the hooked activation to ``store``."""
+
+    def hook(act: torch.Tensor, hook: Any) -> None:
+        store.append(act)
+
+    return hook
 
 
 def _model_device(model: Any) -> torch.device:
@@ -151,14 +160,7 @@ def _forward_windows(
             x[b, 1 : 1 + w.stop - w.start] = seq_t[w.start : w.stop]
         acts: list[torch.Tensor] = []
         t0 = time.perf_counter()
-        if hooks:
-
-            def keep(act: torch.Tensor, hook: Any, acts: list[torch.Tensor] = acts) -> None:
-                acts.append(act)
-
-            logits = model.run_with_hooks(x, fwd_hooks=[(h, keep) for h in hooks])
-        else:
-            logits = model(x)
+        logits = model.run_with_hooks(x, fwd_hooks=[(h, capture(acts)) for h in hooks]) if hooks else model(x)
         timings["forward"] += (time.perf_counter() - t0) * 1000
         for b, w in enumerate(batch):
             lo = max(w.report_from, plan.first)

@@ -144,16 +144,12 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _scan_for(name: str, docs: list[Any], scans_dir: Path, device: str | None) -> Any:
     """The stored scan of these files by ``name``, or a new one (then stored): a join, not a re-run."""
-    from lenscope.compare import load_scan, save_scan, scan
+    from lenscope.compare import scan_path, stored_or_new_scan
     from lenscope.models.registry import load_model
 
-    path = scans_dir / f"{name.replace('/', '__')}.npz"
-    stored = load_scan(path, docs)
-    if stored is not None:
-        print(f"{name}: reusing the scan in {path}", file=sys.stderr)
-        return stored
-    result = scan(load_model(name, device=device), docs, name)
-    save_scan(result, path, {d.path: d.sha256 for d in docs})
+    result, reused = stored_or_new_scan(lambda: load_model(name, device=device), name, docs, scans_dir)
+    if reused:
+        print(f"{name}: reusing the scan in {scan_path(scans_dir, name)}", file=sys.stderr)
     return result
 
 
@@ -188,7 +184,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    import numpy as np
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -202,10 +197,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     scans_dir = root / args.scans
     a_scan, b_scan = (_scan_for(name, docs, scans_dir, args.device) for name in (args.a, args.b))
-    if not (a_scan.docs and b_scan.docs) or any(not np.array_equal(x.ids, y.ids) for x, y in zip(a_scan.docs, b_scan.docs)):
-        raise LenscopeError(
-            f"{args.a} and {args.b} tokenize these files differently: a token-by-token comparison needs one tokenizer"
-        )
     rows = compare_scans(a_scan, b_scan, clamp=args.clamp)
     if args.csv:
         Path(args.csv).write_text(to_csv(rows), encoding="utf-8")

@@ -96,6 +96,30 @@ def load_scan(path: Path, docs: list[Document]) -> Scan | None:
     return Scan(meta["model"], out)
 
 
+def scan_path(scans_dir: Path, model_name: str) -> Path:
+    return scans_dir / f"{model_name.replace('/', '__')}.npz"
+
+
+def stored_or_new_scan(
+    load: Callable[[], Any],
+    model_name: str,
+    docs: list[Document],
+    scans_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Scan, bool]:
+    """The stored scan of exactly these files, or a new one (then stored); and whether it was stored.
+
+    ``load`` returns the model and is only called when a scan has to run.
+    """
+    path = scan_path(scans_dir, model_name)
+    stored = load_scan(path, docs)
+    if stored is not None:
+        return stored, True
+    result = scan(load(), docs, model_name, progress=progress)
+    save_scan(result, path, {d.path: d.sha256 for d in docs})
+    return result, False
+
+
 @dataclass(frozen=True)
 class GoodAt:
     key: str

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.analysis import bos_id, mlp_hook_names, model_dims
+from lenscope.analysis import bos_id, capture, mlp_hook_names, model_dims
 from lenscope.errors import InvalidInput, LenscopeError
 from lenscope.index.corpus import Document
 from lenscope.tokens import token_strings, tokenize_with_spans
@@ -146,7 +146,7 @@ def build_index(
         for i, (d, s, n) in enumerate(batch.tolist()):
             x[i, 1 : 1 + n] = torch.from_numpy(tokens[doc_offsets[d] + s : doc_offsets[d] + s + n].astype(np.int64))
         acts: list[torch.Tensor] = []
-        model.run_with_hooks(x.to(device), fwd_hooks=[(h, _keep(acts)) for h in hooks])
+        model.run_with_hooks(x.to(device), fwd_hooks=[(h, capture(acts)) for h in hooks])
         a = torch.cat([t[:, 1:].float().cpu() for t in acts], dim=-1)  # [B, body, N], BOS dropped
         lengths = torch.from_numpy(batch[:, 2].astype(np.int64))
         full = bool((lengths == body).all())
@@ -211,10 +211,3 @@ def build_index(
         logit_bottom_values=val_lo,
         strings=dict(zip(used, token_strings(model.tokenizer, used))),
     )
-
-
-def _keep(store: list[torch.Tensor]) -> Callable[[torch.Tensor, Any], None]:
-    def hook(act: torch.Tensor, hook: Any) -> None:
-        store.append(act)
-
-    return hook

@@ -180,7 +180,7 @@ class Worker:
         self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event
     ) -> Any:
         """Both models over files under ``root`` (stored scans reused), ranked rows, groups, exports."""
-        from lenscope.compare import compare_scans, group_dict, group_rows, load_scan, row_dict, save_scan, scan, to_csv, to_jsonl
+        from lenscope.compare import compare_scans, group_dict, group_rows, row_dict, stored_or_new_scan, to_csv, to_jsonl
         from lenscope.errors import InvalidInput
         from lenscope.index.build import IndexCancelled
         from lenscope.index.corpus import read_documents
@@ -202,15 +202,15 @@ class Worker:
 
         scans = []
         for name in names:
-            path = root / ".lenscope" / "scans" / f"{name.replace('/', '__')}.npz"
-            stored = load_scan(path, docs)
-            if stored is None:
-                stored = scan(self.model(name), docs, name, progress=step)
-                save_scan(stored, path, {d.path: d.sha256 for d in docs})
-            else:
+
+            def load(name: str = name) -> Any:
+                return self.model(name)
+
+            result, reused = stored_or_new_scan(load, name, docs, root / ".lenscope" / "scans", step)
+            if reused:  # nothing ran: the progress bar still covers this half
                 for i in range(len(docs)):
                     step(i + 1, len(docs))
-            scans.append(stored)
+            scans.append(result)
         rows = compare_scans(scans[0], scans[1], float(args.get("clamp", -6.0)))
         out = root / ".lenscope" / "compare"
         out.mkdir(parents=True, exist_ok=True)
