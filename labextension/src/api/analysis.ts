@@ -2,6 +2,7 @@
  * A decoded analyze response with accessors by token. Prediction row j is the distribution
  * over token j; "after token i" is row i + 1. Neuron row i is at token i.
  */
+import type { ServerTiming } from './timing';
 import { decodeArray, NumericArray } from './ndarray';
 import type { components } from './schema';
 
@@ -42,7 +43,10 @@ export class Analysis {
   readonly timings: Record<string, number>;
   readonly windowed: boolean;
   readonly contextTokens: number;
+  /** worker, coalesced or cache (from the Server-Timing header); null when not over HTTP */
   readonly servedFrom: string | null;
+  /** the server's own timings (total, worker round trip) from the Server-Timing header */
+  readonly serverTimings: Record<string, number>;
   private readonly strings = new Map<number, string>();
   private readonly topIds: NumericArray;
   private readonly topLogprobs: NumericArray;
@@ -55,13 +59,17 @@ export class Analysis {
   private readonly neuronActivation: NumericArray;
   readonly neuronsPerToken: number;
 
-  /** @param text the analyzed text, which the spans index into (the server does not echo it) */
-  constructor(wire: AnalyzeResponseWire, readonly text: string) {
+  /**
+   * @param text the analyzed text, which the spans index into (the server does not echo it)
+   * @param served what the response's Server-Timing header said
+   */
+  constructor(wire: AnalyzeResponseWire, readonly text: string, served?: ServerTiming) {
     this.model = wire.model;
     this.timings = wire.timings_ms;
     this.windowed = wire.windowed;
     this.contextTokens = wire.context_tokens;
-    this.servedFrom = wire.served_from ?? null;
+    this.servedFrom = served?.source ?? null;
+    this.serverTimings = served?.durations ?? {};
     const t = wire.tokens;
     this.ids = decodeArray(t.ids).data;
     const from = decodeArray(t.start_utf16).data;

@@ -6,6 +6,7 @@
 import { decode, encode } from '@msgpack/msgpack';
 
 import { Activations, Analysis, AnalyzeResponseWire, ActivationsResponseWire } from './analysis';
+import { parseServerTiming } from './timing';
 import type { components } from './schema';
 
 export type AnalyzeRequest = components['schemas']['AnalyzeRequest'];
@@ -20,6 +21,14 @@ export type Job = components['schemas']['JobResponse'];
 export type IndexesResponse = components['schemas']['IndexesResponse'];
 export type NeuronSearch = components['schemas']['NeuronSearchResponse'];
 export type CompareRequest = components['schemas']['CompareRequest'];
+export type CompareJobResult = components['schemas']['CompareJobResult'];
+export type CompareRow = components['schemas']['CompareRow'];
+export type CompareGroup = components['schemas']['CompareGroup'];
+export type ExportLink = components['schemas']['ExportLink'];
+export type IndexJobResult = components['schemas']['IndexJobResult'];
+export type IndexEntry = components['schemas']['IndexEntry'];
+export type NeuronExample = components['schemas']['NeuronExample'];
+export type IndexDocument = components['schemas']['IndexDocumentResponse'];
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -49,7 +58,8 @@ export class LenscopeClient {
   ) {}
 
   async analyze(request: AnalyzeRequest, signal?: AbortSignal): Promise<Analysis> {
-    return new Analysis(await this.call<AnalyzeResponseWire>('POST', 'analyze', request, signal), request.text);
+    const { body, headers } = await this.request<AnalyzeResponseWire>('POST', 'analyze', request, signal);
+    return new Analysis(body, request.text, parseServerTiming(headers.get('Server-Timing')));
   }
 
   async activations(request: ActivationsRequest, signal?: AbortSignal): Promise<Activations> {
@@ -80,6 +90,16 @@ export class LenscopeClient {
     return this.call<Job>('POST', 'compare', request);
   }
 
+  /** The text of one file as the index `index` stored it (for examples not in this workspace). */
+  indexDocument(index: string, path: string): Promise<IndexDocument> {
+    return this.call<IndexDocument>('GET', `indexes/${encodeURIComponent(index)}/document?path=${encodeURIComponent(path)}`);
+  }
+
+  /** Absolute URL of an export (a download; Jupyter's cookie authenticates a plain GET). */
+  exportUrl(link: ExportLink): string {
+    return `${this.baseUrl}lenscope/api/${link.url}`;
+  }
+
   job(id: string): Promise<Job> {
     return this.call<Job>('GET', `jobs/${encodeURIComponent(id)}`);
   }
@@ -93,6 +113,10 @@ export class LenscopeClient {
   }
 
   private async call<T>(method: string, route: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    return (await this.request<T>(method, route, body, signal)).body;
+  }
+
+  private async request<T>(method: string, route: string, body?: unknown, signal?: AbortSignal): Promise<{ body: T; headers: Headers }> {
     const init: RequestInit = { method, headers: { Accept: MSGPACK }, signal };
     if (body !== undefined) {
       init.body = encode(body) as BodyInit;
@@ -110,7 +134,7 @@ export class LenscopeClient {
         retry ? Number(retry) : null
       );
     }
-    return payload as T;
+    return { body: payload as T, headers: response.headers };
   }
 }
 

@@ -4,13 +4,13 @@
  * predictions at that token. Decorations are mapped through edits; a token whose text is
  * edited loses its decoration (its analysis no longer describes it).
  */
-import { Extension, RangeSetBuilder, StateEffect, StateField, Transaction } from '@codemirror/state';
-import { Decoration, DecorationSet, EditorView, hoverTooltip, Tooltip } from '@codemirror/view';
+import { EditorState, Extension, RangeSetBuilder, StateEffect, StateField, Transaction } from '@codemirror/state';
+import { Decoration, DecorationSet, EditorView, hoverTooltip, keymap, showTooltip, Tooltip } from '@codemirror/view';
 
 import type { Analysis } from '../api/analysis';
 import { activationColor, clampedDiff, colorFor, diffColor, ScaleName, surprise } from '../colors';
 import { tokenRanges } from '../spans';
-import { buildTooltip } from './tooltip';
+import { buildTooltip, OpenNeuron } from './tooltip';
 
 export interface NeuronColouring {
   layer: number;
@@ -115,20 +115,117 @@ export function tokenUnder(view: EditorView, pos: number, side: -1 | 1 = 1): Tok
   return hit;
 }
 
-const tooltip = hoverTooltip(
-  (view, pos, side): Tooltip | null => {
-    const { annotation } = view.state.field(annotationField);
-    const hit = annotation ? tokenUnder(view, pos, side) : null;
-    if (!annotation || !hit) {
-      return null;
-    }
-    return { pos: hit.from, end: hit.to, above: true, create: () => ({ dom: buildTooltip(annotation, hit.index) }) };
-  },
-  { hoverTime: 250 }
-);
+/** Pin (true) or unpin the tooltip of the token at the caret. */
+export const pinTooltip = StateEffect.define<boolean>();
 
-export function annotationExtension(): Extension {
-  return [annotationField, tooltip];
+/** Whether the caret's token shows its tooltip (opened from the keyboard). */
+const pinnedField = StateField.define<boolean>({
+  create: () => false,
+  update(pinned, tr) {
+    for (const effect of tr.effects) {
+      if (effect.is(pinTooltip)) {
+        pinned = effect.value;
+      } else if (effect.is(setAnnotation) && !effect.value) {
+        pinned = false;
+      }
+    }
+    return pinned;
+  }
+});
+
+/** The annotated token at the caret (or just before it, at a token's end). */
+function caretToken(state: EditorState): TokenHit | null {
+  const head = state.selection.main.head;
+  const { decorations } = state.field(annotationField);
+  let hit: TokenHit | null = null;
+  decorations.between(Math.max(0, head - 1), head + 1, (from, to, deco) => {
+    if (from <= head && head <= to && (!hit || from === head)) {
+      hit = { index: (deco.spec as { lsToken: number }).lsToken, from, to };
+    }
+    return undefined;
+  });
+  return hit;
+}
+
+/**
+ * Move the caret to the next (dir 1) or previous (-1) annotated token; false when there is none
+ * that way (or no annotation), so the key does nothing else.
+ */
+export function moveToToken(view: EditorView, dir: 1 | -1): boolean {
+  const { decorations, annotation } = view.state.field(annotationField);
+  if (!annotation) {
+    return false;
+  }
+  const head = view.state.selection.main.head;
+  const here = caretToken(view.state);
+  const found: { at: number | null } = { at: null };
+  decorations.between(0, view.state.doc.length, from => {
+    if (dir > 0 && from > head && (!here || from >= here.to)) {
+      found.at = from;
+      return false;
+    }
+    if (dir < 0 && from < (here ? here.from : head)) {
+      found.at = from; // the last one before the caret's token wins
+    }
+    return undefined;
+  });
+  if (found.at === null) {
+    return false;
+  }
+  view.dispatch({ selection: { anchor: found.at }, scrollIntoView: true });
+  return true;
+}
+
+/** Show (or hide) the caret token's tooltip; true if there is an annotated token there. */
+export function togglePinned(view: EditorView, show?: boolean): boolean {
+  const pinned = view.state.field(pinnedField, false) ?? false;
+  const next = show ?? !pinned;
+  if (next && !caretToken(view.state)) {
+    return false;
+  }
+  view.dispatch({ effects: pinTooltip.of(next) });
+  return true;
+}
+
+export function isPinned(view: EditorView): boolean {
+  return view.state.field(pinnedField, false) ?? false;
+}
+
+/**
+ * The editor extension. `openNeuron` is what a tooltip's neuron chip does: injected here, so
+ * the tooltip reaches the plugin through a function it was given, not a page-wide event.
+ */
+export function annotationExtension(openNeuron: OpenNeuron): Extension {
+  const hover = hoverTooltip(
+    (view, pos, side): Tooltip | null => {
+      const { annotation } = view.state.field(annotationField);
+      const hit = annotation ? tokenUnder(view, pos, side) : null;
+      if (!annotation || !hit || view.state.field(pinnedField)) {
+        return null;
+      }
+      return { pos: hit.from, end: hit.to, above: true, create: () => ({ dom: buildTooltip(annotation, hit.index, openNeuron) }) };
+    },
+    { hoverTime: 250 }
+  );
+  const pinned = showTooltip.computeN([pinnedField, annotationField, 'selection'], state => {
+    const { annotation } = state.field(annotationField);
+    const hit = state.field(pinnedField) && annotation ? caretToken(state) : null;
+    if (!annotation || !hit) {
+      return [];
+    }
+    return [{ pos: hit.from, end: hit.to, above: true, create: () => ({ dom: buildTooltip(annotation, hit.index, openNeuron, true) }) }];
+  });
+  const keys = keymap.of([
+    {
+      key: 'Escape',
+      run: view => (isPinned(view) ? togglePinned(view, false) : false)
+    }
+  ]);
+  // the editor says it is annotated: CSS keeps a selection from washing out the token colours
+  const marker = EditorView.editorAttributes.compute([annotationField], (state): Record<string, string> =>
+    state.field(annotationField).annotation ? { class: 'ls-annotated' } : {}
+  );
+  return [annotationField, pinnedField, hover, pinned, keys, marker];
 }
 
 export function currentAnnotation(view: EditorView): Annotation | null {

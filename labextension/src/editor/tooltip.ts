@@ -4,12 +4,8 @@ import { clampedDiff, colorFor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
 import type { Annotation } from './annotations';
 
-export const NEURON_EVENT = 'lenscope-neuron';
-
-export interface NeuronEventDetail {
-  layer: number;
-  index: number;
-}
+/** What a tooltip's neuron chip does: injected by the plugin (open the neuron's card, recolour). */
+export type OpenNeuron = (layer: number, index: number) => void;
 
 /** The top-k after token i, the actual next token highlighted. */
 function topTable(analysis: Analysis, i: number, floor: number): HTMLElement {
@@ -36,10 +32,13 @@ function topTable(analysis: Analysis, i: number, floor: number): HTMLElement {
   return table;
 }
 
-export function buildTooltip(a: Annotation, i: number): HTMLElement {
+export function buildTooltip(a: Annotation, i: number, openNeuron: OpenNeuron, pinned = false): HTMLElement {
   const analysis = a.analysis;
   const root = el('div', 'ls-tooltip');
   root.dataset.lsToken = String(i);
+  if (pinned) {
+    root.classList.add('ls-tooltip-pinned');
+  }
   const head = el('div', 'ls-tooltip-head');
   head.append(el('code', 'ls-tooltip-token', visible(analysis.tokens[i].text)));
   const own = analysis.logprobOf(i);
@@ -85,16 +84,24 @@ export function buildTooltip(a: Annotation, i: number): HTMLElement {
       const chip = el('button', 'ls-neuron-chip', `L${n.layer}.N${n.index} ${fmt(n.activation)}`);
       chip.dataset.layer = String(n.layer);
       chip.dataset.index = String(n.index);
-      chip.title = 'Colour the text by this neuron and open it in the lenscope panel';
+      chip.title = 'Colour the text by this neuron and open its card';
+      // mousedown, not click: the editor keeps its focus (and the hover tooltip stays)
       chip.addEventListener('mousedown', event => {
         event.preventDefault();
-        chip.dispatchEvent(
-          new CustomEvent<NeuronEventDetail>(NEURON_EVENT, { bubbles: true, detail: { layer: n.layer, index: n.index } })
-        );
+        openNeuron(n.layer, n.index);
+      });
+      // keyboard: Enter / Space on a focused chip (a click with no mouse press)
+      chip.addEventListener('click', event => {
+        if (event.detail === 0) {
+          openNeuron(n.layer, n.index);
+        }
       });
       box.append(chip);
     }
     root.append(box);
+  }
+  if (pinned) {
+    root.append(el('div', 'ls-muted ls-tooltip-keys', 'Alt+Shift+→ / ← next / previous token · Alt+Shift+K again: focus the neurons · Esc: close'));
   }
   return root;
 }

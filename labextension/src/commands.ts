@@ -1,0 +1,209 @@
+/** lenscope's commands, their menus and keys. Views reach the app through these. */
+import type { JupyterFrontEnd } from '@jupyterlab/application';
+import { Clipboard, ICommandPalette, InputDialog } from '@jupyterlab/apputils';
+import type { LabIcon } from '@jupyterlab/ui-components';
+import { EditorView } from '@codemirror/view';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import { isPinned, moveToToken, togglePinned } from './editor/annotations';
+import { activeTarget, EditorServices, openEditor, reveal, selectLines } from './editors';
+import { analysisTsv, cardJson } from './export';
+import type { MainViews } from './mainarea';
+import type { LenscopeModel } from './model';
+import { linesAround, utf16Offset } from './target';
+import { CommandIDs } from './tokens';
+import type { StoredArgs } from './views/stored';
+
+/** The CodeMirror view that has the keyboard focus, if any. */
+function focusedView(): EditorView | null {
+  const dom = document.activeElement?.closest('.cm-editor');
+  return dom instanceof HTMLElement ? EditorView.findFromDOM(dom) : null;
+}
+
+const str = (args: ReadonlyPartialJSONObject, key: string): string => String(args[key] ?? '');
+const int = (args: ReadonlyPartialJSONObject, key: string): number => Number(args[key] ?? 0);
+const cellOf = (args: ReadonlyPartialJSONObject): number | null => (typeof args.cell === 'number' ? args.cell : null);
+
+export function addCommands(
+  app: JupyterFrontEnd,
+  model: LenscopeModel,
+  views: MainViews,
+  editors: EditorServices,
+  panelId: string,
+  icon: LabIcon,
+  palette: ICommandPalette | null
+): void {
+  const { commands } = app;
+  const showPanel = () => app.shell.activateById(panelId);
+
+  async function analyze(): Promise<void> {
+    const started = performance.now();
+    showPanel();
+    const target = activeTarget(editors, model.settings, model.entry?.shape?.n_ctx);
+    if (!target) {
+      model.setStatus({ kind: 'error', message: 'No editor is active.', hint: 'Click into a file or a notebook cell first.' });
+      return;
+    }
+    if (!target.text.trim()) {
+      model.setStatus({ kind: 'error', message: 'Nothing to analyze here: the selection is empty or only whitespace.', hint: 'Select some text, or run the command in a cell or file that has some.' });
+      return;
+    }
+    await model.analyze(target, started);
+  }
+
+  commands.addCommand(CommandIDs.analyze, {
+    label: 'lenscope: Analyze selection',
+    caption: 'Per-token predictions and neurons of the selection (or the cell / file)',
+    icon,
+    execute: analyze
+  });
+  commands.addCommand(CommandIDs.clear, { label: 'lenscope: Clear annotations', execute: () => model.clear() });
+  commands.addCommand(CommandIDs.buildIndex, { label: 'lenscope: Index the workspace (neuron index)', execute: () => (showPanel(), model.buildIndex()) });
+  commands.addCommand(CommandIDs.compareCorpus, { label: 'lenscope: Compare the two models over the workspace', execute: () => (showPanel(), model.compareCorpus()) });
+  commands.addCommand(CommandIDs.showPanel, { label: 'lenscope: Show panel', execute: showPanel });
+  commands.addCommand(CommandIDs.chooseModel, {
+    label: 'lenscope: Choose model',
+    execute: async () => {
+      await model.refreshModels();
+      const names = model.models.filter(m => m.loadable).map(m => m.name);
+      const result = await InputDialog.getItem({ title: 'lenscope model', items: names, current: Math.max(0, names.indexOf(model.model)) });
+      if (result.button.accept && result.value) {
+        model.model = result.value;
+      }
+    }
+  });
+
+  // keyboard: move between annotated tokens, open (pin) the caret token's tooltip
+  commands.addCommand(CommandIDs.nextToken, {
+    label: 'lenscope: Next annotated token',
+    execute: () => {
+      const view = focusedView();
+      return view ? moveToToken(view, 1) : false;
+    }
+  });
+  commands.addCommand(CommandIDs.previousToken, {
+    label: 'lenscope: Previous annotated token',
+    execute: () => {
+      const view = focusedView();
+      return view ? moveToToken(view, -1) : false;
+    }
+  });
+  commands.addCommand(CommandIDs.toggleTooltip, {
+    label: 'lenscope: Show the token’s predictions (tooltip) at the caret',
+    execute: () => {
+      const view = focusedView();
+      if (!view) {
+        return false;
+      }
+      if (isPinned(view)) {
+        // pressed again: into the tooltip, to reach its neurons with Tab / Enter
+        const chip = document.querySelector<HTMLElement>('.ls-tooltip-pinned .ls-neuron-chip');
+        chip?.focus();
+        return !!chip;
+      }
+      return togglePinned(view, true);
+    }
+  });
+  // Esc in a pinned tooltip: back to the editor, tooltip closed
+  document.addEventListener('keydown', event => {
+    const tooltip = (event.target as HTMLElement | null)?.closest?.('.ls-tooltip-pinned');
+    if (event.key === 'Escape' && tooltip) {
+      const view = model.run?.target.view;
+      if (view) {
+        togglePinned(view, false);
+        view.focus();
+      }
+    }
+  });
+
+  commands.addCommand(CommandIDs.copyAnalysis, {
+    label: 'lenscope: Copy the analysis (TSV)',
+    isEnabled: () => !!model.run,
+    execute: () => {
+      const run = model.run;
+      if (run) {
+        Clipboard.copyToSystem(analysisTsv(run.analysis, run.compare?.analysis));
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.copyCard, {
+    label: 'lenscope: Copy the neuron card (JSON)',
+    isEnabled: () => !!views.cards.currentWidget?.content.card,
+    execute: () => {
+      const card = views.cards.currentWidget?.content.card;
+      if (card) {
+        Clipboard.copyToSystem(cardJson(card));
+      }
+    }
+  });
+
+  // opening things (the views call these; the layout restorer too)
+  commands.addCommand(CommandIDs.openNeuron, {
+    label: args => (args.layer === undefined ? 'lenscope: Open neuron' : `lenscope: Open neuron L${args.layer}.N${args.index}`),
+    execute: args => model.openNeuron(int(args, 'layer'), int(args, 'index'), str(args, 'model') || undefined)
+  });
+  commands.addCommand(CommandIDs.openComparison, {
+    label: 'lenscope: Open a comparison',
+    execute: args => void views.openComparison(str(args, 'job'))
+  });
+  commands.addCommand(CommandIDs.openStored, {
+    label: 'lenscope: Open stored text',
+    execute: args => {
+      const stored: StoredArgs = { index: str(args, 'index'), path: str(args, 'path'), start: int(args, 'start'), end: int(args, 'end') };
+      if (typeof args.context_start === 'number' && typeof args.context_end === 'number') {
+        stored.context_start = args.context_start;
+        stored.context_end = args.context_end;
+      }
+      views.openStored(stored);
+    }
+  });
+  commands.addCommand(CommandIDs.openAt, {
+    label: 'lenscope: Open at',
+    execute: async args => {
+      const view = await openEditor(app, str(args, 'path'), cellOf(args));
+      if (view) {
+        const doc = view.state.doc.toString();
+        reveal(view, utf16Offset(doc, int(args, 'start')), utf16Offset(doc, int(args, 'end')));
+      }
+    }
+  });
+  commands.addCommand(CommandIDs.openRow, {
+    label: 'lenscope: Open a comparison row',
+    execute: async args => {
+      const view = await openEditor(app, str(args, 'path'), cellOf(args));
+      if (!view) {
+        return;
+      }
+      if (args.compare && args.compare !== model.compareModel) {
+        model.compareModel = str(args, 'compare'); // so the lines open compared, as in the table
+      }
+      const [first, last] = linesAround(int(args, 'line'), view.state.doc.lines);
+      selectLines(view, first, last);
+      await analyze();
+    }
+  });
+  commands.addCommand(CommandIDs.revealToken, {
+    label: 'lenscope: Go to a token of the analysis',
+    execute: args => {
+      const run = model.run;
+      const t = run?.analysis.tokens[int(args, 'index')];
+      if (run && t && run.target.view.dom.isConnected) {
+        reveal(run.target.view, run.target.from + t.from);
+      }
+    }
+  });
+
+  for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel, CommandIDs.buildIndex, CommandIDs.compareCorpus, CommandIDs.copyAnalysis, CommandIDs.copyCard, CommandIDs.nextToken, CommandIDs.previousToken, CommandIDs.toggleTooltip]) {
+    palette?.addItem({ command, category: 'lenscope' });
+  }
+  for (const selector of ['.jp-FileEditor', '.jp-Notebook .jp-Cell']) {
+    app.contextMenu.addItem({ command: CommandIDs.analyze, selector, rank: 0 });
+    app.contextMenu.addItem({ command: CommandIDs.clear, selector, rank: 0 });
+    app.contextMenu.addItem({ command: CommandIDs.copyAnalysis, selector, rank: 0 });
+  }
+  const inEditor = '.jp-CodeMirrorEditor';
+  commands.addKeyBinding({ command: CommandIDs.analyze, keys: ['Alt Shift L'], selector: inEditor });
+  commands.addKeyBinding({ command: CommandIDs.nextToken, keys: ['Alt Shift ArrowRight'], selector: inEditor });
+  commands.addKeyBinding({ command: CommandIDs.previousToken, keys: ['Alt Shift ArrowLeft'], selector: inEditor });
+  commands.addKeyBinding({ command: CommandIDs.toggleTooltip, keys: ['Alt Shift K'], selector: inEditor });
+}

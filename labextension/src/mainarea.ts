@@ -1,0 +1,113 @@
+/**
+ * lenscope's main-area tabs: neuron cards, corpus comparisons, stored texts. Each kind has a
+ * WidgetTracker, so the layout restorer brings them back on reload (through the commands that
+ * open them), and opening one that is already open activates it instead.
+ */
+import type { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
+import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import type { LabIcon } from '@jupyterlab/ui-components';
+import type { Widget } from '@lumino/widgets';
+
+import type { LenscopeModel } from './model';
+import { CommandIDs } from './tokens';
+import { cardLabel, CardArgs, NeuronCardView } from './views/card';
+import { CompareView } from './views/compare';
+import { StoredArgs, storedLabel, StoredTextView } from './views/stored';
+
+type Tab<T extends Widget> = MainAreaWidget<T>;
+
+export class MainViews {
+  readonly cards = new WidgetTracker<Tab<NeuronCardView>>({ namespace: 'lenscope-neuron' });
+  readonly comparisons = new WidgetTracker<Tab<CompareView>>({ namespace: 'lenscope-comparison' });
+  readonly stored = new WidgetTracker<Tab<StoredTextView>>({ namespace: 'lenscope-stored' });
+
+  constructor(
+    private readonly app: JupyterFrontEnd,
+    private readonly model: LenscopeModel,
+    private readonly icon: LabIcon,
+    restorer: ILayoutRestorer | null
+  ) {
+    void restorer?.restore(this.cards, {
+      command: CommandIDs.openNeuron,
+      args: w => ({ ...w.content.args }),
+      name: w => cardKey(w.content.args)
+    });
+    void restorer?.restore(this.comparisons, {
+      command: CommandIDs.openComparison,
+      args: w => ({ job: w.content.jobId }),
+      name: w => w.content.jobId
+    });
+    void restorer?.restore(this.stored, {
+      command: CommandIDs.openStored,
+      args: w => ({ ...w.content.args }),
+      name: w => `${w.content.args.index}/${w.content.args.path}`
+    });
+  }
+
+  openCard(args: CardArgs): Tab<NeuronCardView> {
+    const open = this.cards.find(w => cardKey(w.content.args) === cardKey(args));
+    if (open) {
+      this.app.shell.activateById(open.id);
+      return open;
+    }
+    const tab = this.tab(new NeuronCardView(args, this.model, this.app.commands), cardLabel(args), `lenscope-neuron-${cardKey(args).replace(/[^\w-]/g, '_')}`);
+    this.place(tab, this.cards, 'split-right');
+    return tab;
+  }
+
+  openComparison(job: string): Tab<CompareView> {
+    const open = this.comparisons.find(w => w.content.jobId === job);
+    if (open) {
+      this.app.shell.activateById(open.id);
+      return open;
+    }
+    let tab: Tab<CompareView> | null = null;
+    const view = new CompareView(job, this.model, this.app.commands, label => {
+      if (tab) {
+        tab.title.label = label;
+        tab.title.caption = `lenscope comparison: ${label}`;
+      }
+    });
+    tab = this.tab(view, `comparison ${job}`, `lenscope-comparison-${job.replace(/[^\w-]/g, '_')}`);
+    // below the editors, full width: the table has wide rows
+    this.place(tab, this.comparisons, 'split-bottom');
+    return tab;
+  }
+
+  openStored(args: StoredArgs): Tab<StoredTextView> {
+    const key = `${args.index}/${args.path}`;
+    const open = this.stored.find(w => `${w.content.args.index}/${w.content.args.path}` === key);
+    if (open) {
+      open.dispose(); // a new highlight: reopen at the new place
+    }
+    const tab = this.tab(new StoredTextView(args, this.model), storedLabel(args), `lenscope-stored-${key.replace(/[^\w-]/g, '_')}`);
+    this.place(tab, this.stored, 'split-right');
+    return tab;
+  }
+
+  private tab<T extends Widget>(content: T, label: string, id: string): Tab<T> {
+    const tab = new MainAreaWidget({ content });
+    tab.id = id;
+    tab.title.label = label;
+    tab.title.caption = `lenscope: ${label}`;
+    tab.title.icon = this.icon;
+    tab.title.closable = true;
+    return tab;
+  }
+
+  /** Beside the others of its kind (tabs), or the first one split off the editors. */
+  private place<T extends Widget>(tab: Tab<T>, tracker: WidgetTracker<Tab<T>>, split: 'split-right' | 'split-bottom'): void {
+    const ref = tracker.currentWidget;
+    if (ref && !ref.isDisposed && ref.isAttached) {
+      this.app.shell.add(tab, 'main', { mode: 'tab-after', ref: ref.id });
+    } else {
+      this.app.shell.add(tab, 'main', { mode: split });
+    }
+    void tracker.add(tab);
+    this.app.shell.activateById(tab.id);
+  }
+}
+
+function cardKey(a: CardArgs): string {
+  return `${a.model}/${a.layer}/${a.index}`;
+}

@@ -1,0 +1,354 @@
+/**
+ * lenscope's frontend model: settings, the chosen models, the last analysis and the neuron it is
+ * coloured by, jobs (through one shared poller) and the API client. It knows nothing of views:
+ * they connect to its signals. Editor decorations follow `runChanged` (see `editor/inline.ts`).
+ */
+import { ISignal, Signal } from '@lumino/signaling';
+
+import type { Activations, Analysis } from './api/analysis';
+import { CompareJobResult, Job, LenscopeApiError, LenscopeClient, ModelEntry, NeuronCard } from './api/client';
+import { describe, hintFor, isAbort } from './errors';
+import { JobPoller } from './jobs';
+import type { Settings } from './settings';
+import type { Target } from './target';
+
+export type Status =
+  | { kind: 'empty' }
+  | { kind: 'loading'; message: string }
+  | { kind: 'error'; message: string; hint: string }
+  | { kind: 'ready' };
+
+/** One analysis: what was analyzed, by which model(s), and how long it took in the browser. */
+export interface Run {
+  target: Target;
+  analysis: Analysis;
+  /** model B of a comparison (same tokens), with B's log-prob floor */
+  compare: { analysis: Analysis; clamp: number } | null;
+  /** the neuron the text is coloured by, if any */
+  neuron: { layer: number; index: number; activations: Activations } | null;
+  /** performance.now() when the command started (views report command-to-pixels from it) */
+  started: number;
+}
+
+/** Which model the picker shows and requests go to, and what is wrong with it, if anything. */
+export interface ModelChoice {
+  name: string;
+  /** why requests with this model will fail (unknown here, unavailable); null when fine */
+  problem: string | null;
+}
+
+/**
+ * The model to use: the user's pick in this session, else the `defaultModel` setting, else the
+ * server's default. A name the server does not list is kept (so the picker shows the truth)
+ * with a problem; clearing the setting falls back to the server's default again.
+ */
+export function chooseModel(pick: string, setting: string, listing: ModelEntry[], serverDefault: string): ModelChoice {
+  const name = pick || setting || serverDefault;
+  if (!listing.length) {
+    return { name, problem: null }; // not listed yet
+  }
+  const entry = listing.find(m => m.name === name || m.aliases.includes(name));
+  if (!entry) {
+    const where = pick ? 'picked' : 'set as defaultModel in the settings';
+    return { name, problem: `“${name}” (${where}) is not a model this server knows.` };
+  }
+  return { name: entry.name, problem: entry.loadable ? null : `${entry.name} is unavailable: ${entry.reason}` };
+}
+
+export function sameTokens(a: Analysis, b: Analysis): boolean {
+  return a.ids.length === b.ids.length && a.ids.every((id, i) => id === b.ids[i]);
+}
+
+export class LenscopeModel {
+  readonly jobs: JobPoller;
+  private settingsValue: Settings;
+  private listing: ModelEntry[] = [];
+  private serverDefault = '';
+  private pick = '';
+  private compareName = '';
+  private statusValue: Status = { kind: 'empty' };
+  private runValue: Run | null = null;
+  private inflight: AbortController | null = null;
+  private readonly settingsChangedSignal = new Signal<this, Settings>(this);
+  private readonly modelsChangedSignal = new Signal<this, void>(this);
+  private readonly statusChangedSignal = new Signal<this, Status>(this);
+  private readonly runChangedSignal = new Signal<this, Run | null>(this);
+  private readonly neuronRequestedSignal = new Signal<this, { model: string; layer: number; index: number }>(this);
+
+  constructor(
+    readonly client: LenscopeClient,
+    settings: Settings
+  ) {
+    this.settingsValue = settings;
+    this.jobs = new JobPoller(client);
+  }
+
+  get settings(): Settings {
+    return this.settingsValue;
+  }
+
+  set settings(value: Settings) {
+    const modelChanged = value.defaultModel !== this.settingsValue.defaultModel;
+    this.settingsValue = value;
+    this.settingsChangedSignal.emit(value);
+    if (modelChanged) {
+      this.modelsChangedSignal.emit();
+    }
+  }
+
+  get settingsChanged(): ISignal<this, Settings> {
+    return this.settingsChangedSignal;
+  }
+
+  /** The model list, the choice or the comparison model changed. */
+  get modelsChanged(): ISignal<this, void> {
+    return this.modelsChangedSignal;
+  }
+
+  get statusChanged(): ISignal<this, Status> {
+    return this.statusChangedSignal;
+  }
+
+  /** A new analysis, a new colouring of it (neuron), or none (cleared). */
+  get runChanged(): ISignal<this, Run | null> {
+    return this.runChangedSignal;
+  }
+
+  /** Someone asked to open a neuron's card (the plugin opens a main-area tab). */
+  get neuronRequested(): ISignal<this, { model: string; layer: number; index: number }> {
+    return this.neuronRequestedSignal;
+  }
+
+  get models(): readonly ModelEntry[] {
+    return this.listing;
+  }
+
+  get choice(): ModelChoice {
+    return chooseModel(this.pick, this.settingsValue.defaultModel, this.listing, this.serverDefault);
+  }
+
+  get model(): string {
+    return this.choice.name;
+  }
+
+  get entry(): ModelEntry | null {
+    return this.listing.find(m => m.name === this.model) ?? null;
+  }
+
+  /** Choose the model for this session (the picker); '' goes back to the setting / server default. */
+  set model(name: string) {
+    this.pick = name;
+    this.modelsChangedSignal.emit();
+  }
+
+  get compareModel(): string {
+    return this.compareName;
+  }
+
+  set compareModel(name: string) {
+    this.compareName = name;
+    this.modelsChangedSignal.emit();
+  }
+
+  get status(): Status {
+    return this.statusValue;
+  }
+
+  get run(): Run | null {
+    return this.runValue;
+  }
+
+  setStatus(status: Status): void {
+    this.statusValue = status;
+    this.statusChangedSignal.emit(status);
+  }
+
+  async refreshModels(): Promise<void> {
+    try {
+      const listing = await this.client.models();
+      this.listing = listing.models;
+      this.serverDefault = listing.default;
+      if (this.pick && !this.listing.some(m => m.name === this.pick)) {
+        this.pick = ''; // a pick from an earlier listing that is gone
+      }
+      this.modelsChangedSignal.emit();
+    } catch (err) {
+      this.setStatus({ kind: 'error', message: describe(err), hint: 'Is the lenscope server extension enabled?' });
+    }
+  }
+
+  /** Analyze a target; a newer call aborts this one's requests. Resolves with the run, or null. */
+  async analyze(target: Target, started = performance.now()): Promise<Run | null> {
+    this.inflight?.abort();
+    const controller = new AbortController();
+    this.inflight = controller;
+    if (!this.listing.length) {
+      await this.refreshModels();
+    }
+    const choice = this.choice;
+    if (choice.problem) {
+      this.setStatus({ kind: 'error', message: choice.problem, hint: 'Pick a model in the list above, or fix defaultModel in Settings → lenscope.' });
+      return null;
+    }
+    const model = choice.name;
+    const entry = this.entry;
+    this.setStatus({ kind: 'loading', message: entry && entry.state !== 'loaded' ? `Loading ${model} and analyzing…` : `Analyzing with ${model}…` });
+    const s = this.settingsValue;
+    const request = { text: target.text, context: target.context, top_k: s.topK, top_neurons: s.topNeurons };
+    try {
+      const [analysis, other] = await Promise.all([
+        this.client.analyze({ ...request, model }, controller.signal),
+        this.compareName ? this.client.analyze({ ...request, model: this.compareName, top_neurons: 0 }, controller.signal) : Promise.resolve(null)
+      ]);
+      if (controller.signal.aborted) {
+        return null;
+      }
+      if (!target.view.dom.isConnected) {
+        this.setStatus({ kind: 'error', message: `${target.path} was closed before its analysis came back.`, hint: 'Open it and analyze again.' });
+        return null;
+      }
+      if (other && !sameTokens(analysis, other)) {
+        this.setStatus({
+          kind: 'error',
+          message: `${analysis.model} and ${other.model} tokenize this text differently: a token-by-token comparison needs one tokenizer.`,
+          hint: 'Pick models that share a tokenizer (the two default models do).'
+        });
+        return null;
+      }
+      const run: Run = {
+        target,
+        analysis,
+        compare: other ? { analysis: other, clamp: s.compareClamp } : null,
+        neuron: null,
+        started
+      };
+      this.runValue = run;
+      this.listing = this.listing.map(m => (m.name === model ? { ...m, state: 'loaded' } : m));
+      this.statusValue = { kind: 'ready' };
+      this.runChangedSignal.emit(run);
+      this.statusChangedSignal.emit(this.statusValue);
+      this.modelsChangedSignal.emit();
+      return run;
+    } catch (err) {
+      if (isAbort(err) || controller.signal.aborted) {
+        return null; // superseded by a newer request
+      }
+      this.setStatus({ kind: 'error', message: describe(err), hint: hintFor(err) });
+      return null;
+    } finally {
+      if (this.inflight === controller) {
+        this.inflight = null;
+      }
+    }
+  }
+
+  /** Colour the last analysis by a neuron's activations (null: back to log-probs). */
+  async colourByNeuron(neuron: { layer: number; index: number } | null): Promise<void> {
+    const run = this.runValue;
+    if (!run) {
+      return;
+    }
+    if (!neuron) {
+      this.runValue = { ...run, neuron: null };
+      this.runChangedSignal.emit(this.runValue);
+      return;
+    }
+    try {
+      const activations = await this.client.activations({
+        model: run.analysis.model,
+        text: run.target.text,
+        context: run.target.context,
+        neurons: [neuron]
+      });
+      if (this.runValue?.analysis === run.analysis) {
+        this.runValue = { ...run, neuron: { ...neuron, activations } };
+        this.runChangedSignal.emit(this.runValue);
+      }
+    } catch (err) {
+      this.setStatus({ kind: 'error', message: describe(err), hint: hintFor(err) });
+    }
+  }
+
+  /** Open a neuron: its card (a tab) and, when there is analyzed text, its activations on it. */
+  openNeuron(layer: number, index: number, model = this.runValue?.analysis.model ?? this.model): void {
+    this.neuronRequestedSignal.emit({ model, layer, index });
+    if (this.runValue && this.runValue.analysis.model === model) {
+      void this.colourByNeuron({ layer, index });
+    }
+  }
+
+  neuronCard(model: string, layer: number, index: number): Promise<NeuronCard> {
+    return this.client.neuronCard(model, layer, index);
+  }
+
+  /** Forget the analysis (and abort one in flight) if it is of this editor's text, e.g. when its file closes. */
+  forget(isGone: (target: Target) => boolean): void {
+    if (this.runValue && isGone(this.runValue.target)) {
+      this.clear();
+    }
+  }
+
+  clear(): void {
+    this.inflight?.abort();
+    this.inflight = null;
+    this.runValue = null;
+    this.runChangedSignal.emit(null);
+    this.setStatus({ kind: 'empty' });
+  }
+
+  /** Build the workspace's neuron index with the chosen model. */
+  async buildIndex(): Promise<void> {
+    await this.startJob(() =>
+      this.client.buildIndex({ model: this.model || null, paths: ['.'], name: 'workspace', k: this.settingsValue.indexExamples })
+    , 'index');
+  }
+
+  /** Compare the chosen model with the comparison model over the workspace. */
+  async compareCorpus(): Promise<void> {
+    await this.startJob(() => {
+      if (!this.compareName) {
+        throw new Error('pick model B in “Compare with” first');
+      }
+      return this.client.compareCorpus({
+        model_a: this.model || null,
+        model_b: this.compareName,
+        paths: ['.'],
+        clamp: this.settingsValue.compareClamp,
+        min_count: this.settingsValue.compareMinCount
+      });
+    }, 'compare');
+  }
+
+  /** A finished comparison's result (also after a reload: the server keeps its jobs). */
+  async comparison(jobId: string): Promise<{ job: Job; result: CompareJobResult }> {
+    const job = await this.client.job(jobId);
+    if (job.state !== 'done' || job.result?.kind !== 'compare') {
+      throw new LenscopeApiError(404, 'no_result', `Comparison ${jobId} has no result (${job.state}).`);
+    }
+    return { job, result: job.result };
+  }
+
+  private async startJob(start: () => Promise<Job>, kind: Job['kind']): Promise<void> {
+    try {
+      this.jobs.track(await start());
+    } catch (err) {
+      // shown where the job would be: a job that never started
+      const failed: Job = {
+        id: `failed-${kind}-${Date.now()}`,
+        kind,
+        model: this.model,
+        created: Date.now() / 1000,
+        state: 'failed',
+        progress: null,
+        result: null,
+        error: { code: err instanceof LenscopeApiError ? err.code : 'error', message: describe(err) }
+      };
+      this.jobs.track(failed);
+    }
+  }
+
+  dispose(): void {
+    this.jobs.dispose();
+    Signal.clearData(this);
+  }
+}

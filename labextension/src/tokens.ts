@@ -1,0 +1,38 @@
+/**
+ * What other plugins can use: the `ILenscope` token (the frontend model) and the command IDs.
+ * Views reach the app through these commands rather than through callbacks.
+ */
+import { Token } from '@lumino/coreutils';
+
+import type { LenscopeModel } from './model';
+
+export type ILenscope = LenscopeModel;
+
+/** The lenscope model: settings, models, the last analysis, jobs, the API client; with signals. */
+export const ILenscope = new Token<ILenscope>('lenscope:ILenscope', 'The lenscope model: analyses, neurons, jobs and its API client.');
+
+export namespace CommandIDs {
+  export const analyze = 'lenscope:analyze-selection';
+  export const clear = 'lenscope:clear-annotations';
+  export const chooseModel = 'lenscope:choose-model';
+  export const showPanel = 'lenscope:show-panel';
+  export const buildIndex = 'lenscope:build-index';
+  export const compareCorpus = 'lenscope:compare-workspace';
+  export const nextToken = 'lenscope:next-token';
+  export const previousToken = 'lenscope:previous-token';
+  export const toggleTooltip = 'lenscope:toggle-tooltip';
+  export const copyAnalysis = 'lenscope:copy-analysis';
+  export const copyCard = 'lenscope:copy-card';
+  /** args: {model, layer, index} */
+  export const openNeuron = 'lenscope:open-neuron';
+  /** args: {job} */
+  export const openComparison = 'lenscope:open-comparison';
+  /** args: {index, path, start, end}: the stored text of a file an index read */
+  export const openStored = 'lenscope:open-stored';
+  /** args: {path, cell, start, end} (code points) */
+  export const openAt = 'lenscope:open-at';
+  /** args: {path, cell, line}: open, select the lines around, analyze */
+  export const openRow = 'lenscope:open-row';
+  /** args: {index}: the caret to token `index` of the analysis */
+  export const revealToken = 'lenscope:reveal-token';
+}

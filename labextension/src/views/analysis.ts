@@ -1,0 +1,184 @@
+/**
+ * The side panel's view of the last analysis: what it is of (model, file, lines), its status,
+ * the legend of the colours in use, the tokens in those same colours (focusable: arrow keys move,
+ * Enter goes there in the editor), and the neuron the text is coloured by.
+ */
+import type { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import { activationColor, clampedDiff, colorFor, diffColor, surprise } from '../colors';
+import { el, fmt, visible } from '../format';
+import type { LenscopeModel, Run, Status } from '../model';
+import { describeTarget } from '../target';
+import { CommandIDs } from '../tokens';
+import { activationLegend, diffLegend, logprobLegend } from './legend';
+
+/** Colour of token i in a run, exactly as the editor colours it. */
+export function runColour(run: Run, i: number, floor: number, scale: Parameters<typeof colorFor>[1], max: number): string {
+  if (run.neuron) {
+    return activationColor(run.neuron.activations.at(i), max);
+  }
+  if (run.compare) {
+    return diffColor(clampedDiff(run.analysis.logprobOf(i), run.compare.analysis.logprobOf(i), run.compare.clamp));
+  }
+  return colorFor(surprise(run.analysis.logprobOf(i), floor), scale);
+}
+
+export function neuronMax(run: Run): { max: number; at: number } {
+  let max = 0;
+  let at = 0;
+  if (run.neuron) {
+    for (let i = 0; i < run.analysis.length; i++) {
+      if (run.neuron.activations.at(i) > max) {
+        max = run.neuron.activations.at(i);
+        at = i;
+      }
+    }
+  }
+  return { max, at };
+}
+
+export class AnalysisView extends Widget {
+  private readonly heading = el('h3', 'ls-analysis-title');
+  private readonly status = el('div', 'ls-status');
+  private readonly legendBox = el('div', 'ls-legend-box');
+  private readonly neuronBox = el('div', 'ls-neuron');
+  private readonly tokensBox = el('div', 'ls-tokens');
+  private readonly timings = el('div', 'ls-timings ls-muted');
+  private runs = 0;
+
+  constructor(
+    private readonly model: LenscopeModel,
+    private readonly commands: CommandRegistry,
+    private readonly panelNode: HTMLElement
+  ) {
+    super();
+    this.addClass('ls-analysis');
+    this.node.append(this.heading, this.status, this.legendBox, this.neuronBox, this.tokensBox, this.timings);
+    model.statusChanged.connect((_, s) => this.showStatus(s));
+    model.runChanged.connect((_, run) => this.showRun(run));
+    this.showStatus(model.status);
+    this.showRun(model.run);
+  }
+
+  private showStatus(state: Status): void {
+    this.panelNode.dataset.state = state.kind;
+    this.status.replaceChildren();
+    this.status.className = `ls-status ls-status-${state.kind}`;
+    if (state.kind === 'empty') {
+      this.status.append(
+        el('p', '', 'Select text in a file or notebook cell and run “lenscope: Analyze selection”'),
+        el('p', 'ls-muted', '(command palette, right-click menu, or Alt+Shift+L). With nothing selected, the cell or file is analyzed. Then Alt+Shift+→/← move between tokens and Alt+Shift+K opens the token’s tooltip.')
+      );
+    } else if (state.kind === 'loading') {
+      this.status.append(el('p', 'ls-spinner', state.message));
+    } else if (state.kind === 'error') {
+      this.status.append(el('p', 'ls-error', state.message), el('p', 'ls-muted', state.hint));
+    }
+  }
+
+  private showRun(run: Run | null): void {
+    this.legendBox.replaceChildren();
+    this.neuronBox.replaceChildren();
+    this.tokensBox.replaceChildren();
+    if (!run) {
+      this.timings.textContent = '';
+      this.heading.textContent = '';
+      return;
+    }
+    const { analysis } = run;
+    const models = run.compare ? `${analysis.model} vs ${run.compare.analysis.model}` : analysis.model;
+    this.heading.textContent = `${describeTarget(run.target)} · ${models}`;
+    this.heading.title = run.target.path;
+    const s = this.model.settings;
+    const { max, at } = neuronMax(run);
+    if (run.neuron) {
+      const { layer, index } = run.neuron;
+      this.neuronBox.dataset.layer = String(layer);
+      this.neuronBox.dataset.index = String(index);
+      const back = el('button', 'ls-button ls-back', 'colour by log-prob again');
+      back.addEventListener('click', () => void this.model.colourByNeuron(null));
+      const open = el('button', 'ls-button', 'open its card');
+      open.addEventListener('click', () => void this.commands.execute(CommandIDs.openNeuron, { model: analysis.model, layer, index }));
+      this.neuronBox.append(
+        el('h4', '', `Text coloured by neuron L${layer}.N${index} of ${analysis.model}`),
+        el('p', 'ls-muted', `max ${fmt(max)} at “${visible(analysis.tokens[at]?.text ?? '')}”`),
+        back,
+        open
+      );
+      this.legendBox.append(activationLegend(`activation of L${layer}.N${index}`, max));
+    } else if (run.compare) {
+      this.legendBox.append(diffLegend(analysis.model, run.compare.analysis.model, run.compare.clamp));
+    } else {
+      this.legendBox.append(logprobLegend(s.colorScale, s.logprobFloor));
+    }
+    this.tokensBox.append(el('h4', '', `Tokens (${analysis.length}${analysis.windowed ? ', windowed' : ''})`));
+    const flow = el('div', 'ls-token-flow');
+    flow.setAttribute('role', 'listbox');
+    flow.setAttribute('aria-label', 'Analyzed tokens: arrow keys move, Enter goes to the token in the editor');
+    analysis.tokens.forEach((t, i) => {
+      const span = el('span', 'ls-flow-token', visible(t.text));
+      span.dataset.lsToken = String(i);
+      span.setAttribute('role', 'option');
+      span.tabIndex = i === 0 ? 0 : -1; // one tab stop; arrows move inside
+      span.style.backgroundColor = runColour(run, i, s.logprobFloor, s.colorScale, max);
+      const actual = analysis.prediction(i).actual;
+      span.title = run.neuron
+        ? `activation ${fmt(run.neuron.activations.at(i), 3)}`
+        : actual
+          ? `log-prob ${fmt(actual.logprob)} · rank ${actual.rank}`
+          : '';
+      if (run.neuron) {
+        span.dataset.activation = String(run.neuron.activations.at(i));
+      }
+      flow.append(span);
+    });
+    flow.addEventListener('click', event => {
+      const i = (event.target as HTMLElement).dataset?.lsToken;
+      if (i !== undefined) {
+        void this.commands.execute(CommandIDs.revealToken, { index: Number(i) });
+      }
+    });
+    flow.addEventListener('keydown', event => moveInList(event, flow, '.ls-flow-token', i => void this.commands.execute(CommandIDs.revealToken, { index: i })));
+    this.tokensBox.append(flow);
+    const served = analysis.serverTimings;
+    const server = served.total ?? analysis.timings.forward;
+    if (run.neuron) {
+      return; // a recolouring: the analysis's timing stays as it was
+    }
+    // command to the frame after the decorations (the editor's and this view's, same emission)
+    requestAnimationFrame(() => {
+      const clientMs = performance.now() - run.started;
+      this.timings.textContent = `server ${fmt(server, 1)} ms (forward ${fmt(analysis.timings.forward, 1)}) · command to colours ${fmt(clientMs, 1)} ms${analysis.servedFrom ? ` · ${analysis.servedFrom}` : ''}`;
+      this.panelNode.dataset.serverMs = String(server);
+      this.panelNode.dataset.clientMs = String(clientMs);
+      this.panelNode.dataset.runs = String(++this.runs);
+    });
+  }
+}
+
+/**
+ * Arrow keys, Home and End move the focus within a list of items (one tab stop for the list);
+ * Enter acts on the focused item.
+ */
+export function moveInList(event: KeyboardEvent, list: HTMLElement, selector: string, act: (index: number) => void): void {
+  const items = Array.from(list.querySelectorAll<HTMLElement>(selector));
+  const current = items.indexOf(document.activeElement as HTMLElement);
+  if (current < 0) {
+    return;
+  }
+  const step: Record<string, number> = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1, Home: -items.length, End: items.length };
+  if (event.key === 'Enter' || event.key === ' ') {
+    event.preventDefault();
+    act(current);
+    return;
+  }
+  if (!(event.key in step)) {
+    return;
+  }
+  event.preventDefault();
+  const next = Math.max(0, Math.min(items.length - 1, current + step[event.key]));
+  items[current].tabIndex = -1;
+  items[next].tabIndex = 0;
+  items[next].focus();
+}

@@ -1,0 +1,163 @@
+/**
+ * A neuron's card, a main-area tab: its top corpus examples coloured by activation (with the
+ * scale), its direct effect on the logits, and its activation histogram with axes. An example
+ * opens where it came from: the workspace file (a notebook at its cell), or, for a file that is
+ * not in this workspace (a shipped index), the text the index stored.
+ */
+import type { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import { LenscopeApiError, NeuronCard, NeuronExample } from '../api/client';
+import { activationColor } from '../colors';
+import { describe } from '../errors';
+import { el, fmt, visible } from '../format';
+import type { LenscopeModel } from '../model';
+import { CommandIDs } from '../tokens';
+import { moveInList } from './analysis';
+import { activationLegend } from './legend';
+
+export interface CardArgs {
+  model: string;
+  layer: number;
+  index: number;
+}
+
+export function cardLabel(a: CardArgs): string {
+  return `L${a.layer}.N${a.index} · ${a.model}`;
+}
+
+/** Arguments of the command that opens where an example came from. */
+export function exampleTarget(card: NeuronCard, ex: NeuronExample): { command: string; args: Record<string, string | number | null> } {
+  const end = ex.max_char_start + Array.from(ex.tokens[ex.max_token] ?? '').length;
+  if (ex.available) {
+    return { command: CommandIDs.openAt, args: { path: ex.file, cell: ex.cell, start: ex.max_char_start, end } };
+  }
+  return { command: CommandIDs.openStored, args: { index: card.index_path, path: ex.file, start: ex.max_char_start, end, context_start: ex.char_start, context_end: ex.char_end } };
+}
+
+export class NeuronCardView extends Widget {
+  card: NeuronCard | null = null;
+
+  constructor(
+    readonly args: CardArgs,
+    private readonly model: LenscopeModel,
+    private readonly commands: CommandRegistry
+  ) {
+    super();
+    this.addClass('ls-card-view');
+    this.node.tabIndex = -1;
+    this.node.dataset.layer = String(args.layer);
+    this.node.dataset.index = String(args.index);
+    this.node.dataset.model = args.model;
+    this.node.append(el('p', 'ls-spinner', `Loading the card of ${cardLabel(args)}…`));
+    void this.load();
+  }
+
+  private async load(): Promise<void> {
+    const { model, layer, index } = this.args;
+    try {
+      this.card = await this.model.neuronCard(model, layer, index);
+      this.node.replaceChildren(renderCard(this.card, this.commands));
+    } catch (err) {
+      const missing = err instanceof LenscopeApiError && err.code === 'index_not_found';
+      this.node.replaceChildren(
+        el('h2', '', `Neuron L${layer}.N${index} of ${model}`),
+        el('p', missing ? 'ls-muted' : 'ls-error', missing ? `No neuron index for ${model} yet: “Index the workspace” in the lenscope panel builds one.` : describe(err))
+      );
+    }
+  }
+}
+
+export function renderCard(card: NeuronCard, commands: CommandRegistry): HTMLElement {
+  const root = el('div', 'ls-card');
+  root.dataset.layer = String(card.layer);
+  root.dataset.index = String(card.index);
+  root.append(
+    el('h2', '', `Neuron L${card.layer}.N${card.index} of ${card.model}`),
+    el('p', 'ls-muted', `From the index “${card.index_path}”: max ${fmt(card.stats.max ?? NaN)}, mean ${fmt(card.stats.mean, 3)} over ${card.stats.count.toLocaleString()} tokens.`)
+  );
+
+  const effects = el('div', 'ls-effects');
+  for (const [title, list] of [
+    ['boosts', card.logit_boosted],
+    ['suppresses', card.logit_suppressed]
+  ] as const) {
+    const box = el('div', 'ls-effect');
+    box.append(el('h4', '', `Direct effect on the logits: ${title}`));
+    for (const e of list) {
+      const row = el('div', 'ls-effect-row');
+      row.append(el('code', 'ls-tooltip-token', visible(e.token)), el('span', 'ls-num', ` ${fmt(e.value)}`));
+      box.append(row);
+    }
+    effects.append(box);
+  }
+  const hist = el('div', 'ls-effect ls-histogram-box');
+  hist.append(el('h4', '', 'Activation histogram over the corpus'), histogram(card.histogram.counts, card.histogram.edges));
+  effects.append(hist);
+  root.append(effects);
+
+  const top = Math.max(0, ...card.examples.map(e => Math.max(...e.activations)));
+  root.append(el('h4', '', `Top ${card.examples.length} examples`), activationLegend('activation', top));
+  const list = el('div', 'ls-examples');
+  card.examples.forEach((ex, j) => {
+    const item = el('div', 'ls-example');
+    item.dataset.example = String(j);
+    const head = el('div', 'ls-example-head');
+    const where = ex.cell === null ? ex.file : `${ex.file} · cell ${ex.cell + 1}`;
+    const link = el('a', 'ls-example-file', where);
+    link.href = '#';
+    link.dataset.available = String(ex.available);
+    link.title = ex.available ? 'Open the file at this place' : 'Not in this workspace: open the text the index stored (read-only)';
+    link.tabIndex = j === 0 ? 0 : -1;
+    link.addEventListener('click', event => {
+      event.preventDefault();
+      const { command, args } = exampleTarget(card, ex);
+      void commands.execute(command, args);
+    });
+    head.append(el('span', 'ls-num', `${fmt(ex.value)} `), link);
+    if (!ex.available) {
+      head.append(el('span', 'ls-muted', ' (stored text)'));
+    }
+    item.append(head);
+    const line = el('div', 'ls-example-tokens');
+    // colours on the card's one scale (the legend above), so examples compare with each other
+    ex.tokens.forEach((t, i) => {
+      const span = el('span', i === ex.max_token ? 'ls-flow-token ls-max' : 'ls-flow-token', visible(t));
+      span.style.backgroundColor = activationColor(ex.activations[i], top);
+      span.title = `activation ${fmt(ex.activations[i], 3)}`;
+      line.append(span);
+    });
+    item.append(line);
+    list.append(item);
+  });
+  list.addEventListener('keydown', event => moveInList(event, list, '.ls-example-file', i => list.querySelectorAll<HTMLElement>('.ls-example-file')[i].click()));
+  root.append(list);
+  return root;
+}
+
+/** Bars on a log count scale, with both axes labelled. */
+function histogram(counts: number[], edges: number[]): HTMLElement {
+  const box = el('div', 'ls-histogram-figure');
+  const logs = counts.map(c => Math.log1p(c));
+  const top = Math.max(...logs, 1);
+  const peak = Math.max(...counts, 0);
+  const yAxis = el('div', 'ls-axis-y');
+  yAxis.append(el('span', '', peak.toLocaleString()), el('span', 'ls-axis-title', 'tokens (log)'), el('span', '', '0'));
+  const plot = el('div', 'ls-histogram');
+  counts.forEach((c, i) => {
+    const bar = el('div', 'ls-bar');
+    bar.style.height = `${Math.round((60 * logs[i]) / top)}px`;
+    const lo = i === 0 ? '-∞' : fmt(edges[i - 1], 2);
+    const hi = i === edges.length ? '∞' : fmt(edges[i], 2);
+    bar.title = `[${lo}, ${hi}): ${c.toLocaleString()}`;
+    plot.append(bar);
+  });
+  const xAxis = el('div', 'ls-axis-x');
+  const first = edges[0];
+  const last = edges[edges.length - 1];
+  xAxis.append(el('span', '', fmt(first, 1)), el('span', 'ls-axis-title', 'activation'), el('span', '', fmt(last, 1)));
+  const right = el('div', 'ls-histogram-plot');
+  right.append(plot, xAxis);
+  box.append(yAxis, right);
+  return box;
+}

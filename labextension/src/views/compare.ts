@@ -1,0 +1,138 @@
+/**
+ * A corpus comparison, a main-area tab: where model A beats model B most over the workspace's
+ * files (full-width table, filterable, rows open the place with the comparison inline), the
+ * same grouped by token and by preceding token, and the exports as downloads.
+ */
+import type { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import type { CompareGroup, CompareJobResult, CompareRow, Job } from '../api/client';
+import { describe } from '../errors';
+import { el, fmt, visible } from '../format';
+import type { LenscopeModel } from '../model';
+import { CommandIDs } from '../tokens';
+import { moveInList } from './analysis';
+
+/** Model A and B of a comparison job (the server names it "A vs B"). */
+export function comparedModels(job: Pick<Job, 'model'>): [string, string] {
+  const [a, b] = job.model.split(' vs ');
+  return [a ?? job.model, b ?? ''];
+}
+
+export function rowPlace(r: Pick<CompareRow, 'path' | 'cell' | 'line'>): string {
+  return r.cell === null ? `${r.path}:${r.line}` : `${r.path} · cell ${r.cell + 1}:${r.line}`;
+}
+
+export class CompareView extends Widget {
+  constructor(
+    readonly jobId: string,
+    private readonly model: LenscopeModel,
+    private readonly commands: CommandRegistry,
+    private readonly setLabel: (label: string) => void
+  ) {
+    super();
+    this.addClass('ls-compare-view');
+    this.node.dataset.job = jobId;
+    this.node.append(el('p', 'ls-spinner', `Loading comparison ${jobId}…`));
+    void this.load();
+  }
+
+  private async load(): Promise<void> {
+    try {
+      const { job, result } = await this.model.comparison(this.jobId);
+      const [a, b] = comparedModels(job);
+      this.setLabel(`${a} vs ${b} · ${result.files} files`);
+      this.node.replaceChildren(...this.render(a, b, result));
+      this.node.dataset.jobState = 'done';
+    } catch (err) {
+      this.node.replaceChildren(el('h2', '', `Comparison ${this.jobId}`), el('p', 'ls-error', describe(err)));
+    }
+  }
+
+  private render(a: string, b: string, result: CompareJobResult): HTMLElement[] {
+    const head = el('div', 'ls-compare-head');
+    head.append(
+      el('h2', '', `${a} vs ${b}`),
+      el('p', 'ls-muted', `${result.tokens.toLocaleString()} tokens in ${result.files} files: where ${a} beats ${b} most, by lp(A) − max(lp(B), clamp). Click a row (or Enter) to open it with the comparison inline.`)
+    );
+    if (result.skipped.length) {
+      head.append(el('p', 'ls-muted', `Skipped: ${result.skipped.map(s => `${s.path} (${s.reason})`).join(', ')}`));
+    }
+    const exports = el('p', 'ls-exports', 'Export: ');
+    for (const link of result.exports) {
+      const a = el('a', 'ls-export', `${link.format.toUpperCase()} (${link.name})`);
+      a.href = this.model.client.exportUrl(link);
+      a.download = link.name;
+      a.dataset.format = link.format;
+      exports.append(a, document.createTextNode(' '));
+    }
+    head.append(exports);
+
+    const filter = el('input', 'ls-search ls-compare-filter');
+    filter.placeholder = 'filter by token or file';
+    filter.setAttribute('aria-label', 'Filter the rows by token or file');
+    const table = el('table', 'ls-topk ls-compare-table');
+    const header = el('tr');
+    for (const h of ['diff', `lp(${a})`, `lp(${b})`, 'token in context', 'where']) {
+      header.append(el('th', '', h));
+    }
+    table.append(header);
+    result.rows.forEach((r, i) => {
+      const row = el('tr', 'ls-compare-row');
+      row.tabIndex = i === 0 ? 0 : -1;
+      row.dataset.path = r.path;
+      row.dataset.line = String(r.line);
+      row.dataset.cell = r.cell === null ? '' : String(r.cell);
+      row.append(el('td', 'ls-num', fmt(r.diff)), el('td', 'ls-num', fmt(r.lp_a)), el('td', 'ls-num', fmt(r.lp_b)));
+      const ctx = el('td', 'ls-compare-context');
+      ctx.append(el('span', 'ls-muted', visible(r.before.slice(-40))), el('mark', 'ls-compare-token', visible(r.token)), el('span', 'ls-muted', visible(r.after.slice(0, 20))));
+      row.append(ctx, el('td', 'ls-muted ls-where', rowPlace(r)));
+      row.addEventListener('click', () => this.open(r, b));
+      table.append(row);
+    });
+    table.addEventListener('keydown', event =>
+      moveInList(event, table, '.ls-compare-row:not([hidden])', i => (table.querySelectorAll<HTMLElement>('.ls-compare-row:not([hidden])')[i]).click())
+    );
+    filter.addEventListener('input', () => {
+      const q = filter.value.toLowerCase();
+      table.querySelectorAll<HTMLElement>('.ls-compare-row').forEach(tr => {
+        tr.hidden = !!q && !(tr.textContent ?? '').toLowerCase().includes(q);
+      });
+    });
+    const rows = el('div', 'ls-compare-rows');
+    rows.append(el('h3', '', `Top ${result.rows.length} tokens`), filter, table);
+
+    const groups = el('div', 'ls-compare-groups');
+    for (const [title, list] of [
+      ['by token', result.groups_token],
+      ['by preceding token', result.groups_previous]
+    ] as const) {
+      groups.append(groupTable(`Groups ${title}`, list));
+    }
+    return [head, rows, groups];
+  }
+
+  private open(r: CompareRow, b: string): void {
+    void this.commands.execute(CommandIDs.openRow, { path: r.path, cell: r.cell, line: r.line, compare: b });
+  }
+}
+
+function groupTable(title: string, groups: CompareGroup[]): HTMLElement {
+  const box = el('div', 'ls-compare-group');
+  box.append(el('h3', '', title));
+  const table = el('table', 'ls-topk');
+  const header = el('tr');
+  for (const h of ['token', 'mean diff', 'count']) {
+    header.append(el('th', '', h));
+  }
+  table.append(header);
+  for (const g of groups.slice(0, 20)) {
+    const row = el('tr');
+    const key = el('td');
+    key.append(el('code', 'ls-tooltip-token', visible(g.key)));
+    row.append(key, el('td', 'ls-num', fmt(g.mean_diff)), el('td', 'ls-num', g.count.toLocaleString()));
+    table.append(row);
+  }
+  box.append(table);
+  return box;
+}

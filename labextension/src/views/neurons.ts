@@ -1,0 +1,99 @@
+/**
+ * The side panel's neurons: the strongest in the analyzed text, and a search for neurons whose
+ * top examples peak on a token. A neuron opens as a card tab (and colours the text).
+ */
+import type { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import type { Analysis } from '../api/analysis';
+import { describe } from '../errors';
+import { el, fmt, visible } from '../format';
+import type { LenscopeModel, Run } from '../model';
+import { CommandIDs } from '../tokens';
+import { moveInList } from './analysis';
+
+function chip(commands: CommandRegistry, model: string, layer: number, index: number, label: string): HTMLButtonElement {
+  const button = el('button', 'ls-neuron-chip', label);
+  button.dataset.layer = String(layer);
+  button.dataset.index = String(index);
+  button.addEventListener('click', () => void commands.execute(CommandIDs.openNeuron, { model, layer, index }));
+  return button;
+}
+
+export class NeuronsView extends Widget {
+  private readonly strongest = el('div', 'ls-neurons');
+  private readonly searchResults = el('div', 'ls-search-results');
+  private shown: Analysis | null = null;
+
+  constructor(
+    private readonly model: LenscopeModel,
+    private readonly commands: CommandRegistry
+  ) {
+    super();
+    const search = el('input', 'ls-search');
+    search.placeholder = 'neurons that peak on a token, e.g. self';
+    search.setAttribute('aria-label', 'Find neurons whose top examples peak on a token');
+    search.addEventListener('keydown', event => {
+      if (event.key === 'Enter' && search.value) {
+        void this.search(search.value);
+      }
+    });
+    const find = el('div', 'ls-find');
+    find.append(el('h4', '', 'Find neurons by token (in the index)'), search, this.searchResults);
+    this.node.append(this.strongest, find);
+    model.runChanged.connect((_, run) => this.showRun(run));
+  }
+
+  private showRun(run: Run | null): void {
+    if (run?.analysis === this.shown) {
+      return; // a recolouring of the same text: the list stays
+    }
+    this.shown = run?.analysis ?? null;
+    this.strongest.replaceChildren();
+    if (!run) {
+      return;
+    }
+    const { analysis } = run;
+    if (!analysis.neuronsPerToken) {
+      this.strongest.append(el('p', 'ls-muted', `${analysis.model} has no MLP neurons (attention-only).`));
+      return;
+    }
+    this.strongest.append(el('h4', '', `Strongest neurons in the selection (${analysis.model})`));
+    const list = el('ol', 'ls-neuron-list');
+    const found = analysis.strongestNeurons(20);
+    for (const n of found) {
+      const item = el('li');
+      const button = chip(this.commands, analysis.model, n.layer, n.index, `L${n.layer}.N${n.index}`);
+      button.tabIndex = list.childElementCount ? -1 : 0;
+      item.append(
+        button,
+        el('span', '', ` max ${fmt(n.max)} at `),
+        el('code', '', visible(analysis.tokens[n.at].text)),
+        el('span', 'ls-muted', ` · top-${analysis.neuronsPerToken} at ${n.count} token${n.count === 1 ? '' : 's'}`)
+      );
+      list.append(item);
+    }
+    // one tab stop; arrow keys move along the list, Enter opens (a button's own click)
+    list.addEventListener('keydown', event => moveInList(event, list, '.ls-neuron-chip', i => list.querySelectorAll<HTMLElement>('.ls-neuron-chip')[i].click()));
+    this.strongest.append(list);
+  }
+
+  private async search(token: string): Promise<void> {
+    const model = this.model.model;
+    try {
+      const found = await this.model.client.searchNeurons(model, token);
+      this.searchResults.replaceChildren();
+      if (!found.neurons.length) {
+        this.searchResults.append(el('p', 'ls-muted', `No neuron's top examples (${model}) peak on “${visible(token)}”.`));
+        return;
+      }
+      for (const h of found.neurons) {
+        const c = chip(this.commands, model, h.layer, h.index, `L${h.layer}.N${h.index} ×${h.hits}`);
+        c.title = `${h.hits} of its top examples peak on this token (activation sum ${fmt(h.score)})`;
+        this.searchResults.append(c);
+      }
+    } catch (err) {
+      this.searchResults.replaceChildren(el('p', 'ls-error', describe(err)));
+    }
+  }
+}
