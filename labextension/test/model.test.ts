@@ -1,0 +1,141 @@
+import type { EditorView } from '@codemirror/view';
+
+import { LenscopeClient, ModelEntry } from '../src/api/client';
+import { chooseModel, LenscopeModel, Run } from '../src/model';
+import { readSettings, schemaDefaults } from '../src/settings';
+import type { Target } from '../src/target';
+import { fixture } from './fixture';
+import { readFileSync } from 'fs';
+import { join } from 'path';
+
+const settings = readSettings(schemaDefaults(JSON.parse(readFileSync(join(__dirname, '..', 'schema', 'plugin.json'), 'utf-8'))));
+
+function entry(name: string, extra: Partial<ModelEntry> = {}): ModelEntry {
+  return { name, aliases: [], default: false, loadable: true, reason: '', repo: null, shape: null, source: 'embedded', state: 'loaded', ...extra };
+}
+
+const LISTING = [entry('lenscope-gelu-1l', { default: true }), entry('lenscope-attn-only-1l'), entry('gpt2', { loadable: false, reason: 'not in the cache', state: 'unavailable' })];
+
+describe('choosing the model', () => {
+  it('takes the pick, else the setting, else the server default', () => {
+    expect(chooseModel('', '', LISTING, 'lenscope-gelu-1l')).toEqual({ name: 'lenscope-gelu-1l', problem: null });
+    expect(chooseModel('', 'lenscope-attn-only-1l', LISTING, 'lenscope-gelu-1l').name).toBe('lenscope-attn-only-1l');
+    expect(chooseModel('lenscope-gelu-1l', 'lenscope-attn-only-1l', LISTING, 'x').name).toBe('lenscope-gelu-1l');
+  });
+
+  it('shows an unknown setting as it is, with the problem, and recovers when it is cleared', () => {
+    const bad = chooseModel('', 'gpt-17', LISTING, 'lenscope-gelu-1l');
+    expect(bad.name).toBe('gpt-17');
+    expect(bad.problem).toMatch(/gpt-17.*settings.*not a model this server knows/);
+    expect(chooseModel('', '', LISTING, 'lenscope-gelu-1l')).toEqual({ name: 'lenscope-gelu-1l', problem: null });
+  });
+
+  it('says why an unavailable model will not work, and resolves aliases', () => {
+    expect(chooseModel('gpt2', '', LISTING, 'x').problem).toBe('gpt2 is unavailable: not in the cache');
+    const aliased = [entry('lenscope-gelu-1l', { aliases: ['gelu-1l'] })];
+    expect(chooseModel('', 'gelu-1l', aliased, 'x')).toEqual({ name: 'lenscope-gelu-1l', problem: null });
+  });
+});
+
+/** A server that answers /models and /analyze with a real payload, each analyze after `release()`. */
+function fakeServer() {
+  const f = fixture('code');
+  const seen: { route: string; aborted: () => boolean }[] = [];
+  const waiting: (() => void)[] = [];
+  const fetchFn = async (url: string, init: RequestInit): Promise<Response> => {
+    const route = url.split('/lenscope/api/')[1];
+    const signal = init.signal;
+    seen.push({ route, aborted: () => !!signal?.aborted });
+    if (route === 'models') {
+      return new Response(JSON.stringify({ default: 'lenscope-gelu-1l', models: LISTING }), { headers: { 'Content-Type': 'application/json' } });
+    }
+    await new Promise<void>((resolve, reject) => {
+      waiting.push(resolve);
+      signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+    });
+    return new Response(Buffer.from(f.msgpack), {
+      headers: { 'Content-Type': 'application/msgpack', 'Server-Timing': 'total;dur=5.5, worker;dur=4, source;desc="worker"' }
+    });
+  };
+  return { f, seen, release: () => waiting.splice(0).forEach(r => r()), client: new LenscopeClient('http://x/', fetchFn) };
+}
+
+function target(text: string, context: string, connected = true): Target {
+  const view = { dom: { isConnected: connected } } as Pick<EditorView, 'dom'> as EditorView;
+  return { view, from: 0, text, context, path: 'tour.py', cell: null, lines: [1, 2] };
+}
+
+describe('LenscopeModel.analyze', () => {
+  it('emits the run with the server timings from the header, and the status', async () => {
+    const server = fakeServer();
+    const model = new LenscopeModel(server.client, settings);
+    const runs: (Run | null)[] = [];
+    const states: string[] = [];
+    model.runChanged.connect((_, r) => runs.push(r));
+    model.statusChanged.connect((_, s) => states.push(s.kind));
+    const pending = model.analyze(target(server.f.text, server.f.context));
+    await new Promise(r => setTimeout(r, 0));
+    server.release();
+    const run = await pending;
+    expect(run).not.toBeNull();
+    expect(runs).toEqual([run]);
+    expect(states).toEqual(['loading', 'ready']);
+    expect(run!.analysis.servedFrom).toBe('worker');
+    expect(run!.analysis.serverTimings).toEqual({ total: 5.5, worker: 4 });
+    expect(run!.analysis.length).toBeGreaterThan(5);
+  });
+
+  it('aborts a superseded request: pressing the shortcut again sends one live request', async () => {
+    const server = fakeServer();
+    const model = new LenscopeModel(server.client, settings);
+    await model.refreshModels();
+    const first = model.analyze(target(server.f.text, server.f.context));
+    const second = model.analyze(target(server.f.text, server.f.context));
+    await new Promise(r => setTimeout(r, 0));
+    const analyses = server.seen.filter(s => s.route === 'analyze');
+    expect(analyses.map(s => s.aborted())).toEqual([true, false]);
+    server.release();
+    expect(await first).toBeNull();
+    expect(await second).not.toBeNull();
+    expect(model.status.kind).toBe('ready');
+  });
+
+  it('drops an analysis whose editor closed meanwhile, and says so', async () => {
+    const server = fakeServer();
+    const model = new LenscopeModel(server.client, settings);
+    await model.refreshModels();
+    const pending = model.analyze(target(server.f.text, server.f.context, false));
+    await new Promise(r => setTimeout(r, 0));
+    server.release();
+    expect(await pending).toBeNull();
+    expect(model.run).toBeNull();
+    expect(model.status).toMatchObject({ kind: 'error', message: expect.stringMatching(/tour\.py was closed/) });
+  });
+
+  it('refuses to send requests to a model the server does not know', async () => {
+    const server = fakeServer();
+    const model = new LenscopeModel(server.client, { ...settings, defaultModel: 'gpt-17' });
+    await model.refreshModels();
+    expect(await model.analyze(target('x', ''))).toBeNull();
+    expect(server.seen.some(s => s.route === 'analyze')).toBe(false);
+    expect(model.status.kind).toBe('error');
+    model.settings = { ...settings, defaultModel: '' };
+    expect(model.model).toBe('lenscope-gelu-1l');
+  });
+
+  it('forgets the run when its editor goes, and only then', async () => {
+    const server = fakeServer();
+    const model = new LenscopeModel(server.client, settings);
+    await model.refreshModels();
+    const t = target(server.f.text, server.f.context);
+    const pending = model.analyze(t);
+    await new Promise(r => setTimeout(r, 0));
+    server.release();
+    await pending;
+    model.forget(() => false);
+    expect(model.run).not.toBeNull();
+    model.forget(x => x === t);
+    expect(model.run).toBeNull();
+    expect(model.status.kind).toBe('empty');
+  });
+});
