@@ -22,7 +22,7 @@ import torch
 
 from lenscope.errors import InvalidInput
 from lenscope.tokens import TokenSpans, split_context, token_strings
-from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TOP_NEURONS, check_int, check_text
+from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TOP_K, MAX_TOP_NEURONS, check_int, check_response_size, check_text
 from lenscope.windows import Window, plan_windows
 
 CHARS_PER_TOKEN_BOUND = 64
@@ -235,12 +235,13 @@ def analyze(
     model's ``n_ctx``; a smaller value is useful for tests.
     """
     n_layers, d_mlp, d_vocab, _ = model_dims(model)
-    check_int(top_k, "top_k", 1, d_vocab)
+    check_int(top_k, "top_k", 1, min(d_vocab, MAX_TOP_K))
     # An attention-only model has no neurons: any top_neurons asks for none of them.
     check_int(top_neurons, "top_neurons", 0, min(MAX_TOP_NEURONS, n_layers * d_mlp) if d_mlp else MAX_TOP_NEURONS)
     timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
     plan = _plan(model, text, context, window, timings)
     spans = plan.spans
+    check_response_size(len(spans.ids), top_k, top_neurons if d_mlp else 0)
     out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings)
 
     t1 = time.perf_counter()

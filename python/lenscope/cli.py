@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from lenscope import defaults
 from lenscope.errors import LenscopeError
 
 
@@ -46,9 +48,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise LenscopeError(f"cannot read {path}: {exc}") from exc
     context, selection = select_lines(text, args.lines)
     model = load_model(args.model, device=args.device)
-    result = analyze(
-        model, selection, context=context, top_k=max(args.top_k, 5), top_neurons=args.top_neurons, model_name=args.model
-    )
+    result = analyze(model, selection, context=context, top_k=args.top_k, top_neurons=args.top_neurons, model_name=args.model)
     if args.json:
         from lenscope.wire import encode_json, to_wire
 
@@ -70,12 +70,15 @@ def _print_table(result: object) -> None:
     table = Table(
         title=f"{result.model}: {len(result.token_texts)} tokens" + (f", {result.windows} windows" if result.windowed else "")
     )
-    for col in ("#", "token", "next lp", "rank", "top-5 next", "top-3 neurons (L.N=act)"):
+    shown = min(5, result.predictions.top_ids.shape[1])
+    for col in ("#", "token", "next lp", "rank", f"top-{shown} next", "top-3 neurons (L.N=act)"):
         table.add_column(col, overflow="fold")
     for i, tok in enumerate(result.token_texts):
         row = i + 1  # the prediction made at token i
         lp = p.actual_logprob[row]
-        top = "  ".join(f"{visible(strings[int(t)])} {float(v):.2f}" for t, v in zip(p.top_ids[row][:5], p.top_logprobs[row][:5]))
+        top = "  ".join(
+            f"{visible(strings[int(t)])} {float(v):.2f}" for t, v in zip(p.top_ids[row][:shown], p.top_logprobs[row][:shown])
+        )
         neurons = "  ".join(
             f"{int(la)}.{int(ix)}={float(v):.2f}"
             for la, ix, v in zip(p.neuron_layer[i][:3], p.neuron_index[i][:3], p.neuron_activation[i][:3])
@@ -94,51 +97,49 @@ def _print_table(result: object) -> None:
     print(f"tokenize {t['tokenize']:.1f} ms, forward {t['forward']:.1f} ms, derive {t['derive']:.1f} ms")
 
 
-def cmd_index(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from lenscope.index.build import BuildOptions, build_index
-    from lenscope.index.corpus import read_documents
-    from lenscope.index.store import changed_files, write_index
-    from lenscope.models.registry import load_model
+def _corpus(args: argparse.Namespace) -> Any:
+    """The files named on the command line, relative to --root (as the help says), checked."""
+    from lenscope.workspace import read_corpus
 
     root = Path(args.root).resolve()
-    docs, skipped = read_documents(root, [str(Path(p).resolve().relative_to(root)) for p in args.paths])
-    for s in skipped:
+    corpus = read_corpus(root, args.paths, where=f"--root {args.root}")
+    for s in corpus.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    return corpus
+
+
+def _progress_bar(label: str) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"), TimeRemainingColumn())
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from lenscope.index.store import changed_files
+    from lenscope.models.registry import load_model
+    from lenscope.workspace import build_index_over
+
+    corpus = _corpus(args)
     out = Path(args.out)
-    changed = changed_files(out, docs)
+    changed = changed_files(out, corpus.docs)
     if changed == [] and not args.force:
-        print(f"{out} is up to date ({len(docs)} files unchanged); --force rebuilds it")
+        print(f"{out} is up to date ({len(corpus.docs)} files unchanged); --force rebuilds it")
         return 0
     if changed:
         listed = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "")
         print(f"{len(changed)} files changed since {out} was built ({listed}): rebuilding")
-    model = load_model(args.model, device=args.device)
-    with Progress(
-        TextColumn("indexing"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} tokens"), TimeRemainingColumn()
-    ) as bar:
+    with _progress_bar("indexing") as bar:
         task = bar.add_task("index", total=None)
-        arrays = build_index(
-            model,
-            docs,
-            BuildOptions(k=args.k),
+        result = build_index_over(
+            lambda: load_model(args.model, device=args.device),
+            args.model,
+            corpus,
+            out,
+            k=args.k,
             progress=lambda p: bar.update(task, completed=p["tokens_done"], total=p["tokens_total"]),
+            root_label=str(corpus.root),
         )
-    tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
-    write_index(
-        arrays,
-        out,
-        model=args.model,
-        n_layers=model.cfg.n_layers,
-        tokenizer=tokenizer,
-        docs=docs,
-        skipped=skipped,
-        root=str(root),
-    )
-    print(
-        f"wrote {out}: {len(docs)} files, {arrays.count:,} tokens, {arrays.top_values.shape[0]:,} neurons x {arrays.k} examples"
-    )
+    print(f"wrote {out}: {result['files']} files, {result['tokens']:,} tokens, {args.k} examples per neuron")
     return 0
 
 
@@ -159,13 +160,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from lenscope.compare import good_at
-    from lenscope.index.corpus import read_documents
 
-    root = Path(args.root).resolve()
-    docs, skipped = read_documents(root, [str(Path(p).resolve().relative_to(root)) for p in args.paths])
-    for s in skipped:
-        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
-    result = _scan_for(args.model, docs, root / args.scans, args.device)
+    corpus = _corpus(args)
+    result = _scan_for(args.model, corpus.docs, corpus.root / args.scans, args.device)
     groups, confident = good_at(result, min_count=args.min_count)
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"What {args.model} is good at: mean log-prob over the corpus's own bigram baseline")
@@ -188,24 +185,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from lenscope.compare import compare_scans, group_rows, to_csv, to_jsonl
-    from lenscope.index.corpus import read_documents
+    from lenscope.compare import group_rows, to_csv, to_jsonl
+    from lenscope.models.registry import load_model
+    from lenscope.workspace import compare_over
 
-    root = Path(args.root).resolve()
-    docs, skipped = read_documents(root, [str(Path(p).resolve().relative_to(root)) for p in args.paths])
-    for s in skipped:
-        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
-    scans_dir = root / args.scans
-    a_scan, b_scan = (_scan_for(name, docs, scans_dir, args.device) for name in (args.a, args.b))
-    rows = compare_scans(a_scan, b_scan, clamp=args.clamp)
+    corpus = _corpus(args)
+    with _progress_bar("comparing") as bar:
+        task = bar.add_task("compare", total=None)
+        result, rows = compare_over(
+            lambda name: load_model(name, device=args.device),
+            args.a,
+            args.b,
+            corpus,
+            clamp=args.clamp,
+            min_count=args.min_count,
+            progress=lambda p: bar.update(task, completed=p["tokens_done"], total=p["tokens_total"]),
+        )
     if args.csv:
         Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
     if args.jsonl:
         Path(args.jsonl).write_text(to_jsonl(rows), encoding="utf-8")
+    exports = ", ".join(str(corpus.root / defaults.EXPORTS_DIR / e["name"]) for e in result["exports"])
+    print(f"every row: {exports}", file=sys.stderr)
     console = Console(width=None if sys.stdout.isatty() else 160)
-    title = f"{args.a} vs {args.b}: lp_A - max(lp_B, {args.clamp}), {len(rows):,} tokens in {len(docs)} files"
+    title = f"{args.a} vs {args.b}: lp_A - max(lp_B, {args.clamp}), {len(rows):,} tokens in {len(corpus.docs)} files"
     top = Table(title=f"Top tokens: {title}")
-    for col in ("diff", "lp_A", "lp_B", "token", "after", "where"):
+    for col in ("diff", "lp_A", "lp_B", "token", "previous token", "where"):
         top.add_column(col)
     for r in rows[: args.top]:
         top.add_row(
@@ -214,7 +219,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{r.lp_b:.2f}",
             escape(visible(r.token)),
             escape(visible(r.previous)),
-            f"{r.path}:{r.line}",
+            _where(r),
         )
     console.print(top)
     for by, label in (("token", "token"), ("previous", "preceding token")):
@@ -229,10 +234,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 f"{g.mean_lp_a:.2f}",
                 f"{g.mean_lp_b:.2f}",
                 escape(visible(g.key)),
-                f"{ex.path}:{ex.line}",
+                _where(ex),
             )
         console.print(table)
     return 0
+
+
+def _where(row: Any) -> str:
+    return f"{row.path}:{row.line}" if row.cell is None else f"{row.path} cell {row.cell}:{row.line}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,16 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--lines", type=_line_range, help="A:B, 1-based inclusive; earlier lines are context")
     an.add_argument("--model", default=DEFAULT_MODEL)
     an.add_argument("--device", default=None)
-    an.add_argument("--top-k", type=int, default=10)
-    an.add_argument("--top-neurons", type=int, default=10)
+    an.add_argument("--top-k", type=int, default=defaults.TOP_K)
+    an.add_argument("--top-neurons", type=int, default=defaults.TOP_NEURONS)
     an.add_argument("--json", action="store_true", help="print the wire schema's JSON instead of a table")
     an.set_defaults(func=cmd_analyze)
     ix = sub.add_parser("index", help="build a neuron index (Neuroscope over your files)")
     ix.add_argument("paths", nargs="+", help="files or folders under --root")
     ix.add_argument("--model", default=DEFAULT_MODEL)
     ix.add_argument("--out", required=True, help="index folder to write (atomically)")
-    ix.add_argument("--root", default=".", help="paths are recorded relative to this folder")
-    ix.add_argument("--k", type=int, default=20, help="top examples kept per neuron")
+    ix.add_argument("--root", default=".", help="the paths are relative to this folder, and recorded so")
+    ix.add_argument("--k", type=int, default=defaults.INDEX_K, help="top examples kept per neuron")
     ix.add_argument("--device", default=None)
     ix.add_argument("--force", action="store_true", help="rebuild even when no file changed")
     ix.set_defaults(func=cmd_index)
@@ -262,22 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("paths", nargs="+", help="files or folders under --root")
     cp.add_argument("--a", default=DEFAULT_MODEL, help="model A (default: the GELU model)")
     cp.add_argument("--b", default="lenscope-attn-only-1l", help="model B (default: the attention-only model)")
-    cp.add_argument("--clamp", type=float, default=-6.0, help="B's log-prob is clamped at this floor")
-    cp.add_argument("--root", default=".")
+    cp.add_argument("--clamp", type=float, default=defaults.CLAMP, help="B's log-prob is clamped at this floor")
+    cp.add_argument("--root", default=".", help="the paths are relative to this folder")
     cp.add_argument("--top", type=int, default=25)
-    cp.add_argument("--min-count", type=int, default=20, help="smallest group shown")
+    cp.add_argument("--min-count", type=int, default=defaults.MIN_COUNT, help="smallest group shown")
     cp.add_argument("--csv", help="write every token's row as CSV")
     cp.add_argument("--jsonl", help="write every token's row as JSON lines")
     cp.add_argument("--device", default=None)
-    cp.add_argument("--scans", default=".lenscope/scans", help="where per-model scans are stored (under --root)")
+    cp.add_argument("--scans", default=defaults.SCANS_DIR, help="where per-model scans are stored (under --root)")
     cp.set_defaults(func=cmd_compare)
     sc = sub.add_parser("scan", help="one model over files: what is it good at?")
-    sc.add_argument("paths", nargs="+")
+    sc.add_argument("paths", nargs="+", help="files or folders under --root")
     sc.add_argument("--model", default=DEFAULT_MODEL)
-    sc.add_argument("--root", default=".")
-    sc.add_argument("--scans", default=".lenscope/scans")
+    sc.add_argument("--root", default=".", help="the paths are relative to this folder")
+    sc.add_argument("--scans", default=defaults.SCANS_DIR)
     sc.add_argument("--top", type=int, default=25)
-    sc.add_argument("--min-count", type=int, default=20)
+    sc.add_argument("--min-count", type=int, default=defaults.MIN_COUNT)
     sc.add_argument("--device", default=None)
     sc.set_defaults(func=cmd_scan)
     return parser
@@ -291,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     except LenscopeError as exc:
         print(f"lenscope: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

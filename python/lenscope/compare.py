@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from lenscope.analysis import analyze
+from lenscope.defaults import CLAMP, MIN_COUNT
 from lenscope.errors import InvalidInput
-from lenscope.index.corpus import Document
+from lenscope.index.corpus import Document, locate
 
-DEFAULT_CLAMP = -6.0
 CONTEXT_BEFORE, CONTEXT_AFTER = 40, 20  # characters of context kept with each row
 
 
@@ -35,6 +35,7 @@ class DocScan:
     token_end: np.ndarray
     ids: np.ndarray  # int32 [n]
     logprob: np.ndarray  # float32 [n]: log p(token i | everything before it in the file)
+    cells: tuple[tuple[int, int], ...] = ()  # a notebook's cells in ``text`` (see ``Document``)
 
 
 @dataclass
@@ -63,6 +64,7 @@ def scan(model: Any, docs: Iterable[Document], model_name: str, progress: Callab
                 r.tokens.end,
                 r.tokens.ids.astype(np.int32),
                 r.predictions.actual_logprob[:n].copy(),
+                d.cells,
             )
         )
         if progress:
@@ -92,7 +94,9 @@ def load_scan(path: Path, docs: list[Document]) -> Scan | None:
         return None
     if [(f["path"], f["sha256"]) for f in meta["files"]] != [(d.path, d.sha256) for d in docs]:
         return None
-    out = [DocScan(d.path, d.text, z[f"start_{i}"], z[f"end_{i}"], z[f"ids_{i}"], z[f"lp_{i}"]) for i, d in enumerate(docs)]
+    out = [
+        DocScan(d.path, d.text, z[f"start_{i}"], z[f"end_{i}"], z[f"ids_{i}"], z[f"lp_{i}"], d.cells) for i, d in enumerate(docs)
+    ]
     return Scan(meta["model"], out)
 
 
@@ -132,7 +136,7 @@ class GoodAt:
         return self.mean_lp - self.mean_baseline
 
 
-def good_at(result: Scan, min_count: int = 20) -> tuple[list[GoodAt], list[tuple[str, int, float, str]]]:
+def good_at(result: Scan, min_count: int = MIN_COUNT) -> tuple[list[GoodAt], list[tuple[str, int, float, str]]]:
     """What a model is good at: token groups ranked by mean log-prob over a bigram baseline fitted
     on the same corpus, and the most confidently correct tokens (path, line, log-prob, token)."""
     ids = np.concatenate([d.ids for d in result.docs]).astype(np.int64)
@@ -155,12 +159,12 @@ def good_at(result: Scan, min_count: int = 20) -> tuple[list[GoodAt], list[tuple
     confident = []
     offset = 0
     for d in result.docs:
-        line_starts = np.flatnonzero(np.frombuffer(d.text.encode("utf-32-le"), dtype=np.uint32) == 10) + 1
+        where = Locator(d.text, d.cells)
         for i, (s, e) in enumerate(zip(d.token_start.tolist(), d.token_end.tolist())):
             if e > s and texts[offset + i].strip():
-                confident.append(
-                    (d.path, int(np.searchsorted(line_starts, s, side="right")) + 1, float(d.logprob[i]), texts[offset + i])
-                )
+                cell, line, _, _ = where(s)
+                place = d.path if cell is None else f"{d.path} cell {cell}"
+                confident.append((place, line, float(d.logprob[i]), texts[offset + i]))
         offset += len(d.ids)
     confident.sort(key=lambda r: -r[2])
     return groups, confident
@@ -169,6 +173,7 @@ def good_at(result: Scan, min_count: int = 20) -> tuple[list[GoodAt], list[tuple
 @dataclass(frozen=True)
 class Row:
     path: str
+    cell: int | None  # notebooks: the cell; line, start and end are then within its source
     token_index: int
     line: int  # 1-based
     start: int  # code points
@@ -182,7 +187,7 @@ class Row:
     diff: float  # lp_a - max(lp_b, clamp)
 
 
-def compare_scans(a: Scan, b: Scan, clamp: float = DEFAULT_CLAMP) -> list[Row]:
+def compare_scans(a: Scan, b: Scan, clamp: float = CLAMP) -> list[Row]:
     """Join two scans of the same files, tokenized alike; rows ranked by ``diff``, largest first.
 
     ``diff = lp_A - max(lp_B, clamp)``: clamping the weaker model's log-prob keeps the list from
@@ -196,23 +201,25 @@ def compare_scans(a: Scan, b: Scan, clamp: float = DEFAULT_CLAMP) -> list[Row]:
             raise InvalidInput(
                 f"{da.path}: the two models tokenize it differently; comparing them token by token needs one tokenizer"
             )
-        line_starts = np.flatnonzero(np.frombuffer(da.text.encode("utf-32-le"), dtype=np.uint32) == 10) + 1
         texts = [da.text[s:e] for s, e in zip(da.token_start.tolist(), da.token_end.tolist())]
         diff = da.logprob - np.maximum(db.logprob, clamp)
+        where = Locator(da.text, da.cells)
         for i, (s, e) in enumerate(zip(da.token_start.tolist(), da.token_end.tolist())):
             if e == s:
                 continue  # leading bytes of a split character: no text of its own
+            cell, line, lo, hi = where(s)
             rows.append(
                 Row(
                     path=da.path,
+                    cell=cell,
                     token_index=i,
-                    line=int(np.searchsorted(line_starts, s, side="right")) + 1,
-                    start=s,
-                    end=e,
+                    line=line,
+                    start=s - lo,
+                    end=e - lo,
                     token=texts[i],
                     previous=texts[i - 1] if i else "",
-                    before=da.text[max(0, s - CONTEXT_BEFORE) : s],
-                    after=da.text[e : e + CONTEXT_AFTER],
+                    before=da.text[max(lo, s - CONTEXT_BEFORE) : s],
+                    after=da.text[e : min(hi, e + CONTEXT_AFTER)],
                     lp_a=float(da.logprob[i]),
                     lp_b=float(db.logprob[i]),
                     diff=float(diff[i]),
@@ -220,6 +227,21 @@ def compare_scans(a: Scan, b: Scan, clamp: float = DEFAULT_CLAMP) -> list[Row]:
             )
     rows.sort(key=lambda r: -r.diff)
     return rows
+
+
+class Locator:
+    """Where an offset of a document's text is: ``(cell, 1-based line, cell start, cell end)``;
+    for a plain file the "cell" is the whole text and ``cell`` is None."""
+
+    def __init__(self, text: str, cells: tuple[tuple[int, int], ...] = ()) -> None:
+        self.text, self.cells = text, cells
+        self.newlines = np.flatnonzero(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) == 10) + 1
+
+    def __call__(self, offset: int) -> tuple[int | None, int, int, int]:
+        cell, _ = locate(self.cells, offset)
+        lo, hi = self.cells[cell] if cell is not None else (0, len(self.text))
+        line = int(np.searchsorted(self.newlines, offset, side="right") - np.searchsorted(self.newlines, lo, side="right")) + 1
+        return cell, line, lo, hi
 
 
 def row_dict(r: Row) -> dict[str, Any]:
@@ -231,7 +253,7 @@ def group_dict(g: Group) -> dict[str, Any]:
             "examples": [row_dict(r) for r in g.examples]}  # fmt: skip
 
 
-def compare(model_a: Any, model_b: Any, docs: list[Document], names: tuple[str, str], clamp: float = DEFAULT_CLAMP) -> list[Row]:
+def compare(model_a: Any, model_b: Any, docs: list[Document], names: tuple[str, str], clamp: float = CLAMP) -> list[Row]:
     if not same_tokenizer(model_a, model_b):
         raise InvalidInput(f"{names[0]} and {names[1]} use different tokenizers: a token-by-token comparison needs one tokenizer")
     return compare_scans(scan(model_a, docs, names[0]), scan(model_b, docs, names[1]), clamp)
@@ -247,7 +269,7 @@ class Group:
     examples: list[Row]
 
 
-def group_rows(rows: list[Row], by: str, min_count: int = 5, top_examples: int = 3) -> list[Group]:
+def group_rows(rows: list[Row], by: str, min_count: int = MIN_COUNT, top_examples: int = 3) -> list[Group]:
     """Groups by ``token`` or ``previous`` (the token before), ranked by mean diff."""
     if by not in ("token", "previous"):
         raise InvalidInput("group by 'token' or 'previous'")
@@ -269,7 +291,7 @@ def group_rows(rows: list[Row], by: str, min_count: int = 5, top_examples: int =
     return sorted(groups, key=lambda g: -g.mean_diff)
 
 
-FIELDS = ("path", "line", "start", "end", "token", "previous", "before", "after", "lp_a", "lp_b", "diff")
+FIELDS = ("path", "cell", "token_index", "line", "start", "end", "token", "previous", "before", "after", "lp_a", "lp_b", "diff")
 
 
 def to_csv(rows: list[Row]) -> str:

@@ -36,3 +36,9 @@ class ModelUnavailable(LenscopeError):
     """The model is known but cannot be loaded here and now (offline and not cached, ...)."""
 
     code = "model_unavailable"
+
+
+class JobCancelled(LenscopeError):
+    """Long work (an index build, a comparison) stopped because it was asked to."""
+
+    code = "cancelled"

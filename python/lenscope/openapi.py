@@ -14,89 +14,73 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from lenscope import __version__
-from lenscope.wire import (
-    ActivationsRequest,
-    ActivationsResponse,
-    AnalyzeRequest,
-    AnalyzeResponse,
-    CompareRequest,
-    ErrorResponse,
-    HealthResponse,
-    IndexBuildRequest,
-    IndexesResponse,
-    JobResponse,
-    JobsResponse,
-    ModelsResponse,
-    NeuronCardResponse,
-    NeuronSearchResponse,
-)
+from lenscope import __version__, wire
+from lenscope.routes import ROUTES, Route
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 MSGPACK = "application/msgpack"
 REF = "#/components/schemas/{model}"
+ERROR_TEXT = {
+    400: "Malformed body or invalid input (the message names the field and the problem)",
+    403: "Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root",
+    404: "Unknown model, job, index, file or route, or no neuron index for the model",
+    413: "Text or body over its limit (the message gives the limit)",
+    415: "Unsupported Content-Type",
+    503: "Worker restarting, queue full or model unavailable; see Retry-After",
+    504: "The model worker did not answer within the request deadline",
+}
+
+
+def schema_models() -> list[type[BaseModel]]:
+    """Every model a route sends or takes, and the error body."""
+    out: list[type[BaseModel]] = [wire.ErrorResponse]
+    for r in ROUTES:
+        out += [m for m in (r.request, r.response) if m is not None and m not in out]
+    return out
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _content(model: type[BaseModel], msgpack: bool) -> dict[str, Any]:
-    types = ["application/json", MSGPACK] if msgpack else ["application/json"]
-    return {t: {"schema": _ref(model)} for t in types}
+def _content(model: type[BaseModel]) -> dict[str, Any]:
+    return {t: {"schema": _ref(model)} for t in ("application/json", MSGPACK)}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
-    text = {
-        400: "Malformed body or invalid input (the message names the field and the problem)",
-        403: "Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root",
-        404: "Unknown model or job, or no neuron index for the model",
-        413: "Text or body over its limit (the message gives the limit)",
-        415: "Unsupported Content-Type",
-        503: "Worker restarting, queue full or model unavailable; see Retry-After",
-    }
-    return {str(s): {"description": text[s], "content": _content(ErrorResponse, True)} for s in statuses}
-
-
-TEXT_ERRORS = (400, 403, 404, 413, 415, 503)
-
-
-def _operation(
-    operation_id: str, summary: str, request: type[BaseModel] | None, response: type[BaseModel], errors: tuple[int, ...]
-) -> dict[str, Any]:
+def _operation(route: Route) -> dict[str, Any]:
+    if route.response is not None:
+        ok = {"description": route.summary, "content": _content(route.response)}
+    else:
+        ok = {"description": route.summary, "content": {t: {"schema": {}} for t in route.downloads}}
     op: dict[str, Any] = {
-        "operationId": operation_id,
-        "summary": summary,
-        "responses": {"200": {"description": summary, "content": _content(response, True)}, **_errors(*errors)},
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "responses": {
+            str(route.status): ok,
+            **{str(s): {"description": ERROR_TEXT[s], "content": _content(wire.ErrorResponse)} for s in route.errors},
+        },
     }
-    if request is not None:
-        op["requestBody"] = {"required": True, "content": _content(request, True)}
+    if route.request is not None:
+        op["requestBody"] = {"required": True, "content": _content(route.request)}
+    if route.params:
+        op["parameters"] = [
+            {
+                "name": p.name,
+                "in": p.where,
+                "required": p.required,
+                "schema": p.schema,
+                **({"description": p.description} if p.description else {}),
+            }
+            for p in route.params
+        ]
     return op
 
 
 def build_spec() -> dict[str, Any]:
-    _, defs = models_json_schema(
-        [
-            (m, "validation")
-            for m in (
-                AnalyzeRequest,
-                AnalyzeResponse,
-                ActivationsRequest,
-                ActivationsResponse,
-                ModelsResponse,
-                NeuronCardResponse,
-                NeuronSearchResponse,
-                IndexBuildRequest,
-                CompareRequest,
-                IndexesResponse,
-                JobResponse,
-                JobsResponse,
-                HealthResponse,
-                ErrorResponse,
-            )
-        ],
-        ref_template=REF,
-    )
+    _, defs = models_json_schema([(m, "validation") for m in schema_models()], ref_template=REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.url, {})[route.method] = _operation(route)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -106,111 +90,7 @@ def build_spec() -> dict[str, Any]:
             "Every route needs Jupyter's auth. Send Accept: application/msgpack for msgpack responses; arrays "
             "travel as {dtype, shape, data} with data as little-endian bytes (msgpack) or a flat list (JSON).",
         },
-        "paths": {
-            "/lenscope/api/models": {
-                "get": _operation(
-                    "listModels",
-                    "Available models, their shapes, and whether each is loadable now",
-                    None,
-                    ModelsResponse,
-                    (403, 503),
-                )
-            },
-            "/lenscope/api/analyze": {
-                "post": _operation(
-                    "analyze",
-                    "Per-token next-token predictions and top MLP neurons of a text",
-                    AnalyzeRequest,
-                    AnalyzeResponse,
-                    TEXT_ERRORS,
-                )
-            },
-            "/lenscope/api/activations": {
-                "post": _operation(
-                    "activations",
-                    "Post-activations of chosen MLP neurons at every token of a text",
-                    ActivationsRequest,
-                    ActivationsResponse,
-                    TEXT_ERRORS,
-                )
-            },
-            "/lenscope/api/neurons/{model}/{layer}/{index}": {
-                "get": {
-                    **_operation(
-                        "neuronCard",
-                        "A neuron's card: top corpus examples, direct logit effect, activation histogram",
-                        None,
-                        NeuronCardResponse,
-                        (400, 403, 404),
-                    ),
-                    "parameters": [
-                        {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
-                        for name, kind in (("model", "string"), ("layer", "integer"), ("index", "integer"))
-                    ],
-                }
-            },
-            "/lenscope/api/neurons/{model}/search": {
-                "get": {
-                    **_operation(
-                        "neuronSearch",
-                        "Neurons whose top examples peak on a token (by its text)",
-                        None,
-                        NeuronSearchResponse,
-                        (400, 403, 404),
-                    ),
-                    "parameters": [
-                        {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}},
-                        {"name": "q", "in": "query", "required": True, "schema": {"type": "string"}},
-                    ],
-                }
-            },
-            "/lenscope/api/indexes": {
-                "get": _operation(
-                    "listIndexes", "Neuron indexes available (built here or shipped)", None, IndexesResponse, (403,)
-                ),
-                "post": {
-                    **_operation(
-                        "buildIndex",
-                        "Start building a neuron index over files under the server root (a job)",
-                        IndexBuildRequest,
-                        JobResponse,
-                        (400, 403),
-                    ),
-                    "responses": {
-                        "202": {"description": "The job, started", "content": _content(JobResponse, True)},
-                        **_errors(400, 403),
-                    },
-                },
-            },
-            "/lenscope/api/compare": {
-                "post": {
-                    **_operation(
-                        "compareCorpus",
-                        "Start comparing two models token by token over files under the server root (a job)",
-                        CompareRequest,
-                        JobResponse,
-                        (400, 403),
-                    ),
-                    "responses": {
-                        "202": {"description": "The job, started", "content": _content(JobResponse, True)},
-                        **_errors(400, 403),
-                    },
-                }
-            },
-            "/lenscope/api/jobs": {"get": _operation("listJobs", "Jobs of this server", None, JobsResponse, (403,))},
-            "/lenscope/api/jobs/{job_id}": {
-                "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "get": _operation("getJob", "A job's state and progress", None, JobResponse, (403, 404)),
-                "delete": _operation(
-                    "cancelJob", "Cancel a job (its partial output is never published)", None, JobResponse, (403, 404)
-                ),
-            },
-            "/lenscope/api/health": {
-                "get": _operation(
-                    "health", "Worker state, loaded models, queue depth, cache hit rate", None, HealthResponse, (403,)
-                )
-            },
-        },
+        "paths": paths,
         "components": {"schemas": defs["$defs"]},
     }
 

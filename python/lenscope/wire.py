@@ -8,7 +8,10 @@ msgpack and a flat list of numbers in JSON (NaN as ``null``, since JSON has no N
 decode to the same numpy arrays, bit for bit. Precision on the wire (``WIRE_DTYPES``):
 
 * ``top_logprobs``, ``entropy``, ``neuron_activation``: float16, for display. Error at most
-  half a unit in the last place: 0.004 for |x| < 8, 0.008 for |x| < 16, 0.016 for |x| < 32.
+  half a unit in the last place: 0.002 for |x| < 8, 0.004 for |x| < 16, 0.008 for |x| < 32.
+
+Request bounds (``lenscope.validation``) are part of the schema, so the OpenAPI spec accepts
+exactly what the server accepts, field by field.
 * ``actual_logprob``: float32, because comparisons and scans subtract and rank them.
 * integer arrays (ids, ranks, spans, neuron layers and indices, ``partial``): the smallest of
   uint8, uint16, int32 that holds every value, so a 4k-vocabulary model sends 2-byte ids.
@@ -18,11 +21,27 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgpack
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from lenscope import defaults
+from lenscope.validation import (
+    MAX_CONTEXT_CHARS,
+    MAX_INDEX_K,
+    MAX_LAYERS,
+    MAX_MIN_COUNT,
+    MAX_NAME_CHARS,
+    MAX_NEURON_INDEX,
+    MAX_PATHS,
+    MAX_TEXT_CHARS,
+    MAX_TOP_K,
+    MAX_TOP_NEURONS,
+    MIN_CLAMP,
+    clean_string,
+)
 
 if TYPE_CHECKING:
     from lenscope.analysis import AnalysisResult, NeuronActivations
@@ -70,12 +89,22 @@ class NDArray(_Strict):
     data: bytes | list[float | None]
 
 
+Clean = AfterValidator(clean_string)
+"""Every request string: no NUL bytes, no lone surrogates (they cannot travel as UTF-8)."""
+ModelName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), Clean]
+RelPath = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS * 20, description="Relative to the server root"), Clean]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), Clean]
+Context = Annotated[str, Field(max_length=MAX_CONTEXT_CHARS), Clean]
+
+
 class AnalyzeRequest(_Strict):
-    model: str | None = Field(None, description="Model name; the server's default when omitted")
-    text: str = Field(description="The text to analyze (the selection)")
-    context: str = Field("", description="Text before the selection: conditions the predictions, not reported")
-    top_k: int = Field(10, description="Next-token predictions per position (1 .. d_vocab)")
-    top_neurons: int = Field(10, description="Strongest MLP neurons per token (0 .. 100)")
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    text: Text = Field(description="The text to analyze (the selection); not only whitespace")
+    context: Context = Field("", description="Text before the selection: conditions the predictions, not reported")
+    top_k: int = Field(
+        defaults.TOP_K, ge=1, le=MAX_TOP_K, description=f"Next-token predictions per position (1 .. min(d_vocab, {MAX_TOP_K}))"
+    )
+    top_neurons: int = Field(defaults.TOP_NEURONS, ge=0, le=MAX_TOP_NEURONS, description="Strongest MLP neurons per token")
 
 
 class TokensWire(_Strict):
@@ -119,23 +148,21 @@ class AnalyzeResponse(_Strict):
     windows: int
     window_tokens: int
     timings_ms: dict[str, float] = Field(
-        description="tokenize, forward, derive (the worker); server_total and, when computed for this request, worker_roundtrip"
-    )
-    served_from: Literal["worker", "coalesced", "cache"] | None = Field(
-        None, description="Over HTTP: computed for this request, shared with an identical one in flight, or cached"
+        description="tokenize, forward, derive, in the worker. Over HTTP the Server-Timing header adds the server's "
+        "total, the worker round trip when computed for this request, and source;desc=worker|coalesced|cache"
     )
 
 
 class NeuronRef(_Strict):
-    layer: int
-    index: int
+    layer: int = Field(ge=0, le=MAX_LAYERS - 1)
+    index: int = Field(ge=0, le=MAX_NEURON_INDEX)
 
 
 class ActivationsRequest(_Strict):
-    model: str | None = Field(None, description="Model name; the server's default when omitted")
-    text: str
-    context: str = ""
-    neurons: list[NeuronRef] = Field(description="1 to 100 neurons")
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    text: Text
+    context: Context = ""
+    neurons: list[NeuronRef] = Field(min_length=1, max_length=MAX_TOP_NEURONS, description="The neurons to read")
 
 
 class ActivationsResponse(_Strict):
@@ -150,6 +177,12 @@ class ActivationsResponse(_Strict):
 
 class NeuronExample(_Strict):
     file: str = Field(description="Path of the source file, relative to the indexed root")
+    cell: int | None = Field(
+        description="For a notebook: the cell the example is in; offsets and lines are then within that cell's source"
+    )
+    available: bool = Field(
+        description="The file is in this workspace (else: read the stored text from GET indexes/{index}/document)"
+    )
     value: float = Field(description="The example's maximum activation")
     tokens: list[str] = Field(description="Text of each token around the maximum (up to 50 before, 10 after)")
     activations: list[float] = Field(description="The neuron's activation at each of those tokens")
@@ -202,19 +235,78 @@ class NeuronSearchResponse(_Strict):
     neurons: list[NeuronHit]
 
 
+Paths = Annotated[list[RelPath], Field(min_length=1, max_length=MAX_PATHS)]
+IndexName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+
+
 class IndexBuildRequest(_Strict):
-    model: str | None = Field(None, description="Model name; the server's default when omitted")
-    paths: list[str] = Field(description="Files or folders, relative to the server root")
-    name: str = Field("workspace", description="Index folder name under .lenscope/indexes/")
-    k: int = Field(20, description="Top examples kept per neuron")
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    paths: Paths = Field(description="Files or folders, relative to the server root")
+    name: IndexName = Field(defaults.INDEX_NAME, description=f"Index folder name under {defaults.INDEXES_DIR}/")
+    k: int = Field(defaults.INDEX_K, ge=1, le=MAX_INDEX_K, description="Top examples kept per neuron")
 
 
 class CompareRequest(_Strict):
-    model_a: str | None = Field(None, description="Model A; the server's default when omitted")
-    model_b: str = Field(description="Model B (same tokenizer as A)")
-    paths: list[str] = Field(description="Files or folders, relative to the server root")
-    clamp: float = Field(-6.0, description="B's log-prob floor in lp_A - max(lp_B, clamp)")
-    min_count: int = Field(10, description="Smallest group reported")
+    model_a: ModelName | None = Field(None, description="Model A; the server's default when omitted")
+    model_b: ModelName = Field(description="Model B (same tokenizer as A)")
+    paths: Paths = Field(description="Files or folders, relative to the server root")
+    clamp: float = Field(defaults.CLAMP, ge=MIN_CLAMP, le=0, description="B's log-prob floor in lp_A - max(lp_B, clamp)")
+    min_count: int = Field(defaults.MIN_COUNT, ge=1, le=MAX_MIN_COUNT, description="Smallest group reported")
+
+
+class SkippedFile(_Strict):
+    path: str
+    reason: str
+
+
+class IndexJobResult(_Strict):
+    kind: Literal["index"]
+    name: str = Field(description="The index folder's name")
+    files: int
+    tokens: int
+    skipped: list[SkippedFile]
+
+
+class CompareRow(_Strict):
+    path: str
+    cell: int | None = Field(description="For a notebook: the cell; line, start and end are then within its source")
+    token_index: int = Field(description="The token's position in its file (or cell)")
+    line: int = Field(description="1-based")
+    start: int = Field(description="Code-point offset of the token")
+    end: int
+    token: str
+    previous: str = Field(description="The token before it ('' at the start)")
+    before: str = Field(description="Up to 40 characters of text before the token")
+    after: str = Field(description="Up to 20 characters of text after the token")
+    lp_a: float
+    lp_b: float
+    diff: float = Field(description="lp_a - max(lp_b, clamp)")
+
+
+class CompareGroup(_Strict):
+    key: str
+    count: int
+    mean_diff: float
+    mean_lp_a: float
+    mean_lp_b: float
+    examples: list[CompareRow]
+
+
+class ExportLink(_Strict):
+    format: Literal["csv", "jsonl"]
+    name: str
+    url: str = Field(description="Relative to {base_url}lenscope/api/: an authenticated download")
+
+
+class CompareJobResult(_Strict):
+    kind: Literal["compare"]
+    files: int
+    tokens: int
+    skipped: list[SkippedFile]
+    rows: list[CompareRow] = Field(description=f"The {defaults.COMPARE_ROWS} rows with the largest diff")
+    groups_token: list[CompareGroup]
+    groups_previous: list[CompareGroup]
+    exports: list[ExportLink] = Field(description="Every row, as CSV and JSON lines")
 
 
 class JobProgress(_Strict):
@@ -230,7 +322,7 @@ class JobResponse(_Strict):
     model: str
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     progress: JobProgress | None
-    result: dict[str, Any] | None
+    result: Annotated[IndexJobResult | CompareJobResult, Field(discriminator="kind")] | None
     error: ErrorDetail | None
     created: float
 
@@ -241,11 +333,22 @@ class JobsResponse(_Strict):
 
 class IndexEntry(_Strict):
     name: str
-    model: str
-    files: int
-    tokens: int
-    created: str
+    state: Literal["ok", "broken"] = Field(description="broken: listed with its problem, never served")
+    problem: str | None = Field(description="What is wrong with a broken index")
+    model: str | None
+    files: int | None
+    tokens: int | None
+    created: str | None
     shipped: bool = Field(description="Ships with lenscope (read-only) rather than built in this workspace")
+
+
+class IndexDocumentResponse(_Strict):
+    """The text of a file as an index stored it (for examples whose file is not in the workspace)."""
+
+    index: str
+    path: str
+    cell: int | None
+    text: str
 
 
 class IndexesResponse(_Strict):
@@ -278,7 +381,7 @@ class ModelsResponse(_Strict):
 
 
 class WorkerHealth(_Strict):
-    state: Literal["stopped", "starting", "ready", "dead"]
+    state: Literal["stopped", "starting", "ready", "unresponsive", "dead"]
     pid: int | None
     restarts: int
     last_exit: str | None = Field(description="How the last worker ended, e.g. 'signal 9'")
@@ -297,6 +400,8 @@ class QueueHealth(_Strict):
 class CacheHealth(_Strict):
     size: int
     capacity: int
+    bytes: int
+    max_bytes: int
     hits: int
     misses: int
     hit_rate: float
@@ -304,6 +409,7 @@ class CacheHealth(_Strict):
 
 class HealthResponse(_Strict):
     worker: WorkerHealth
+    job_worker: WorkerHealth
     models: ModelsHealth
     queue: QueueHealth
     cache: CacheHealth

@@ -10,8 +10,10 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, Unicode
 
+from lenscope.defaults import INDEXES_DIR
 from lenscope.errors import LenscopeError
 from lenscope.models.registry import DEFAULT_MODEL
+from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.jobs import JobManager
 from lenscope_server.service import LenscopeService
@@ -23,7 +25,13 @@ class LenscopeApp(ExtensionApp):
 
     default_model = Unicode(DEFAULT_MODEL, help="Model used when a request names none").tag(config=True)
     device = Unicode("", help="Torch device for the worker ('cpu', 'cuda', ...); empty: CPU").tag(config=True)
-    cache_size = Int(256, help="Finished analyses kept in memory (LRU)").tag(config=True)
+    cache_size = Int(256, help="Finished analyses kept in memory (LRU), at most").tag(config=True)
+    cache_mb = Int(256, help="Memory the cached analyses may take, in MB (one response over a quarter of it is not kept)").tag(
+        config=True
+    )
+    request_timeout_s = Float(120.0, help="Deadline of an analysis request to the worker (504 after it)").tag(config=True)
+    heartbeat_timeout_s = Float(20.0, help="A worker silent this long (no heartbeat) is killed and restarted").tag(config=True)
+    cancel_grace_s = Float(5.0, help="A cancelled job still running after this long has its worker killed").tag(config=True)
     queue_limit = Int(32, help="Requests waiting for the worker before new ones get 503 + Retry-After").tag(config=True)
     worker_memory_limit_mb = Int(0, help="Worker RSS above which it drops its models, then restarts; 0: no limit").tag(
         config=True
@@ -47,13 +55,22 @@ class LenscopeApp(ExtensionApp):
                 preload=self.default_model if self.preload else None,
                 threads=self.worker_threads or None,
                 queue_limit=self.queue_limit,
+                heartbeat_timeout_s=self.heartbeat_timeout_s,
             )
         )
-        index_dir = root / ".lenscope" / "indexes"
-        self.service = LenscopeService(self.worker, self.default_model, self.cache_size, IndexRegistry(index_dir))
+        # follow Jupyter's own rule for hidden files (its contents API hides them unless allowed)
+        allow_hidden = bool(getattr(self.serverapp.contents_manager, "allow_hidden", False))
+        index_dir = root / INDEXES_DIR
+        self.service = LenscopeService(
+            self.worker,
+            self.default_model,
+            LRUCache(self.cache_size, self.cache_mb * 2**20),
+            IndexRegistry(index_dir, root, allow_hidden),
+            self.request_timeout_s,
+        )
         # long jobs get a worker of their own, started on the first job
         job_worker = WorkerClient(replace(self.worker.config, preload=None, queue_limit=8))
-        self.jobs = JobManager(job_worker, root, index_dir)
+        self.jobs = JobManager(job_worker, root, index_dir, allow_hidden=allow_hidden, cancel_grace_s=self.cancel_grace_s)
         self.settings.update(lenscope_service=self.service, lenscope_jobs=self.jobs, lenscope_max_body_bytes=self.max_body_bytes)
 
     def initialize_handlers(self) -> None:

@@ -1,4 +1,5 @@
-"""A small LRU of finished responses, with the hit counts the health route reports."""
+"""A small LRU of finished responses, bounded by entries and by bytes, with the counts the
+health route reports."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Hashable
 
 
 class LRUCache:
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.hits = 0
         self.misses = 0
         self._items: OrderedDict[Hashable, bytes] = OrderedDict()
@@ -23,12 +26,18 @@ class LRUCache:
         return value
 
     def put(self, key: Hashable, value: bytes) -> None:
-        if self.capacity <= 0:
+        """Keep ``value`` unless it alone is over a quarter of the byte budget (it would evict
+        most of the rest to serve one text again)."""
+        if self.capacity <= 0 or len(value) > self.max_bytes // 4:
             return
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old)
         self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        self.bytes += len(value)
+        while len(self._items) > self.capacity or self.bytes > self.max_bytes:
+            _, evicted = self._items.popitem(last=False)
+            self.bytes -= len(evicted)
 
     def __len__(self) -> int:
         return len(self._items)

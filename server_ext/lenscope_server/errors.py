@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgpack
@@ -26,9 +27,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "worker_died": 503,
     "queue_full": 503,
     "out_of_memory": 503,
+    "worker_timeout": 504,
     "internal": 500,
 }
-RETRY_AFTER_S: dict[str, int] = {"queue_full": 1, "worker_died": 2, "out_of_memory": 5}
+RETRY_AFTER_S: dict[str, int] = {"queue_full": 1, "worker_died": 2, "out_of_memory": 5, "model_unavailable": 30}
 CODE_BY_STATUS = {403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "bad_request"}
 
 
@@ -41,6 +43,4 @@ def error_body(code: str, message: str, as_msgpack: bool) -> tuple[bytes, str]:
     if as_msgpack:
         packed: bytes = msgpack.packb(body, use_bin_type=True)
         return packed, MSGPACK
-    import json
-
     return json.dumps(body).encode(), "application/json"

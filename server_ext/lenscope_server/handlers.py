@@ -1,5 +1,9 @@
-"""Thin HTTP handlers: authenticate, decode, delegate to the service, encode. Errors are mapped
-in ``errors`` and written by :meth:`LenscopeHandler.write_error`, never as tracebacks."""
+"""Thin HTTP handlers: authenticate, decode, delegate to the service, encode.
+
+The URL table comes from :data:`lenscope.routes.ROUTES` (the same declaration the OpenAPI spec is
+built from). Errors are mapped in ``errors`` and written by :meth:`LenscopeHandler.write_error`,
+never as tracebacks; client errors are logged as one line, not as an ERROR with a traceback.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +16,21 @@ from jupyter_server.base.handlers import APIHandler
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
-from lenscope.errors import LenscopeError
+from lenscope.errors import InputTooLarge, LenscopeError
+from lenscope.routes import PREFIX, paths
 from lenscope.wire import (
     ActivationsRequest,
     AnalyzeRequest,
     CompareRequest,
     IndexBuildRequest,
-    decode_msgpack,
-    encode_json,
     encode_msgpack,
 )
 from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, status_for
 from lenscope_server.jobs import JobManager
-from lenscope_server.service import LenscopeService
+from lenscope_server.service import LenscopeService, Served
 
 AUTH_RESOURCE = "lenscope"
+TOO_LONG = {"string_too_long", "too_long"}
 
 
 class RequestError(LenscopeError):
@@ -37,6 +41,7 @@ class RequestError(LenscopeError):
 
 class LenscopeHandler(APIHandler):
     auth_resource = AUTH_RESOURCE
+    methods: tuple[str, ...] = ()  # set by route_table from the route declarations
 
     @property
     def service(self) -> LenscopeService:
@@ -55,6 +60,15 @@ class LenscopeHandler(APIHandler):
     def wants_msgpack(self) -> bool:
         return MSGPACK in (self.request.headers.get("Accept") or "")
 
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A client's mistake is one line at INFO; only real server faults get a traceback."""
+        status = status_for(value.code) if isinstance(value, LenscopeError) else getattr(value, "status_code", 500)
+        if status < 500 or isinstance(value, LenscopeError):
+            message = value.message if isinstance(value, LenscopeError) else (getattr(value, "log_message", None) or value)
+            self.log.info("lenscope: %s %s -> %s: %s", self.request.method, self.request.path, status, message)
+        else:
+            super().log_exception(typ, value, tb)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, LenscopeError):
@@ -62,35 +76,41 @@ class LenscopeHandler(APIHandler):
             status_code = status_for(code)
         elif isinstance(exc, web.HTTPError):
             code = CODE_BY_STATUS.get(exc.status_code, "http_error")
-            message = exc.reason or self._reason or "request failed"
+            message = exc.log_message or exc.reason or self._reason or "request failed"
+            if exc.status_code == 405:
+                message = f"{self.request.method} is not allowed on {self.request.path}; allowed: {', '.join(self.methods)}"
         else:
             code, message = "internal", "internal error in lenscope; see the server log"
         self.clear()
         self.set_status(status_code)
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.methods))
         if code in RETRY_AFTER_S:
             self.set_header("Retry-After", str(RETRY_AFTER_S[code]))
         body, ctype = error_body(code, message, self.wants_msgpack())
         self.finish(body, set_content_type=ctype)
 
-    def send(self, payload: dict[str, Any]) -> None:
-        """A wire dict whose arrays are still msgpack bytes: pass through, or re-encode as JSON."""
-        packed = msgpack.packb(payload, use_bin_type=True)
-        if self.wants_msgpack():
-            self.finish(packed, set_content_type=MSGPACK)
-        else:
-            self.finish(encode_json(decode_msgpack(packed)), set_content_type="application/json")
+    def send_served(self, served: Served) -> None:
+        """Bytes the worker encoded (maybe cached): sent as they are, server timings in a header."""
+        self.set_header("Server-Timing", served.server_timing())
+        self.finish(served.body, set_content_type=MSGPACK if served.encoding == "msgpack" else "application/json")
 
-    def send_plain(self, payload: Any) -> None:
+    def send_plain(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
         if self.wants_msgpack():
             self.finish(encode_msgpack(payload), set_content_type=MSGPACK)
         else:
             self.finish(json.dumps(payload), set_content_type="application/json")
+
+    def encoding(self) -> str:
+        return "msgpack" if self.wants_msgpack() else "json"
 
     def parse_body(self, model: type[BaseModel]) -> Any:
         body = self.request.body or b""
         if len(body) > self.max_body_bytes:
             raise RequestError("body_too_large", f"request body is {len(body):,} bytes; the limit is {self.max_body_bytes:,}")
         ctype = (self.request.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
+        kind = "msgpack" if ctype == MSGPACK else "JSON"
         try:
             if ctype == MSGPACK:
                 data = msgpack.unpackb(body, raw=False)
@@ -100,8 +120,9 @@ class LenscopeHandler(APIHandler):
                 raise RequestError(
                     "unsupported_media_type", f"Content-Type {ctype!r} is not supported: send application/json or {MSGPACK}"
                 )
+        except RecursionError:
+            raise RequestError("bad_request", f"request body is {kind} nested too deeply") from None
         except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-            kind = "msgpack" if ctype == MSGPACK else "JSON"
             raise RequestError("bad_request", f"request body is not valid {kind}: {exc}") from exc
         if not isinstance(data, dict):
             raise RequestError("bad_request", f"request body must be an object, got {type(data).__name__}")
@@ -110,7 +131,12 @@ class LenscopeHandler(APIHandler):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise RequestError("invalid_input", f"{where}: {first['msg']}") from None
+            message = f"{where}: {first['msg']}"
+            if first["type"] in TOO_LONG:
+                raise InputTooLarge(message) from None
+            raise RequestError("invalid_input", message) from None
+        except RecursionError:
+            raise RequestError("bad_request", f"request body is {kind} nested too deeply") from None
 
 
 class ModelsHandler(LenscopeHandler):
@@ -124,15 +150,14 @@ class AnalyzeHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        request = self.parse_body(AnalyzeRequest)
-        self.send(await self.service.analyze(request))
+        self.send_served(await self.service.analyze(self.parse_body(AnalyzeRequest), self.encoding()))
 
 
 class ActivationsHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        self.send(await self.service.activations(self.parse_body(ActivationsRequest)))
+        self.send_served(await self.service.activations(self.parse_body(ActivationsRequest), self.encoding()))
 
 
 class NeuronHandler(LenscopeHandler):
@@ -140,6 +165,14 @@ class NeuronHandler(LenscopeHandler):
     @authorized
     def get(self, model: str, layer: str, index: str) -> None:
         self.send_plain(self.service.neuron_card(model, int(layer), int(index)))
+
+
+class NeuronSearchHandler(LenscopeHandler):
+    # the query parameter is ``q``: ``token`` would be taken by Jupyter's auth as the API token
+    @web.authenticated
+    @authorized
+    def get(self, model: str) -> None:
+        self.send_plain(self.service.neuron_search(model, self.get_query_argument("q", "")))
 
 
 class IndexesHandler(LenscopeHandler):
@@ -153,8 +186,19 @@ class IndexesHandler(LenscopeHandler):
     def post(self) -> None:
         request = self.parse_body(IndexBuildRequest)
         job = self.jobs.start_index_build(request.model or self.service.default_model, request.paths, request.name, request.k)
-        self.set_status(202)
-        self.send_plain(job.public())
+        self.send_plain(job.public(), status=202)
+
+
+class IndexDocumentHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def get(self, name: str) -> None:
+        cell = self.get_query_argument("cell", None)
+        if cell is not None and not (cell.isascii() and cell.isdigit() and len(cell) <= 7):
+            raise RequestError("invalid_input", f"cell must be a cell number, got {cell[:40]!r}")
+        self.send_plain(
+            self.service.index_document(name, self.get_query_argument("path", ""), None if cell is None else int(cell))
+        )
 
 
 class CompareHandler(LenscopeHandler):
@@ -163,8 +207,23 @@ class CompareHandler(LenscopeHandler):
     def post(self) -> None:
         r = self.parse_body(CompareRequest)
         job = self.jobs.start_compare(r.model_a or self.service.default_model, r.model_b, r.paths, r.clamp, r.min_count)
-        self.set_status(202)
-        self.send_plain(job.public())
+        self.send_plain(job.public(), status=202)
+
+
+class ExportHandler(LenscopeHandler):
+    """Exports live under ``.lenscope/`` (hidden from Jupyter's contents API): served here, as downloads."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, name: str) -> None:
+        path, ctype = self.jobs.export_file(name)
+        self.set_header("Content-Type", ctype)
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                self.write(chunk)
+                await self.flush()
+        self.finish()
 
 
 class JobsHandler(LenscopeHandler):
@@ -186,23 +245,26 @@ class JobHandler(LenscopeHandler):
         self.send_plain((await self.jobs.cancel(job_id)).public())
 
 
-class NeuronSearchHandler(LenscopeHandler):
-    # the query parameter is ``q``: ``token`` would be taken by Jupyter's auth as the API token
-    @web.authenticated
-    @authorized
-    def get(self, model: str) -> None:
-        self.send_plain(self.service.neuron_search(model, self.get_query_argument("q", "")))
-
-
 class HealthHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     def get(self) -> None:
-        self.send_plain(self.service.health())
+        self.send_plain({**self.service.health(), "job_worker": self.jobs.worker.health()})
+
+
+class OpenAPIHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def get(self) -> None:
+        from lenscope.openapi import build_spec
+
+        self.finish(json.dumps(build_spec()), set_content_type="application/json")
 
 
 class NotFoundHandler(LenscopeHandler):
     """Unknown paths under the API answer in the API's error format (after auth, like the rest)."""
+
+    methods = ("GET", "POST", "DELETE")
 
     def _missing(self) -> None:
         raise RequestError("not_found", f"no lenscope API route {self.request.path!r}")
@@ -223,17 +285,36 @@ class NotFoundHandler(LenscopeHandler):
         self._missing()
 
 
+HANDLERS: dict[str, type[LenscopeHandler]] = {
+    "/models": ModelsHandler,
+    "/analyze": AnalyzeHandler,
+    "/activations": ActivationsHandler,
+    "/neurons/{model}/{layer}/{index}": NeuronHandler,
+    "/neurons/{model}/search": NeuronSearchHandler,
+    "/indexes": IndexesHandler,
+    "/indexes/{name}/document": IndexDocumentHandler,
+    "/compare": CompareHandler,
+    "/exports/{name}": ExportHandler,
+    "/jobs": JobsHandler,
+    "/jobs/{job_id}": JobHandler,
+    "/health": HealthHandler,
+    "/openapi.json": OpenAPIHandler,
+}
+
+
 def route_table() -> list[tuple[str, Any]]:
-    return [
-        (r"/lenscope/api/models", ModelsHandler),
-        (r"/lenscope/api/analyze", AnalyzeHandler),
-        (r"/lenscope/api/activations", ActivationsHandler),
-        (r"/lenscope/api/neurons/([^/]+)/([0-9]{1,6})/([0-9]{1,7})", NeuronHandler),
-        (r"/lenscope/api/neurons/([^/]+)/search", NeuronSearchHandler),
-        (r"/lenscope/api/health", HealthHandler),
-        (r"/lenscope/api/indexes", IndexesHandler),
-        (r"/lenscope/api/compare", CompareHandler),
-        (r"/lenscope/api/jobs", JobsHandler),
-        (r"/lenscope/api/jobs/([A-Za-z0-9-]{1,40})", JobHandler),
-        (r"/lenscope/api/.*", NotFoundHandler),
-    ]
+    """One URL pattern per declared path; each handler implements exactly its declared methods."""
+    declared = paths()
+    if declared.keys() != HANDLERS.keys():
+        raise RuntimeError(f"routes and handlers differ: {sorted(declared.keys() ^ HANDLERS.keys())}")
+    table: list[tuple[str, Any]] = []
+    for path, routes in declared.items():
+        base = HANDLERS[path]
+        methods = tuple(r.method.upper() for r in routes)
+        missing = [m for m in methods if getattr(base, m.lower()) is getattr(web.RequestHandler, m.lower())]
+        if missing:
+            raise RuntimeError(f"{base.__name__} does not implement {missing} of {path}")
+        handler = type(base.__name__, (base,), {"methods": methods})
+        table.append((routes[0].regex(), handler))
+    table.append((PREFIX + "/.*", NotFoundHandler))
+    return table

@@ -1,11 +1,17 @@
 """Finding and opening neuron indexes for the server (memory-mapped, in the server process:
-a lookup reads a few rows and needs no model, so it never waits behind the worker)."""
+a lookup reads a few rows and needs no model, so it never waits behind the worker).
+
+A broken index (malformed manifest, a missing or truncated array) is listed as broken with its
+problem and skipped by every lookup: one bad folder never breaks the neuron routes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from lenscope.index.store import MANIFEST, Index, IndexNotFound, open_index
+from lenscope.index.store import MANIFEST, Index, IndexBroken, IndexNotFound, open_index
+from lenscope.paths import is_hidden
 
 
 def _shipped_dir() -> Path:
@@ -18,55 +24,83 @@ class IndexRegistry:
     """Indexes under ``{root}/.lenscope/indexes/`` (built in this workspace) and the ones shipped
     with the package; a workspace index for a model wins over the shipped one."""
 
-    def __init__(self, workspace_dir: Path) -> None:
+    def __init__(self, workspace_dir: Path, root: Path, allow_hidden: bool = False) -> None:
         self.workspace_dir = workspace_dir
-        self._open: dict[Path, tuple[float, Index]] = {}
+        self.root = root
+        self.allow_hidden = allow_hidden
+        self._open: dict[Path, tuple[float, Index | IndexBroken]] = {}
 
     def candidates(self) -> list[Path]:
         out: list[Path] = []
         for base in (self.workspace_dir, _shipped_dir()):
-            if base.is_dir():
+            try:
                 # hidden folders are builds in progress or old copies being replaced: never served
                 out += sorted(p for p in base.iterdir() if not p.name.startswith(".") and (p / MANIFEST).is_file())
+            except OSError:
+                continue
         return out
 
     def open(self, path: Path) -> Index:
-        mtime = (path / MANIFEST).stat().st_mtime
+        """The index at ``path``, reopened when its manifest changes; a broken one's error is kept too."""
+        try:
+            mtime = (path / MANIFEST).stat().st_mtime
+        except OSError as exc:
+            raise IndexNotFound(f"no index at {path.name}") from exc
         cached = self._open.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
-        index = open_index(path)
-        self._open[path] = (mtime, index)
-        return index
+        if cached is None or cached[0] != mtime:
+            try:
+                cached = (mtime, open_index(path))
+            except IndexBroken as exc:
+                cached = (mtime, exc)
+            self._open[path] = cached
+        if isinstance(cached[1], IndexBroken):
+            raise cached[1]
+        return cached[1]
 
     def listing(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         for path in self.candidates():
+            shipped = path.parent == _shipped_dir()
+            entry: dict[str, object] = {"name": path.name, "shipped": shipped, "state": "ok", "problem": None}
             try:
                 m = self.open(path).manifest
+            except IndexBroken as exc:
+                out.append({**entry, "state": "broken", "problem": exc.message, "model": None, "files": None,
+                            "tokens": None, "created": None})  # fmt: skip
+                continue
             except IndexNotFound:
                 continue
-            shipped = path.parent == _shipped_dir()
-            out.append(
-                {
-                    "name": path.name,
-                    "model": m["model"],
-                    "files": len(m["files"]),
-                    "tokens": m["tokens"],
-                    "created": m["created"],
-                    "shipped": shipped,
-                }
-            )
+            out.append({**entry, "model": m["model"], "files": len(m["files"]), "tokens": m["tokens"], "created": m["created"]})
         return out
 
     def for_model(self, model: str) -> Index:
         for path in self.candidates():
             try:
                 index = self.open(path)
-            except IndexNotFound:
+            except IndexNotFound:  # broken ones included: skipped, and listed as broken
                 continue
             if index.manifest.get("model") == model:
                 return index
         raise IndexNotFound(
             f"no neuron index for model {model!r}: build one (lenscope index PATH --model {model} --out .lenscope/indexes/NAME)"
         )
+
+    def by_name(self, name: str) -> Index:
+        for path in self.candidates():
+            if path.name == name:
+                return self.open(path)
+        raise IndexNotFound(f"no neuron index named {name!r}")
+
+    def availability(self, index: Index) -> Callable[[str], bool]:
+        """Whether an example's file is in this workspace: never for a shipped index (its files
+        are the package's corpus), else when the file is under the root and not hidden."""
+        if index.path.parent == _shipped_dir():
+            return lambda path: False
+
+        def available(path: str) -> bool:
+            try:
+                return (self.allow_hidden or not is_hidden(path)) and (self.root / path).is_file()
+            except OSError:
+                return False
+
+        return available

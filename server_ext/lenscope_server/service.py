@@ -8,67 +8,80 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
-from lenscope.index.card import neuron_card, neurons_for_token
-from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TOP_NEURONS, check_int, check_text
+from lenscope.index.card import neuron_card, neurons_for_token, stored_document
+from lenscope.validation import MAX_CONTEXT_CHARS, check_text
 from lenscope.wire import ActivationsRequest, AnalyzeRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.worker.client import WorkerClient
 
-AnalyzeKey = tuple[str, str, str, int, int]
+AnalyzeKey = tuple[str, str, str, int, int, str]
+
+
+@dataclass
+class Served:
+    """A response body as the worker encoded it, and how this request got it."""
+
+    body: bytes
+    encoding: str  # "msgpack" | "json"
+    source: str  # "worker" | "coalesced" | "cache"
+    total_ms: float
+    worker_ms: float | None = None
+
+    def server_timing(self) -> str:
+        """The ``Server-Timing`` header: the body is never re-encoded to add these."""
+        parts = [f"total;dur={self.total_ms:.3f}"]
+        if self.worker_ms is not None:
+            parts.append(f"worker;dur={self.worker_ms:.3f}")
+        parts.append(f'source;desc="{self.source}"')
+        return ", ".join(parts)
 
 
 class LenscopeService:
-    def __init__(self, worker: WorkerClient, default_model: str, cache_size: int, indexes: IndexRegistry) -> None:
+    def __init__(
+        self, worker: WorkerClient, default_model: str, cache: LRUCache, indexes: IndexRegistry, request_timeout_s: float
+    ) -> None:
         self.worker = worker
         self.indexes = indexes
         self.default_model = default_model
-        self.cache = LRUCache(cache_size)
+        self.cache = cache
+        self.request_timeout_s = request_timeout_s
         self._inflight: dict[AnalyzeKey, asyncio.Future[bytes]] = {}
 
-    async def analyze(self, request: AnalyzeRequest) -> dict[str, Any]:
-        """The analysis as a msgpack-decoded wire dict (arrays still as bytes), server timings added.
+    async def analyze(self, request: AnalyzeRequest, encoding: str) -> Served:
+        """The analysis encoded by the worker (msgpack or JSON), shared with identical requests.
 
-        ``timings_ms`` gains ``server_total`` and, when this request ran the worker,
-        ``worker_roundtrip`` (pipe + queue + compute: minus the worker's own parts, the transport).
+        The worker encodes, so a large JSON response never holds up the server's event loop.
         """
         t0 = time.perf_counter()
         check_text(request.text)
         check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
-        check_int(request.top_k, "top_k", 1, 2**31 - 1)  # the upper bound needs the model: the worker checks it
-        check_int(request.top_neurons, "top_neurons", 0, MAX_TOP_NEURONS)
         model = request.model or self.default_model
-        key: AnalyzeKey = (model, request.text, request.context, request.top_k, request.top_neurons)
-        cached = self.cache.get(key)
-        source = "cache"
-        timings: dict[str, float] = {}
-        if cached is None:
+        key: AnalyzeKey = (model, request.text, request.context, request.top_k, request.top_neurons, encoding)
+        body = self.cache.get(key)
+        source, worker_ms = "cache", None
+        if body is None:
             shared = self._inflight.get(key)
             if shared is not None:
                 source = "coalesced"
-                cached = await asyncio.shield(shared)
+                body = await asyncio.shield(shared)
             else:
                 source = "worker"
                 t1 = time.perf_counter()
-                cached = await self._compute(key)
-                timings["worker_roundtrip"] = (time.perf_counter() - t1) * 1000
-        payload: dict[str, Any] = msgpack.unpackb(cached, raw=False)
-        timings["server_total"] = (time.perf_counter() - t0) * 1000
-        payload["timings_ms"] = {**payload["timings_ms"], **{k: round(v, 3) for k, v in timings.items()}}
-        payload["served_from"] = source
-        return payload
+                body = await self._compute(key)
+                worker_ms = (time.perf_counter() - t1) * 1000
+        return Served(body, encoding, source, (time.perf_counter() - t0) * 1000, worker_ms)
 
     async def _compute(self, key: AnalyzeKey) -> bytes:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
-        model, text, context, top_k, top_neurons = key
+        model, text, context, top_k, top_neurons, encoding = key
         try:
             args = {"model": model, "text": text, "context": context, "top_k": top_k, "top_neurons": top_neurons}
-            result = await self._tracked(model, "analyze", args)
+            result = await self._tracked(model, "analyze", {**args, "encoding": encoding})
             payload: bytes = result["payload"]
             self.cache.put(key, payload)
             future.set_result(payload)
@@ -80,19 +93,17 @@ class LenscopeService:
         finally:
             self._inflight.pop(key, None)
 
-    async def activations(self, request: ActivationsRequest) -> dict[str, Any]:
+    async def activations(self, request: ActivationsRequest, encoding: str) -> Served:
         """Neuron activations on a text (not cached: cheap, and the neuron set varies)."""
         t0 = time.perf_counter()
         check_text(request.text)
         check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
         model = request.model or self.default_model
         neurons = [n.model_dump() for n in request.neurons]
-        result = await self._tracked(
-            model, "activations", {"model": model, "text": request.text, "context": request.context, "neurons": neurons}
-        )
-        payload: dict[str, Any] = msgpack.unpackb(result["payload"], raw=False)
-        payload["timings_ms"]["server_total"] = round((time.perf_counter() - t0) * 1000, 3)
-        return payload
+        args = {"model": model, "text": request.text, "context": request.context, "neurons": neurons, "encoding": encoding}
+        result = await self._tracked(model, "activations", args)
+        total = (time.perf_counter() - t0) * 1000
+        return Served(result["payload"], encoding, "worker", total, total)
 
     async def _tracked(self, model: str, op: str, args: dict[str, Any]) -> Any:
         """A worker request that shows ``model`` as loading until it is loaded."""
@@ -100,7 +111,7 @@ class LenscopeService:
         if loading:
             self.worker.loading.add(model)
         try:
-            return await self.worker.request(op, args)
+            return await self.worker.request(op, args, timeout_s=self.request_timeout_s)
         finally:
             if loading:
                 self.worker.loading.discard(model)
@@ -108,12 +119,16 @@ class LenscopeService:
     def neuron_card(self, model: str, layer: int, neuron: int) -> dict[str, Any]:
         """A neuron's card from its model's index (no worker: a few memory-mapped rows)."""
         t0 = time.perf_counter()
-        card = neuron_card(self.indexes.for_model(model), layer, neuron)
+        index = self.indexes.for_model(model)
+        card = neuron_card(index, layer, neuron, self.indexes.availability(index))
         card["timings_ms"] = {"lookup": round((time.perf_counter() - t0) * 1000, 3)}
         return card
 
     def neuron_search(self, model: str, token: str) -> dict[str, Any]:
         return {"model": model, "token": token, "neurons": neurons_for_token(self.indexes.for_model(model), token)}
+
+    def index_document(self, name: str, path: str, cell: int | None) -> dict[str, Any]:
+        return {"index": name, **stored_document(self.indexes.by_name(name), path, cell)}
 
     async def models(self) -> dict[str, Any]:
         result = await self.worker.request("models")
@@ -133,12 +148,14 @@ class LenscopeService:
     def health(self) -> dict[str, Any]:
         w, c = self.worker, self.cache
         return {
-            "worker": {"state": w.state, "pid": w.pid, "restarts": w.restarts, "last_exit": w.last_exit},
+            "worker": w.health(),
             "models": {"loaded": sorted(w.loaded), "loading": sorted(w.loading)},
             "queue": {"depth": w.queue_depth, "limit": w.config.queue_limit},
             "cache": {
                 "size": len(c),
                 "capacity": c.capacity,
+                "bytes": c.bytes,
+                "max_bytes": c.max_bytes,
                 "hits": c.hits,
                 "misses": c.misses,
                 "hit_rate": round(c.hit_rate, 4),

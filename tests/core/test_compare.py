@@ -54,7 +54,7 @@ def test_groups_exports_and_lines(gelu, attn_only) -> None:
     assert [g.mean_diff for g in groups] == sorted((g.mean_diff for g in groups), reverse=True)
     row = next(r for r in rows if r.token.strip() == "print")
     assert row.path == "a.py" and row.line == 6
-    assert to_csv(rows).splitlines()[0] == "path,line,start,end,token,previous,before,after,lp_a,lp_b,diff"
+    assert to_csv(rows).splitlines()[0] == "path,cell,token_index,line,start,end,token,previous,before,after,lp_a,lp_b,diff"
     text = DOCS[0].text
     assert text[row.start - len(row.before) : row.end + len(row.after)] == row.before + row.token + row.after
     assert len(to_jsonl(rows).splitlines()) == len(rows)

@@ -55,6 +55,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/exports/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A comparison's export (CSV or JSON lines), as a download */
+        get: operations["downloadExport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/health": {
         parameters: {
             query?: never;
@@ -62,7 +79,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Worker state, loaded models, queue depth, cache hit rate */
+        /** Worker state, loaded models, queue depth, cache use */
         get: operations["health"];
         put?: never;
         post?: never;
@@ -79,11 +96,28 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Neuron indexes available (built here or shipped) */
+        /** Neuron indexes available (built here or shipped), broken ones included */
         get: operations["listIndexes"];
         put?: never;
         /** Start building a neuron index over files under the server root (a job) */
         post: operations["buildIndex"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/lenscope/api/indexes/{name}/document": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The text of one file as an index stored it (for examples whose file is not in the workspace) */
+        get: operations["indexDocument"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -111,9 +145,7 @@ export interface paths {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                job_id: string;
-            };
+            path?: never;
             cookie?: never;
         };
         /** A job's state and progress */
@@ -178,6 +210,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/openapi.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This API's OpenAPI document */
+        get: operations["openapi"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -197,7 +246,7 @@ export interface components {
             model: string | null;
             /**
              * Neurons
-             * @description 1 to 100 neurons
+             * @description The neurons to read
              */
             neurons: components["schemas"]["NeuronRef"][];
             /** Text */
@@ -236,18 +285,18 @@ export interface components {
             model: string | null;
             /**
              * Text
-             * @description The text to analyze (the selection)
+             * @description The text to analyze (the selection); not only whitespace
              */
             text: string;
             /**
              * Top K
-             * @description Next-token predictions per position (1 .. d_vocab)
+             * @description Next-token predictions per position (1 .. min(d_vocab, 100))
              * @default 10
              */
             top_k: number;
             /**
              * Top Neurons
-             * @description Strongest MLP neurons per token (0 .. 100)
+             * @description Strongest MLP neurons per token
              * @default 10
              */
             top_neurons: number;
@@ -259,16 +308,10 @@ export interface components {
             /** Model */
             model: string;
             predictions: components["schemas"]["PredictionsWire"];
-            /**
-             * Served From
-             * @description Over HTTP: computed for this request, shared with an identical one in flight, or cached
-             * @default null
-             */
-            served_from: ("worker" | "coalesced" | "cache") | null;
             strings: components["schemas"]["StringsWire"];
             /**
              * Timings Ms
-             * @description tokenize, forward, derive (the worker); server_total and, when computed for this request, worker_roundtrip
+             * @description tokenize, forward, derive, in the worker. Over HTTP the Server-Timing header adds the server's total, the worker round trip when computed for this request, and source;desc=worker|coalesced|cache
              */
             timings_ms: {
                 [key: string]: number;
@@ -283,16 +326,63 @@ export interface components {
         };
         /** CacheHealth */
         CacheHealth: {
+            /** Bytes */
+            bytes: number;
             /** Capacity */
             capacity: number;
             /** Hit Rate */
             hit_rate: number;
             /** Hits */
             hits: number;
+            /** Max Bytes */
+            max_bytes: number;
             /** Misses */
             misses: number;
             /** Size */
             size: number;
+        };
+        /** CompareGroup */
+        CompareGroup: {
+            /** Count */
+            count: number;
+            /** Examples */
+            examples: components["schemas"]["CompareRow"][];
+            /** Key */
+            key: string;
+            /** Mean Diff */
+            mean_diff: number;
+            /** Mean Lp A */
+            mean_lp_a: number;
+            /** Mean Lp B */
+            mean_lp_b: number;
+        };
+        /** CompareJobResult */
+        CompareJobResult: {
+            /**
+             * Exports
+             * @description Every row, as CSV and JSON lines
+             */
+            exports: components["schemas"]["ExportLink"][];
+            /** Files */
+            files: number;
+            /** Groups Previous */
+            groups_previous: components["schemas"]["CompareGroup"][];
+            /** Groups Token */
+            groups_token: components["schemas"]["CompareGroup"][];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "compare";
+            /**
+             * Rows
+             * @description The 300 rows with the largest diff
+             */
+            rows: components["schemas"]["CompareRow"][];
+            /** Skipped */
+            skipped: components["schemas"]["SkippedFile"][];
+            /** Tokens */
+            tokens: number;
         };
         /** CompareRequest */
         CompareRequest: {
@@ -325,6 +415,59 @@ export interface components {
              */
             paths: string[];
         };
+        /** CompareRow */
+        CompareRow: {
+            /**
+             * After
+             * @description Up to 20 characters of text after the token
+             */
+            after: string;
+            /**
+             * Before
+             * @description Up to 40 characters of text before the token
+             */
+            before: string;
+            /**
+             * Cell
+             * @description For a notebook: the cell; line, start and end are then within its source
+             */
+            cell: number | null;
+            /**
+             * Diff
+             * @description lp_a - max(lp_b, clamp)
+             */
+            diff: number;
+            /** End */
+            end: number;
+            /**
+             * Line
+             * @description 1-based
+             */
+            line: number;
+            /** Lp A */
+            lp_a: number;
+            /** Lp B */
+            lp_b: number;
+            /** Path */
+            path: string;
+            /**
+             * Previous
+             * @description The token before it ('' at the start)
+             */
+            previous: string;
+            /**
+             * Start
+             * @description Code-point offset of the token
+             */
+            start: number;
+            /** Token */
+            token: string;
+            /**
+             * Token Index
+             * @description The token's position in its file (or cell)
+             */
+            token_index: number;
+        };
         /** ErrorDetail */
         ErrorDetail: {
             /** Code */
@@ -336,9 +479,25 @@ export interface components {
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
         };
+        /** ExportLink */
+        ExportLink: {
+            /**
+             * Format
+             * @enum {string}
+             */
+            format: "csv" | "jsonl";
+            /** Name */
+            name: string;
+            /**
+             * Url
+             * @description Relative to {base_url}lenscope/api/: an authenticated download
+             */
+            url: string;
+        };
         /** HealthResponse */
         HealthResponse: {
             cache: components["schemas"]["CacheHealth"];
+            job_worker: components["schemas"]["WorkerHealth"];
             models: components["schemas"]["ModelsHealth"];
             queue: components["schemas"]["QueueHealth"];
             worker: components["schemas"]["WorkerHealth"];
@@ -379,21 +538,65 @@ export interface components {
              */
             paths: string[];
         };
+        /**
+         * IndexDocumentResponse
+         * @description The text of a file as an index stored it (for examples whose file is not in the workspace).
+         */
+        IndexDocumentResponse: {
+            /** Cell */
+            cell: number | null;
+            /** Index */
+            index: string;
+            /** Path */
+            path: string;
+            /** Text */
+            text: string;
+        };
         /** IndexEntry */
         IndexEntry: {
             /** Created */
-            created: string;
+            created: string | null;
             /** Files */
-            files: number;
+            files: number | null;
             /** Model */
-            model: string;
+            model: string | null;
             /** Name */
             name: string;
+            /**
+             * Problem
+             * @description What is wrong with a broken index
+             */
+            problem: string | null;
             /**
              * Shipped
              * @description Ships with lenscope (read-only) rather than built in this workspace
              */
             shipped: boolean;
+            /**
+             * State
+             * @description broken: listed with its problem, never served
+             * @enum {string}
+             */
+            state: "ok" | "broken";
+            /** Tokens */
+            tokens: number | null;
+        };
+        /** IndexJobResult */
+        IndexJobResult: {
+            /** Files */
+            files: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "index";
+            /**
+             * Name
+             * @description The index folder's name
+             */
+            name: string;
+            /** Skipped */
+            skipped: components["schemas"]["SkippedFile"][];
             /** Tokens */
             tokens: number;
         };
@@ -432,9 +635,7 @@ export interface components {
             model: string;
             progress: components["schemas"]["JobProgress"] | null;
             /** Result */
-            result: {
-                [key: string]: unknown;
-            } | null;
+            result: (components["schemas"]["IndexJobResult"] | components["schemas"]["CompareJobResult"]) | null;
             /**
              * State
              * @enum {string}
@@ -569,6 +770,16 @@ export interface components {
              * @description The neuron's activation at each of those tokens
              */
             activations: number[];
+            /**
+             * Available
+             * @description The file is in this workspace (else: read the stored text from GET indexes/{index}/document)
+             */
+            available: boolean;
+            /**
+             * Cell
+             * @description For a notebook: the cell the example is in; offsets and lines are then within that cell's source
+             */
+            cell: number | null;
             /** Char End */
             char_end: number;
             /**
@@ -668,6 +879,13 @@ export interface components {
             /** Limit */
             limit: number;
         };
+        /** SkippedFile */
+        SkippedFile: {
+            /** Path */
+            path: string;
+            /** Reason */
+            reason: string;
+        };
         /**
          * StringsWire
          * @description Decoded string of every token id in the response (ids[i] -> values[i]).
@@ -707,7 +925,7 @@ export interface components {
              * State
              * @enum {string}
              */
-            state: "stopped" | "starting" | "ready" | "dead";
+            state: "stopped" | "starting" | "ready" | "unresponsive" | "dead";
         };
     };
     responses: never;
@@ -762,7 +980,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model or job, or no neuron index for the model */
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -794,6 +1012,16 @@ export interface operations {
             };
             /** @description Worker restarting, queue full or model unavailable; see Retry-After */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -848,7 +1076,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model or job, or no neuron index for the model */
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -888,6 +1116,16 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     compareCorpus: {
@@ -904,7 +1142,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The job, started */
+            /** @description Start comparing two models token by token over files under the server root (a job) */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -934,6 +1172,69 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    downloadExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A comparison's export (CSV or JSON lines), as a download */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/jsonl": unknown;
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     health: {
@@ -945,7 +1246,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Worker state, loaded models, queue depth, cache hit rate */
+            /** @description Worker state, loaded models, queue depth, cache use */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -976,7 +1277,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Neuron indexes available (built here or shipped) */
+            /** @description Neuron indexes available (built here or shipped), broken ones included */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1012,7 +1313,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The job, started */
+            /** @description Start building a neuron index over files under the server root (a job) */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -1034,6 +1335,82 @@ export interface operations {
             };
             /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    indexDocument: {
+        parameters: {
+            query: {
+                /** @description The example's file, as the card names it */
+                path: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The text of one file as an index stored it (for examples whose file is not in the workspace) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IndexDocumentResponse"];
+                    "application/msgpack": components["schemas"]["IndexDocumentResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1106,7 +1483,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model or job, or no neuron index for the model */
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1149,7 +1526,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model or job, or no neuron index for the model */
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1200,15 +1577,27 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
         };
     };
     neuronSearch: {
         parameters: {
             query: {
+                /** @description Token text */
                 q: string;
             };
             header?: never;
             path: {
+                /** @description Model name */
                 model: string;
             };
             cookie?: never;
@@ -1245,7 +1634,7 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model or job, or no neuron index for the model */
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1262,6 +1651,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Model name */
                 model: string;
                 layer: number;
                 index: number;
@@ -1300,8 +1690,38 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Unknown model or job, or no neuron index for the model */
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    openapi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description This API's OpenAPI document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

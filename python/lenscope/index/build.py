@@ -11,23 +11,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from lenscope.analysis import bos_id, capture, mlp_hook_names, model_dims
-from lenscope.errors import InvalidInput, LenscopeError
+from lenscope.errors import InvalidInput, JobCancelled
+from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document
 from lenscope.tokens import token_strings, tokenize_with_spans
 
-HIST_EDGES = np.linspace(-1.0, 15.0, 65, dtype=np.float32)
-"""Fixed histogram bins ``[edge_i, edge_i+1)``, plus one underflow and one overflow bin, for every neuron."""
 
-
-class IndexCancelled(LenscopeError):
-    code = "cancelled"
+class IndexCancelled(JobCancelled):
+    pass
 
 
 @dataclass(frozen=True)
@@ -37,36 +35,6 @@ class BuildOptions:
     after: int = 10
     window: int | None = None  # tokens per window, BOS included; default: the model's n_ctx
     batch_windows: int = 8
-
-
-@dataclass
-class IndexArrays:
-    """Everything an index holds, in memory; ``lenscope.index.store`` writes and reads it."""
-
-    k: int
-    before: int
-    after: int
-    window_tokens: int
-    top_values: np.ndarray  # float32 [N, k], -inf where there is no example
-    top_windows: np.ndarray  # int32 [N, k], -1 where there is no example
-    top_positions: np.ndarray  # int32 [N, k], token position of the max inside its window
-    top_context: np.ndarray  # float16 [N, k, before + 1 + after], NaN outside the window
-    windows: np.ndarray  # int32 [W, 3]: document, first token (in the document), tokens
-    tokens: np.ndarray  # int32 [T]: the corpus's tokens, documents one after another
-    token_start: np.ndarray  # int32 [T]: character offsets in the document (code points)
-    token_end: np.ndarray
-    doc_offsets: np.ndarray  # int64 [D + 1]: first token of each document in ``tokens``
-    text: np.ndarray  # uint32 [C]: the documents' code points, one after another (examples are shown from it)
-    doc_chars: np.ndarray  # int64 [D + 1]: first code point of each document in ``text``
-    count: int  # activations seen per neuron (= corpus tokens)
-    mean: np.ndarray  # float32 [N]
-    max: np.ndarray  # float32 [N]
-    hist: np.ndarray  # int64 [N, len(HIST_EDGES) + 1]
-    logit_top_ids: np.ndarray  # int32 [N, 10]: tokens a neuron's output boosts most (W_out @ W_U)
-    logit_top_values: np.ndarray
-    logit_bottom_ids: np.ndarray  # most suppressed
-    logit_bottom_values: np.ndarray
-    strings: dict[int, str] = field(default_factory=dict)  # decoded strings of the ids used
 
 
 Progress = Callable[[dict[str, Any]], None]

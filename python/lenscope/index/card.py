@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from lenscope.errors import InvalidInput
-from lenscope.index.store import Index
+from lenscope.index.corpus import locate
+from lenscope.index.store import Index, IndexBroken, IndexNotFound
 from lenscope.validation import check_int
 
 
@@ -27,9 +29,20 @@ def _float(x: float) -> float | None:
     return None if math.isnan(x) or math.isinf(x) else float(x)
 
 
-def neuron_card(index: Index, layer: int, neuron: int) -> dict[str, Any]:
-    """Everything the panel shows for one neuron, read from a few rows of the mapped arrays."""
+def neuron_card(index: Index, layer: int, neuron: int, available: Callable[[str], bool] = lambda path: False) -> dict[str, Any]:
+    """Everything the panel shows for one neuron, read from a few rows of the mapped arrays.
+
+    ``available(path)`` says whether an example's file is in the reader's workspace. Offsets in
+    a notebook are within the example's cell.
+    """
     n = neuron_row(index, layer, neuron)
+    try:
+        return _card(index, layer, neuron, n, available)
+    except (IndexError, ValueError, KeyError, TypeError) as exc:  # values out of range in a readable index
+        raise IndexBroken(f"index {index.path.name} is broken: {exc}") from None
+
+
+def _card(index: Index, layer: int, neuron: int, n: int, available: Callable[[str], bool]) -> dict[str, Any]:
     a, m, s = index.arrays, index.manifest, index.strings
     before = int(m["before"])
     examples = []
@@ -46,16 +59,22 @@ def neuron_card(index: Index, layer: int, neuron: int) -> dict[str, Any]:
         g0 = int(a["doc_offsets"][doc]) + first
         base = int(a["doc_chars"][doc])
         starts, ends = a["token_start"][g0 : g0 + count], a["token_end"][g0 : g0 + count]
+        max_start = int(a["token_start"][g0 + before - int(np.argmax(keep))])
+        entry = m["files"][doc]
+        cell, shift = locate(entry.get("cells", []), max_start)
+        shift = max_start - shift  # the cell's start: offsets are reported within the cell
         examples.append(
             {
-                "file": m["files"][doc]["path"],
+                "file": entry["path"],
+                "cell": cell,
+                "available": available(entry["path"]),
                 "value": float(a["top_values"][n, j]),
                 "tokens": [_text(a["text"], base + int(b), base + int(e)) for b, e in zip(starts, ends)],
                 "activations": [float(x) for x in acts[keep]],
                 "max_token": before - int(np.argmax(keep)),  # index of the maximum in "tokens"
-                "char_start": int(a["token_start"][g0]),
-                "char_end": int(a["token_end"][g0 + count - 1]),
-                "max_char_start": int(a["token_start"][g0 + before - int(np.argmax(keep))]),
+                "char_start": max(0, int(a["token_start"][g0]) - shift),
+                "char_end": int(a["token_end"][g0 + count - 1]) - shift,
+                "max_char_start": max_start - shift,
             }
         )
     hist = np.asarray(a["hist"][n]).tolist()
@@ -98,3 +117,19 @@ def neurons_for_token(index: Index, token: str, limit: int = 20) -> list[dict[st
         for r in order
         if score[r] > 0
     ]
+
+
+def stored_document(index: Index, path: str, cell: int | None = None) -> dict[str, Any]:
+    """A file's text as the index stored it (a notebook: its cells' sources, or one cell's)."""
+    files = index.manifest["files"]
+    doc = next((i for i, f in enumerate(files) if f["path"] == path), None)
+    if doc is None:
+        raise IndexNotFound(f"index {index.path.name} has no file {path!r}")
+    a = index.arrays
+    lo, hi = int(a["doc_chars"][doc]), int(a["doc_chars"][doc + 1])
+    cells = files[doc].get("cells") or []
+    if cell is not None:
+        if not 0 <= cell < len(cells):
+            raise InvalidInput(f"{path!r} has no cell {cell}")
+        lo, hi = lo + cells[cell][0], lo + cells[cell][1]
+    return {"path": path, "cell": cell, "text": _text(a["text"], lo, hi)}

@@ -25,7 +25,7 @@ import numpy as np
 
 from lenscope import __version__
 from lenscope.errors import LenscopeError
-from lenscope.index.build import HIST_EDGES, IndexArrays
+from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document, Skipped
 
 FORMAT = 1
@@ -39,6 +39,15 @@ ARRAYS = (
 
 class IndexNotFound(LenscopeError):
     code = "index_not_found"
+
+
+class IndexBroken(IndexNotFound):
+    """A folder that claims to be a complete index but is not readable as one: listed with its
+    problem, never served."""
+
+
+REQUIRED = ("format", "complete", "model", "created", "neurons", "n_layers", "d_mlp", "k", "before", "after", "tokens",
+            "files", "hist_edges")  # fmt: skip
 
 
 def write_index(
@@ -80,7 +89,13 @@ def write_index(
             "hist_edges": HIST_EDGES.tolist(),
             "root": root,
             "files": [
-                {"path": d.path, "sha256": d.sha256, "tokens": int(n)} for d, n in zip(docs, np.diff(arrays.doc_offsets).tolist())
+                {
+                    "path": d.path,
+                    "sha256": d.sha256,
+                    "tokens": int(n),
+                    **({"cells": [list(c) for c in d.cells]} if d.cells else {}),
+                }
+                for d, n in zip(docs, np.diff(arrays.doc_offsets).tolist())
             ],
             "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
         }
@@ -115,16 +130,54 @@ class Index:
 
 
 def open_index(path: Path) -> Index:
-    """Open an index memory-mapped. Raises :class:`IndexNotFound` unless it is complete."""
+    """Open an index memory-mapped.
+
+    Raises :class:`IndexNotFound` unless it is complete, and :class:`IndexBroken` when it says it
+    is complete but a file is missing, truncated or inconsistent with the manifest: everything a
+    lookup will touch is checked here, once, so a lookup never fails half-way.
+    """
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexNotFound(f"no complete lenscope index at {path.name}: {exc.__class__.__name__}") from exc
-    if manifest.get("format") != FORMAT or not manifest.get("complete"):
-        raise IndexNotFound(f"{path.name} is not a complete lenscope index (format {manifest.get('format')})")
-    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
-    strings = {int(k): v for k, v in json.loads((path / "strings.json").read_text(encoding="utf-8")).items()}
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not manifest.get("complete"):
+        raise IndexNotFound(f"{path.name} is not a complete lenscope index")
+    try:
+        missing = [k for k in REQUIRED if k not in manifest]
+        if missing:
+            raise ValueError(f"manifest lacks {', '.join(missing)}")
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+        strings = {int(k): str(v) for k, v in json.loads((path / "strings.json").read_text(encoding="utf-8")).items()}
+        _check_shapes(manifest, arrays)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise IndexBroken(f"index {path.name} is broken: {exc}") from None
     return Index(path, manifest, arrays, strings)
+
+
+def _check_shapes(m: dict[str, Any], a: dict[str, np.ndarray]) -> None:
+    n, k, files = int(m["neurons"]), int(m["k"]), m["files"]
+    if int(m["n_layers"]) * int(m["d_mlp"]) != n or not isinstance(files, list):
+        raise ValueError("manifest's neurons, layers and files disagree")
+    if not all(isinstance(f, dict) and isinstance(f.get("path"), str) for f in files):
+        raise ValueError("manifest's files are malformed")
+    width = int(m["before"]) + 1 + int(m["after"])
+    expect = {
+        "top_values": (n, k), "top_windows": (n, k), "top_positions": (n, k), "top_context": (n, k, width),
+        "mean": (n,), "max": (n,), "hist": (n, len(m["hist_edges"]) + 1),
+        "doc_offsets": (len(files) + 1,), "doc_chars": (len(files) + 1,),
+    }  # fmt: skip
+    for name, shape in expect.items():
+        if a[name].shape != shape:
+            raise ValueError(f"{name}.npy has shape {a[name].shape}, the manifest implies {shape}")
+    tokens = int(a["doc_offsets"][-1]) if len(files) else 0
+    for name in ("tokens", "token_start", "token_end"):
+        if a[name].shape != (tokens,):
+            raise ValueError(f"{name}.npy has shape {a[name].shape}, expected ({tokens},)")
+    if a["text"].shape != (int(a["doc_chars"][-1]),) or a["windows"].ndim != 2 or a["windows"].shape[1:] != (3,):
+        raise ValueError("text.npy or windows.npy does not match the documents")
+    for name in ("logit_top_ids", "logit_top_values", "logit_bottom_ids", "logit_bottom_values"):
+        if a[name].shape[:1] != (n,):
+            raise ValueError(f"{name}.npy has {a[name].shape[:1]} rows, expected {n}")
 
 
 def changed_files(path: Path, docs: list[Document]) -> list[str] | None:

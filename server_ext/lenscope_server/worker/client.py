@@ -4,6 +4,11 @@ Runs on the Jupyter server's asyncio loop and never imports torch. Requests are 
 worker's stdin; a reader task resolves each request's future from the worker's stdout. When
 the worker dies, every request in flight fails at once with :class:`WorkerDied` (the server
 answers 503) and a fresh worker is started for the next request.
+
+Nothing waits forever: a request has a deadline (:class:`WorkerTimeout`, 504), and the worker
+sends a heartbeat from a thread of its own; a worker that misses it (stopped, wedged) is killed
+and restarted, and the requests it held fail at once. A request counts against the queue only
+from the moment its frame is written, and is released on every way out.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lenscope.errors import LenscopeError
+from lenscope.errors import InvalidInput, LenscopeError
 from lenscope_server.worker.protocol import HEADER, pack_frame, unpack_body
 
 
@@ -29,6 +34,10 @@ class WorkerDied(LenscopeError):
 
 class QueueFull(LenscopeError):
     code = "queue_full"
+
+
+class WorkerTimeout(LenscopeError):
+    code = "worker_timeout"
 
 
 class WorkerError(LenscopeError):
@@ -48,6 +57,7 @@ class WorkerConfig:
     preload: str | None = None
     threads: int | None = None
     queue_limit: int = 32
+    heartbeat_timeout_s: float = 20.0
 
 
 @dataclass
@@ -70,7 +80,13 @@ class WorkerClient:
         self._pending: dict[int, _Pending] = {}
         self._ready: asyncio.Future[None] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
+        self._last_seen = 0.0
+        self._kill_reason: str | None = None
+
+    def health(self) -> dict[str, Any]:
+        return {"state": self.state, "pid": self.pid, "restarts": self.restarts, "last_exit": self.last_exit}
 
     @property
     def queue_depth(self) -> int:
@@ -98,10 +114,33 @@ class WorkerClient:
                 limit=2**30,
             )
             self.started_at = time.time()
+            self._last_seen = time.monotonic()
+            self._kill_reason = None
             if self.config.preload:
                 self.loading.add(self.config.preload)
             self._reader = asyncio.create_task(self._read(self.proc))
+            if self._watchdog is None or self._watchdog.done():
+                self._watchdog = asyncio.create_task(self._watch())
         await asyncio.shield(self._ready)
+
+    async def _watch(self) -> None:
+        """Kill a worker whose heartbeat stops (SIGSTOP, a wedged native call): its requests
+        then fail with a clear message and the next request gets a fresh worker."""
+        limit = self.config.heartbeat_timeout_s
+        while self.state != "stopped":
+            await asyncio.sleep(min(1.0, limit / 4))
+            proc = self.proc
+            silent = time.monotonic() - self._last_seen
+            if proc is not None and proc.returncode is None and silent > limit:
+                self.kill(f"no heartbeat for {silent:.0f} s")
+
+    def kill(self, reason: str) -> None:
+        """End the worker now (SIGKILL also ends a stopped process); requests in flight fail."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            self._kill_reason = reason
+            self.state = "unresponsive"
+            proc.kill()
 
     def _worker_config(self) -> dict[str, Any]:
         c = self.config
@@ -121,6 +160,8 @@ class WorkerClient:
                 header = await proc.stdout.readexactly(HEADER.size)
                 (length,) = HEADER.unpack(header)
                 message = unpack_body(await proc.stdout.readexactly(length))
+                if proc is self.proc:
+                    self._last_seen = time.monotonic()
                 self._dispatch(message)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -129,6 +170,8 @@ class WorkerClient:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         rid = message.get("id")
+        if rid == -2:  # a heartbeat
+            return
         if rid == 0:  # the worker's hello
             self.state = "ready"
             if self._ready and not self._ready.done():
@@ -160,6 +203,8 @@ class WorkerClient:
         if proc is not self.proc:
             return
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        if self._kill_reason:
+            how = f"killed by lenscope: {self._kill_reason}"
         self.last_exit = how
         self.state = "dead"
         self.loaded, self.loading = [], set()
@@ -187,31 +232,49 @@ class WorkerClient:
         args: dict[str, Any] | None = None,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
         on_sent: Callable[[int], None] | None = None,
+        timeout_s: float | None = None,
     ) -> Any:
-        """Send one op and await its result. ``on_sent`` gets the request id (to cancel it)."""
+        """Send one op and await its result. ``on_sent`` gets the request id (to cancel it).
+
+        Arguments that cannot be packed are the caller's error (:class:`InvalidInput`), found
+        before anything is queued.
+        """
+        rid = next(self._ids)
+        try:
+            frame = pack_frame({"id": rid, "op": op, "args": args or {}})
+        except (TypeError, ValueError, OverflowError) as exc:  # msgpack: int beyond 64 bits, bad str, ...
+            raise InvalidInput(f"the request's arguments cannot be sent to the model worker: {exc}") from exc
         if len(self._pending) >= self.config.queue_limit:
             raise QueueFull(
                 f"the model worker has {len(self._pending)} requests queued (limit {self.config.queue_limit}); retry shortly"
             )
         await self.start()
-        assert self.proc is not None and self.proc.stdin is not None
-        rid = next(self._ids)
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = _Pending(future, on_progress)
         try:
-            self.proc.stdin.write(pack_frame({"id": rid, "op": op, "args": args or {}}))
-            await self.proc.stdin.drain()
+            proc.stdin.write(frame)
+            self._pending[rid] = _Pending(future, on_progress)
+            if on_sent:
+                on_sent(rid)
+            await proc.stdin.drain()
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except (ConnectionError, RuntimeError) as exc:
-            self._pending.pop(rid, None)
             raise WorkerDied(f"the model worker is not accepting requests ({exc}); it is restarting, try again") from exc
-        if on_sent:
-            on_sent(rid)
-        return await future
+        except asyncio.TimeoutError:
+            await self.cancel(rid)
+            raise WorkerTimeout(
+                f"the model worker did not answer {op!r} within {timeout_s:g} s (it may still be loading a model or "
+                "working on a long text); try again, or select less text"
+            ) from None
+        finally:
+            self._pending.pop(rid, None)
 
     async def cancel(self, rid: int) -> None:
         if self.proc and self.proc.stdin and self.proc.returncode is None:
             self.proc.stdin.write(pack_frame({"id": rid, "op": "cancel"}))
-            await self.proc.stdin.drain()
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.proc.stdin.drain()
 
     async def stop(self) -> None:
         self.state = "stopped"
@@ -224,5 +287,6 @@ class WorkerClient:
             except asyncio.TimeoutError:
                 proc.kill()
                 await proc.wait()
-        if self._reader:
-            self._reader.cancel()
+        for task in (self._reader, self._watchdog):
+            if task:
+                task.cancel()

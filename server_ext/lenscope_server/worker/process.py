@@ -113,7 +113,7 @@ class Worker:
 
     def op_analyze(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.analysis import analyze
-        from lenscope.wire import encode_msgpack, to_wire
+        from lenscope.wire import to_wire
 
         name = args["model"]
         model = self.model(name)
@@ -125,112 +125,56 @@ class Worker:
             top_neurons=args["top_neurons"],
             model_name=name,
         )
-        return {"payload": encode_msgpack(to_wire(result)), "loaded": sorted(self.models)}
+        return {"payload": encode(to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
 
     def op_activations(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.analysis import neuron_activations
-        from lenscope.wire import activations_to_wire, encode_msgpack
+        from lenscope.wire import activations_to_wire
 
         name = args["model"]
         pairs = [(n["layer"], n["index"]) for n in args["neurons"]]
         result = neuron_activations(self.model(name), args["text"], pairs, context=args.get("context", ""), model_name=name)
-        return {"payload": encode_msgpack(activations_to_wire(result)), "loaded": sorted(self.models)}
+        return {"payload": encode(activations_to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
 
     def op_build_index(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        """Build a neuron index over files under ``root`` and write it atomically to ``out``."""
-        from lenscope.errors import InvalidInput
-        from lenscope.index.build import BuildOptions, build_index
-        from lenscope.index.corpus import read_documents
-        from lenscope.index.store import write_index
+        """A neuron index over files under ``root``, written atomically to ``out``."""
+        from lenscope.workspace import build_index_over, read_corpus
 
-        root, out = Path(args["root"]), Path(args["out"])
-        docs, skipped = read_documents(root, args["paths"])
-        if not docs:
-            raise InvalidInput(
-                f"no readable text among the paths; skipped: {', '.join(f'{s.path} ({s.reason})' for s in skipped) or 'none'}"
-            )
-        model = self.model(args["model"])
-        last = [0.0]
-
-        def throttled(p: dict[str, Any]) -> None:  # at most 5 progress frames a second
-            if time.monotonic() - last[0] > 0.2 or p["tokens_done"] == p["tokens_total"]:
-                last[0] = time.monotonic()
-                progress(p)
-
-        arrays = build_index(model, docs, BuildOptions(k=int(args.get("k", 20))), progress=throttled, cancelled=cancelled.is_set)
-        tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
-        write_index(
-            arrays,
-            out,
-            model=args["model"],
-            n_layers=int(model.cfg.n_layers),
-            tokenizer=tokenizer,
-            docs=docs,
-            skipped=skipped,
-            root=".",
+        corpus = read_corpus(Path(args["root"]), args["paths"], allow_hidden=bool(args.get("allow_hidden")))
+        return build_index_over(
+            lambda: self.model(args["model"]),
+            args["model"],
+            corpus,
+            Path(args["out"]),
+            k=int(args["k"]),
+            progress=progress,
+            cancelled=cancelled.is_set,
         )
-        return {
-            "name": out.name,
-            "files": len(docs),
-            "tokens": arrays.count,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
-        }
 
     def op_compare_corpus(
         self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event
     ) -> Any:
-        """Both models over files under ``root`` (stored scans reused), ranked rows, groups, exports."""
-        from lenscope.compare import compare_scans, group_dict, group_rows, row_dict, stored_or_new_scan, to_csv, to_jsonl
-        from lenscope.errors import InvalidInput
-        from lenscope.index.build import IndexCancelled
-        from lenscope.index.corpus import read_documents
+        """Both models over files under ``root``: the job result (top rows, groups, export links)."""
+        from lenscope.workspace import compare_over, read_corpus
 
-        root = Path(args["root"])
-        docs, skipped = read_documents(root, args["paths"])
-        if not docs:
-            raise InvalidInput("no readable text among the paths")
-        names = (args["model_a"], args["model_b"])
-        sizes = [len(d.text) for d in docs]
-        total, done, started = 2 * sum(sizes), [0], time.monotonic()
+        corpus = read_corpus(Path(args["root"]), args["paths"], allow_hidden=bool(args.get("allow_hidden")))
+        result, _ = compare_over(
+            self.model,
+            args["model_a"],
+            args["model_b"],
+            corpus,
+            clamp=float(args["clamp"]),
+            min_count=int(args["min_count"]),
+            progress=progress,
+            cancelled=cancelled.is_set,
+        )
+        return result
 
-        def step(i: int, n: int) -> None:
-            if cancelled.is_set():
-                raise IndexCancelled("the comparison was cancelled")
-            done[0] += sizes[i - 1]
-            rate = done[0] / max(time.monotonic() - started, 1e-6)
-            progress({"tokens_done": done[0], "tokens_total": total, "rate": rate, "eta_s": (total - done[0]) / rate})
-
-        scans = []
-        for name in names:
-
-            def load(name: str = name) -> Any:
-                return self.model(name)
-
-            result, reused = stored_or_new_scan(load, name, docs, root / ".lenscope" / "scans", step)
-            if reused:  # nothing ran: the progress bar still covers this half
-                for i in range(len(docs)):
-                    step(i + 1, len(docs))
-            scans.append(result)
-        rows = compare_scans(scans[0], scans[1], float(args.get("clamp", -6.0)))
-        out = root / ".lenscope" / "compare"
-        out.mkdir(parents=True, exist_ok=True)
-        stem = f"{names[0]}-vs-{names[1]}".replace("/", "__")
-        for ext, text in (("csv", to_csv(rows)), ("jsonl", to_jsonl(rows))):
-            tmp = out / f".{stem}.{ext}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(out / f"{stem}.{ext}")
-        return {
-            "files": len(docs),
-            "tokens": len(rows),
-            "skipped": [{"path": s.path, "reason": s.reason} for s in skipped],
-            "rows": [row_dict(r) for r in rows[:300]],
-            "groups_token": [group_dict(g) for g in group_rows(rows, "token", min_count=int(args.get("min_count", 10)))[:30]],
-            "groups_previous": [
-                group_dict(g) for g in group_rows(rows, "previous", min_count=int(args.get("min_count", 10)))[:30]
-            ],
-            "csv": f".lenscope/compare/{stem}.csv",
-            "jsonl": f".lenscope/compare/{stem}.jsonl",
-        }
+    def heartbeat(self, every_s: float) -> None:
+        """From a thread of its own: the server kills a worker whose heartbeat stops."""
+        while True:
+            time.sleep(every_s)
+            self.send({"id": -2})
 
     def run(self) -> None:
         while True:
@@ -255,7 +199,10 @@ class Worker:
             if op is None:
                 raise LenscopeError(f"unknown worker op {message.get('op')!r}")
             result = op(message.get("args") or {}, lambda p: self.send({"id": rid, "progress": p}), cancelled)
-            self.send({"id": rid, "ok": True, "result": result})
+            try:
+                self.send({"id": rid, "ok": True, "result": result})
+            except (TypeError, ValueError, OverflowError) as exc:  # a result msgpack cannot carry: still answer
+                self.send({"id": rid, "ok": False, "error": {"code": "internal", "message": f"unsendable result: {exc}"}})
         except LenscopeError as exc:
             self.send({"id": rid, "ok": False, "error": {"code": exc.code, "message": exc.message}})
         except MemoryError:
@@ -270,6 +217,16 @@ class Worker:
             self.send({"id": rid, "ok": False, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}})
         finally:
             self.cancel_events.pop(rid, None)
+
+
+HEARTBEAT_S = 2.0
+
+
+def encode(wire: dict[str, Any], encoding: str | None) -> bytes:
+    """The response body, encoded here so the server sends (and caches) it as it is."""
+    from lenscope.wire import encode_json, encode_msgpack
+
+    return encode_json(wire) if encoding == "json" else encode_msgpack(wire)
 
 
 def rss_mb() -> float:
@@ -298,6 +255,7 @@ def main() -> None:
     )
     reader = threading.Thread(target=worker.read_loop, args=(sys.stdin.buffer,), daemon=True)
     reader.start()
+    threading.Thread(target=worker.heartbeat, args=(HEARTBEAT_S,), daemon=True).start()
     worker.send({"id": 0, "ok": True, "result": {"ready": True, "pid": os.getpid()}})
     preload = config.get("preload")
     if preload:

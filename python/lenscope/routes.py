@@ -1,0 +1,120 @@
+"""Every HTTP route of lenscope's API, declared once.
+
+The server's handler table (``lenscope_server.handlers.route_table``) and the OpenAPI spec
+(``lenscope.openapi``) are both built from :data:`ROUTES`, and the contract tests enumerate it:
+a route cannot exist in one and not the other. No web framework is imported here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from lenscope import wire
+from lenscope.validation import MAX_LAYERS, MAX_NAME_CHARS, MAX_NEURON_INDEX
+
+PREFIX = "/lenscope/api"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # "path" | "query"
+    schema: dict[str, Any]
+    pattern: str = r"[^/]+"  # how a path parameter is matched in the URL (unanchored)
+    description: str = ""
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str  # an OpenAPI path template under PREFIX, e.g. "/neurons/{model}/{layer}/{index}"
+    method: str  # get | post | delete
+    operation_id: str
+    summary: str
+    response: type[BaseModel] | None  # None: a file download (``downloads`` gives its types)
+    errors: tuple[int, ...]
+    request: type[BaseModel] | None = None
+    params: tuple[Param, ...] = ()
+    status: int = 200
+    downloads: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return PREFIX + self.path
+
+    def regex(self) -> str:
+        """The tornado URL pattern: each ``{param}`` becomes a group with its own pattern."""
+        by_name = {p.name: p for p in self.params if p.where == "path"}
+        return PREFIX + re.sub(r"\{(\w+)\}", lambda m: f"({by_name[m.group(1)].pattern})", self.path)
+
+
+MODEL = Param("model", "path", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, description="Model name")
+JOB_ID = Param("job_id", "path", {"type": "string", "pattern": "^[A-Za-z0-9-]{1,40}$"}, pattern="[A-Za-z0-9-]{1,40}")
+INDEX_NAME = Param(
+    "name", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}, pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+)
+EXPORT_NAME = Param(
+    "name",
+    "path",
+    {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"},
+    pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,199}",
+)
+TEXT_ERRORS = (400, 403, 404, 413, 415, 503, 504)
+JOB_ERRORS = (400, 403, 415, 503)
+
+ROUTES: tuple[Route, ...] = (
+    Route("/models", "get", "listModels", "Available models, their shapes, and whether each is loadable now",
+          wire.ModelsResponse, (403, 503, 504)),
+    Route("/analyze", "post", "analyze", "Per-token next-token predictions and top MLP neurons of a text",
+          wire.AnalyzeResponse, TEXT_ERRORS, request=wire.AnalyzeRequest),
+    Route("/activations", "post", "activations", "Post-activations of chosen MLP neurons at every token of a text",
+          wire.ActivationsResponse, TEXT_ERRORS, request=wire.ActivationsRequest),
+    Route("/neurons/{model}/{layer}/{index}", "get", "neuronCard",
+          "A neuron's card: top corpus examples, direct logit effect, activation histogram",
+          wire.NeuronCardResponse, (400, 403, 404), params=(
+              MODEL,
+              Param("layer", "path", {"type": "integer", "minimum": 0, "maximum": MAX_LAYERS - 1}, pattern="[0-9]{1,6}"),
+              Param("index", "path", {"type": "integer", "minimum": 0, "maximum": MAX_NEURON_INDEX}, pattern="[0-9]{1,7}"),
+          )),
+    Route("/neurons/{model}/search", "get", "neuronSearch", "Neurons whose top examples peak on a token (by its text)",
+          wire.NeuronSearchResponse, (400, 403, 404), params=(
+              MODEL,
+              Param("q", "query", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, description="Token text"),
+          )),
+    Route("/indexes", "get", "listIndexes", "Neuron indexes available (built here or shipped), broken ones included",
+          wire.IndexesResponse, (403,)),
+    Route("/indexes", "post", "buildIndex", "Start building a neuron index over files under the server root (a job)",
+          wire.JobResponse, JOB_ERRORS, request=wire.IndexBuildRequest, status=202),
+    Route("/indexes/{name}/document", "get", "indexDocument",
+          "The text of one file as an index stored it (for examples whose file is not in the workspace)",
+          wire.IndexDocumentResponse, (400, 403, 404), params=(
+              INDEX_NAME,
+              Param("path", "query", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS * 20},
+                    description="The example's file, as the card names it"),
+              Param("cell", "query", {"type": "integer", "minimum": 0, "maximum": 1_000_000}, required=False,
+                    description="A notebook's cell: only that cell's source"),
+          )),
+    Route("/compare", "post", "compareCorpus",
+          "Start comparing two models token by token over files under the server root (a job)",
+          wire.JobResponse, JOB_ERRORS, request=wire.CompareRequest, status=202),
+    Route("/exports/{name}", "get", "downloadExport", "A comparison's export (CSV or JSON lines), as a download",
+          None, (403, 404), params=(EXPORT_NAME,), downloads=("text/csv", "application/jsonl")),
+    Route("/jobs", "get", "listJobs", "Jobs of this server", wire.JobsResponse, (403,)),
+    Route("/jobs/{job_id}", "get", "getJob", "A job's state and progress", wire.JobResponse, (403, 404), params=(JOB_ID,)),
+    Route("/jobs/{job_id}", "delete", "cancelJob", "Cancel a job (its partial output is never published)",
+          wire.JobResponse, (403, 404), params=(JOB_ID,)),
+    Route("/health", "get", "health", "Worker state, loaded models, queue depth, cache use", wire.HealthResponse, (403,)),
+    Route("/openapi.json", "get", "openapi", "This API's OpenAPI document", None, (403,), downloads=("application/json",)),
+)  # fmt: skip
+
+
+def paths() -> dict[str, list[Route]]:
+    """Routes grouped by path, in declaration order (one handler class per path)."""
+    out: dict[str, list[Route]] = {}
+    for r in ROUTES:
+        out.setdefault(r.path, []).append(r)
+    return out

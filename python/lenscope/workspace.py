@@ -1,0 +1,169 @@
+"""Long work over a workspace's files, one implementation for the CLI and the server's job
+worker: read the corpus, build a neuron index, compare two models (with their exports).
+
+Each takes ``progress`` (a dict: tokens_done, tokens_total, rate, eta_s) and ``cancelled`` (a
+callable polled between batches or files), and returns the typed job result of the wire
+schema (``IndexJobResult``, ``CompareJobResult``) as plain data.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lenscope import defaults
+from lenscope.errors import InvalidInput, JobCancelled
+from lenscope.index.corpus import Document, Skipped, read_documents
+from lenscope.paths import safe_relative
+
+Progress = Callable[[dict[str, Any]], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    root: Path
+    docs: list[Document]
+    skipped: list[Skipped]
+
+    def skipped_wire(self) -> list[dict[str, str]]:
+        return [{"path": s.path, "reason": s.reason} for s in self.skipped]
+
+
+def read_corpus(root: Path, paths: list[str], *, allow_hidden: bool = False, where: str = "the server root") -> Corpus:
+    """Check ``paths`` against ``root`` (:func:`lenscope.paths.safe_relative`), then read them.
+
+    Raises :class:`InvalidInput` when nothing readable is left, naming what was skipped.
+    """
+    if not paths:
+        raise InvalidInput(f"no paths: give files or folders under {where}")
+    rel = [safe_relative(root, p, allow_hidden=allow_hidden, where=where) for p in paths]
+    docs, skipped = read_documents(root, rel, allow_hidden=allow_hidden)
+    if not docs:
+        listed = ", ".join(f"{s.path} ({s.reason})" for s in skipped[:10]) or "none"
+        raise InvalidInput(f"no readable text among the paths; skipped: {listed}")
+    return Corpus(root, docs, skipped)
+
+
+def throttled(progress: Progress | None, per_s: float = 5.0) -> Progress:
+    """At most ``per_s`` progress reports a second, and always the last one."""
+    last = [0.0]
+
+    def report(p: dict[str, Any]) -> None:
+        if progress and (time.monotonic() - last[0] > 1 / per_s or p["tokens_done"] >= p["tokens_total"]):
+            last[0] = time.monotonic()
+            progress(p)
+
+    return report
+
+
+def build_index_over(
+    load: Callable[[], Any],
+    model_name: str,
+    corpus: Corpus,
+    out: Path,
+    *,
+    k: int = defaults.INDEX_K,
+    progress: Progress | None = None,
+    cancelled: CancelCheck | None = None,
+    root_label: str = ".",
+) -> dict[str, Any]:
+    """Build a neuron index of ``corpus`` and write it atomically to ``out``."""
+    from lenscope.index.build import BuildOptions, build_index
+    from lenscope.index.store import write_index
+
+    model = load()
+    arrays = build_index(model, corpus.docs, BuildOptions(k=k), progress=throttled(progress), cancelled=cancelled)
+    tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
+    write_index(
+        arrays,
+        out,
+        model=model_name,
+        n_layers=int(model.cfg.n_layers),
+        tokenizer=tokenizer,
+        docs=corpus.docs,
+        skipped=corpus.skipped,
+        root=root_label,
+    )
+    return {
+        "kind": "index",
+        "name": out.name,
+        "files": len(corpus.docs),
+        "tokens": arrays.count,
+        "skipped": corpus.skipped_wire(),
+    }
+
+
+def export_stem(model_a: str, model_b: str) -> str:
+    """A file name for a comparison's exports that the export route serves (letters, digits, ``._-``)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{model_a}-vs-{model_b}")
+    return stem if stem[:1].isalnum() else f"x{stem}"
+
+
+def compare_over(
+    load: Callable[[str], Any],
+    model_a: str,
+    model_b: str,
+    corpus: Corpus,
+    *,
+    clamp: float = defaults.CLAMP,
+    min_count: int = defaults.MIN_COUNT,
+    progress: Progress | None = None,
+    cancelled: CancelCheck | None = None,
+) -> tuple[dict[str, Any], list[Any]]:
+    """Both models over the corpus (stored scans reused), ranked rows, groups, and every row
+    exported as CSV and JSON lines under ``{root}/.lenscope/compare/``. Returns the job result
+    (the top rows and groups) and all rows."""
+    from lenscope.compare import compare_scans, group_dict, group_rows, row_dict, stored_or_new_scan, to_csv, to_jsonl
+
+    docs = corpus.docs
+    sizes = [len(d.text) for d in docs]
+    total, done, started = 2 * sum(sizes), [0], time.monotonic()
+    report = throttled(progress)
+
+    def step(i: int, n: int) -> None:
+        if cancelled and cancelled():
+            raise JobCancelled("the comparison was cancelled")
+        done[0] += sizes[i - 1]
+        rate = done[0] / max(time.monotonic() - started, 1e-6)
+        report({"tokens_done": done[0], "tokens_total": total, "rate": rate, "eta_s": (total - done[0]) / rate})
+
+    scans = []
+    for name in (model_a, model_b):
+
+        def load_this(name: str = name) -> Any:
+            return load(name)
+
+        scanned, reused = stored_or_new_scan(load_this, name, docs, corpus.root / defaults.SCANS_DIR, step)
+        if reused:  # nothing ran: the progress bar still covers this half
+            for i in range(len(docs)):
+                step(i + 1, len(docs))
+        scans.append(scanned)
+    rows = compare_scans(scans[0], scans[1], clamp)
+    out = corpus.root / defaults.EXPORTS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    stem = export_stem(model_a, model_b)
+    exports = []
+    for fmt, text in (("csv", to_csv(rows)), ("jsonl", to_jsonl(rows))):
+        name = f"{stem}.{fmt}"
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out / name)  # atomic: a reader sees the old export or the new one, never half of it
+        exports.append({"format": fmt, "name": name, "url": f"exports/{name}"})
+    groups = {by: [group_dict(g) for g in group_rows(rows, by, min_count=min_count)[: defaults.COMPARE_GROUPS]]
+              for by in ("token", "previous")}  # fmt: skip
+    result: dict[str, Any] = {
+        "kind": "compare",
+        "files": len(docs),
+        "tokens": len(rows),
+        "skipped": corpus.skipped_wire(),
+        "rows": [row_dict(r) for r in rows[: defaults.COMPARE_ROWS]],
+        "groups_token": groups["token"],
+        "groups_previous": groups["previous"],
+        "exports": exports,
+    }
+    return result, rows
