@@ -163,10 +163,22 @@ def test_neuron_click_and_dark_theme(page: Any, lab: Lab) -> None:
     chip.click()
     page.wait_for_selector(".ls-token-neuron")
     section = page.locator("#lenscope-panel .ls-neuron")
-    section.locator(".ls-flow-token").first.wait_for()
+    page.wait_for_selector('#lenscope-panel .ls-legend[data-legend="activation"]')  # the legend says what the colours are
     assert section.get_attribute("data-layer") == str(layer) and section.get_attribute("data-index") == str(index)
-    acts = [float(x) for x in section.locator(".ls-flow-token").evaluate_all("els => els.map(e => e.dataset.activation)")]
+    flow = page.locator("#lenscope-panel .ls-tokens .ls-flow-token")
+    acts = [float(x) for x in flow.evaluate_all("els => els.map(e => e.dataset.activation)")]
     assert max(acts) > 0
+    # the text's colours are the neuron's: the panel's strongest token is coloured, a negative one is not
+    colours = flow.evaluate_all("els => els.map(e => e.style.backgroundColor)")
+    assert colours[acts.index(max(acts))].startswith("rgba(40, 120, 230")
+    assert all(c in ("transparent", "") for c, a in zip(colours, acts) if a <= 0)
+    # its card opened as a main-area tab, titled by neuron and model, from the shipped index
+    card = page.wait_for_selector(f'.ls-card-view .ls-card[data-layer="{layer}"][data-index="{index}"]')
+    tab = page.locator(".lm-DockPanel .lm-TabBar-tab.lm-mod-current", has_text=f"L{layer}.N{index}")
+    assert "lenscope-gelu-1l" in tab.first.inner_text()
+    assert card.query_selector(".ls-axis-x") and card.query_selector(".ls-axis-y")  # the histogram has axes
+    assert card.query_selector('.ls-legend[data-legend="activation"] .ls-gradient')  # and a colour scale
+    shot(page, "card-tab-light")
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
     page.wait_for_selector('body[data-jp-theme-light="false"]', state="attached")
     time.sleep(0.5)
@@ -174,6 +186,19 @@ def test_neuron_click_and_dark_theme(page: Any, lab: Lab) -> None:
     hover_and_read_tooltip(page, 3)
     shot(page, "tooltip-dark")
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+    page.wait_for_selector('body[data-jp-theme-light="true"]', state="attached")
+
+    # an example whose file is not in this workspace (the shipped index read the stdlib) opens the
+    # text the index stored, read-only, with the example's token highlighted; no 404
+    link = card.query_selector('.ls-example-file[data-available="false"]')
+    assert link, "the shipped index's examples should be outside the workspace"
+    example = link.evaluate_handle("a => a.closest('.ls-example')")
+    peak = example.query_selector(".ls-max").inner_text().replace("\u00b7", " ").replace("\u21b5", "\n").replace("\u2192", "\t")
+    file = link.get_attribute("data-file")
+    link.click()
+    stored = page.wait_for_selector(f'.ls-stored-view[data-path="{file}"] .ls-stored-max')
+    assert stored.inner_text() == peak
+    shot(page, "stored-text")
 
 
 def test_thousand_token_selection_timing(page: Any, lab: Lab) -> None:
@@ -242,17 +267,18 @@ def test_build_index_from_the_panel_then_open_a_neuron_card(page: Any, lab: Lab)
     chip = page.wait_for_selector(".ls-tooltip .ls-neuron-chip")
     layer, index = chip.get_attribute("data-layer"), chip.get_attribute("data-index")
     chip.dispatch_event("mousedown")
-    card = page.wait_for_selector(f'#lenscope-panel .ls-card[data-layer="{layer}"][data-index="{index}"]')
+    card = page.wait_for_selector(f'.ls-card-view .ls-card[data-layer="{layer}"][data-index="{index}"]')
     examples = card.query_selector_all(".ls-example")
     assert examples, "the card shows no examples"
-    files = {e.query_selector(".ls-example-file").inner_text() for e in examples}
-    assert files <= {f["path"] for f in manifest["files"]}
+    links = [e.query_selector(".ls-example-file") for e in examples]
+    assert {a.get_attribute("data-file") for a in links} <= {f["path"] for f in manifest["files"]}
+    assert all(a.get_attribute("data-available") == "true" for a in links)  # all in this workspace
     assert card.query_selector(".ls-max") and len(card.query_selector_all(".ls-bar")) == 66
-    page.locator("#lenscope-panel").screenshot(path=str(ARTIFACTS / "neuron-card.png"))
+    page.locator(".ls-card-view").first.screenshot(path=str(ARTIFACTS / "neuron-card.png"))
     shot(page, "neuron-card-full")
     # an example's file link opens that file in the editor
-    first = examples[0].query_selector(".ls-example-file")
-    target = first.inner_text()
+    first = links[0]
+    target = first.get_attribute("data-file")
     first.click()
     current = "window.jupyterapp.shell.currentWidget"
     page.wait_for_function(f"() => {current} && {current}.context && {current}.context.path === {json.dumps(target)}")
@@ -268,7 +294,7 @@ def test_search_neurons_by_token_opens_a_card(page: Any, lab: Lab) -> None:
     chip.wait_for()
     layer, index = chip.get_attribute("data-layer"), chip.get_attribute("data-index")
     chip.click()
-    card = page.wait_for_selector(f'#lenscope-panel .ls-card[data-layer="{layer}"][data-index="{index}"]')
+    card = page.wait_for_selector(f'.ls-card-view .ls-card[data-layer="{layer}"][data-index="{index}"]')
     maxima = [m.inner_text().strip("·") for m in card.query_selector_all(".ls-max")]  # whitespace shown as ·
     assert "self" in maxima, maxima  # some top example of that neuron peaks on "self"
 
@@ -305,6 +331,14 @@ def test_compare_two_models_on_a_selection(page: Any, lab: Lab) -> None:
         diff = float(lp_a[i]) - max(float(lp_b[i]), -6.0)
         if abs(diff) > 0.05:
             assert colour.startswith("rgba(30, 160, 80" if diff > 0 else "rgba(150, 60, 200"), (i, diff, colour)
+    # the panel's token view shows the same diverging colours, under the diverging legend
+    assert page.locator('#lenscope-panel .ls-legend[data-legend="diff"]').count() == 1
+    panel_colours = page.locator("#lenscope-panel .ls-tokens .ls-flow-token").evaluate_all(
+        "els => els.map(e => e.style.backgroundColor)"
+    )
+    for i, colour in enumerate(panel_colours):
+        if str(i) in colours:
+            assert colour == colours[str(i)], (i, colour, colours[str(i)])
     shot(page, "compare-tooltip")
 
 
@@ -314,9 +348,10 @@ def test_compare_over_the_workspace_and_open_a_result(page: Any, lab: Lab) -> No
     page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
     page.locator("#lenscope-panel .ls-compare-run").click()
     page.wait_for_selector('#lenscope-panel .ls-compare-corpus[data-job-state="done"]', timeout=180_000)
-    rows = page.locator("#lenscope-panel .ls-compare-row")
+    rows = page.locator(".ls-compare-view .ls-compare-row")  # a main-area tab, opened when done
+    rows.first.wait_for()
     assert rows.count() > 10
-    diffs = [float(x) for x in rows.locator("td.ls-num").all_inner_texts()]
+    diffs = [float(x) for x in rows.locator("td.ls-num:first-child").all_inner_texts()]
     assert diffs == sorted(diffs, reverse=True)
     first = rows.first
     path, line = first.get_attribute("data-path"), int(first.get_attribute("data-line") or 0)
@@ -324,9 +359,9 @@ def test_compare_over_the_workspace_and_open_a_result(page: Any, lab: Lab) -> No
     first.click()
     current = "window.jupyterapp.shell.currentWidget"
     page.wait_for_function(f"() => {current} && {current}.context && {current}.context.path === {json.dumps(path)}")
-    page.wait_for_selector(".jp-FileEditor .ls-token")
+    page.wait_for_selector(".jp-FileEditor .ls-token, .jp-Notebook .ls-token")
     lines = {ln for _, _, ln in decorated(page)}
     assert line in lines  # the row's line is analyzed, compared, inline
-    colours = page.locator(".jp-FileEditor .ls-token").evaluate_all("els => els.map(e => e.style.backgroundColor)")
+    colours = page.locator(".ls-token").evaluate_all("els => els.map(e => e.style.backgroundColor)")
     assert any(c.startswith("rgba(30, 160, 80") for c in colours)  # green: A beats B there
     shot(page, "compare-corpus-opened")

@@ -107,6 +107,7 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry): HTMLEle
     const link = el('a', 'ls-example-file', where);
     link.href = '#';
     link.dataset.available = String(ex.available);
+    link.dataset.file = ex.file;
     link.title = ex.available ? 'Open the file at this place' : 'Not in this workspace: open the text the index stored (read-only)';
     link.tabIndex = j === 0 ? 0 : -1;
     link.addEventListener('click', event => {

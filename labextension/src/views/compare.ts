@@ -52,7 +52,7 @@ export class CompareView extends Widget {
   private render(a: string, b: string, result: CompareJobResult): HTMLElement[] {
     const head = el('div', 'ls-compare-head');
     head.append(
-      el('h2', '', `${a} vs ${b}`),
+      el('h2', '', `${a} (A) vs ${b} (B)`),
       el('p', 'ls-muted', `${result.tokens.toLocaleString()} tokens in ${result.files} files: where ${a} beats ${b} most, by lp(A) − max(lp(B), clamp). Click a row (or Enter) to open it with the comparison inline.`)
     );
     if (result.skipped.length) {
@@ -73,8 +73,16 @@ export class CompareView extends Widget {
     filter.setAttribute('aria-label', 'Filter the rows by token or file');
     const table = el('table', 'ls-topk ls-compare-table');
     const header = el('tr');
-    for (const h of ['diff', `lp(${a})`, `lp(${b})`, 'token in context', 'where']) {
-      header.append(el('th', '', h));
+    for (const [h, title] of [
+      ['diff', 'lp(A) − max(lp(B), clamp)'],
+      ['lp A', `log-prob ${a} gave the token`],
+      ['lp B', `log-prob ${b} gave the token`],
+      ['token in context', ''],
+      ['where', '']
+    ]) {
+      const th = el('th', '', h);
+      th.title = title;
+      header.append(th);
     }
     table.append(header);
     result.rows.forEach((r, i) => {
