@@ -15,7 +15,6 @@ STATUS_BY_CODE: dict[str, int] = {
     "input_too_large": 413,
     "body_too_large": 413,
     "unsupported_media_type": 415,
-    "not_acceptable": 406,
     "unknown_model": 404,
     "index_not_found": 404,
     "not_found": 404,

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from lenscope.openapi import SPEC_PATH, build_spec, render
+from lenscope.routes import ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 TS_TYPES = ROOT / "labextension" / "src" / "api" / "schema.ts"
@@ -26,32 +27,59 @@ def test_committed_typescript_types_match_the_openapi(tmp_path: Path) -> None:
     assert TS_TYPES.read_text(encoding="utf-8") == out.read_text(encoding="utf-8"), "run: jlpm gen:types"
 
 
-def test_spec_covers_every_route_and_error_status() -> None:
+def test_spec_and_server_serve_the_declared_routes() -> None:
+    """The handler table and the spec both come from ROUTES: same paths, same methods."""
+    from tornado import web
+
+    from lenscope_server.handlers import route_table
+
     spec = build_spec()
-    routes = (
-        "models",
-        "analyze",
-        "activations",
-        "health",
-        "neurons/{model}/{layer}/{index}",
-        "neurons/{model}/search",
-        "indexes",
-        "compare",
-        "jobs",
-        "jobs/{job_id}",
-    )
-    assert set(spec["paths"]) == {f"/lenscope/api/{r}" for r in routes}
+    assert {p: set(ops) for p, ops in spec["paths"].items()} == {
+        path: {r.method for r in ROUTES if r.url == path} for path in {r.url for r in ROUTES}
+    }
+    table = dict(route_table())
+    for route in ROUTES:
+        handler = table[route.regex()]
+        implemented = {
+            m for m in ("get", "post", "delete", "put", "patch") if getattr(handler, m) is not getattr(web.RequestHandler, m)
+        }
+        assert implemented == {r.method for r in ROUTES if r.path == route.path}, route.path
+
+
+def _untyped(node: object, where: str) -> list[str]:
+    """Places in a JSON schema that accept any object (a ``dict[str, Any]`` in the models)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("additionalProperties") is True or (
+            node.get("type") == "object" and not {"properties", "additionalProperties"} & node.keys()
+        ):
+            found.append(where)
+        for key, value in node.items():
+            found += _untyped(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _untyped(value, f"{where}[{i}]")
+    return found
+
+
+def test_every_response_is_a_typed_schema_model() -> None:
+    spec = build_spec()
+    for route in ROUTES:
+        ok = spec["paths"][route.url][route.method]["responses"][str(route.status)]
+        if route.response is None:
+            assert route.downloads, f"{route.path}: a route without a response model must declare its download types"
+            continue
+        for content in ok["content"].values():
+            assert content["schema"] == {"$ref": f"#/components/schemas/{route.response.__name__}"}
+    assert _untyped(spec["components"]["schemas"], "schemas") == []
+
+
+def test_every_error_status_is_declared() -> None:
+    spec = build_spec()
     analyze = spec["paths"]["/lenscope/api/analyze"]["post"]
-    assert {"200", "400", "403", "404", "413", "415", "503"} <= set(analyze["responses"])
+    assert {"200", "400", "403", "404", "413", "415", "503", "504"} <= set(analyze["responses"])
     assert set(analyze["requestBody"]["content"]) == {"application/json", "application/msgpack"}
-    for name in (
-        "AnalyzeRequest",
-        "AnalyzeResponse",
-        "ActivationsRequest",
-        "ActivationsResponse",
-        "ModelsResponse",
-        "HealthResponse",
-        "ErrorResponse",
-        "NDArray",
-    ):
-        assert name in spec["components"]["schemas"]
+    from lenscope_server.errors import STATUS_BY_CODE
+
+    declared = {int(s) for r in ROUTES for s in spec["paths"][r.url][r.method]["responses"]}
+    assert set(STATUS_BY_CODE.values()) - {500} <= declared | {405}

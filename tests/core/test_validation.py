@@ -9,7 +9,7 @@ import pytest
 from lenscope.analysis import analyze
 from lenscope.errors import InputTooLarge, InvalidInput, ModelUnavailable, UnknownModel
 from lenscope.models.registry import load_model, resolve
-from lenscope.validation import MAX_TEXT_CHARS
+from lenscope.validation import MAX_TEXT_CHARS, MAX_RESPONSE_CELLS, MAX_TEXT_TOKENS, MAX_TOP_K
 
 
 @pytest.mark.parametrize(
@@ -40,15 +40,26 @@ def test_bad_context(gelu) -> None:
         analyze(gelu, "ok", context="a\x00")
 
 
-@pytest.mark.parametrize("top_k", [0, -1, 4097, 10**9])
+@pytest.mark.parametrize("top_k", [0, -1, MAX_TOP_K + 1, 4097, 10**9])
 def test_top_k_out_of_range(gelu, top_k: int) -> None:
-    with pytest.raises(InvalidInput, match=f"top_k must be between 1 and {gelu.cfg.d_vocab}"):
+    with pytest.raises(InvalidInput, match=f"top_k must be between 1 and {MAX_TOP_K}"):
         analyze(gelu, "hello", top_k=top_k)
 
 
-def test_top_k_the_whole_vocabulary_works(gelu) -> None:
-    got = analyze(gelu, "x = 1", top_k=gelu.cfg.d_vocab)
-    assert got.predictions.top_ids.shape[1] == gelu.cfg.d_vocab
+def test_top_k_at_its_limit_works(gelu) -> None:
+    got = analyze(gelu, "x = 1", top_k=MAX_TOP_K)
+    assert got.predictions.top_ids.shape[1] == MAX_TOP_K
+
+
+def test_response_size_is_bounded_before_the_forward(gelu) -> None:
+    """tokens x (top_k + top_neurons) over the bound: refused after tokenizing, naming the numbers."""
+    line = "x = 1\n"
+    per_line = len(gelu.tokenizer(line * 2)["input_ids"]) // 2  # the tokenizer adds no BOS here
+    text = line * (MAX_RESPONSE_CELLS // (2 * MAX_TOP_K) // per_line + 10)
+    with pytest.raises(InputTooLarge, match=f"the limit is {MAX_RESPONSE_CELLS:,}"):
+        analyze(gelu, text, top_k=MAX_TOP_K, top_neurons=MAX_TOP_K)
+    with pytest.raises(InputTooLarge, match=f"the limit is {MAX_TEXT_TOKENS:,}"):
+        analyze(gelu, line * (MAX_TEXT_TOKENS // per_line + 10), top_k=1, top_neurons=0)
 
 
 @pytest.mark.parametrize("value", [-1, 101, 1.5, True, "3"])

@@ -90,9 +90,10 @@ async def test_symlink_inside_a_folder_is_not_followed_out(jp_fetch, workspace: 
 @pytest.mark.parametrize(
     "body,message",
     [
-        ({"paths": []}, "paths is empty"),
-        ({"paths": ["src"], "name": "a/b"}, "index name"),
-        ({"paths": ["src"], "k": 0}, "k must"),
+        ({"paths": []}, "paths: List should have at least 1"),
+        ({"paths": ["src"], "name": "a/b"}, "name: String should match pattern"),
+        ({"paths": ["src"], "k": 0}, "k: Input should be greater than or equal to 1"),
+        ({"paths": ["src"], "model": "\ud800"}, "model: Input should be a valid string"),
     ],
 )
 async def test_bad_build_requests(jp_fetch, workspace: Path, body: dict, message: str) -> None:
@@ -165,10 +166,18 @@ async def test_compare_over_files_as_a_job(jp_fetch, workspace: Path, gelu, attn
         assert got["diff"] == pytest.approx(want.diff, abs=1e-4)
     assert result["groups_token"] and result["groups_previous"]
     import csv
+    import io
 
-    with open(workspace / result["csv"], newline="", encoding="utf-8") as f:
-        assert len(list(csv.reader(f))) == len(expected) + 1  # tokens may hold newlines: quoted
-    assert len((workspace / result["jsonl"]).read_text(encoding="utf-8").splitlines()) == len(expected)
+    exports = {e["format"]: e for e in result["exports"]}
+    # the exports live under .lenscope/ (hidden from Jupyter's contents API): served by lenscope, as downloads
+    got_csv = await jp_fetch("lenscope", "api", *exports["csv"]["url"].split("/"))
+    assert got_csv.headers["Content-Disposition"] == f'attachment; filename="{exports["csv"]["name"]}"'
+    assert got_csv.headers["Content-Type"].startswith("text/csv")
+    assert len(list(csv.reader(io.StringIO(got_csv.body.decode())))) == len(expected) + 1  # tokens may hold newlines: quoted
+    got_jsonl = await jp_fetch("lenscope", "api", *exports["jsonl"]["url"].split("/"))
+    assert len(got_jsonl.body.decode().splitlines()) == len(expected)
+    status, error, _ = await error_of(jp_fetch("lenscope", "api", "exports", "nothing.csv"))
+    assert status == 404 and "run a comparison first" in error["error"]["message"]
     assert sorted(p.name for p in (workspace / ".lenscope" / "scans").iterdir()) == [
         "lenscope-attn-only-1l.npz",
         "lenscope-gelu-1l.npz",

@@ -13,7 +13,16 @@ CONTEXT = "import math\n\n"
 
 
 def without_server_fields(wire: dict) -> dict:
-    out = {k: v for k, v in wire.items() if k not in ("timings_ms", "served_from")}
+    out = {k: v for k, v in wire.items() if k != "timings_ms"}
+    return out
+
+
+def server_timing(response) -> dict[str, str]:
+    """``Server-Timing: total;dur=1.2, worker;dur=1.0, source;desc="cache"`` -> {total: "1.2", ..., source: "cache"}."""
+    out = {}
+    for part in response.headers["Server-Timing"].split(","):
+        name, _, value = part.strip().partition(";")
+        out[name] = value.split("=", 1)[1].strip('"')
     return out
 
 
@@ -27,19 +36,25 @@ async def test_analyze_equals_the_core_result(jp_fetch, gelu, encoding: str, acc
     got = decoded(response)
     expected = to_wire(analyze(gelu, TEXT, context=CONTEXT, top_k=7, top_neurons=4, model_name="lenscope-gelu-1l"))
     assert wire_equal(without_server_fields(got), without_server_fields(expected))
-    for key in ("tokenize", "forward", "derive", "server_total"):
+    for key in ("tokenize", "forward", "derive"):
         assert got["timings_ms"][key] >= 0
-    assert got["served_from"] == "worker"
+    timing = server_timing(response)
+    assert timing["source"] == "worker" and float(timing["total"]) >= float(timing["worker"]) > 0
     AnalyzeResponse.model_validate(body_of(response))
 
 
 async def test_identical_request_is_served_from_cache(jp_fetch) -> None:
-    first = decoded(await post_analyze(jp_fetch, {"text": TEXT}))
-    second = decoded(await post_analyze(jp_fetch, {"text": TEXT}, accept="msgpack"))
-    assert first["served_from"] == "worker" and second["served_from"] == "cache"
-    assert wire_equal(without_server_fields(first), without_server_fields(second))
+    """The cached bytes go out as they are: the same body, byte for byte, with no worker time."""
+    first = await post_analyze(jp_fetch, {"text": TEXT}, accept="msgpack")
+    second = await post_analyze(jp_fetch, {"text": TEXT}, accept="msgpack")
+    assert server_timing(first)["source"] == "worker" and server_timing(second)["source"] == "cache"
+    assert "worker" not in server_timing(second) and first.body == second.body
+    as_json = await post_analyze(jp_fetch, {"text": TEXT})  # each encoding is computed (and cached) on its own
+    assert server_timing(as_json)["source"] == "worker"
+    assert wire_equal(without_server_fields(decoded(as_json)), without_server_fields(decoded(first)))
     health = body_of(await jp_fetch("lenscope", "api", "health"))
-    assert health["cache"]["hits"] == 1 and health["cache"]["misses"] == 1 and health["cache"]["hit_rate"] == 0.5
+    assert health["cache"]["hits"] == 1 and health["cache"]["misses"] == 2
+    assert health["cache"]["bytes"] == len(first.body) + len(as_json.body) <= health["cache"]["max_bytes"]
 
 
 async def test_other_model_by_name(jp_fetch, attn_only) -> None:
@@ -96,7 +111,7 @@ async def test_activations_equal_the_core(jp_fetch, gelu, accept: str) -> None:
     assert wire_equal(
         {k: v for k, v in got.items() if k != "timings_ms"}, {k: v for k, v in expected.items() if k != "timings_ms"}
     )
-    assert got["timings_ms"]["server_total"] >= got["timings_ms"]["forward"]
+    assert float(server_timing(response)["total"]) >= got["timings_ms"]["forward"]
 
 
 async def test_model_load_shows_as_loading_not_a_hang(jp_fetch) -> None:

@@ -1370,6 +1370,8 @@ export interface operations {
             query: {
                 /** @description The example's file, as the card names it */
                 path: string;
+                /** @description A notebook's cell: only that cell's source */
+                cell?: number;
             };
             header?: never;
             path: {
