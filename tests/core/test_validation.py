@@ -9,7 +9,7 @@ import pytest
 from lenscope.analysis import analyze
 from lenscope.errors import InputTooLarge, InvalidInput, ModelUnavailable, UnknownModel
 from lenscope.models.registry import load_model, resolve
-from lenscope.validation import MAX_TEXT_CHARS, MAX_RESPONSE_CELLS, MAX_TEXT_TOKENS, MAX_TOP_K
+from lenscope.validation import MAX_RESPONSE_CELLS, MAX_TEXT_CHARS, MAX_TEXT_TOKENS, MAX_TOP_K
 
 
 @pytest.mark.parametrize(
