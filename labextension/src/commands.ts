@@ -5,7 +5,7 @@ import type { LabIcon } from '@jupyterlab/ui-components';
 import { EditorView } from '@codemirror/view';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import { isPinned, moveToToken, togglePinned } from './editor/annotations';
+import { moveToToken, pinOrEnterTooltip, togglePinned } from './editor/annotations';
 import { activeTarget, EditorServices, openEditor, reveal, selectLines } from './editors';
 import { analysisTsv, cardJson } from './export';
 import type { MainViews } from './mainarea';
@@ -92,16 +92,7 @@ export function addCommands(
     label: 'lenscope: Show the token’s predictions (tooltip) at the caret',
     execute: () => {
       const view = focusedView();
-      if (!view) {
-        return false;
-      }
-      if (isPinned(view)) {
-        // pressed again: into the tooltip, to reach its neurons with Tab / Enter
-        const chip = document.querySelector<HTMLElement>('.ls-tooltip-pinned .ls-neuron-chip');
-        chip?.focus();
-        return !!chip;
-      }
-      return togglePinned(view, true);
+      return view ? pinOrEnterTooltip(view) : false;
     }
   });
   // Esc in a pinned tooltip: back to the editor, tooltip closed
@@ -201,9 +192,7 @@ export function addCommands(
     app.contextMenu.addItem({ command: CommandIDs.clear, selector, rank: 0 });
     app.contextMenu.addItem({ command: CommandIDs.copyAnalysis, selector, rank: 0 });
   }
-  const inEditor = '.jp-CodeMirrorEditor';
-  commands.addKeyBinding({ command: CommandIDs.analyze, keys: ['Alt Shift L'], selector: inEditor });
-  commands.addKeyBinding({ command: CommandIDs.nextToken, keys: ['Alt Shift ArrowRight'], selector: inEditor });
-  commands.addKeyBinding({ command: CommandIDs.previousToken, keys: ['Alt Shift ArrowLeft'], selector: inEditor });
-  commands.addKeyBinding({ command: CommandIDs.toggleTooltip, keys: ['Alt Shift K'], selector: inEditor });
+  // Alt+Shift+→ / ← / K are in the editor's keymap (editor/annotations.ts): CodeMirror sees
+  // keys before JupyterLab does and binds Alt+Shift+arrows itself
+  commands.addKeyBinding({ command: CommandIDs.analyze, keys: ['Alt Shift L'], selector: '.jp-CodeMirrorEditor' });
 }

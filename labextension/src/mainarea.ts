@@ -85,6 +85,21 @@ export class MainViews {
     return tab;
   }
 
+  /** A main-area widget that is not one of lenscope's (the current one if so): cards open beside it. */
+  private editorRef(): string | undefined {
+    const ours = (w: Widget) => this.cards.has(w) || this.comparisons.has(w) || this.stored.has(w);
+    const current = this.app.shell.currentWidget;
+    if (current && !ours(current)) {
+      return current.id;
+    }
+    for (const w of this.app.shell.widgets('main')) {
+      if (!ours(w)) {
+        return w.id;
+      }
+    }
+    return undefined;
+  }
+
   private tab<T extends Widget>(content: T, label: string, id: string): Tab<T> {
     const tab = new MainAreaWidget({ content });
     tab.id = id;
@@ -95,11 +110,16 @@ export class MainViews {
     return tab;
   }
 
-  /** Beside the others of its kind (tabs), or the first one split off the editors. */
+  /**
+   * Beside the others of its kind (tabs), else the first of its kind: right of the editors
+   * (cards, stored text), or below everything, full width (comparisons).
+   */
   private place<T extends Widget>(tab: Tab<T>, tracker: WidgetTracker<Tab<T>>, split: 'split-right' | 'split-bottom'): void {
     const ref = tracker.currentWidget;
     if (ref && !ref.isDisposed && ref.isAttached) {
       this.app.shell.add(tab, 'main', { mode: 'tab-after', ref: ref.id });
+    } else if (split === 'split-right') {
+      this.app.shell.add(tab, 'main', { mode: split, ref: this.editorRef() });
     } else {
       this.app.shell.add(tab, 'main', { mode: split });
     }

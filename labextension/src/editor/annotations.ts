@@ -4,7 +4,7 @@
  * predictions at that token. Decorations are mapped through edits; a token whose text is
  * edited loses its decoration (its analysis no longer describes it).
  */
-import { EditorState, Extension, RangeSetBuilder, StateEffect, StateField, Transaction } from '@codemirror/state';
+import { EditorState, Extension, Prec, RangeSetBuilder, StateEffect, StateField, Transaction } from '@codemirror/state';
 import { Decoration, DecorationSet, EditorView, hoverTooltip, keymap, showTooltip, Tooltip } from '@codemirror/view';
 
 import type { Analysis } from '../api/analysis';
@@ -192,6 +192,19 @@ export function isPinned(view: EditorView): boolean {
 }
 
 /**
+ * The keyboard's way to a token's tooltip: the first press shows the caret token's tooltip, the
+ * next moves the focus into it (Tab among its neurons, Enter opens one, Esc comes back).
+ */
+export function pinOrEnterTooltip(view: EditorView): boolean {
+  if (!isPinned(view)) {
+    return togglePinned(view, true);
+  }
+  const chip = view.dom.ownerDocument.querySelector<HTMLElement>('.ls-tooltip-pinned .ls-neuron-chip');
+  chip?.focus();
+  return !!chip;
+}
+
+/**
  * The editor extension. `openNeuron` is what a tooltip's neuron chip does: injected here, so
  * the tooltip reaches the plugin through a function it was given, not a page-wide event.
  */
@@ -215,12 +228,16 @@ export function annotationExtension(openNeuron: OpenNeuron): Extension {
     }
     return [{ pos: hit.from, end: hit.to, above: true, create: () => ({ dom: buildTooltip(annotation, hit.index, openNeuron, true) }) }];
   });
-  const keys = keymap.of([
-    {
-      key: 'Escape',
-      run: view => (isPinned(view) ? togglePinned(view, false) : false)
-    }
-  ]);
+  // in the editor's own keymap, ahead of CodeMirror's (Alt-Shift-Arrow is its syntax selection):
+  // these only act on annotated text and otherwise let the key through
+  const keys = Prec.highest(
+    keymap.of([
+      { key: 'Alt-Shift-ArrowRight', run: view => moveToToken(view, 1) },
+      { key: 'Alt-Shift-ArrowLeft', run: view => moveToToken(view, -1) },
+      { key: 'Alt-Shift-k', run: view => (currentAnnotation(view) ? pinOrEnterTooltip(view) : false) },
+      { key: 'Escape', run: view => (isPinned(view) ? togglePinned(view, false) : false) }
+    ])
+  );
   // the editor says it is annotated: CSS keeps a selection from washing out the token colours
   const marker = EditorView.editorAttributes.compute([annotationField], (state): Record<string, string> =>
     state.field(annotationField).annotation ? { class: 'ls-annotated' } : {}
