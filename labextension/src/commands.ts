@@ -5,7 +5,7 @@ import type { LabIcon } from '@jupyterlab/ui-components';
 import { EditorView } from '@codemirror/view';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
-import { moveToToken, pinOrEnterTooltip, togglePinned } from './editor/annotations';
+import { moveToToken, pinOrEnterTooltip } from './editor/annotations';
 import { activeTarget, EditorServices, openEditor, reveal, selectLines } from './editors';
 import { analysisTsv, cardJson } from './export';
 import type { MainViews } from './mainarea';
@@ -95,18 +95,6 @@ export function addCommands(
       return view ? pinOrEnterTooltip(view) : false;
     }
   });
-  // Esc in a pinned tooltip: back to the editor, tooltip closed
-  document.addEventListener('keydown', event => {
-    const tooltip = (event.target as HTMLElement | null)?.closest?.('.ls-tooltip-pinned');
-    if (event.key === 'Escape' && tooltip) {
-      const view = model.run?.target.view;
-      if (view) {
-        togglePinned(view, false);
-        view.focus();
-      }
-    }
-  });
-
   commands.addCommand(CommandIDs.copyAnalysis, {
     label: 'lenscope: Copy the analysis (TSV)',
     isEnabled: () => !!model.run,

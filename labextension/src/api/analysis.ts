@@ -126,6 +126,11 @@ export class Analysis {
     return this.actualLogprob[i];
   }
 
+  /** 1-based rank the model gave token i before seeing it (0 when unknown, e.g. the first token). */
+  rankOf(i: number): number {
+    return i < this.length ? this.actualRank[i] : 0;
+  }
+
   neurons(i: number): NeuronHit[] {
     const out: NeuronHit[] = [];
     const m = this.neuronsPerToken;

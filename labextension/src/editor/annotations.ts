@@ -7,26 +7,12 @@
 import { EditorState, Extension, Prec, RangeSetBuilder, StateEffect, StateField, Transaction } from '@codemirror/state';
 import { Decoration, DecorationSet, EditorView, hoverTooltip, keymap, showTooltip, Tooltip } from '@codemirror/view';
 
-import type { Analysis } from '../api/analysis';
-import { activationColor, clampedDiff, colorFor, diffColor, ScaleName, surprise } from '../colors';
+import { activationColor, clampedDiff, colorFor, diffColor, surprise } from '../colors';
 import { tokenRanges } from '../spans';
+import type { Annotation } from './annotation';
 import { buildTooltip, OpenNeuron } from './tooltip';
 
-export interface NeuronColouring {
-  layer: number;
-  index: number;
-  values: Float32Array; // activation at each token
-}
-
-export interface Annotation {
-  analysis: Analysis;
-  offset: number; // document position of the analyzed text's start
-  scale: ScaleName;
-  floor: number; // log-prob that gets the full colour
-  neuron: NeuronColouring | null;
-  /** model B of a comparison (same tokens): colour by lp_A - max(lp_B, clamp) */
-  compare?: { analysis: Analysis; clamp: number } | null;
-}
+export type { Annotation, NeuronColouring } from './annotation';
 
 interface FieldValue {
   annotation: Annotation | null;
@@ -226,7 +212,19 @@ export function annotationExtension(openNeuron: OpenNeuron): Extension {
     if (!annotation || !hit) {
       return [];
     }
-    return [{ pos: hit.from, end: hit.to, above: true, create: () => ({ dom: buildTooltip(annotation, hit.index, openNeuron, true) }) }];
+    const create = (view: EditorView) => {
+      const dom = buildTooltip(annotation, hit.index, openNeuron, true);
+      // Esc with the focus inside (on a neuron): close it and give the editor its focus back
+      dom.addEventListener('keydown', event => {
+        if (event.key === 'Escape') {
+          event.preventDefault();
+          togglePinned(view, false);
+          view.focus();
+        }
+      });
+      return { dom };
+    };
+    return [{ pos: hit.from, end: hit.to, above: true, create }];
   });
   // in the editor's own keymap, ahead of CodeMirror's (Alt-Shift-Arrow is its syntax selection):
   // these only act on annotated text and otherwise let the key through

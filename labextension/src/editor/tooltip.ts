@@ -2,7 +2,7 @@
 import type { Analysis } from '../api/analysis';
 import { clampedDiff, colorFor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
-import type { Annotation } from './annotations';
+import type { Annotation } from './annotation';
 
 /** What a tooltip's neuron chip does: injected by the plugin (open the neuron's card, recolour). */
 export type OpenNeuron = (layer: number, index: number) => void;

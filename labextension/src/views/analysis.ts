@@ -112,6 +112,30 @@ export class AnalysisView extends Widget {
     } else {
       this.legendBox.append(logprobLegend(s.colorScale, s.logprobFloor));
     }
+    const served = analysis.serverTimings;
+    const server = served.total ?? analysis.timings.forward;
+    if (run.neuron) {
+      this.showTokens(run, max);
+      return; // a recolouring: the analysis's timing stays as it was
+    }
+    // command to the frame that paints the editor's decorations; this list of (up to thousands
+    // of) tokens is built after that, so the text is coloured first
+    requestAnimationFrame(() => {
+      const clientMs = performance.now() - run.started;
+      if (this.model.run === run) {
+        this.showTokens(run, max);
+      }
+      this.timings.textContent = `server ${fmt(server, 1)} ms (forward ${fmt(analysis.timings.forward, 1)}) · command to colours ${fmt(clientMs, 1)} ms${analysis.servedFrom ? ` · ${analysis.servedFrom}` : ''}`;
+      this.panelNode.dataset.serverMs = String(server);
+      this.panelNode.dataset.clientMs = String(clientMs);
+      this.panelNode.dataset.runs = String(++this.runs);
+    });
+  }
+
+  /** The tokens in the editor's colours: one tab stop, arrows move, Enter goes there in the editor. */
+  private showTokens(run: Run, max: number): void {
+    const { analysis } = run;
+    const s = this.model.settings;
     this.tokensBox.append(el('h4', '', `Tokens (${analysis.length}${analysis.windowed ? ', windowed' : ''})`));
     const flow = el('div', 'ls-token-flow');
     flow.setAttribute('role', 'listbox');
@@ -122,11 +146,11 @@ export class AnalysisView extends Widget {
       span.setAttribute('role', 'option');
       span.tabIndex = i === 0 ? 0 : -1; // one tab stop; arrows move inside
       span.style.backgroundColor = runColour(run, i, s.logprobFloor, s.colorScale, max);
-      const actual = analysis.prediction(i).actual;
+      const rank = analysis.rankOf(i);
       span.title = run.neuron
         ? `activation ${fmt(run.neuron.activations.at(i), 3)}`
-        : actual
-          ? `log-prob ${fmt(actual.logprob)} · rank ${actual.rank}`
+        : rank > 0
+          ? `log-prob ${fmt(analysis.logprobOf(i))} · rank ${rank}`
           : '';
       if (run.neuron) {
         span.dataset.activation = String(run.neuron.activations.at(i));
@@ -141,19 +165,6 @@ export class AnalysisView extends Widget {
     });
     flow.addEventListener('keydown', event => moveInList(event, flow, '.ls-flow-token', i => void this.commands.execute(CommandIDs.revealToken, { index: i })));
     this.tokensBox.append(flow);
-    const served = analysis.serverTimings;
-    const server = served.total ?? analysis.timings.forward;
-    if (run.neuron) {
-      return; // a recolouring: the analysis's timing stays as it was
-    }
-    // command to the frame after the decorations (the editor's and this view's, same emission)
-    requestAnimationFrame(() => {
-      const clientMs = performance.now() - run.started;
-      this.timings.textContent = `server ${fmt(server, 1)} ms (forward ${fmt(analysis.timings.forward, 1)}) · command to colours ${fmt(clientMs, 1)} ms${analysis.servedFrom ? ` · ${analysis.servedFrom}` : ''}`;
-      this.panelNode.dataset.serverMs = String(server);
-      this.panelNode.dataset.clientMs = String(clientMs);
-      this.panelNode.dataset.runs = String(++this.runs);
-    });
   }
 }
 

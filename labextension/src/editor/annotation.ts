@@ -1,0 +1,19 @@
+/** What an editor's annotation holds: the analysis, where it is, and how to colour it. */
+import type { Analysis } from '../api/analysis';
+import type { ScaleName } from '../colors';
+
+export interface NeuronColouring {
+  layer: number;
+  index: number;
+  values: Float32Array; // activation at each token
+}
+
+export interface Annotation {
+  analysis: Analysis;
+  offset: number; // document position of the analyzed text's start
+  scale: ScaleName;
+  floor: number; // log-prob that gets the full colour
+  neuron: NeuronColouring | null;
+  /** model B of a comparison (same tokens): colour by lp_A - max(lp_B, clamp) */
+  compare?: { analysis: Analysis; clamp: number } | null;
+}
