@@ -64,7 +64,7 @@ EXPORT_NAME = Param(
     pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,199}",
 )
 TEXT_ERRORS = (400, 403, 404, 413, 415, 503, 504)
-JOB_ERRORS = (400, 403, 415, 503)
+JOB_ERRORS = (400, 403, 413, 415, 503)
 
 ROUTES: tuple[Route, ...] = (
     Route("/models", "get", "listModels", "Available models, their shapes, and whether each is loadable now",

@@ -10,13 +10,14 @@ import asyncio
 import itertools
 import logging
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lenscope.defaults import EXPORTS_DIR
-from lenscope.errors import LenscopeError
+from lenscope.errors import InvalidInput, LenscopeError
 from lenscope.paths import safe_relative
 from lenscope_server.worker.client import QueueFull, WorkerClient
 
@@ -74,7 +75,12 @@ class JobManager:
 
     def _check_paths(self, paths: list[str]) -> list[str]:
         """Every argument is checked before a job is accepted: a job that starts can run."""
-        return [safe_relative(self.root, p, allow_hidden=self.allow_hidden) for p in paths]
+        rel = [safe_relative(self.root, p, allow_hidden=self.allow_hidden) for p in paths]
+        for p in rel:
+            mode = (self.root / p).stat().st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise InvalidInput(f"{p!r} is not a regular file or a folder (a FIFO, socket or device is never read)")
+        return rel
 
     def _start(self, kind: str, model: str, op: str, args: dict[str, Any]) -> Job:
         active = sum(j.state in ("queued", "running") for j in self.jobs.values())

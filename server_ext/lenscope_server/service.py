@@ -106,15 +106,18 @@ class LenscopeService:
         return Served(result["payload"], encoding, "worker", total, total)
 
     async def _tracked(self, model: str, op: str, args: dict[str, Any]) -> Any:
-        """A worker request that shows ``model`` as loading until it is loaded."""
-        loading = model not in self.worker.loaded
-        if loading:
+        """A worker request that shows ``model`` as loading until it is loaded.
+
+        Loading has no deadline (a large model may take minutes; the heartbeat still catches
+        a hung worker): the request's deadline covers the work itself.
+        """
+        if model not in self.worker.loaded:
             self.worker.loading.add(model)
-        try:
-            return await self.worker.request(op, args, timeout_s=self.request_timeout_s)
-        finally:
-            if loading:
+            try:
+                await self.worker.request("load", {"model": model})
+            finally:
                 self.worker.loading.discard(model)
+        return await self.worker.request(op, args, timeout_s=self.request_timeout_s)
 
     def neuron_card(self, model: str, layer: int, neuron: int) -> dict[str, Any]:
         """A neuron's card from its model's index (no worker: a few memory-mapped rows)."""

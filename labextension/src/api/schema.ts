@@ -1172,6 +1172,16 @@ export interface operations {
                     "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Unsupported Content-Type */
             415: {
                 headers: {
@@ -1335,6 +1345,16 @@ export interface operations {
             };
             /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

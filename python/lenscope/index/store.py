@@ -132,24 +132,25 @@ class Index:
 def open_index(path: Path) -> Index:
     """Open an index memory-mapped.
 
-    Raises :class:`IndexNotFound` unless it is complete, and :class:`IndexBroken` when it says it
-    is complete but a file is missing, truncated or inconsistent with the manifest: everything a
+    Raises :class:`IndexNotFound` without a manifest, and :class:`IndexBroken` when the manifest
+    is malformed or a file is missing, truncated or inconsistent with it: everything a
     lookup will touch is checked here, once, so a lookup never fails half-way.
     """
     try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexNotFound(f"no complete lenscope index at {path.name}: {exc.__class__.__name__}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not manifest.get("complete"):
-        raise IndexNotFound(f"{path.name} is not a complete lenscope index")
+        raw = (path / MANIFEST).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise IndexNotFound(f"no lenscope index at {path.name}: {exc.strerror or exc}") from None
     try:
+        manifest = json.loads(raw)
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not manifest.get("complete"):
+            raise ValueError(f"not a complete lenscope index of format {FORMAT}")
         missing = [k for k in REQUIRED if k not in manifest]
         if missing:
             raise ValueError(f"manifest lacks {', '.join(missing)}")
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
         strings = {int(k): str(v) for k, v in json.loads((path / "strings.json").read_text(encoding="utf-8")).items()}
         _check_shapes(manifest, arrays)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
         raise IndexBroken(f"index {path.name} is broken: {exc}") from None
     return Index(path, manifest, arrays, strings)
 
