@@ -64,6 +64,7 @@ async function viewOf(widget: Widget | undefined, cell: number | null): Promise<
     const nb = widget.content;
     if (cell !== null && cell < nb.widgets.length) {
       nb.activeCellIndex = cell;
+      nb.mode = 'edit'; // a markdown cell shows its source (and so the colours on it)
       await nb.scrollToItem(cell, 'center');
     }
     const editor = nb.activeCell?.editor;

@@ -223,11 +223,13 @@ export class LenscopeModel {
         started
       };
       this.runValue = run;
-      this.listing = this.listing.map(m => (m.name === model ? { ...m, state: 'loaded' } : m));
       this.statusValue = { kind: 'ready' };
       this.runChangedSignal.emit(run);
       this.statusChangedSignal.emit(this.statusValue);
-      this.modelsChangedSignal.emit();
+      if (entry && entry.state !== 'loaded') {
+        this.listing = this.listing.map(m => (m.name === model ? { ...m, state: 'loaded' } : m));
+        this.modelsChangedSignal.emit();
+      }
       return run;
     } catch (err) {
       if (isAbort(err) || controller.signal.aborted) {

@@ -25,6 +25,7 @@ def put_setting(lab: Lab, raw: dict[str, Any]) -> None:
 
 
 def test_card_and_comparison_side_by_side_restored_on_reload(page: Any, lab: Lab) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     open_in_lab(page, lab, "tour.py")
     page.wait_for_selector(".jp-FileEditor .cm-content")
     page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
@@ -69,6 +70,23 @@ def test_card_and_comparison_side_by_side_restored_on_reload(page: Any, lab: Lab
     assert page.locator(".ls-card-view").is_visible() and page.locator(".ls-compare-view").is_visible()
     assert page.locator(".ls-compare-view .ls-compare-row").count() > 10
     shot(page, "tabs-restored")
+
+    # the card copies as JSON (its toolbar button)
+    page.locator(".jp-MainAreaWidget .ls-copy-card").first.click()
+    card = json.loads(page.evaluate("() => navigator.clipboard.readText()"))
+    assert (card["model"], card["layer"], card["index"]) == ("lenscope-gelu-1l", 0, 5)
+
+    # a notebook's row opens the notebook at its cell (cells are compared, not the JSON)
+    rows = page.locator('.ls-compare-view .ls-compare-row[data-path="tour.ipynb"]')
+    assert rows.count() > 0
+    assert not page.locator(".ls-compare-view .ls-compare-context", has_text='"outputs"').count()
+    row = rows.first
+    cell = int(row.get_attribute("data-cell"))
+    row.click()
+    page.wait_for_function(f"() => {CURRENT} && {CURRENT}.context && {CURRENT}.context.path === 'tour.ipynb'")
+    page.wait_for_function(f"() => {CURRENT}.content.activeCellIndex === {cell}")
+    page.wait_for_selector(f".jp-Notebook .jp-Cell:nth-child({cell + 1}) .ls-token")  # visible: a markdown cell shows its source
+    shot(page, "compare-row-notebook")
 
 
 def test_keyboard_only_analyze_move_read_tooltip_open_neuron(page: Any, lab: Lab) -> None:

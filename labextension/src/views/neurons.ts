@@ -50,9 +50,13 @@ export class NeuronsView extends Widget {
     }
     this.shown = run?.analysis ?? null;
     this.strongest.replaceChildren();
-    if (!run) {
-      return;
+    if (run) {
+      // after the frame that paints the editor's colours: they come first
+      requestAnimationFrame(() => this.shown === run.analysis && this.showStrongest(run));
     }
+  }
+
+  private showStrongest(run: Run): void {
     const { analysis } = run;
     if (!analysis.neuronsPerToken) {
       this.strongest.append(el('p', 'ls-muted', `${analysis.model} has no MLP neurons (attention-only).`));
