@@ -87,6 +87,11 @@ def test_file_editor_selection_from_the_context_menu(page: Any, lab: Lab) -> Non
     assert shown == server["predictions"]["top_ids"][index + 1].tolist()
     assert len(shown) == 10
     shot(page, "inline-tooltip-light")
+    # the selection still covers the analyzed text: drawn as an outline, it does not wash out the colours
+    fills = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.jp-FileEditor .cm-selectionBackground')).map(e => getComputedStyle(e).backgroundColor)"
+    )
+    assert fills and set(fills) == {"rgba(0, 0, 0, 0)"}, fills
     panel = page.locator("#lenscope-panel")
     assert panel.get_attribute("data-state") == "ready"
     assert panel.locator(".ls-flow-token").count() == len(texts)
