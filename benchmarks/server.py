@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 TOKEN = "lenscope-bench"
+PIDS: dict[str, int] = {}
+"""The server process of each running server's base URL (tests inspect it)."""
 
 
 def free_port() -> int:
@@ -35,6 +37,7 @@ def jupyter_server(root: Path, *extra: str) -> Iterator[str]:
         cmd.append("--allow-root")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/"
+    PIDS[base] = proc.pid
     try:
         for _ in range(300):
             try:
@@ -47,5 +50,6 @@ def jupyter_server(root: Path, *extra: str) -> Iterator[str]:
             raise RuntimeError("jupyter server did not start")
         yield base
     finally:
+        PIDS.pop(base, None)
         proc.terminate()
         proc.wait(timeout=20)

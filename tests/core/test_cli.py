@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,59 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path) -> None:
     assert out.returncode == 2 and "cannot read" in out.stderr
     out = run("analyze", str(f), "--model", "nope")
     assert out.returncode == 2 and "unknown model 'nope'" in out.stderr
+
+
+LENSCOPE = Path(sys.executable).parent / "lenscope"  # the console script, as the README runs it
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def lenscope(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LENSCOPE), *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def test_readme_workspace_commands(tmp_path: Path) -> None:
+    """`lenscope index`, `scan` and `compare` exactly as the README shows them, on a copy of examples/."""
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    out = lenscope("index", "examples", "--out", "examples/.lenscope/indexes/workspace", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "wrote examples/.lenscope/indexes/workspace: 3 files" in out.stdout and "Traceback" not in out.stderr
+    manifest = json.loads((tmp_path / "examples/.lenscope/indexes/workspace/manifest.json").read_text())
+    notebook = next(f for f in manifest["files"] if f["path"] == "examples/tour.ipynb")
+    assert notebook["cells"], "a notebook is indexed as its cells' sources"
+    again = lenscope("index", "examples", "--out", "examples/.lenscope/indexes/workspace", cwd=tmp_path)
+    assert again.returncode == 0 and "is up to date" in again.stdout
+
+    out = lenscope(
+        "compare", "examples", "--a", "lenscope-gelu-1l", "--b", "lenscope-attn-only-1l", "--min-count", "3", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert "previous token" in out.stdout and "Groups by token (at least 3 occurrences)" in out.stdout
+    assert "examples/tour.ipynb cell " in out.stdout  # notebook rows name their cell
+    export = tmp_path / ".lenscope/compare/lenscope-gelu-1l-vs-lenscope-attn-only-1l.jsonl"
+    rows = [json.loads(line) for line in export.read_text().splitlines()]
+    assert rows and {"token_index", "cell", "previous", "after"} <= rows[0].keys()
+    first = next(r for r in rows if r["cell"] is None)
+    source = (tmp_path / first["path"]).read_text()
+    assert source[first["start"] : first["end"]] == first["token"]
+    assert source[first["end"] :].startswith(first["after"])  # "after" is the text that follows, as its name says
+
+    out = lenscope("scan", "examples", "--min-count", "3", cwd=tmp_path)
+    assert out.returncode == 0 and "reusing the scan" in out.stderr and "good at" in out.stdout, out.stderr
+
+
+def test_workspace_commands_take_paths_under_root_and_refuse_the_rest(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    out = lenscope("index", "tour.py", "--root", "examples", "--out", "ix", cwd=tmp_path)  # relative to --root, as the help says
+    assert out.returncode == 0 and "1 files" in out.stdout, out.stderr
+    for args in (("index", "../etc", "--out", "x"), ("scan", "/etc/passwd"), ("compare", "nothing-here")):
+        out = lenscope(*args, cwd=tmp_path / "examples")
+        assert out.returncode == 2 and "forbidden_path" in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_analyze_top_k_is_what_was_asked(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text(SOURCE, encoding="utf-8")
+    out = run("analyze", str(f), "--top-k", "3", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["predictions"]["top_ids"]["shape"][1] == 3
+    table = run("analyze", str(f), "--top-k", "3")
+    assert "top-3 next" in table.stdout
