@@ -43,7 +43,8 @@ VERSION = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))["versi
 LABEXT = "share/jupyter/labextensions/lenscope"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# the CPU build of torch (a local file here); a bare `torch` would pull a multi-GB CUDA build
+# the CPU build of torch (a local file here); a bare `torch` would pull a multi-GB CUDA build.
+# (--no-compile below: byte-compiling torch and JupyterLab at install time would take a minute)
 BASE_INSTALL = [["torch==2.13.0"], ["jupyterlab==4.6.6"]]
 
 
@@ -104,7 +105,7 @@ class Env:
 def base_install(env: Env, log: Path) -> subprocess.Popen[bytes]:
     """venv, CPU torch, JupyterLab: the "existing JupyterLab" the wheel goes into; in the background."""
     steps = [f"{sys.executable} -m venv {env.prefix}"] + [
-        f"{env.bin}/python -m pip install -q {' '.join(reqs)}" for reqs in BASE_INSTALL
+        f"{env.bin}/python -m pip install -q --no-compile {' '.join(reqs)}" for reqs in BASE_INSTALL
     ]
     f = open(log, "w")  # noqa: SIM115
     return subprocess.Popen(["bash", "-ec", " && ".join(steps)], stdout=f, stderr=subprocess.STDOUT, env=env.pip_env())
@@ -141,7 +142,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packaged]:
             env=dict(build_env, PATH=SYSTEM_PATH))  # fmt: skip
         (wheel,) = dist.glob("lenscope-*.whl")
         (sdist,) = dist.glob("lenscope-*.tar.gz")
-        shutil.rmtree(src)  # nothing installed below may point into it
+        src.rename(work / "src-removed")  # nothing installed below may point into it (removed below)
         # from the sdist, the frontend build is skipped (it carries the built extension): no Node.js
         no_node = work / "no-node-bin"
         no_node.mkdir()
@@ -155,7 +156,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packaged]:
             wait(base[name], logs / f"base-{name}.log")
             env.home.mkdir()
             log = open(logs / f"install-{name}.log", "w")  # noqa: SIM115
-            cmd = [str(env.bin / "python"), "-m", "pip", "install", "-q", str(dist_file)]
+            cmd = [str(env.bin / "python"), "-m", "pip", "install", "-q", "--no-compile", str(dist_file)]
             installs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env.pip_env()), log))
         for proc, log in installs:
             if proc.wait(timeout=900):
@@ -167,7 +168,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packaged]:
                 proc.kill()
         # two environments with torch (about 4 GB) and the copied tree: removed in the background
         # (a minute of disk work) while the next tests run
-        doomed = [p for p in (*(e.prefix for e in envs.values()), work / "src") if p.exists()]
+        doomed = [p for p in (*(e.prefix for e in envs.values()), work / "src", work / "src-removed") if p.exists()]
         if doomed:
             subprocess.Popen(["rm", "-rf", *map(str, doomed)], start_new_session=True)
 
