@@ -208,6 +208,8 @@ def compare_scans(a: Scan, b: Scan, clamp: float = CLAMP) -> list[Row]:
             if e == s:
                 continue  # leading bytes of a split character: no text of its own
             cell, line, lo, hi = where(s)
+            if s >= hi:
+                continue  # only the separator between two notebook cells: in no cell
             rows.append(
                 Row(
                     path=da.path,
@@ -215,7 +217,7 @@ def compare_scans(a: Scan, b: Scan, clamp: float = CLAMP) -> list[Row]:
                     token_index=i,
                     line=line,
                     start=s - lo,
-                    end=e - lo,
+                    end=min(e, hi) - lo,  # a token that runs into the cell separator ends with its cell
                     token=texts[i],
                     previous=texts[i - 1] if i else "",
                     before=da.text[max(lo, s - CONTEXT_BEFORE) : s],

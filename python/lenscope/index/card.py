@@ -61,8 +61,10 @@ def _card(index: Index, layer: int, neuron: int, n: int, available: Callable[[st
         starts, ends = a["token_start"][g0 : g0 + count], a["token_end"][g0 : g0 + count]
         max_start = int(a["token_start"][g0 + before - int(np.argmax(keep))])
         entry = m["files"][doc]
-        cell, shift = locate(entry.get("cells", []), max_start)
-        shift = max_start - shift  # the cell's start: offsets are reported within the cell
+        cells = entry.get("cells", [])
+        cell, within = locate(cells, max_start)
+        shift = max_start - within  # the cell's start: offsets are reported within the cell
+        width = cells[cell][1] - cells[cell][0] if cell is not None else int(a["doc_chars"][doc + 1]) - base
         examples.append(
             {
                 "file": entry["path"],
@@ -72,9 +74,10 @@ def _card(index: Index, layer: int, neuron: int, n: int, available: Callable[[st
                 "tokens": [_text(a["text"], base + int(b), base + int(e)) for b, e in zip(starts, ends)],
                 "activations": [float(x) for x in acts[keep]],
                 "max_token": before - int(np.argmax(keep)),  # index of the maximum in "tokens"
-                "char_start": max(0, int(a["token_start"][g0]) - shift),
-                "char_end": int(a["token_end"][g0 + count - 1]) - shift,
-                "max_char_start": max_start - shift,
+                # clipped to the cell: an example's context may reach into the cells around it
+                "char_start": min(max(0, int(a["token_start"][g0]) - shift), width),
+                "char_end": min(max(0, int(a["token_end"][g0 + count - 1]) - shift), width),
+                "max_char_start": min(within, width),
             }
         )
     hist = np.asarray(a["hist"][n]).tolist()
