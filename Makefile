@@ -55,3 +55,4 @@ test: lint build browser
 bench: install
 	$(BIN)/python -m benchmarks.bench_analyze
 	$(BIN)/python -m benchmarks.bench_http
+	$(BIN)/python -m benchmarks.bench_loop
