@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lenscope import defaults
 from lenscope.errors import InvalidInput
 from lenscope.tokens import TokenSpans, split_context, token_strings
 from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TOP_K, MAX_TOP_NEURONS, check_int, check_response_size, check_text
@@ -220,8 +221,8 @@ def analyze(
     model: Any,
     text: str,
     context: str = "",
-    top_k: int = 10,
-    top_neurons: int = 10,
+    top_k: int = defaults.TOP_K,
+    top_neurons: int = defaults.TOP_NEURONS,
     *,
     model_name: str | None = None,
     window: int | None = None,

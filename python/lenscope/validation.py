@@ -50,13 +50,10 @@ def check_text(text: object, field: str = "text", *, allow_empty: bool = False, 
         raise InvalidInput(f"{field} is only whitespace: select some text to analyze")
     if len(text) > limit:
         raise InputTooLarge(f"{field} is {len(text):,} characters; the limit is {limit:,}")
-    nul = text.find("\x00")
-    if nul >= 0:
-        raise InvalidInput(f"{field} contains a NUL byte at character {nul}")
-    sur = _lone_surrogate_at(text)
-    if sur >= 0:
-        raise InvalidInput(f"{field} contains a lone UTF-16 surrogate (U+{ord(text[sur]):04X}) at character {sur}")
-    return text
+    try:
+        return clean_string(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} {exc}") from None
 
 
 def clean_string(value: str) -> str:

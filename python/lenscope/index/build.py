@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lenscope import defaults
 from lenscope.analysis import bos_id, capture, mlp_hook_names, model_dims
 from lenscope.errors import InvalidInput, JobCancelled
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
@@ -30,7 +31,7 @@ class IndexCancelled(JobCancelled):
 
 @dataclass(frozen=True)
 class BuildOptions:
-    k: int = 20
+    k: int = defaults.INDEX_K
     before: int = 50  # tokens of context kept before an example's maximum (Neuroscope: 50)
     after: int = 10
     window: int | None = None  # tokens per window, BOS included; default: the model's n_ctx
