@@ -58,8 +58,20 @@ export function addCommands(
     execute: analyze
   });
   commands.addCommand(CommandIDs.clear, { label: 'lenscope: Clear annotations', execute: () => model.clear() });
-  commands.addCommand(CommandIDs.buildIndex, { label: 'lenscope: Index the workspace (neuron index)', execute: () => (showPanel(), model.buildIndex()) });
-  commands.addCommand(CommandIDs.compareCorpus, { label: 'lenscope: Compare the two models over the workspace', execute: () => (showPanel(), model.compareCorpus()) });
+  commands.addCommand(CommandIDs.buildIndex, {
+    label: 'lenscope: Index the workspace (neuron index)',
+    execute: () => {
+      showPanel();
+      return model.buildIndex();
+    }
+  });
+  commands.addCommand(CommandIDs.compareCorpus, {
+    label: 'lenscope: Compare the two models over the workspace',
+    execute: () => {
+      showPanel();
+      return model.compareCorpus();
+    }
+  });
   commands.addCommand(CommandIDs.showPanel, { label: 'lenscope: Show panel', execute: showPanel });
   commands.addCommand(CommandIDs.chooseModel, {
     label: 'lenscope: Choose model',

@@ -100,8 +100,3 @@ export function selectLines(view: EditorView, first: number, last: number): void
   const b = doc.line(Math.max(1, Math.min(doc.lines, last)));
   reveal(view, a.from, b.to);
 }
-
-/** The document widget that holds an editor view (for knowing when it closes). */
-export function isViewGone(view: EditorView): boolean {
-  return !view.dom.isConnected;
-}

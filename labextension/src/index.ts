@@ -16,7 +16,6 @@ import { LenscopeClient } from './api/client';
 import { addCommands } from './commands';
 import { annotationExtension } from './editor/annotations';
 import { InlineView } from './editor/inline';
-import { isViewGone } from './editors';
 import { MainViews } from './mainarea';
 import { LenscopeModel } from './model';
 import { LenscopePanel } from './panel';
@@ -81,7 +80,8 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
 
     // a closed file takes its analysis with it (the panel must not show a closed file's tokens)
     for (const tracker of [notebooks, editors]) {
-      tracker?.widgetAdded.connect((_, widget) => widget.disposed.connect(() => model.forget(t => isViewGone(t.view))));
+      // (Lumino emits `disposed` before it detaches the node: ask whose editor it was, not whether it is gone)
+      tracker?.widgetAdded.connect((_, widget) => widget.disposed.connect(() => model.forget(t => widget.node.contains(t.view.dom))));
     }
     void model.refreshModels();
     return model;

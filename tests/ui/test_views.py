@@ -196,6 +196,17 @@ def test_closing_a_file_mid_analysis_leaves_no_tokens_of_it(page: Any, lab: Lab)
     assert "was closed" in page.locator("#lenscope-panel .ls-status").inner_text()
     assert page.locator("#lenscope-panel .ls-flow-token").count() == 0
 
+    # and a file closed after its analysis takes the analysis with it
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:open', {path: 'tour.py'})")
+    page.wait_for_selector(".jp-FileEditor .cm-content")
+    select_lines(page, ".jp-FileEditor", 25, 28)
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
+    page.wait_for_selector("#lenscope-panel .ls-flow-token")
+    page.evaluate(f"() => {CURRENT}.dispose()")
+    page.wait_for_selector("#lenscope-panel[data-state='empty']")
+    assert page.locator("#lenscope-panel .ls-flow-token").count() == 0
+    assert page.locator("#lenscope-panel .ls-analysis-title").inner_text() == ""
+
 
 def test_repeated_shortcut_aborts_superseded_requests(page: Any, lab: Lab) -> None:
     open_in_lab(page, lab, "tour.py")
