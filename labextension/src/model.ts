@@ -187,7 +187,8 @@ export class LenscopeModel {
     }
     const choice = this.choice;
     if (choice.problem) {
-      this.setStatus({ kind: 'error', message: choice.problem, hint: 'Pick a model in the list above, or fix defaultModel in Settings → lenscope.' });
+      // the picker above says what is wrong with the model; this says what it meant
+      this.setStatus({ kind: 'error', message: `Not analyzed: ${choice.name} cannot be used here.`, hint: 'Pick a model in the list above, or fix defaultModel in Settings → lenscope.' });
       return null;
     }
     const model = choice.name;

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from typing import Any
 
 from tests.ui.conftest import Lab, shot
 from tests.ui.test_inline import decorated, open_in_lab, select_lines, server_analysis
 
 CURRENT = "window.jupyterapp.shell.currentWidget"
-
-
-def put_setting(lab: Lab, raw: dict[str, Any]) -> None:
-    """Write lenscope's user settings through JupyterLab's settings API (as the settings editor does)."""
-    req = urllib.request.Request(
-        f"{lab.url}lab/api/settings/lenscope:plugin",
-        data=json.dumps({"raw": json.dumps(raw)}).encode(),
-        method="PUT",
-        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
-    )
-    urllib.request.urlopen(req, timeout=30).read()
 
 
 def test_card_and_comparison_side_by_side_restored_on_reload(page: Any, lab: Lab) -> None:
@@ -160,24 +148,30 @@ def test_copy_analysis_as_tsv(page: Any, lab: Lab) -> None:
 
 
 def test_unknown_default_model_is_shown_and_clearing_recovers(page: Any, lab: Lab) -> None:
-    put_setting(lab, {"defaultModel": "no-such-model"})
+    open_in_lab(page, lab, "tour.py")
+    page.wait_for_selector(".jp-FileEditor .cm-content")
+    header = "document.querySelector('#lenscope-panel .ls-header').dataset"
+    page.wait_for_function(f"() => {header}.model === 'lenscope-gelu-1l'")
+    # as a user would: the settings editor's form, changed while the panel is open
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('settingeditor:open', {query: 'lenscope'}); }")
+    field = page.locator("[id='jp-SettingsEditor-lenscope:plugin_defaultModel']")
     try:
-        open_in_lab(page, lab, "tour.py")
-        header = page.locator("#lenscope-panel .ls-header")
-        page.wait_for_function("() => document.querySelector('#lenscope-panel .ls-header').dataset.model === 'no-such-model'")
-        assert header.get_attribute("data-model-state") == "error"
+        field.fill("no-such-model")
+        page.wait_for_function(f"() => {header}.model === 'no-such-model'")
+        assert page.evaluate(f"() => {header}.modelState") == "error"
         assert "no-such-model (unknown)" in page.locator("#lenscope-panel .ls-model-select option:checked").inner_text()
         assert "not a model this server knows" in page.locator("#lenscope-panel .ls-model-problem").inner_text()
-        page.wait_for_selector(".jp-FileEditor .cm-content")
+        page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:open', {path: 'tour.py'}); }")
         select_lines(page, ".jp-FileEditor", 8, 9)
         page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
         page.wait_for_selector("#lenscope-panel[data-state='error']")
-        assert page.locator(".ls-token").count() == 0
+        assert page.locator(".ls-token").count() == 0  # no request went to a model that is not there
         shot(page, "unknown-model")
     finally:
-        put_setting(lab, {})
-    page.reload()
-    page.wait_for_function("() => document.querySelector('#lenscope-panel .ls-header')?.dataset.model === 'lenscope-gelu-1l'")
+        page.evaluate("async () => { await window.jupyterapp.commands.execute('settingeditor:open', {query: 'lenscope'}); }")
+        field.fill("")
+    # cleared: back to the server's default, without a reload
+    page.wait_for_function(f"() => {header}.model === 'lenscope-gelu-1l' && {header}.modelState === 'loaded'")
     assert page.locator("#lenscope-panel .ls-model-problem").is_hidden()
 
 
@@ -197,7 +191,7 @@ def test_closing_a_file_mid_analysis_leaves_no_tokens_of_it(page: Any, lab: Lab)
     assert page.locator("#lenscope-panel .ls-flow-token").count() == 0
 
     # and a file closed after its analysis takes the analysis with it
-    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:open', {path: 'tour.py'})")
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:open', {path: 'tour.py'}); }")
     page.wait_for_selector(".jp-FileEditor .cm-content")
     select_lines(page, ".jp-FileEditor", 25, 28)
     page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
