@@ -229,7 +229,7 @@ def test_thousand_token_selection_timing(page: Any, lab: Lab) -> None:
     page.wait_for_function(f"() => {view}.state.selection.main.to - {view}.state.selection.main.from === {units}")
     runs = []
     panel = page.locator("#lenscope-panel")
-    for attempt in range(2):  # the second is served from the server's cache
+    for attempt in range(5):  # the first is computed; the others come from the server's cache (take their median)
         done = int(panel.get_attribute("data-runs") or 0)
         page.evaluate("() => window.jupyterapp.commands.execute('lenscope:clear-annotations')")
         page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
