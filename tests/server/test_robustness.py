@@ -24,7 +24,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "python" / "lenscope" / "models"
 
 @pytest.fixture
 def lenscope_config() -> dict:
-    return {"heartbeat_timeout_s": 4.0, "request_timeout_s": 3.0, "cancel_grace_s": 1.0, "cache_mb": 1}
+    return {"heartbeat_timeout_s": 8.0, "request_timeout_s": 3.0, "cancel_grace_s": 1.0, "cache_mb": 1}
 
 
 async def health(jp_fetch) -> dict:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import sys
 import time
@@ -26,6 +27,10 @@ from typing import Any
 
 from lenscope.errors import InvalidInput, LenscopeError
 from lenscope_server.worker.protocol import HEADER, pack_frame, unpack_body
+
+log = logging.getLogger(__name__)
+START_TIMEOUT_S = 120.0
+"""How long a new worker may take to say hello (Python and its imports, on a loaded machine)."""
 
 
 class WorkerDied(LenscopeError):
@@ -126,18 +131,26 @@ class WorkerClient:
     async def _watch(self) -> None:
         """Kill a worker whose heartbeat stops (SIGSTOP, a wedged native call): its requests
         then fail with a clear message and the next request gets a fresh worker."""
-        limit = self.config.heartbeat_timeout_s
         while self.state != "stopped":
-            await asyncio.sleep(min(1.0, limit / 4))
+            await asyncio.sleep(min(1.0, self.config.heartbeat_timeout_s / 4))
             proc = self.proc
+            # before its hello a worker is importing its libraries: it gets longer to say it
+            limit = (
+                self.config.heartbeat_timeout_s
+                if self.state == "ready"
+                else max(START_TIMEOUT_S, self.config.heartbeat_timeout_s)
+            )
             silent = time.monotonic() - self._last_seen
             if proc is not None and proc.returncode is None and silent > limit:
-                self.kill(f"no heartbeat for {silent:.0f} s")
+                self.kill(
+                    f"no heartbeat for {silent:.0f} s" if self.state == "ready" else f"no hello within {limit:g} s of starting"
+                )
 
     def kill(self, reason: str) -> None:
         """End the worker now (SIGKILL also ends a stopped process); requests in flight fail."""
         proc = self.proc
         if proc is not None and proc.returncode is None:
+            log.warning("lenscope: killing the model worker (pid %s): %s", proc.pid, reason)
             self._kill_reason = reason
             self.state = "unresponsive"
             proc.kill()

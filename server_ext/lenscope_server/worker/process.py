@@ -241,11 +241,6 @@ def main() -> None:
     # The protocol owns fd 1; anything a library prints goes to stderr instead.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    threads = config.get("threads")
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
     worker = Worker(
         out,
         device=config.get("device") or None,
@@ -253,9 +248,15 @@ def main() -> None:
         idle_unload_s=float(config.get("idle_unload_s", 0)),
         model_dirs=list(config.get("model_dirs", [])),
     )
+    # the heartbeat first: importing torch below can take seconds on a loaded machine
+    threading.Thread(target=worker.heartbeat, args=(HEARTBEAT_S,), daemon=True).start()
+    threads = config.get("threads")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     reader = threading.Thread(target=worker.read_loop, args=(sys.stdin.buffer,), daemon=True)
     reader.start()
-    threading.Thread(target=worker.heartbeat, args=(HEARTBEAT_S,), daemon=True).start()
     worker.send({"id": 0, "ok": True, "result": {"ready": True, "pid": os.getpid()}})
     preload = config.get("preload")
     if preload:
