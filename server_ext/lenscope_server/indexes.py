@@ -54,7 +54,7 @@ class IndexRegistry:
                 cached = (mtime, exc)
             self._open[path] = cached
         if isinstance(cached[1], IndexBroken):
-            raise cached[1]
+            raise IndexBroken(cached[1].message)  # a fresh error each time: no traceback piling up
         return cached[1]
 
     def listing(self) -> list[dict[str, object]]:
