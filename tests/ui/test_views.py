@@ -236,11 +236,25 @@ def test_cancel_shows_at_once_and_the_end_state_stays(page: Any, lab: Lab) -> No
         section = page.locator("#lenscope-panel .ls-index")
         page.locator("#lenscope-panel .ls-build-index").click()
         page.wait_for_selector("#lenscope-panel .ls-index[data-job-state='running'] .ls-cancel:not([hidden])")
+        # record every state the section shows, and when the cancel button was pressed
+        page.evaluate(
+            """() => {
+                const section = document.querySelector('#lenscope-panel .ls-index');
+                window.lsStates = [];
+                new MutationObserver(() => window.lsStates.push([section.dataset.jobState, performance.now(),
+                    section.querySelector('.ls-job-status').textContent]))
+                    .observe(section, {attributes: true, subtree: true, childList: true, characterData: true});
+                section.querySelector('.ls-cancel').addEventListener('click', () => (window.lsClicked = performance.now()), true);
+            }"""
+        )
         page.locator("#lenscope-panel .ls-index .ls-cancel").click()
-        # heard at once: no wait for the server's next answer
-        assert section.get_attribute("data-job-state") == "cancelling"
-        assert "cancelling" in section.locator(".ls-job-status").inner_text()
         page.wait_for_selector("#lenscope-panel .ls-index[data-job-state='cancelled']", timeout=60_000)
+        states, clicked = page.evaluate("() => [window.lsStates, window.lsClicked]")
+        # heard at once (in the click's own task), before the server said it stopped
+        first = next(s for s in states if s[1] >= clicked)
+        assert first[0] == "cancelling" and first[2] == "cancelling…" and first[1] - clicked < 50, (first, clicked)
+        order = [s[0] for s in states]
+        assert order.index("cancelling") < order.index("cancelled")
         time.sleep(1.5)  # several poll intervals: nothing overwrites it
         assert section.get_attribute("data-job-state") == "cancelled"
         assert section.locator(".ls-job-status").inner_text().startswith("cancelled")
