@@ -125,7 +125,9 @@ export class AnalysisView extends Widget {
       if (this.model.run === run) {
         this.showTokens(run, max);
       }
-      this.timings.textContent = `server ${fmt(server, 1)} ms (forward ${fmt(analysis.timings.forward, 1)}) · command to colours ${fmt(clientMs, 1)} ms${analysis.servedFrom ? ` · ${analysis.servedFrom}` : ''}`;
+      // a cached answer keeps the timings of when it was computed: say so
+      const how = analysis.servedFrom === 'cache' ? `from the cache; computed in ${fmt(analysis.timings.forward, 1)} ms` : `forward ${fmt(analysis.timings.forward, 1)} ms${analysis.servedFrom === 'coalesced' ? ', shared with an identical request' : ''}`;
+      this.timings.textContent = `server ${fmt(server, 1)} ms (${how}) · command to colours ${fmt(clientMs, 1)} ms`;
       this.panelNode.dataset.serverMs = String(server);
       this.panelNode.dataset.clientMs = String(clientMs);
       this.panelNode.dataset.runs = String(++this.runs);
