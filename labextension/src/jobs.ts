@@ -21,6 +21,27 @@ export function isActive(job: Pick<Job, 'state'>): boolean {
   return job.state === 'queued' || job.state === 'running';
 }
 
+/** What a job's status line says. */
+export function jobStatus(view: JobView): string {
+  const { job } = view;
+  const p = job.progress;
+  if (isActive(job)) {
+    if (view.cancelling) {
+      return 'cancelling…';
+    }
+    if (job.state === 'queued' || !p) {
+      return job.state === 'queued' ? 'queued…' : 'starting…';
+    }
+    return `${p.tokens_done.toLocaleString()} / ${p.tokens_total.toLocaleString()} tokens · ${Math.round(p.rate).toLocaleString()} tok/s${p.eta_s ? ` · ${Math.ceil(p.eta_s)} s left` : ''}`;
+  }
+  if (job.state === 'done') {
+    const r = job.result;
+    const skipped = r && r.skipped.length ? ` (${r.skipped.length} file${r.skipped.length === 1 ? '' : 's'} skipped)` : '';
+    return r ? `done: ${r.tokens.toLocaleString()} tokens in ${r.files} files${skipped}` : 'done';
+  }
+  return `${job.state}${job.error ? `: ${job.error.message}` : ''}`;
+}
+
 type JobSource = Pick<LenscopeClient, 'job' | 'cancelJob'>;
 
 export class JobPoller {

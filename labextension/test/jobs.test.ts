@@ -1,5 +1,5 @@
 import type { Job } from '../src/api/client';
-import { JobPoller, JobView } from '../src/jobs';
+import { JobPoller, jobStatus, JobView } from '../src/jobs';
 
 function job(id: string, state: Job['state'], done = 0, kind: Job['kind'] = 'index'): Job {
   return {
@@ -107,5 +107,19 @@ describe('job poller', () => {
     expect(poller.latest('compare')!.job.id).toBe('j6');
     expect(poller.latest('index')!.job.id).toBe('j7');
     poller.dispose();
+  });
+});
+
+describe('a job’s status line', () => {
+  it('says cancelling at once, then the end state and what it did', () => {
+    const running = job('j1', 'running', 50);
+    expect(jobStatus({ job: running, cancelling: false })).toBe('50 / 100 tokens · 10 tok/s');
+    expect(jobStatus({ job: running, cancelling: true })).toBe('cancelling…');
+    expect(jobStatus({ job: { ...running, state: 'cancelled', error: { code: 'cancelled', message: 'the build was cancelled' } }, cancelling: false })).toBe(
+      'cancelled: the build was cancelled'
+    );
+    const done: Job = { ...running, state: 'done', result: { kind: 'index', name: 'workspace', files: 3, tokens: 1603, skipped: [{ path: 'x.bin', reason: 'binary' }] } };
+    expect(jobStatus({ job: done, cancelling: false })).toBe('done: 1,603 tokens in 3 files (1 file skipped)');
+    expect(jobStatus({ job: { ...running, state: 'queued', progress: null }, cancelling: false })).toBe('queued…');
   });
 });

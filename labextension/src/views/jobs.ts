@@ -8,30 +8,9 @@ import { Widget } from '@lumino/widgets';
 
 import type { IndexEntry } from '../api/client';
 import { el } from '../format';
-import { isActive, JobKind, JobView } from '../jobs';
+import { isActive, JobKind, jobStatus, JobView } from '../jobs';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
-
-/** What a job's status line says. */
-export function jobStatus(view: JobView): string {
-  const { job } = view;
-  const p = job.progress;
-  if (isActive(job)) {
-    if (view.cancelling) {
-      return 'cancelling…';
-    }
-    if (job.state === 'queued' || !p) {
-      return job.state === 'queued' ? 'queued…' : 'starting…';
-    }
-    return `${p.tokens_done.toLocaleString()} / ${p.tokens_total.toLocaleString()} tokens · ${Math.round(p.rate).toLocaleString()} tok/s${p.eta_s ? ` · ${Math.ceil(p.eta_s)} s left` : ''}`;
-  }
-  if (job.state === 'done') {
-    const r = job.result;
-    const skipped = r && r.skipped.length ? ` (${r.skipped.length} file${r.skipped.length === 1 ? '' : 's'} skipped)` : '';
-    return r ? `done: ${r.tokens.toLocaleString()} tokens in ${r.files} files${skipped}` : 'done';
-  }
-  return `${job.state}${job.error ? `: ${job.error.message}` : ''}`;
-}
 
 class JobSection {
   readonly node = el('div', 'ls-job');
