@@ -9,15 +9,17 @@ PORT ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 LABEXT := server_ext/lenscope_server/labextension
 
-.PHONY: install build browser lab test lint bench
+.PHONY: install build browser lab test lint bench dist
 
-$(STAMP): pyproject.toml Makefile package.json yarn.lock
+$(STAMP): pyproject.toml hatch_build.py Makefile package.json yarn.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, CPU build from this machine's local file: a bare `torch` is a multi-GB CUDA build
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[lab,test]'
-	rm -rf $(VENV)/share/jupyter/labextensions/lenscope
+	# pyproject.toml's build requirements, so that the editable install needs no isolated build
+	# environment; `make build` builds the frontend, so the install skips it (SKIP_JUPYTER_BUILDER)
+	$(BIN)/python -m pip install -q hatchling hatch-jupyter-builder hatch-nodejs-version editables
+	SKIP_JUPYTER_BUILDER=1 $(BIN)/python -m pip install -q --no-build-isolation -e '.[lab,test]'
 	# node dependencies (jlpm is JupyterLab's pinned yarn); yarn.lock is committed
 	$(BIN)/jlpm install
 	touch $(STAMP)
@@ -51,6 +53,12 @@ lint: install
 test: lint build browser
 	$(BIN)/jlpm test
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# the sdist, then the wheel from it, as a release builds them (Node.js from the system; jlpm comes
+# with JupyterLab in the isolated build environment): dist/lenscope-<version>{.tar.gz,-py3-none-any.whl}
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build -o dist .
 
 bench: install
 	$(BIN)/python -m benchmarks.bench_analyze

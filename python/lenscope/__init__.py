@@ -8,9 +8,10 @@ pay for importing torch.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = importlib.metadata.version("lenscope")  # one version: package.json's (hatch-nodejs-version)
 
 _EXPORTS = {
     "analyze": "lenscope.analysis",

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from lenscope import __version__  # one version for the distribution (lenscope is light to import)
+
+__all__ = ["__version__"]
+
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from lenscope_server.app import LenscopeApp
