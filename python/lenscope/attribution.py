@@ -1,0 +1,217 @@
+"""Direct logit attribution: why the model predicted a token at a position.
+
+The residual stream at the last layer is a sum of parts: the token embedding, the positional
+embedding, every attention head's output (itself a sum over the source positions it reads,
+``pattern[d, s] * v_s @ W_O[h]``), every MLP neuron's output (``act * W_out[n]``) and the
+biases. The final LayerNorm is linear once its scale is fixed, so with the scale **frozen at its
+observed value** each part's direct effect on a logit is exact:
+
+    part -> ((part - mean(part)) / scale) * w_ln @ u,   u = W_U[:, t] - mean_v W_U[:, v]
+
+(``u`` for the centred logit of ``t``; ``W_U[:, t] - W_U[:, t2]`` for a logit difference), and
+the parts plus the constant terms (the LN bias and the unembedding bias through ``u``) sum to the
+centred logit of ``t`` exactly. Direct only: in a multi-layer model an earlier layer's output
+also acts through later layers (via their attention and MLP inputs); that indirect effect is not
+in any part here.
+
+Only what one position needs is kept: the pattern row of the position, the values, the MLP
+activations at the position and the LN scale there; no ``[positions, heads, d_model]`` tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lenscope import defaults
+from lenscope.analysis import _model_device, _plan, bos_id, model_dims
+from lenscope.errors import InvalidInput
+from lenscope.validation import check_int
+
+
+@dataclass
+class Attribution:
+    """The parts of one prediction's (centred) logit, all in logits."""
+
+    model: str
+    position: int  # text token whose output is explained (it predicts token position + 1)
+    target: int
+    baseline: int | None  # explains logit(target) - logit(baseline) when given
+    value: float  # the centred logit (or the difference), as the model computed it
+    ln_scale: float  # the final LayerNorm's scale at the position, frozen
+    embed: float
+    pos_embed: float
+    constant: float  # LN bias and unembedding bias, through u
+    attn_bias: np.ndarray  # [n_layers]
+    mlp_bias: np.ndarray  # [n_layers] (zeros without an MLP)
+    heads: np.ndarray  # [n_layers, n_heads]: each head's whole direct part
+    head_sources: np.ndarray  # [n_layers, n_heads, n_sources]: per source position (BOS first)
+    source_tokens: list[int]  # the window's tokens read as sources: BOS, context, text up to the position
+    source_text_index: list[int]  # for each source, its text token index (-1: BOS or context)
+    neurons: np.ndarray  # [n_layers, d_mlp] (empty without an MLP)
+    strings: dict[int, str] = field(default_factory=dict)
+
+    def total(self) -> float:
+        return float(
+            self.embed
+            + self.pos_embed
+            + self.constant
+            + self.attn_bias.sum()
+            + self.mlp_bias.sum()
+            + self.heads.sum()
+            + self.neurons.sum()
+        )
+
+
+def _final_ln(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The final LayerNorm's weight and bias (ones and zeros for a folded ``LNPre``)."""
+    norm = str(getattr(model.cfg, "normalization_type", "LN"))
+    if norm not in ("LN", "LNPre"):
+        raise InvalidInput(f"direct logit attribution needs a LayerNorm model; this one uses {norm}")
+    d_model = int(model.cfg.d_model)
+    inner = getattr(model.ln_final, "_original_component", model.ln_final)
+    w = getattr(inner, "weight", None)
+    b = getattr(inner, "bias", None)
+    device = _model_device(model)
+    return (
+        w.detach().float() if w is not None else torch.ones(d_model, device=device),
+        b.detach().float() if b is not None else torch.zeros(d_model, device=device),
+    )
+
+
+def _centre(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(-1, keepdim=True)
+
+
+@torch.inference_mode()
+def attribute(
+    model: Any,
+    text: str,
+    position: int,
+    *,
+    context: str = "",
+    target: int | None = None,
+    baseline: int | None = None,
+    model_name: str | None = None,
+) -> Attribution:
+    """The direct parts of the prediction made at text token ``position`` (it predicts token
+    ``position + 1``) for ``target`` (default: the token that really came next, else the top
+    prediction), optionally as a difference against ``baseline``."""
+    n_layers, d_mlp, d_vocab, _ = model_dims(model)
+    timings = {"tokenize": 0.0}
+    plan = _plan(model, text, context, None, timings)
+    n_text = len(plan.spans.ids)
+    check_int(position, "position", 0, n_text - 1)
+    s_pos = plan.keep + position  # index into the sequence S (context + text)
+    window = next(w for w in plan.windows if w.report_from <= s_pos < w.report_to)
+    local = window.local(s_pos)
+    device = _model_device(model)
+    tokens = [bos_id(model.tokenizer), *plan.seq[window.start : window.start + local]]
+    x = torch.tensor([tokens], dtype=torch.int64, device=device)
+
+    keep: dict[str, torch.Tensor] = {}
+
+    def grab(name: str, at: int | None) -> Any:
+        def hook(act: torch.Tensor, hook: Any) -> None:
+            keep[name] = (act[0] if at is None else act[0, at]).detach().float()
+
+        return (name, hook)
+
+    hooks = [grab("hook_embed", -1), grab("hook_pos_embed", -1), grab("ln_final.hook_scale", -1)]
+    for layer in range(n_layers):
+        hooks.append((f"blocks.{layer}.attn.hook_pattern", _row_hook(keep, f"pattern{layer}")))
+        hooks.append(grab(f"blocks.{layer}.attn.hook_v", None))
+        if d_mlp:
+            hooks.append(grab(f"blocks.{layer}.mlp.hook_post", -1))
+    logits = model.run_with_hooks(x, fwd_hooks=hooks)[0, -1].float()
+
+    next_id = plan.seq[s_pos + 1] if s_pos + 1 < len(plan.seq) else None
+    if target is None:
+        target = next_id if next_id is not None else int(logits.argmax())
+    check_int(target, "target", 0, d_vocab - 1)
+    if baseline is not None:
+        check_int(baseline, "baseline", 0, d_vocab - 1)
+
+    w_u = model.W_U.detach().float()
+    b_u = model.b_U.detach().float() if getattr(model, "b_U", None) is not None else torch.zeros(d_vocab, device=device)
+    if baseline is None:
+        u = w_u[:, target] - w_u.mean(1)
+        u_bias = b_u[target] - b_u.mean()
+        value = float(logits[target] - logits.mean())
+    else:
+        u = w_u[:, target] - w_u[:, baseline]
+        u_bias = b_u[target] - b_u[baseline]
+        value = float(logits[target] - logits[baseline])
+    w_ln, b_ln = _final_ln(model)
+    scale = float(keep["ln_final.hook_scale"].reshape(-1)[0])
+    read = w_ln * u / scale  # a centred residual vector r contributes r @ read
+
+    def direct(vectors: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = _centre(vectors) @ read
+        return out
+
+    w_o = model.W_O.detach().float()  # [layers, heads, d_head, d_model]
+    heads_out, sources_out, attn_bias, mlp_bias, neurons_out = [], [], [], [], []
+    for layer in range(n_layers):
+        g = direct(w_o[layer])  # [heads, d_head]: what one unit of each value dimension adds
+        v = keep[f"blocks.{layer}.attn.hook_v"]  # [sources, heads, d_head]
+        per_source = keep[f"pattern{layer}"] * torch.einsum("shd,hd->hs", v, g)  # [heads, sources]
+        sources_out.append(per_source)
+        heads_out.append(per_source.sum(-1))
+        attn_bias.append(float(direct(model.b_O.detach().float()[layer])))
+        if d_mlp:
+            act = keep[f"blocks.{layer}.mlp.hook_post"]  # [d_mlp]
+            neurons_out.append(act * direct(model.W_out.detach().float()[layer]))
+            mlp_bias.append(float(direct(model.b_out.detach().float()[layer])))
+        else:
+            mlp_bias.append(0.0)
+    n_sources = len(tokens)
+    text_start = plan.keep - window.start + 1  # local index of text token 0 (sources before it: BOS, context)
+    ids = sorted({target, *([baseline] if baseline is not None else []), *tokens})
+    from lenscope.tokens import token_strings
+
+    return Attribution(
+        model=model_name or str(getattr(model.cfg, "model_name", "model")),
+        position=position,
+        target=int(target),
+        baseline=None if baseline is None else int(baseline),
+        value=value,
+        ln_scale=scale,
+        embed=float(direct(keep["hook_embed"])),
+        pos_embed=float(direct(keep["hook_pos_embed"])),
+        constant=float(b_ln @ u + u_bias),
+        attn_bias=np.asarray(attn_bias, dtype=np.float32),
+        mlp_bias=np.asarray(mlp_bias, dtype=np.float32),
+        heads=torch.stack(heads_out).cpu().numpy(),
+        head_sources=torch.stack(sources_out).reshape(n_layers, -1, n_sources).cpu().numpy(),
+        source_tokens=tokens,
+        source_text_index=[i - text_start if i >= max(text_start, 1) else -1 for i in range(n_sources)],
+        neurons=torch.stack(neurons_out).cpu().numpy() if d_mlp else np.zeros((n_layers, 0), dtype=np.float32),
+        strings=dict(zip(ids, token_strings(model.tokenizer, ids))),
+    )
+
+
+def _row_hook(keep: dict[str, torch.Tensor], key: str) -> Any:
+    """Keep only the last query row of an attention pattern: ``[heads, sources]``."""
+
+    def hook(act: torch.Tensor, hook: Any) -> None:
+        keep[key] = act[0, :, -1, :].detach().float()
+
+    return hook
+
+
+def top_parts(result: Attribution, k: int = defaults.TOP_NEURONS) -> dict[str, list[tuple[Any, float]]]:
+    """The largest parts by magnitude, signed: neurons ``(layer, index)`` and heads ``(layer, head)``."""
+    out: dict[str, list[tuple[Any, float]]] = {}
+    for name, values in (("neurons", result.neurons), ("heads", result.heads)):
+        flat = values.reshape(-1)
+        if flat.size == 0:
+            out[name] = []
+            continue
+        order = np.argsort(-np.abs(flat))[:k]
+        width = values.shape[1]
+        out[name] = [((int(i // width), int(i % width)), float(flat[i])) for i in order]
+    return out
