@@ -184,6 +184,9 @@ export class LenscopeModel {
     this.inflight = controller;
     if (!this.listing.length) {
       await this.refreshModels();
+      if (controller.signal.aborted) {
+        return null; // a newer call took over meanwhile
+      }
     }
     const choice = this.choice;
     if (choice.problem) {
