@@ -49,6 +49,7 @@ class Attribution:
     mlp_bias: np.ndarray  # [n_layers] (zeros without an MLP)
     heads: np.ndarray  # [n_layers, n_heads]: each head's whole direct part
     head_sources: np.ndarray  # [n_layers, n_heads, n_sources]: per source position (BOS first)
+    pattern: np.ndarray  # [n_layers, n_heads, n_sources]: the attention weights from the position
     source_tokens: list[int]  # the window's tokens read as sources: BOS, context, text up to the position
     source_text_index: list[int]  # for each source, its text token index (-1: BOS or context)
     neurons: np.ndarray  # [n_layers, d_mlp] (empty without an MLP)
@@ -154,10 +155,11 @@ def attribute(
         return out
 
     w_o = model.W_O.detach().float()  # [layers, heads, d_head, d_model]
-    heads_out, sources_out, attn_bias, mlp_bias, neurons_out = [], [], [], [], []
+    heads_out, sources_out, attn_bias, mlp_bias, neurons_out, patterns = [], [], [], [], [], []
     for layer in range(n_layers):
         g = direct(w_o[layer])  # [heads, d_head]: what one unit of each value dimension adds
         v = keep[f"blocks.{layer}.attn.hook_v"]  # [sources, heads, d_head]
+        patterns.append(keep[f"pattern{layer}"])
         per_source = keep[f"pattern{layer}"] * torch.einsum("shd,hd->hs", v, g)  # [heads, sources]
         sources_out.append(per_source)
         heads_out.append(per_source.sum(-1))
@@ -187,6 +189,7 @@ def attribute(
         mlp_bias=np.asarray(mlp_bias, dtype=np.float32),
         heads=torch.stack(heads_out).cpu().numpy(),
         head_sources=torch.stack(sources_out).reshape(n_layers, -1, n_sources).cpu().numpy(),
+        pattern=torch.stack(patterns).reshape(n_layers, -1, n_sources).cpu().numpy(),
         source_tokens=tokens,
         source_text_index=[i - text_start if i >= max(text_start, 1) else -1 for i in range(n_sources)],
         neurons=torch.stack(neurons_out).cpu().numpy() if d_mlp else np.zeros((n_layers, 0), dtype=np.float32),
@@ -215,3 +218,31 @@ def top_parts(result: Attribution, k: int = defaults.TOP_NEURONS) -> dict[str, l
         width = values.shape[1]
         out[name] = [((int(i // width), int(i % width)), float(flat[i])) for i in order]
     return out
+
+
+def attribution_to_wire(result: Attribution, top: int = defaults.TOP_NEURONS) -> dict[str, Any]:
+    """The wire form (``AttributionResponse``): the largest parts listed, the per-source arrays whole."""
+    parts = top_parts(result, top)
+    d_mlp = result.neurons.shape[1]
+    return {
+        "model": result.model,
+        "position": result.position,
+        "target": result.target,
+        "baseline": result.baseline,
+        "value": result.value,
+        "total": result.total(),
+        "ln_scale": result.ln_scale,
+        "embed": result.embed,
+        "pos_embed": result.pos_embed,
+        "constant": result.constant,
+        "attn_bias": result.attn_bias.astype(np.float32),
+        "mlp_bias": result.mlp_bias.astype(np.float32),
+        "heads": result.heads.astype(np.float32),
+        "mlp_total": result.neurons.sum(axis=1).astype(np.float32) if d_mlp else np.zeros(len(result.heads), np.float32),
+        "top_neurons": [{"layer": la, "index": ix, "value": v} for (la, ix), v in parts["neurons"]],
+        "pattern": result.pattern.astype(np.float16),
+        "head_sources": result.head_sources.astype(np.float32),
+        "source_ids": np.asarray(result.source_tokens, dtype=np.int32),
+        "source_text_index": np.asarray(result.source_text_index, dtype=np.int32),
+        "strings": {"ids": sorted(result.strings), "values": [result.strings[i] for i in sorted(result.strings)]},
+    }

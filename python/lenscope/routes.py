@@ -73,6 +73,9 @@ ROUTES: tuple[Route, ...] = (
           wire.AnalyzeResponse, TEXT_ERRORS, request=wire.AnalyzeRequest),
     Route("/activations", "post", "activations", "Post-activations of chosen MLP neurons at every token of a text",
           wire.ActivationsResponse, TEXT_ERRORS, request=wire.ActivationsRequest),
+    Route("/attribute", "post", "attribute",
+          "Why a prediction: direct logit attribution to heads (by source), neurons, embeddings and biases",
+          wire.AttributionResponse, TEXT_ERRORS, request=wire.AttributeRequest),
     Route("/neurons/{model}/{layer}/{index}", "get", "neuronCard",
           "A neuron's card: top corpus examples, direct logit effect, activation histogram",
           wire.NeuronCardResponse, (400, 403, 404), params=(

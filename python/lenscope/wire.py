@@ -175,6 +175,54 @@ class ActivationsResponse(_Strict):
     timings_ms: dict[str, float]
 
 
+class AttributeRequest(_Strict):
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    text: Text
+    context: Context = ""
+    position: int = Field(ge=0, le=MAX_TEXT_CHARS, description="Text token whose prediction (of the next token) is explained")
+    target: int | None = Field(None, ge=0, le=2**31 - 1, description="Token id explained; default: the actual next token")
+    baseline: int | None = Field(None, ge=0, le=2**31 - 1, description="Explain logit(target) - logit(baseline) instead")
+    top: int = Field(defaults.TOP_NEURONS, ge=1, le=MAX_TOP_NEURONS, description="Neurons listed, largest |part| first")
+
+
+class AttributedNeuron(_Strict):
+    layer: int
+    index: int
+    value: float = Field(description="Its direct part of the (centred) logit")
+
+
+class IdStrings(_Strict):
+    ids: list[int]
+    values: list[str]
+
+
+class AttributionResponse(_Strict):
+    """Direct logit attribution of one prediction; the parts sum to ``value`` (``total``, exactly
+    up to float error). The final LayerNorm's scale is frozen at ``ln_scale``; direct effects only."""
+
+    model: str
+    position: int
+    target: int
+    baseline: int | None
+    value: float = Field(description="Centred logit of target (or logit(target) - logit(baseline))")
+    total: float = Field(description="Sum of all parts")
+    ln_scale: float
+    embed: float
+    pos_embed: float
+    constant: float = Field(description="LayerNorm bias and unembedding bias")
+    attn_bias: NDArray = Field(description="float32 [n_layers]")
+    mlp_bias: NDArray = Field(description="float32 [n_layers]")
+    heads: NDArray = Field(description="float32 [n_layers, n_heads]: each head's part")
+    mlp_total: NDArray = Field(description="float32 [n_layers]: all neurons of the layer together")
+    top_neurons: list[AttributedNeuron]
+    pattern: NDArray = Field(description="float16 [n_layers, n_heads, n_sources]: attention from the position")
+    head_sources: NDArray = Field(description="float32 [n_layers, n_heads, n_sources]: each head's part, by source")
+    source_ids: NDArray = Field(description="Token ids of the sources (BOS first, then context, then text)")
+    source_text_index: NDArray = Field(description="Text token index of each source; -1 for the BOS and context")
+    strings: IdStrings = Field(description="Decoded string of the target, baseline and sources")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
 class NeuronExample(_Strict):
     file: str = Field(description="Path of the source file, relative to the indexed root")
     cell: int | None = Field(

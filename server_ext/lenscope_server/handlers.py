@@ -21,6 +21,7 @@ from lenscope.routes import PREFIX, paths
 from lenscope.wire import (
     ActivationsRequest,
     AnalyzeRequest,
+    AttributeRequest,
     CompareRequest,
     IndexBuildRequest,
     encode_msgpack,
@@ -160,6 +161,13 @@ class ActivationsHandler(LenscopeHandler):
         self.send_served(await self.service.activations(self.parse_body(ActivationsRequest), self.encoding()))
 
 
+class AttributeHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.send_served(await self.service.attribute(self.parse_body(AttributeRequest), self.encoding()))
+
+
 class NeuronHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -289,6 +297,7 @@ HANDLERS: dict[str, type[LenscopeHandler]] = {
     "/models": ModelsHandler,
     "/analyze": AnalyzeHandler,
     "/activations": ActivationsHandler,
+    "/attribute": AttributeHandler,
     "/neurons/{model}/{layer}/{index}": NeuronHandler,
     "/neurons/{model}/search": NeuronSearchHandler,
     "/indexes": IndexesHandler,

@@ -13,7 +13,7 @@ from typing import Any
 
 from lenscope.index.card import neuron_card, neurons_for_token, stored_document
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
-from lenscope.wire import ActivationsRequest, AnalyzeRequest
+from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttributeRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.worker.client import WorkerClient
@@ -102,6 +102,16 @@ class LenscopeService:
         neurons = [n.model_dump() for n in request.neurons]
         args = {"model": model, "text": request.text, "context": request.context, "neurons": neurons, "encoding": encoding}
         result = await self._tracked(model, "activations", args)
+        total = (time.perf_counter() - t0) * 1000
+        return Served(result["payload"], encoding, "worker", total, total)
+
+    async def attribute(self, request: AttributeRequest, encoding: str) -> Served:
+        """Direct logit attribution of one prediction (not cached: one position, cheap)."""
+        t0 = time.perf_counter()
+        check_text(request.text)
+        model = request.model or self.default_model
+        args = {**request.model_dump(), "model": model, "encoding": encoding}
+        result = await self._tracked(model, "attribute", args)
         total = (time.perf_counter() - t0) * 1000
         return Served(result["payload"], encoding, "worker", total, total)
 

@@ -38,6 +38,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/attribute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Why a prediction: direct logit attribution to heads (by source), neurons, embeddings and biases */
+        post: operations["attribute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/compare": {
         parameters: {
             query?: never;
@@ -324,6 +341,117 @@ export interface components {
             /** Windows */
             windows: number;
         };
+        /** AttributeRequest */
+        AttributeRequest: {
+            /**
+             * Baseline
+             * @description Explain logit(target) - logit(baseline) instead
+             * @default null
+             */
+            baseline: number | null;
+            /**
+             * Context
+             * @default
+             */
+            context: string;
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /**
+             * Position
+             * @description Text token whose prediction (of the next token) is explained
+             */
+            position: number;
+            /**
+             * Target
+             * @description Token id explained; default: the actual next token
+             * @default null
+             */
+            target: number | null;
+            /** Text */
+            text: string;
+            /**
+             * Top
+             * @description Neurons listed, largest |part| first
+             * @default 10
+             */
+            top: number;
+        };
+        /** AttributedNeuron */
+        AttributedNeuron: {
+            /** Index */
+            index: number;
+            /** Layer */
+            layer: number;
+            /**
+             * Value
+             * @description Its direct part of the (centred) logit
+             */
+            value: number;
+        };
+        /**
+         * AttributionResponse
+         * @description Direct logit attribution of one prediction; the parts sum to ``value`` (``total``, exactly
+         *     up to float error). The final LayerNorm's scale is frozen at ``ln_scale``; direct effects only.
+         */
+        AttributionResponse: {
+            /** @description float32 [n_layers] */
+            attn_bias: components["schemas"]["NDArray"];
+            /** Baseline */
+            baseline: number | null;
+            /**
+             * Constant
+             * @description LayerNorm bias and unembedding bias
+             */
+            constant: number;
+            /** Embed */
+            embed: number;
+            /** @description float32 [n_layers, n_heads, n_sources]: each head's part, by source */
+            head_sources: components["schemas"]["NDArray"];
+            /** @description float32 [n_layers, n_heads]: each head's part */
+            heads: components["schemas"]["NDArray"];
+            /** Ln Scale */
+            ln_scale: number;
+            /** @description float32 [n_layers] */
+            mlp_bias: components["schemas"]["NDArray"];
+            /** @description float32 [n_layers]: all neurons of the layer together */
+            mlp_total: components["schemas"]["NDArray"];
+            /** Model */
+            model: string;
+            /** @description float16 [n_layers, n_heads, n_sources]: attention from the position */
+            pattern: components["schemas"]["NDArray"];
+            /** Pos Embed */
+            pos_embed: number;
+            /** Position */
+            position: number;
+            /** @description Token ids of the sources (BOS first, then context, then text) */
+            source_ids: components["schemas"]["NDArray"];
+            /** @description Text token index of each source; -1 for the BOS and context */
+            source_text_index: components["schemas"]["NDArray"];
+            /** @description Decoded string of the target, baseline and sources */
+            strings: components["schemas"]["IdStrings"];
+            /** Target */
+            target: number;
+            /** Timings Ms */
+            timings_ms?: {
+                [key: string]: number;
+            };
+            /** Top Neurons */
+            top_neurons: components["schemas"]["AttributedNeuron"][];
+            /**
+             * Total
+             * @description Sum of all parts
+             */
+            total: number;
+            /**
+             * Value
+             * @description Centred logit of target (or logit(target) - logit(baseline))
+             */
+            value: number;
+        };
         /** CacheHealth */
         CacheHealth: {
             /** Bytes */
@@ -511,6 +639,13 @@ export interface components {
              * @description Bin edges; counts has one more bin below the first and one above the last
              */
             edges: number[];
+        };
+        /** IdStrings */
+        IdStrings: {
+            /** Ids */
+            ids: number[];
+            /** Values */
+            values: string[];
         };
         /** IndexBuildRequest */
         IndexBuildRequest: {
@@ -1054,6 +1189,102 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["AnalyzeResponse"];
                     "application/msgpack": components["schemas"]["AnalyzeResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    attribute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AttributeRequest"];
+                "application/msgpack": components["schemas"]["AttributeRequest"];
+            };
+        };
+        responses: {
+            /** @description Why a prediction: direct logit attribution to heads (by source), neurons, embeddings and biases */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttributionResponse"];
+                    "application/msgpack": components["schemas"]["AttributionResponse"];
                 };
             };
             /** @description Malformed body or invalid input (the message names the field and the problem) */

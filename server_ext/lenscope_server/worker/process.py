@@ -136,6 +136,23 @@ class Worker:
         result = neuron_activations(self.model(name), args["text"], pairs, context=args.get("context", ""), model_name=name)
         return {"payload": encode(activations_to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
 
+    def op_attribute(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.attribution import attribute, attribution_to_wire
+
+        name = args["model"]
+        t0 = time.perf_counter()
+        result = attribute(
+            self.model(name),
+            args["text"],
+            args["position"],
+            context=args.get("context", ""),
+            target=args.get("target"),
+            baseline=args.get("baseline"),
+            model_name=name,
+        )
+        wire = {**attribution_to_wire(result, args["top"]), "timings_ms": {"attribute": (time.perf_counter() - t0) * 1000}}
+        return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
+
     def op_build_index(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         """A neuron index over files under ``root``, written atomically to ``out``."""
         from lenscope.workspace import build_index_over, read_corpus

@@ -1,0 +1,54 @@
+"""POST attribute over HTTP equals the core's attribution, in both encodings; bad input is a 400."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lenscope.attribution import attribute, attribution_to_wire
+from lenscope.wire import AttributionResponse, decode_json, decode_msgpack, encode_msgpack, wire_equal
+from tests.server.helpers import MSGPACK, body_of, error_of
+
+TEXT = "def add(a, b):\n    return a + b\n"
+
+
+async def post(jp_fetch, body: dict, accept: str = "application/json"):
+    return await jp_fetch(
+        "lenscope", "api", "attribute", method="POST", body=json.dumps(body),
+        headers={"Content-Type": "application/json", "Accept": accept},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("accept", ["application/json", MSGPACK])
+async def test_attribution_equals_the_core(jp_fetch, gelu, accept: str) -> None:
+    response = await post(jp_fetch, {"text": TEXT, "context": "import os\n", "position": 5, "top": 7}, accept)
+    AttributionResponse.model_validate(body_of(response))
+    got = decode_msgpack(response.body) if accept == MSGPACK else decode_json(response.body)
+    expected = attribution_to_wire(attribute(gelu, TEXT, 5, context="import os\n", model_name="lenscope-gelu-1l"), 7)
+    expected = decode_msgpack(encode_msgpack(expected))  # what the wire makes of it (dtypes, lists)
+    assert wire_equal({k: v for k, v in got.items() if k != "timings_ms"}, expected)
+    assert got["total"] == pytest.approx(got["value"], abs=1e-4) and len(got["top_neurons"]) == 7
+
+
+async def test_attention_only_model_and_a_baseline(jp_fetch) -> None:
+    got = body_of(
+        await post(jp_fetch, {"text": TEXT, "position": 3, "model": "lenscope-attn-only-1l", "target": 5, "baseline": 9})
+    )
+    assert got["top_neurons"] == [] and (got["target"], got["baseline"]) == (5, 9)
+    assert got["total"] == pytest.approx(got["value"], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        ({"text": TEXT, "position": 500}, "position must be between 0"),
+        ({"text": TEXT, "position": 1, "target": 4096}, "target must be between 0 and 4095"),
+        ({"text": TEXT, "position": -1}, "position: Input should be greater than or equal to 0"),
+        ({"text": TEXT, "position": 1, "top": 0}, "top: Input should be greater than or equal to 1"),
+        ({"text": "", "position": 0}, "text: String should have at least 1 character"),
+    ],
+)
+async def test_bad_attribution_requests(jp_fetch, body: dict, words: str) -> None:
+    status, error, _ = await error_of(post(jp_fetch, body))
+    assert status == 400 and words in error["error"]["message"], error
