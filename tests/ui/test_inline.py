@@ -88,8 +88,8 @@ def test_file_editor_selection_from_the_context_menu(page: Any, lab: Lab) -> Non
     assert len(shown) == 10
     shot(page, "inline-tooltip-light")
     # the selection still covers the analyzed text: drawn as an outline, it does not wash out the colours
-    fills = page.evaluate(
-        "() => Array.from(document.querySelectorAll('.jp-FileEditor .cm-selectionBackground')).map(e => getComputedStyle(e).backgroundColor)"
+    fills = page.locator(".jp-FileEditor .cm-selectionBackground").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).backgroundColor)"
     )
     assert fills and set(fills) == {"rgba(0, 0, 0, 0)"}, fills
     panel = page.locator("#lenscope-panel")

@@ -112,7 +112,7 @@ def test_keyboard_only_analyze_move_read_tooltip_open_neuron(page: Any, lab: Lab
     ids = [int(r.get_attribute("data-token-id")) for r in tooltip.query_selector_all(".ls-topk-row")]
     assert ids == server["predictions"]["top_ids"][index + 1].tolist()
     page.keyboard.press("Alt+Shift+ArrowRight")  # it follows the caret
-    page.wait_for_selector(".ls-tooltip-pinned:not([data-ls-token='%d'])" % index)
+    page.wait_for_selector(f".ls-tooltip-pinned:not([data-ls-token='{index}'])")
     shot(page, "keyboard-tooltip")
 
     # into the tooltip, Enter on a neuron: its card opens and the text is coloured by it
