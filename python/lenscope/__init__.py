@@ -15,6 +15,8 @@ __version__ = importlib.metadata.version("lenscope")  # one version: package.jso
 
 _EXPORTS = {
     "analyze": "lenscope.analysis",
+    "attribute": "lenscope.attribution",
+    "Attribution": "lenscope.attribution",
     "AnalysisResult": "lenscope.analysis",
     "Predictions": "lenscope.analysis",
     "LenscopeError": "lenscope.errors",

@@ -97,6 +97,71 @@ def _print_table(result: object) -> None:
     print(f"tokenize {t['tokenize']:.1f} ms, forward {t['forward']:.1f} ms, derive {t['derive']:.1f} ms")
 
 
+def cmd_why(args: argparse.Namespace) -> int:
+    """Why the model predicted what it did after the token at --line/--col: direct logit attribution."""
+    import numpy as np
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lenscope.attribution import attribute, top_parts
+    from lenscope.models.registry import load_model
+    from lenscope.tokens import split_context
+
+    path = Path(args.path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LenscopeError(f"cannot read {path}: {exc}") from exc
+    lines = text.splitlines(keepends=True)
+    if not 1 <= args.line <= len(lines) or not 1 <= args.col <= len(lines[args.line - 1].rstrip("\n")) + 1:
+        raise LenscopeError(f"--line {args.line} --col {args.col} is outside {path} ({len(lines)} lines)")
+    offset = sum(len(line) for line in lines[: args.line - 1]) + args.col - 1
+    model = load_model(args.model, device=args.device)
+    _, spans = split_context(model.tokenizer, "", text)
+    position = max(0, int(np.searchsorted(spans.end, offset, side="right")))
+    position = min(position, len(spans.ids) - 2)
+    target = None
+    if args.target is not None:
+        ids = model.tokenizer(args.target, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise LenscopeError(f"--target {args.target!r} is {len(ids)} tokens; give the text of exactly one token")
+        target = ids[0]
+    r = attribute(model, text, position, target=target, model_name=args.model)
+    s = r.strings
+    token = text[int(spans.start[position]) : int(spans.end[position])]
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    console.print(
+        f"after {escape(visible(token))!s} ({path}:{args.line}:{args.col}), why {escape(visible(s[r.target]))}: "
+        f"centred logit {r.value:.3f} = parts {r.total():.3f}; final LayerNorm scale frozen at {r.ln_scale:.3f}"
+    )
+    biases = r.constant + r.attn_bias.sum() + r.mlp_bias.sum()
+    console.print(
+        f"embedding {r.embed:+.3f}   position {r.pos_embed:+.3f}   biases {biases:+.3f}"
+        f"   heads {r.heads.sum():+.3f}   neurons {r.neurons.sum():+.3f}"
+    )
+    parts = top_parts(r, args.top)
+    heads = Table(title="Heads, by |direct part|: where each reads from")
+    for col in ("head", "part", "top sources (token: part, attention)"):
+        heads.add_column(col)
+    for (layer, head), value in parts["heads"]:
+        order = np.argsort(-np.abs(r.head_sources[layer, head]))[:3]
+        part, attention = r.head_sources[layer, head], r.pattern[layer, head]
+        reads = "  ".join(
+            f"{visible(s[r.source_tokens[i]]) if i else '<bos>'}: {part[i]:+.2f}, {attention[i]:.2f}" for i in order
+        )
+        heads.add_row(f"L{layer}H{head}", f"{value:+.3f}", escape(reads))
+    console.print(heads)
+    if parts["neurons"]:
+        neurons = Table(title="Neurons, by |direct part|")
+        for col in ("neuron", "part"):
+            neurons.add_column(col)
+        for (layer, index), value in parts["neurons"]:
+            neurons.add_row(f"{layer}.{index}", f"{value:+.3f}")
+        console.print(neurons)
+    return 0
+
+
 def _corpus(args: argparse.Namespace) -> Any:
     """The files named on the command line, relative to --root (as the help says), checked."""
     from lenscope.workspace import read_corpus
@@ -258,6 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--top-neurons", type=int, default=defaults.TOP_NEURONS)
     an.add_argument("--json", action="store_true", help="print the wire schema's JSON instead of a table")
     an.set_defaults(func=cmd_analyze)
+    wy = sub.add_parser("why", help="why the model predicted the next token after a place in a file (direct logit attribution)")
+    wy.add_argument("path")
+    wy.add_argument("--line", type=int, required=True, help="1-based")
+    wy.add_argument("--col", type=int, required=True, help="1-based: the token holding this character")
+    wy.add_argument("--target", help="explain this next token (its text) instead of the one in the file")
+    wy.add_argument("--model", default=DEFAULT_MODEL)
+    wy.add_argument("--top", type=int, default=defaults.TOP_NEURONS, help="heads and neurons listed")
+    wy.add_argument("--device", default=None)
+    wy.set_defaults(func=cmd_why)
     ix = sub.add_parser("index", help="build a neuron index (Neuroscope over your files)")
     ix.add_argument("paths", nargs="+", help="files or folders under --root")
     ix.add_argument("--model", default=DEFAULT_MODEL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -101,3 +102,15 @@ def test_analyze_top_k_is_what_was_asked(tmp_path: Path) -> None:
     assert out.returncode == 0 and json.loads(out.stdout)["predictions"]["top_ids"]["shape"][1] == 3
     table = run("analyze", str(f), "--top-k", "3")
     assert "top-3 next" in table.stdout
+
+
+def test_why_explains_a_prediction_at_a_place(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text(SOURCE, encoding="utf-8")
+    out = run("why", str(f), "--line", "5", "--col", "12", "--top", "3")
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0]
+    value, parts = (float(x) for x in re.findall(r"centred logit (-?[\d.]+) = parts (-?[\d.]+)", first)[0])
+    assert value == parts and "after ·os" in first and "Heads, by |direct part|" in out.stdout
+    bad = run("why", str(f), "--line", "99", "--col", "1")
+    assert bad.returncode == 2 and "outside" in bad.stderr and "Traceback" not in bad.stderr
