@@ -94,6 +94,9 @@ export class LenscopeModel {
     if (modelChanged) {
       this.modelsChangedSignal.emit();
     }
+    if (this.runValue) {
+      this.runChangedSignal.emit(this.runValue); // redrawn with the new colour scale and floor
+    }
   }
 
   get settingsChanged(): ISignal<this, Settings> {

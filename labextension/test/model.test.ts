@@ -123,6 +123,20 @@ describe('LenscopeModel.analyze', () => {
     expect(model.model).toBe('lenscope-gelu-1l');
   });
 
+  it('redraws the run when the settings change (colour scale, floor)', async () => {
+    const server = fakeServer();
+    const model = new LenscopeModel(server.client, settings);
+    await model.refreshModels();
+    const pending = model.analyze(target(server.f.text, server.f.context));
+    await new Promise(r => setTimeout(r, 0));
+    server.release();
+    const run = await pending;
+    const seen: (Run | null)[] = [];
+    model.runChanged.connect((_, r) => seen.push(r));
+    model.settings = { ...settings, colorScale: 'viridis' };
+    expect(seen).toEqual([run]);
+  });
+
   it('forgets the run when its editor goes, and only then', async () => {
     const server = fakeServer();
     const model = new LenscopeModel(server.client, settings);

@@ -46,6 +46,7 @@ export class AnalysisView extends Widget {
   private readonly tokensBox = el('div', 'ls-tokens');
   private readonly timings = el('div', 'ls-timings ls-muted');
   private runs = 0;
+  private timed: Run['analysis'] | null = null;
 
   constructor(
     private readonly model: LenscopeModel,
@@ -114,10 +115,11 @@ export class AnalysisView extends Widget {
     }
     const served = analysis.serverTimings;
     const server = served.total ?? analysis.timings.forward;
-    if (run.neuron) {
+    if (run.neuron || run.analysis === this.timed) {
       this.showTokens(run, max);
-      return; // a recolouring: the analysis's timing stays as it was
+      return; // a recolouring (neuron, settings): the analysis's timing stays as it was
     }
+    this.timed = run.analysis;
     // command to the frame that paints the editor's decorations; this list of (up to thousands
     // of) tokens is built after that, so the text is coloured first
     requestAnimationFrame(() => {
