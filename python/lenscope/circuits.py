@@ -143,3 +143,38 @@ def neuron_inputs(model: Any, layer: int, neuron: int, top: int = 20) -> list[tu
     pre = x @ model.W_in.detach().float()[layer, :, neuron] + model.b_in.detach().float()[layer, neuron]
     values, ids = pre.topk(min(top, len(pre)))
     return [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist())]
+
+
+def head_card_wire(model: Any, name: str, layer: int, head: int, top: int = 20) -> dict[str, Any]:
+    from lenscope.tokens import token_strings
+
+    c = head_circuits(model, layer, head, top)
+
+    def pairs(rows: list[tuple[int, int, float]]) -> list[dict[str, Any]]:
+        return [{"source": i, "target": j, "value": v} for i, j, v in rows]
+
+    ids = sorted({t for rows in (c.ov_top, c.ov_bottom, c.qk_top) for i, j, _ in rows for t in (i, j)})
+    return {
+        "model": name,
+        "layer": layer,
+        "head": head,
+        "ov_top": pairs(c.ov_top),
+        "ov_bottom": pairs(c.ov_bottom),
+        "qk_top": pairs(c.qk_top),
+        "copying_score": c.copying_score,
+        "positive_share": c.positive_share,
+        "strings": {"ids": ids, "values": token_strings(model.tokenizer, ids)},
+    }
+
+
+def neuron_inputs_wire(model: Any, name: str, layer: int, neuron: int, top: int = 20) -> dict[str, Any]:
+    from lenscope.tokens import token_strings
+
+    rows = neuron_inputs(model, layer, neuron, top)
+    texts = token_strings(model.tokenizer, [i for i, _ in rows])
+    return {
+        "model": name,
+        "layer": layer,
+        "index": neuron,
+        "inputs": [{"id": i, "token": t, "value": v} for (i, v), t in zip(rows, texts)],
+    }

@@ -63,7 +63,11 @@ EXPORT_NAME = Param(
     {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"},
     pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,199}",
 )
+LAYER = Param("layer", "path", {"type": "integer", "minimum": 0, "maximum": MAX_LAYERS - 1}, pattern="[0-9]{1,6}")
+NEURON = Param("index", "path", {"type": "integer", "minimum": 0, "maximum": MAX_NEURON_INDEX}, pattern="[0-9]{1,7}")
+HEAD = Param("head", "path", {"type": "integer", "minimum": 0, "maximum": 9999}, pattern="[0-9]{1,4}")
 TEXT_ERRORS = (400, 403, 404, 413, 415, 503, 504)
+MODEL_ERRORS = (400, 403, 404, 503, 504)
 JOB_ERRORS = (400, 403, 413, 415, 503)
 
 ROUTES: tuple[Route, ...] = (
@@ -78,11 +82,13 @@ ROUTES: tuple[Route, ...] = (
           wire.AttributionResponse, TEXT_ERRORS, request=wire.AttributeRequest),
     Route("/neurons/{model}/{layer}/{index}", "get", "neuronCard",
           "A neuron's card: top corpus examples, direct logit effect, activation histogram",
-          wire.NeuronCardResponse, (400, 403, 404), params=(
-              MODEL,
-              Param("layer", "path", {"type": "integer", "minimum": 0, "maximum": MAX_LAYERS - 1}, pattern="[0-9]{1,6}"),
-              Param("index", "path", {"type": "integer", "minimum": 0, "maximum": MAX_NEURON_INDEX}, pattern="[0-9]{1,7}"),
-          )),
+          wire.NeuronCardResponse, (400, 403, 404), params=(MODEL, LAYER, NEURON)),
+    Route("/neurons/{model}/{layer}/{index}/inputs", "get", "neuronInputs",
+          "A neuron's input side: the tokens that most raise its pre-activation on their own (from the weights)",
+          wire.NeuronInputsResponse, MODEL_ERRORS, params=(MODEL, LAYER, NEURON)),
+    Route("/heads/{model}/{layer}/{head}", "get", "headCard",
+          "A head read from its weights: OV and QK circuit top token pairs, copying score",
+          wire.HeadCardResponse, MODEL_ERRORS, params=(MODEL, LAYER, HEAD)),
     Route("/neurons/{model}/search", "get", "neuronSearch", "Neurons whose top examples peak on a token (by its text)",
           wire.NeuronSearchResponse, (400, 403, 404), params=(
               MODEL,

@@ -223,6 +223,35 @@ class AttributionResponse(_Strict):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
+class TokenPair(_Strict):
+    source: int = Field(description="Source (OV) or query (QK) token id")
+    target: int = Field(description="Boosted output (OV) or key (QK) token id")
+    value: float
+
+
+class HeadCardResponse(_Strict):
+    """A head read from its weights (1-layer reading: each token alone through the LayerNorms)."""
+
+    model: str
+    layer: int
+    head: int
+    ov_top: list[TokenPair] = Field(description="Source token -> the output token it boosts most, through this head")
+    ov_bottom: list[TokenPair] = Field(description="... and suppresses most")
+    qk_top: list[TokenPair] = Field(description="(query, key) token pairs with the highest attention score")
+    copying_score: float = Field(description="Re(sum of the OV circuit's eigenvalues) / sum of their magnitudes")
+    positive_share: float = Field(description="Share of the OV circuit's non-zero eigenvalues with a positive real part")
+    strings: IdStrings
+
+
+class NeuronInputsResponse(_Strict):
+    """The tokens that most raise a neuron's pre-activation on their own (through the LayerNorm)."""
+
+    model: str
+    layer: int
+    index: int
+    inputs: list[LogitEffect]
+
+
 class NeuronExample(_Strict):
     file: str = Field(description="Path of the source file, relative to the indexed root")
     cell: int | None = Field(

@@ -175,6 +175,20 @@ class NeuronHandler(LenscopeHandler):
         self.send_plain(self.service.neuron_card(model, int(layer), int(index)))
 
 
+class NeuronInputsHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, model: str, layer: str, index: str) -> None:
+        self.send_plain(await self.service.neuron_inputs(model, int(layer), int(index)))
+
+
+class HeadCardHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, model: str, layer: str, head: str) -> None:
+        self.send_plain(await self.service.head_card(model, int(layer), int(head)))
+
+
 class NeuronSearchHandler(LenscopeHandler):
     # the query parameter is ``q``: ``token`` would be taken by Jupyter's auth as the API token
     @web.authenticated
@@ -299,7 +313,9 @@ HANDLERS: dict[str, type[LenscopeHandler]] = {
     "/activations": ActivationsHandler,
     "/attribute": AttributeHandler,
     "/neurons/{model}/{layer}/{index}": NeuronHandler,
+    "/neurons/{model}/{layer}/{index}/inputs": NeuronInputsHandler,
     "/neurons/{model}/search": NeuronSearchHandler,
+    "/heads/{model}/{layer}/{head}": HeadCardHandler,
     "/indexes": IndexesHandler,
     "/indexes/{name}/document": IndexDocumentHandler,
     "/compare": CompareHandler,

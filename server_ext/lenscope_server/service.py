@@ -115,6 +115,14 @@ class LenscopeService:
         total = (time.perf_counter() - t0) * 1000
         return Served(result["payload"], encoding, "worker", total, total)
 
+    async def head_card(self, model: str, layer: int, head: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._tracked(model, "head_card", {"model": model, "layer": layer, "head": head})
+        return result
+
+    async def neuron_inputs(self, model: str, layer: int, index: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._tracked(model, "neuron_inputs", {"model": model, "layer": layer, "index": index})
+        return result
+
     async def _tracked(self, model: str, op: str, args: dict[str, Any]) -> Any:
         """A worker request that shows ``model`` as loading until it is loaded.
 

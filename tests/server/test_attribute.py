@@ -52,3 +52,28 @@ async def test_attention_only_model_and_a_baseline(jp_fetch) -> None:
 async def test_bad_attribution_requests(jp_fetch, body: dict, words: str) -> None:
     status, error, _ = await error_of(post(jp_fetch, body))
     assert status == 400 and words in error["error"]["message"], error
+
+
+async def test_head_card_and_neuron_inputs_from_the_weights(jp_fetch, attn_only, gelu) -> None:
+    from lenscope.circuits import head_circuits, neuron_inputs
+    from lenscope.wire import HeadCardResponse, NeuronInputsResponse
+
+    card = body_of(await jp_fetch("lenscope", "api", "heads", "lenscope-attn-only-1l", "0", "2"))
+    HeadCardResponse.model_validate(card)
+    direct = head_circuits(attn_only, 0, 2, top=20)
+    assert [(p["source"], p["target"]) for p in card["ov_top"]] == [(i, j) for i, j, _ in direct.ov_top]
+    assert card["copying_score"] == pytest.approx(direct.copying_score)
+    strings = dict(zip(card["strings"]["ids"], card["strings"]["values"]))
+    assert all(p["source"] in strings and p["target"] in strings for p in card["qk_top"])
+    inputs = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "77", "inputs"))
+    NeuronInputsResponse.model_validate(inputs)
+    assert [e["id"] for e in inputs["inputs"]] == [i for i, _ in neuron_inputs(gelu, 0, 77, top=20)]
+    for route, words in (
+        (("heads", "lenscope-attn-only-1l", "0", "8"), "head must be between 0 and 7"),
+        (("heads", "lenscope-attn-only-1l", "3", "0"), "layer must be between 0 and 0"),
+        (("neurons", "lenscope-attn-only-1l", "0", "1", "inputs"), "attention-only"),
+    ):
+        status, error, _ = await error_of(jp_fetch("lenscope", "api", *route))
+        assert status == 400 and words in error["error"]["message"], error
+    status, error, _ = await error_of(jp_fetch("lenscope", "api", "heads", "no-such-model", "0", "0"))
+    assert status == 404 and error["error"]["code"] == "unknown_model"

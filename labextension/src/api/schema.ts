@@ -89,6 +89,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/heads/{model}/{layer}/{head}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A head read from its weights: OV and QK circuit top token pairs, copying score */
+        get: operations["headCard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/health": {
         parameters: {
             query?: never;
@@ -219,6 +236,23 @@ export interface paths {
         };
         /** A neuron's card: top corpus examples, direct logit effect, activation histogram */
         get: operations["neuronCard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/lenscope/api/neurons/{model}/{layer}/{index}/inputs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A neuron's input side: the tokens that most raise its pre-activation on their own (from the weights) */
+        get: operations["neuronInputs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -622,6 +656,44 @@ export interface components {
              */
             url: string;
         };
+        /**
+         * HeadCardResponse
+         * @description A head read from its weights (1-layer reading: each token alone through the LayerNorms).
+         */
+        HeadCardResponse: {
+            /**
+             * Copying Score
+             * @description Re(sum of the OV circuit's eigenvalues) / sum of their magnitudes
+             */
+            copying_score: number;
+            /** Head */
+            head: number;
+            /** Layer */
+            layer: number;
+            /** Model */
+            model: string;
+            /**
+             * Ov Bottom
+             * @description ... and suppresses most
+             */
+            ov_bottom: components["schemas"]["TokenPair"][];
+            /**
+             * Ov Top
+             * @description Source token -> the output token it boosts most, through this head
+             */
+            ov_top: components["schemas"]["TokenPair"][];
+            /**
+             * Positive Share
+             * @description Share of the OV circuit's non-zero eigenvalues with a positive real part
+             */
+            positive_share: number;
+            /**
+             * Qk Top
+             * @description (query, key) token pairs with the highest attention score
+             */
+            qk_top: components["schemas"]["TokenPair"][];
+            strings: components["schemas"]["IdStrings"];
+        };
         /** HealthResponse */
         HealthResponse: {
             cache: components["schemas"]["CacheHealth"];
@@ -965,6 +1037,20 @@ export interface components {
              */
             score: number;
         };
+        /**
+         * NeuronInputsResponse
+         * @description The tokens that most raise a neuron's pre-activation on their own (through the LayerNorm).
+         */
+        NeuronInputsResponse: {
+            /** Index */
+            index: number;
+            /** Inputs */
+            inputs: components["schemas"]["LogitEffect"][];
+            /** Layer */
+            layer: number;
+            /** Model */
+            model: string;
+        };
         /** NeuronRef */
         NeuronRef: {
             /** Index */
@@ -1029,6 +1115,21 @@ export interface components {
             ids: components["schemas"]["NDArray"];
             /** Values */
             values: string[];
+        };
+        /** TokenPair */
+        TokenPair: {
+            /**
+             * Source
+             * @description Source (OV) or query (QK) token id
+             */
+            source: number;
+            /**
+             * Target
+             * @description Boosted output (OV) or key (QK) token id
+             */
+            target: number;
+            /** Value */
+            value: number;
         };
         /**
          * TokensWire
@@ -1468,6 +1569,82 @@ export interface operations {
             };
             /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    headCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Model name */
+                model: string;
+                layer: number;
+                head: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A head read from its weights: OV and QK circuit top token pairs, copying score */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeadCardResponse"];
+                    "application/msgpack": components["schemas"]["HeadCardResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1945,6 +2122,82 @@ export interface operations {
             };
             /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    neuronInputs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Model name */
+                model: string;
+                layer: number;
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A neuron's input side: the tokens that most raise its pre-activation on their own (from the weights) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NeuronInputsResponse"];
+                    "application/msgpack": components["schemas"]["NeuronInputsResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

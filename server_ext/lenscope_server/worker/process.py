@@ -153,6 +153,18 @@ class Worker:
         wire = {**attribution_to_wire(result, args["top"]), "timings_ms": {"attribute": (time.perf_counter() - t0) * 1000}}
         return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
 
+    def op_head_card(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.circuits import head_card_wire
+
+        return head_card_wire(self.model(args["model"]), args["model"], args["layer"], args["head"])
+
+    def op_neuron_inputs(
+        self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event
+    ) -> Any:
+        from lenscope.circuits import neuron_inputs_wire
+
+        return neuron_inputs_wire(self.model(args["model"]), args["model"], args["layer"], args["index"])
+
     def op_build_index(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         """A neuron index over files under ``root``, written atomically to ``out``."""
         from lenscope.workspace import build_index_over, read_corpus
