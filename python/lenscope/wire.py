@@ -377,6 +377,9 @@ class ExportLink(_Strict):
 
 class CompareJobResult(_Strict):
     kind: Literal["compare"]
+    model_a: str
+    model_b: str
+    clamp: float
     files: int
     tokens: int
     skipped: list[SkippedFile]

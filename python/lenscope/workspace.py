@@ -158,6 +158,9 @@ def compare_over(
               for by in ("token", "previous")}  # fmt: skip
     result: dict[str, Any] = {
         "kind": "compare",
+        "model_a": model_a,
+        "model_b": model_b,
+        "clamp": clamp,
         "files": len(docs),
         "tokens": len(rows),
         "skipped": corpus.skipped_wire(),

@@ -520,6 +520,8 @@ export interface components {
         };
         /** CompareJobResult */
         CompareJobResult: {
+            /** Clamp */
+            clamp: number;
             /**
              * Exports
              * @description Every row, as CSV and JSON lines
@@ -536,6 +538,10 @@ export interface components {
              * @enum {string}
              */
             kind: "compare";
+            /** Model A */
+            model_a: string;
+            /** Model B */
+            model_b: string;
             /**
              * Rows
              * @description The 300 rows with the largest diff

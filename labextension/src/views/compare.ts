@@ -6,18 +6,12 @@
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import type { CompareGroup, CompareJobResult, CompareRow, Job } from '../api/client';
+import type { CompareGroup, CompareJobResult, CompareRow } from '../api/client';
 import { describe } from '../errors';
 import { el, fmt, visible } from '../format';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
 import { moveInList } from './analysis';
-
-/** Model A and B of a comparison job (the server names it "A vs B"). */
-export function comparedModels(job: Pick<Job, 'model'>): [string, string] {
-  const [a, b] = job.model.split(' vs ');
-  return [a ?? job.model, b ?? ''];
-}
 
 export function rowPlace(r: Pick<CompareRow, 'path' | 'cell' | 'line'>): string {
   return r.cell === null ? `${r.path}:${r.line}` : `${r.path} · cell ${r.cell + 1}:${r.line}`;
@@ -39,8 +33,8 @@ export class CompareView extends Widget {
 
   private async load(): Promise<void> {
     try {
-      const { job, result } = await this.model.comparison(this.jobId);
-      const [a, b] = comparedModels(job);
+      const { result } = await this.model.comparison(this.jobId);
+      const [a, b] = [result.model_a, result.model_b];
       this.setLabel(`${a} vs ${b} · ${result.files} files`);
       this.node.replaceChildren(...this.render(a, b, result));
       this.node.dataset.jobState = 'done';
