@@ -79,3 +79,9 @@ export function clampedDiff(lpA: number, lpB: number, clamp: number): number {
 export function legend(scale: ScaleName, floor = -10): [string, string][] {
   return [0, 0.25, 0.5, 0.75, 1].map(t => [`${(t * floor).toFixed(1)}`, colorFor(t, scale)]);
 }
+
+/** A head's attention weight on a source token: amber, alpha = the weight (0..1). */
+export function attentionColor(weight: number): string {
+  const a = Math.max(0, Math.min(1, Number.isFinite(weight) ? weight : 0));
+  return `rgba(245, 150, 0, ${a.toFixed(3)})`;
+}

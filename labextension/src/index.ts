@@ -61,7 +61,10 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
     new InlineView(model);
     extensions.addExtension({
       name: 'lenscope:annotations',
-      factory: () => EditorExtensionRegistry.createImmutableExtension(annotationExtension((layer, index) => model.openNeuron(layer, index)))
+      factory: () => EditorExtensionRegistry.createImmutableExtension(annotationExtension({
+            openNeuron: (layer, index) => model.openNeuron(layer, index),
+            attribute: (position, target) => model.attribute(position, target)
+          }))
     });
 
     const panel = new LenscopePanel(model, app.commands);

@@ -6,6 +6,7 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import type { Activations, Analysis } from './api/analysis';
+import type { Attribution } from './api/attribution';
 import { CompareJobResult, Job, LenscopeApiError, LenscopeClient, ModelEntry, NeuronCard } from './api/client';
 import { describe, hintFor, isAbort } from './errors';
 import { JobPoller } from './jobs';
@@ -69,6 +70,7 @@ export class LenscopeModel {
   private statusValue: Status = { kind: 'empty' };
   private runValue: Run | null = null;
   private inflight: AbortController | null = null;
+  private attributing: AbortController | null = null;
   private readonly settingsChangedSignal = new Signal<this, Settings>(this);
   private readonly modelsChangedSignal = new Signal<this, void>(this);
   private readonly statusChangedSignal = new Signal<this, Status>(this);
@@ -251,6 +253,38 @@ export class LenscopeModel {
     }
   }
 
+  /**
+   * Why the last analysis predicted what it did after text token `position`: the direct logit
+   * attribution of `target` (a token id; default the actual next token), from the same model,
+   * text and context. A newer call aborts this one; resolves with null when aborted or when the
+   * analysis was replaced meanwhile. Errors are thrown (the caller shows them where asked).
+   */
+  async attribute(position: number, target: number | null = null, top = 10): Promise<Attribution | null> {
+    const run = this.runValue;
+    if (!run) {
+      return null;
+    }
+    this.attributing?.abort();
+    const controller = new AbortController();
+    this.attributing = controller;
+    try {
+      const result = await this.client.attribute(
+        { model: run.analysis.model, text: run.target.text, context: run.target.context, position, target, top },
+        controller.signal
+      );
+      return controller.signal.aborted || this.runValue?.analysis !== run.analysis ? null : result;
+    } catch (err) {
+      if (isAbort(err) || controller.signal.aborted) {
+        return null;
+      }
+      throw err;
+    } finally {
+      if (this.attributing === controller) {
+        this.attributing = null;
+      }
+    }
+  }
+
   /** Colour the last analysis by a neuron's activations (null: back to log-probs). */
   async colourByNeuron(neuron: { layer: number; index: number } | null): Promise<void> {
     const run = this.runValue;
@@ -300,6 +334,8 @@ export class LenscopeModel {
   clear(): void {
     this.inflight?.abort();
     this.inflight = null;
+    this.attributing?.abort();
+    this.attributing = null;
     this.runValue = null;
     this.runChangedSignal.emit(null);
     this.setStatus({ kind: 'empty' });

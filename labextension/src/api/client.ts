@@ -6,10 +6,12 @@
 import { decode, encode } from '@msgpack/msgpack';
 
 import { Activations, Analysis, AnalyzeResponseWire, ActivationsResponseWire } from './analysis';
+import { AttributeRequest, Attribution, AttributionResponseWire } from './attribution';
 import { parseServerTiming } from './timing';
 import type { components } from './schema';
 
 export type AnalyzeRequest = components['schemas']['AnalyzeRequest'];
+export type { AttributeRequest } from './attribution';
 export type ActivationsRequest = components['schemas']['ActivationsRequest'];
 export type ModelsResponse = components['schemas']['ModelsResponse'];
 export type ModelEntry = components['schemas']['ModelEntry'];
@@ -64,6 +66,11 @@ export class LenscopeClient {
 
   async activations(request: ActivationsRequest, signal?: AbortSignal): Promise<Activations> {
     return new Activations(await this.call<ActivationsResponseWire>('POST', 'activations', request, signal));
+  }
+
+  /** Direct logit attribution of the prediction at text token `position` (same text and context as the analysis). */
+  async attribute(request: Partial<AttributeRequest> & Pick<AttributeRequest, 'text' | 'position'>, signal?: AbortSignal): Promise<Attribution> {
+    return new Attribution(await this.call<AttributionResponseWire>('POST', 'attribute', request, signal));
   }
 
   models(): Promise<ModelsResponse> {

@@ -7,10 +7,11 @@
 import { EditorState, Extension, Prec, RangeSetBuilder, StateEffect, StateField, Transaction } from '@codemirror/state';
 import { Decoration, DecorationSet, EditorView, hoverTooltip, keymap, showTooltip, Tooltip } from '@codemirror/view';
 
-import { activationColor, clampedDiff, colorFor, diffColor, surprise } from '../colors';
+import { Attribution, attentionOnText } from '../api/attribution';
+import { activationColor, attentionColor, clampedDiff, colorFor, diffColor, surprise } from '../colors';
 import { tokenRanges } from '../spans';
 import type { Annotation } from './annotation';
-import { buildTooltip, OpenNeuron } from './tooltip';
+import { buildTooltip, TooltipActions } from './tooltip';
 
 export type { Annotation, NeuronColouring } from './annotation';
 
@@ -101,6 +102,93 @@ export function tokenUnder(view: EditorView, pos: number, side: -1 | 1 = 1): Tok
   return hit;
 }
 
+/** A head's attention from one position, shown on the text: text token index to weight. */
+export interface AttentionShown {
+  position: number;
+  target: number;
+  layer: number;
+  head: number;
+  weights: Map<number, number>;
+}
+
+/** Show (or, with null, clear) where a head attends from a position: a second layer of decorations. */
+export const setAttention = StateEffect.define<AttentionShown | null>();
+
+/**
+ * The attention layer: over the token decorations (whose mapped positions it reuses, so edits
+ * since the analysis are respected), each attended text token gets a background whose alpha is
+ * the head's attention weight; the query token gets an outline. Cleared with the annotation.
+ */
+export const attentionField = StateField.define<{ shown: AttentionShown | null; decorations: DecorationSet }>({
+  create: () => ({ shown: null, decorations: Decoration.none }),
+  update(value, tr) {
+    let { shown, decorations } = value;
+    if (tr.docChanged) {
+      decorations = decorations.map(tr.changes);
+    }
+    for (const effect of tr.effects) {
+      if (effect.is(setAnnotation)) {
+        shown = null;
+        decorations = Decoration.none;
+      } else if (effect.is(setAttention)) {
+        shown = effect.value;
+        decorations = shown ? buildAttention(tr.state, shown) : Decoration.none;
+      }
+    }
+    return { shown, decorations };
+  },
+  provide: field => EditorView.decorations.from(field, v => v.decorations)
+});
+
+function buildAttention(state: EditorState, shown: AttentionShown): DecorationSet {
+  const builder = new RangeSetBuilder<Decoration>();
+  state.field(annotationField).decorations.between(0, state.doc.length, (from, to, deco) => {
+    const index = (deco.spec as { lsToken: number }).lsToken;
+    const w = shown.weights.get(index);
+    if (w === undefined && index !== shown.position) {
+      return;
+    }
+    const attributes: Record<string, string> = { 'data-ls-token': String(index), 'data-weight': String(w ?? 0) };
+    if (w !== undefined) {
+      attributes.style = `background-color: ${attentionColor(w)}`;
+    }
+    const cls = index === shown.position ? 'ls-attn ls-attn-query' : 'ls-attn';
+    builder.add(from, to, Decoration.mark({ class: cls, attributes }));
+  });
+  return builder.finish();
+}
+
+export function shownAttention(view: EditorView): AttentionShown | null {
+  return view.state.field(attentionField, false)?.shown ?? null;
+}
+
+/** Show head (layer, head)'s attention from the attribution's position; the same head again clears it. True when shown. */
+export function toggleHead(view: EditorView, attr: Attribution, layer: number, head: number): boolean {
+  const { annotation } = view.state.field(annotationField);
+  const now = shownAttention(view);
+  if (!annotation || (now && now.position === attr.position && now.target === attr.target && now.layer === layer && now.head === head)) {
+    view.dispatch({ effects: setAttention.of(null) });
+    return false;
+  }
+  const weights = attentionOnText(attr, layer, head, annotation.analysis.tokens);
+  view.dispatch({ effects: setAttention.of({ position: attr.position, target: attr.target, layer, head, weights }) });
+  return true;
+}
+
+/** Keep a tooltip's head buttons in step with what the editor shows (Esc may have cleared it). */
+function syncHeads(dom: HTMLElement, shown: AttentionShown | null): void {
+  dom.querySelectorAll<HTMLElement>('.ls-why-head').forEach(b => {
+    const body = b.closest<HTMLElement>('.ls-why-body');
+    const on =
+      !!shown &&
+      Number(b.dataset.layer) === shown.layer &&
+      Number(b.dataset.head) === shown.head &&
+      Number(body?.dataset.target) === shown.target &&
+      Number(dom.dataset.lsToken) === shown.position;
+    b.setAttribute('aria-pressed', String(on));
+  });
+}
+
 /** Pin (true) or unpin the tooltip of the token at the caret. */
 export const pinTooltip = StateEffect.define<boolean>();
 
@@ -185,16 +273,35 @@ export function pinOrEnterTooltip(view: EditorView): boolean {
   if (!isPinned(view)) {
     return togglePinned(view, true);
   }
-  const chip = view.dom.ownerDocument.querySelector<HTMLElement>('.ls-tooltip-pinned .ls-neuron-chip');
+  const tip = view.dom.ownerDocument.querySelector<HTMLElement>('.ls-tooltip-pinned');
+  const chip = tip?.querySelector<HTMLElement>('.ls-neuron-chip') ?? tip?.querySelector<HTMLElement>('.ls-why-toggle');
   chip?.focus();
   return !!chip;
 }
 
+/** Pin the caret token's tooltip and open its why view, the focus on its toggle (Alt+Shift+W). */
+export function openWhy(view: EditorView): boolean {
+  if (!isPinned(view) && !togglePinned(view, true)) {
+    return false;
+  }
+  const toggle = view.dom.ownerDocument.querySelector<HTMLElement>('.ls-tooltip-pinned .ls-why-toggle');
+  if (!toggle) {
+    return false;
+  }
+  if (toggle.getAttribute('aria-expanded') !== 'true') {
+    toggle.dispatchEvent(new MouseEvent('mousedown', { bubbles: true, cancelable: true }));
+  }
+  toggle.focus();
+  return true;
+}
+
 /**
- * The editor extension. `openNeuron` is what a tooltip's neuron chip does: injected here, so
- * the tooltip reaches the plugin through a function it was given, not a page-wide event.
+ * The editor extension. `actions` is what a tooltip can do beyond the editor (open a neuron,
+ * ask for an attribution): injected here, so the tooltip reaches the plugin through functions
+ * it was given, not a page-wide event. Showing a head's attention is the editor's own.
  */
-export function annotationExtension(openNeuron: OpenNeuron): Extension {
+export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>): Extension {
+  const withEditor = (view: EditorView): TooltipActions => ({ ...actions, toggleHead: (a, l, h) => toggleHead(view, a, l, h) });
   const hover = hoverTooltip(
     (view, pos, side): Tooltip | null => {
       const { annotation } = view.state.field(annotationField);
@@ -202,7 +309,18 @@ export function annotationExtension(openNeuron: OpenNeuron): Extension {
       if (!annotation || !hit || view.state.field(pinnedField)) {
         return null;
       }
-      return { pos: hit.from, end: hit.to, above: true, create: () => ({ dom: buildTooltip(annotation, hit.index, openNeuron) }) };
+      const create = (v: EditorView) => {
+        const dom = buildTooltip(annotation, hit.index, withEditor(v));
+        // Esc inside it (focus on a head): clear the attention shown
+        dom.addEventListener('keydown', event => {
+          if (event.key === 'Escape' && shownAttention(v)) {
+            event.preventDefault();
+            v.dispatch({ effects: setAttention.of(null) });
+          }
+        });
+        return { dom, update: () => syncHeads(dom, shownAttention(v)) };
+      };
+      return { pos: hit.from, end: hit.to, above: true, create };
     },
     { hoverTime: 250 }
   );
@@ -213,16 +331,21 @@ export function annotationExtension(openNeuron: OpenNeuron): Extension {
       return [];
     }
     const create = (view: EditorView) => {
-      const dom = buildTooltip(annotation, hit.index, openNeuron, true);
-      // Esc with the focus inside (on a neuron): close it and give the editor its focus back
+      const dom = buildTooltip(annotation, hit.index, withEditor(view), true);
+      // Esc with the focus inside (on a neuron): clear a head's attention if one is shown, else
+      // close it and give the editor its focus back
       dom.addEventListener('keydown', event => {
         if (event.key === 'Escape') {
           event.preventDefault();
+          if (shownAttention(view)) {
+            view.dispatch({ effects: setAttention.of(null) });
+            return;
+          }
           togglePinned(view, false);
           view.focus();
         }
       });
-      return { dom };
+      return { dom, update: () => syncHeads(dom, shownAttention(view)) };
     };
     return [{ pos: hit.from, end: hit.to, above: true, create }];
   });
@@ -233,14 +356,26 @@ export function annotationExtension(openNeuron: OpenNeuron): Extension {
       { key: 'Alt-Shift-ArrowRight', run: view => moveToToken(view, 1) },
       { key: 'Alt-Shift-ArrowLeft', run: view => moveToToken(view, -1) },
       { key: 'Alt-Shift-k', run: view => (currentAnnotation(view) ? pinOrEnterTooltip(view) : false) },
-      { key: 'Escape', run: view => (isPinned(view) ? togglePinned(view, false) : false) }
+      { key: 'Alt-Shift-w', run: view => (currentAnnotation(view) ? openWhy(view) : false) },
+      {
+        key: 'Escape',
+        run: view => {
+          if (shownAttention(view)) {
+            view.dispatch({ effects: setAttention.of(null) });
+            return true;
+          }
+          return isPinned(view) ? togglePinned(view, false) : false;
+        }
+      }
     ])
   );
   // the editor says it is annotated: CSS keeps a selection from washing out the token colours
-  const marker = EditorView.editorAttributes.compute([annotationField], (state): Record<string, string> =>
-    state.field(annotationField).annotation ? { class: 'ls-annotated' } : {}
+  // ls-attending: a head's attention is shown, the token colours step back (CSS)
+  const marker = EditorView.editorAttributes.compute([annotationField, attentionField], (state): Record<string, string> =>
+    state.field(annotationField).annotation ? { class: state.field(attentionField).shown ? 'ls-annotated ls-attending' : 'ls-annotated' } : {}
   );
-  return [annotationField, pinnedField, hover, pinned, keys, marker];
+  // the attention layer comes after the token layer: lower precedence, so its marks sit inside
+  return [annotationField, attentionField, pinnedField, hover, pinned, keys, marker];
 }
 
 export function currentAnnotation(view: EditorView): Annotation | null {

@@ -1,11 +1,192 @@
-/** The hover tooltip of a token: predictions after it, the actual next token, its neurons. */
+/** The hover tooltip of a token: predictions after it, the actual next token, its neurons, and why. */
 import type { Analysis } from '../api/analysis';
+import { Attribution, headParts, neuronParts, otherParts, sumOfParts } from '../api/attribution';
 import { clampedDiff, colorFor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
 import type { Annotation } from './annotation';
 
 /** What a tooltip's neuron chip does: injected by the plugin (open the neuron's card, recolour). */
 export type OpenNeuron = (layer: number, index: number) => void;
+
+/** What a tooltip can ask for: injected by the plugin (the model) and the editor extension. */
+export interface TooltipActions {
+  openNeuron: OpenNeuron;
+  /** the attribution of the prediction after text token `position` for `target` (null: actual next) */
+  attribute: (position: number, target: number | null) => Promise<Attribution | null>;
+  /** colour, in the editor, the text tokens head (layer, head) attends to; false when it cleared it instead */
+  toggleHead?: (a: Attribution, layer: number, head: number) => boolean;
+}
+
+const signed = (x: number): string => (x >= 0 ? '+' : '\u2212') + fmt(Math.abs(x));
+
+/** Enter / Space on a focused element acts as a press (keyboard); mousedown keeps the editor's focus. */
+function onPress(node: HTMLElement, act: () => void): void {
+  node.addEventListener('mousedown', event => {
+    event.preventDefault();
+    act();
+  });
+  node.addEventListener('keydown', event => {
+    if (event.key === 'Enter' || event.key === ' ') {
+      event.preventDefault();
+      event.stopPropagation();
+      act();
+    }
+  });
+}
+
+function neuronChip(layer: number, index: number, text: string, openNeuron: OpenNeuron): HTMLButtonElement {
+  const chip = el('button', 'ls-neuron-chip', text);
+  chip.dataset.layer = String(layer);
+  chip.dataset.index = String(index);
+  chip.title = 'Colour the text by this neuron and open its card';
+  // mousedown, not click: the editor keeps its focus (and the hover tooltip stays)
+  chip.addEventListener('mousedown', event => {
+    event.preventDefault();
+    openNeuron(layer, index);
+  });
+  // keyboard: Enter / Space on a focused chip (a click with no mouse press)
+  chip.addEventListener('click', event => {
+    if (event.detail === 0) {
+      openNeuron(layer, index);
+    }
+  });
+  return chip;
+}
+
+/** The why view's content for one attribution: neurons, heads with their sources, the rest, the sum. */
+export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel: string): HTMLElement {
+  const box = el('div', 'ls-why-body');
+  box.dataset.target = String(attr.target);
+  box.dataset.value = String(attr.value);
+  const title = el('div', 'ls-why-title');
+  title.append(el('span', '', 'why '));
+  title.append(el('code', 'ls-tooltip-token', visible(attr.tokenString(attr.target))));
+  title.append(el('span', 'ls-muted', ` (${targetLabel}) · direct parts, largest |part| first`));
+  box.append(title);
+
+  const neurons = neuronParts(attr);
+  if (neurons.length) {
+    const row = el('div', 'ls-why-neurons');
+    row.append(el('span', 'ls-muted', 'neurons: '));
+    for (const n of neurons) {
+      const chip = neuronChip(n.layer!, n.index!, `${n.label} ${signed(n.value)}`, actions.openNeuron);
+      chip.classList.add('ls-why-neuron');
+      chip.dataset.value = String(n.value);
+      row.append(chip);
+    }
+    box.append(row);
+  }
+
+  const heads = el('div', 'ls-why-heads');
+  heads.append(el('div', 'ls-muted', 'heads (click: colour what it reads in the editor):'));
+  for (const h of headParts(attr).slice(0, 8)) {
+    const line = el('div', 'ls-why-head-line');
+    const button = el('button', 'ls-why-head', `${h.label} ${signed(h.value)}`);
+    button.dataset.layer = String(h.layer);
+    button.dataset.head = String(h.index);
+    button.dataset.value = String(h.value);
+    button.setAttribute('aria-pressed', 'false');
+    button.title = 'Colour the tokens this head attends to from here (again or Esc: clear)';
+    if (actions.toggleHead) {
+      onPress(button, () => button.setAttribute('aria-pressed', String(actions.toggleHead!(attr, h.layer!, h.index!))));
+    } else {
+      button.disabled = true;
+    }
+    line.append(button);
+    const sources = el('span', 'ls-why-sources');
+    for (const src of attr.sources(h.layer!, h.index!).slice(0, 3)) {
+      const s = el('span', 'ls-why-source');
+      s.dataset.textIndex = String(src.textIndex);
+      s.append(el('code', 'ls-tooltip-token', visible(src.token)));
+      s.append(el('span', 'ls-muted', ` ${signed(src.value)} (attn ${fmt(src.weight)})${src.textIndex < 0 ? (src.source === 0 ? ' BOS' : ' context') : ''}`));
+      sources.append(s);
+    }
+    line.append(sources);
+    heads.append(line);
+  }
+  box.append(heads);
+
+  const rest = el('table', 'ls-why-other');
+  for (const p of otherParts(attr)) {
+    const tr = el('tr', 'ls-why-part');
+    tr.dataset.kind = p.kind;
+    tr.dataset.value = String(p.value);
+    tr.append(el('td', '', p.label));
+    tr.append(el('td', 'ls-num', signed(p.value)));
+    rest.append(tr);
+  }
+  box.append(rest);
+
+  const what = attr.baseline === null ? 'centred logit' : `logit difference vs ${visible(attr.tokenString(attr.baseline))}`;
+  box.append(
+    el('div', 'ls-why-sum', `${what} ${fmt(attr.value, 3)} = sum of parts ${fmt(sumOfParts(attr), 3)}; final LayerNorm scale frozen at ${fmt(attr.lnScale, 3)}`)
+  );
+  return box;
+}
+
+/**
+ * The "why" section of a tooltip: a toggle, and the view for the chosen target (the actual next
+ * token unless `choose` was called with one of the top-10).
+ */
+class WhySection {
+  readonly toggle: HTMLButtonElement;
+  readonly root: HTMLElement;
+  private target: number | null = null;
+  private targetLabel = 'actual next token';
+  private open = false;
+  private seq = 0;
+
+  constructor(
+    private readonly position: number,
+    private readonly actions: TooltipActions
+  ) {
+    this.toggle = el('button', 'ls-why-toggle', 'Why?');
+    this.toggle.title = 'Which neurons, heads and embeddings pushed this prediction (w)';
+    this.toggle.setAttribute('aria-expanded', 'false');
+    onPress(this.toggle, () => this.setOpen(!this.open));
+    this.root = el('div', 'ls-why');
+    this.root.hidden = true;
+  }
+
+  setOpen(open: boolean): void {
+    this.open = open;
+    this.toggle.setAttribute('aria-expanded', String(open));
+    this.root.hidden = !open;
+    if (open) {
+      void this.load();
+    }
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  /** Explain `target` (a token id) instead, and open. */
+  choose(target: number, label: string): void {
+    this.target = target;
+    this.targetLabel = label;
+    this.setOpen(true);
+  }
+
+  private async load(): Promise<void> {
+    const seq = ++this.seq;
+    this.root.replaceChildren(el('div', 'ls-muted ls-why-loading', 'explaining…'));
+    this.root.dataset.state = 'loading';
+    try {
+      const attr = await this.actions.attribute(this.position, this.target);
+      if (seq !== this.seq || !attr) {
+        return;
+      }
+      this.root.replaceChildren(buildWhy(attr, this.actions, this.targetLabel));
+      this.root.dataset.state = 'ready';
+    } catch (err) {
+      if (seq === this.seq) {
+        this.root.replaceChildren(el('div', 'ls-state-error', `Could not explain: ${err instanceof Error ? err.message : String(err)}`));
+        this.root.dataset.state = 'error';
+      }
+    }
+  }
+}
 
 /** The top-k after token i, the actual next token highlighted. */
 function topTable(analysis: Analysis, i: number, floor: number): HTMLElement {
@@ -32,7 +213,7 @@ function topTable(analysis: Analysis, i: number, floor: number): HTMLElement {
   return table;
 }
 
-export function buildTooltip(a: Annotation, i: number, openNeuron: OpenNeuron, pinned = false): HTMLElement {
+export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, pinned = false): HTMLElement {
   const analysis = a.analysis;
   const root = el('div', 'ls-tooltip');
   root.dataset.lsToken = String(i);
@@ -74,34 +255,42 @@ export function buildTooltip(a: Annotation, i: number, openNeuron: OpenNeuron, p
   summary.append(el('span', 'ls-muted', ` · entropy ${fmt(pred.entropy)} nats`));
   root.append(summary);
 
-  root.append(topTable(analysis, i, a.floor));
+  const table = topTable(analysis, i, a.floor);
+  root.append(table);
+  // the why view: of the actual next token, or of any top-10 prediction (click or Enter on its row)
+  const why = new WhySection(i, actions);
+  table.querySelectorAll<HTMLElement>('.ls-topk-row').forEach((row, j) => {
+    const id = Number(row.dataset.tokenId);
+    row.tabIndex = 0;
+    row.title = 'Why this prediction? (click or Enter)';
+    onPress(row, () => why.choose(id, pred.actual && id === pred.actual.id ? 'actual next token' : `prediction #${j + 1}`));
+  });
 
   const neurons = analysis.neurons(i);
   if (neurons.length) {
     const box = el('div', 'ls-tooltip-neurons');
     box.append(el('span', 'ls-muted', 'strongest neurons: '));
     for (const n of neurons.slice(0, 10)) {
-      const chip = el('button', 'ls-neuron-chip', `L${n.layer}.N${n.index} ${fmt(n.activation)}`);
-      chip.dataset.layer = String(n.layer);
-      chip.dataset.index = String(n.index);
-      chip.title = 'Colour the text by this neuron and open its card';
-      // mousedown, not click: the editor keeps its focus (and the hover tooltip stays)
-      chip.addEventListener('mousedown', event => {
-        event.preventDefault();
-        openNeuron(n.layer, n.index);
-      });
-      // keyboard: Enter / Space on a focused chip (a click with no mouse press)
-      chip.addEventListener('click', event => {
-        if (event.detail === 0) {
-          openNeuron(n.layer, n.index);
-        }
-      });
+      const chip = neuronChip(n.layer, n.index, `L${n.layer}.N${n.index} ${fmt(n.activation)}`, actions.openNeuron);
       box.append(chip);
     }
     root.append(box);
   }
+  const bar = el('div', 'ls-why-bar');
+  bar.append(why.toggle);
+  bar.append(el('span', 'ls-muted', ' neurons, heads and embeddings behind the prediction'));
+  root.append(bar);
+  root.append(why.root);
+  // w inside the tooltip (focused): open or close why
+  root.addEventListener('keydown', event => {
+    if (event.key === 'w' && !event.altKey && !event.ctrlKey && !event.metaKey) {
+      event.preventDefault();
+      why.setOpen(!why.isOpen);
+      why.toggle.focus();
+    }
+  });
   if (pinned) {
-    root.append(el('div', 'ls-muted ls-tooltip-keys', 'Alt+Shift+→ / ← next / previous token · Alt+Shift+K again: focus the neurons · Esc: close'));
+    root.append(el('div', 'ls-muted ls-tooltip-keys', 'Alt+Shift+→ / ← next / previous token · Alt+Shift+K again: focus the neurons (Tab onwards, w: why) · Alt+Shift+W: why · Esc: close'));
   }
   return root;
 }
