@@ -257,7 +257,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     corpus = _corpus(args)
     with _progress_bar("comparing") as bar:
         task = bar.add_task("compare", total=None)
-        result, rows = compare_over(
+        _, rows = compare_over(
             lambda name: load_model(name, device=args.device),
             args.a,
             args.b,
@@ -265,13 +265,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             clamp=args.clamp,
             min_count=args.min_count,
             progress=lambda p: bar.update(task, completed=p["tokens_done"], total=p["tokens_total"]),
+            scans_dir=corpus.root / args.scans,
         )
     if args.csv:
         Path(args.csv).write_text(to_csv(rows), encoding="utf-8")
     if args.jsonl:
         Path(args.jsonl).write_text(to_jsonl(rows), encoding="utf-8")
-    exports = ", ".join(str(corpus.root / defaults.EXPORTS_DIR / e["name"]) for e in result["exports"])
-    print(f"every row: {exports}", file=sys.stderr)
     console = Console(width=None if sys.stdout.isatty() else 160)
     title = f"{args.a} vs {args.b}: lp_A - max(lp_B, {args.clamp}), {len(rows):,} tokens in {len(corpus.docs)} files"
     top = Table(title=f"Top tokens: {title}")

@@ -114,10 +114,13 @@ def compare_over(
     min_count: int = defaults.MIN_COUNT,
     progress: Progress | None = None,
     cancelled: CancelCheck | None = None,
+    exports_dir: Path | None = None,
+    scans_dir: Path | None = None,
 ) -> tuple[dict[str, Any], list[Any]]:
-    """Both models over the corpus (stored scans reused), ranked rows, groups, and every row
-    exported as CSV and JSON lines under ``{root}/.lenscope/compare/``. Returns the job result
-    (the top rows and groups) and all rows."""
+    """Both models over the corpus (stored scans reused), ranked rows and groups; with
+    ``exports_dir`` (the server: ``{root}/.lenscope/compare/``) every row is also written there
+    as CSV and JSON lines, atomically. Scans are stored in ``scans_dir`` (default
+    ``{root}/.lenscope/scans/``). Returns the job result (the top rows and groups) and all rows."""
     from lenscope.compare import compare_scans, group_dict, group_rows, row_dict, stored_or_new_scan, to_csv, to_jsonl
 
     docs = corpus.docs
@@ -138,22 +141,23 @@ def compare_over(
         def load_this(name: str = name) -> Any:
             return load(name)
 
-        scanned, reused = stored_or_new_scan(load_this, name, docs, corpus.root / defaults.SCANS_DIR, step)
+        stored = scans_dir if scans_dir is not None else corpus.root / defaults.SCANS_DIR
+        scanned, reused = stored_or_new_scan(load_this, name, docs, stored, step)
         if reused:  # nothing ran: the progress bar still covers this half
             for i in range(len(docs)):
                 step(i + 1, len(docs))
         scans.append(scanned)
     rows = compare_scans(scans[0], scans[1], clamp)
-    out = corpus.root / defaults.EXPORTS_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    stem = export_stem(model_a, model_b)
     exports = []
-    for fmt, text in (("csv", to_csv(rows)), ("jsonl", to_jsonl(rows))):
-        name = f"{stem}.{fmt}"
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out / name)  # atomic: a reader sees the old export or the new one, never half of it
-        exports.append({"format": fmt, "name": name, "url": f"exports/{name}"})
+    if exports_dir is not None:
+        exports_dir.mkdir(parents=True, exist_ok=True)
+        stem = export_stem(model_a, model_b)
+        for fmt, text in (("csv", to_csv(rows)), ("jsonl", to_jsonl(rows))):
+            name = f"{stem}.{fmt}"
+            tmp = exports_dir / f".{name}.tmp"
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(exports_dir / name)  # atomic: a reader sees the old export or the new one, never half of it
+            exports.append({"format": fmt, "name": name, "url": f"exports/{name}"})
     groups = {by: [group_dict(g) for g in group_rows(rows, by, min_count=min_count)[: defaults.COMPARE_GROUPS]]
               for by in ("token", "previous")}  # fmt: skip
     result: dict[str, Any] = {

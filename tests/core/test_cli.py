@@ -74,7 +74,10 @@ def test_readme_workspace_commands(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "previous token" in out.stdout and "Groups by token (at least 3 occurrences)" in out.stdout
     assert "examples/tour.ipynb cell " in out.stdout  # notebook rows name their cell
-    export = tmp_path / ".lenscope/compare/lenscope-gelu-1l-vs-lenscope-attn-only-1l.jsonl"
+    assert not (tmp_path / ".lenscope" / "compare").exists()  # the CLI writes exports only where asked
+    export = tmp_path / "rows.jsonl"
+    again = lenscope("compare", "examples", "--jsonl", str(export), cwd=tmp_path)  # the stored scans are reused
+    assert again.returncode == 0, again.stderr
     rows = [json.loads(line) for line in export.read_text().splitlines()]
     assert rows and {"token_index", "cell", "previous", "after"} <= rows[0].keys()
     first = next(r for r in rows if r["cell"] is None)

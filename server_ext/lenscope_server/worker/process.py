@@ -184,6 +184,7 @@ class Worker:
         self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event
     ) -> Any:
         """Both models over files under ``root``: the job result (top rows, groups, export links)."""
+        from lenscope.defaults import EXPORTS_DIR
         from lenscope.workspace import compare_over, read_corpus
 
         corpus = read_corpus(Path(args["root"]), args["paths"], allow_hidden=bool(args.get("allow_hidden")))
@@ -196,6 +197,7 @@ class Worker:
             min_count=int(args["min_count"]),
             progress=progress,
             cancelled=cancelled.is_set,
+            exports_dir=corpus.root / EXPORTS_DIR,
         )
         return result
 
