@@ -64,6 +64,10 @@ function dropEdited(tr: Transaction, decorations: DecorationSet): DecorationSet 
 export const annotationField = StateField.define<FieldValue>({
   create: () => ({ annotation: null, decorations: Decoration.none }),
   update(value, tr) {
+    // unchanged: the same value, so what depends on it (the pinned tooltip) is not rebuilt
+    if (!(tr.docChanged && value.annotation) && !tr.effects.some(e => e.is(setAnnotation))) {
+      return value;
+    }
     let { annotation, decorations } = value;
     if (tr.docChanged && annotation) {
       decorations = dropEdited(tr, decorations).map(tr.changes);

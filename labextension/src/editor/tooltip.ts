@@ -79,7 +79,7 @@ export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel
 
   const heads = el('div', 'ls-why-heads');
   heads.append(el('div', 'ls-muted', 'heads (click: colour what it reads in the editor):'));
-  for (const h of headParts(attr).slice(0, 8)) {
+  for (const h of headParts(attr).slice(0, 6)) {
     const line = el('div', 'ls-why-head-line');
     const button = el('button', 'ls-why-head', `${h.label} ${signed(h.value)}`);
     button.dataset.layer = String(h.layer);
@@ -265,6 +265,12 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
     row.title = 'Why this prediction? (click or Enter)';
     onPress(row, () => why.choose(id, pred.actual && id === pred.actual.id ? 'actual next token' : `prediction #${j + 1}`));
   });
+  if (actual) {
+    // back to the actual next token (it may not be in the top-10)
+    summary.tabIndex = 0;
+    summary.title = 'Why this token? (click or Enter)';
+    onPress(summary, () => why.choose(actual.id, 'actual next token'));
+  }
 
   const neurons = analysis.neurons(i);
   if (neurons.length) {
