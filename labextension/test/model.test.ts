@@ -1,3 +1,4 @@
+import { decode } from '@msgpack/msgpack';
 import type { EditorView } from '@codemirror/view';
 
 import { LenscopeClient, ModelEntry } from '../src/api/client';
@@ -151,5 +152,47 @@ describe('LenscopeModel.analyze', () => {
     model.forget(x => x === t);
     expect(model.run).toBeNull();
     expect(model.status.kind).toBe('empty');
+  });
+});
+
+describe('LenscopeModel.attribute', () => {
+  it('asks for the last analysis (same model, text, context), and a newer call aborts the earlier one', async () => {
+    const code = fixture('code');
+    const attribution = readFileSync(join(__dirname, 'fixtures', 'attribute.msgpack'));
+    const bodies: Record<string, unknown>[] = [];
+    const aborted: (() => boolean)[] = [];
+    const waiting: (() => void)[] = [];
+    const msgpack = { 'Content-Type': 'application/msgpack' };
+    const fetchFn = async (url: string, init: RequestInit): Promise<Response> => {
+      const route = url.split('/lenscope/api/')[1];
+      if (route === 'models') {
+        return new Response(JSON.stringify({ default: 'lenscope-gelu-1l', models: LISTING }), { headers: { 'Content-Type': 'application/json' } });
+      }
+      if (route === 'analyze') {
+        return new Response(Buffer.from(code.msgpack), { headers: msgpack });
+      }
+      bodies.push(decode(init.body as Uint8Array) as Record<string, unknown>);
+      const signal = init.signal;
+      aborted.push(() => !!signal?.aborted);
+      await new Promise<void>((resolve, reject) => {
+        waiting.push(resolve);
+        signal?.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
+      });
+      return new Response(Buffer.from(attribution), { headers: msgpack });
+    };
+    const model = new LenscopeModel(new LenscopeClient('http://x/', fetchFn), settings);
+    expect(await model.attribute(5)).toBeNull(); // nothing analyzed yet: no request
+    const run = await model.analyze(target(code.text, code.context));
+    const first = model.attribute(5);
+    await new Promise(r => setTimeout(r, 0));
+    const second = model.attribute(5, 1234);
+    await new Promise(r => setTimeout(r, 0));
+    expect(aborted.map(a => a())).toEqual([true, false]);
+    expect(bodies[1]).toEqual({ model: run!.analysis.model, text: code.text, context: code.context, position: 5, target: 1234, top: 10 });
+    waiting.splice(0).forEach(r => r());
+    expect(await first).toBeNull();
+    const got = await second;
+    expect(got!.position).toBe(5);
+    expect(got!.topNeurons.length).toBe(10);
   });
 });
