@@ -160,3 +160,18 @@ def test_why_view_matches_the_server_and_a_head_colours_its_sources(page: Any, l
     page.evaluate(f"() => document.querySelector('{tip}').parentElement.style.visibility = ''")
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
     page.wait_for_selector('body[data-jp-theme-light="true"]', state="attached")
+
+    # with the mouse: the hover tooltip's "Why?" of another token
+    page.locator(".ls-tooltip-pinned .ls-why-toggle").focus()
+    page.keyboard.press("Escape")  # clears the head's attention
+    page.keyboard.press("Escape")  # closes the pinned tooltip
+    page.wait_for_selector(".ls-tooltip-pinned", state="detached")
+    other_index = next(i for i, t in enumerate(texts) if t.strip() and i > index + 5 and i < len(texts) - 1)
+    page.mouse.move(0, 0)
+    page.locator(f'.ls-token[data-ls-token="{other_index}"]').first.hover()
+    hover = f'.ls-tooltip[data-ls-token="{other_index}"]'
+    page.locator(f"{hover} .ls-why-toggle").click()
+    page.wait_for_selector(f'{hover} .ls-why[data-state="ready"]')
+    value = float(page.locator(f"{hover} .ls-why-body").get_attribute("data-value"))
+    expected_value = lab.api("attribute", {"text": selected, "context": context, "position": other_index})["value"]
+    assert value == pytest.approx(expected_value, rel=1e-6)
