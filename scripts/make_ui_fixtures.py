@@ -1,4 +1,4 @@
-"""Write real analyze payloads for the frontend's unit tests (``labextension/test/fixtures``).
+"""Write real analyze and attribute payloads for the frontend's unit tests (``labextension/test/fixtures``).
 
     python scripts/make_ui_fixtures.py
 
@@ -24,6 +24,17 @@ REQUESTS: dict[str, dict[str, Any]] = {
 }
 
 
+ATTRIBUTE: dict[str, Any] = {**{k: REQUESTS["code"][k] for k in ("text", "context")}, "position": 5, "top": 10,
+                             "model": "lenscope-gelu-1l"}  # fmt: skip
+
+
+def attribute_payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
+    from lenscope.attribution import attribute, attribution_to_wire
+
+    result = attribute(model, request["text"], request["position"], context=request["context"], model_name=request["model"])
+    return {**attribution_to_wire(result, request["top"]), "timings_ms": {}}
+
+
 def payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
     from lenscope.analysis import analyze
     from lenscope.wire import to_wire
@@ -45,6 +56,11 @@ def main() -> None:
         (FIXTURES / f"{name}.msgpack").write_bytes(encode_msgpack(wire))
         (FIXTURES / f"{name}.json").write_bytes(encode_json(wire))
         print(f"wrote {name}")
+    (FIXTURES / "attribute.request.json").write_text(json.dumps(ATTRIBUTE, indent=1) + "\n", encoding="utf-8")
+    wire = attribute_payload(model, ATTRIBUTE)
+    (FIXTURES / "attribute.msgpack").write_bytes(encode_msgpack(wire))
+    (FIXTURES / "attribute.json").write_bytes(encode_json(wire))
+    print("wrote attribute")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from scripts.make_ui_fixtures import FIXTURES, REQUESTS, payload
+from scripts.make_ui_fixtures import ATTRIBUTE, FIXTURES, REQUESTS, attribute_payload, payload
 
 from lenscope.wire import decode_json, decode_msgpack
 
@@ -32,3 +32,24 @@ def test_fixture_matches_the_core(gelu, name: str) -> None:
                 assert np.array_equal(got, value), key
         same = (committed["predictions"]["top_ids"] == fresh["predictions"]["top_ids"]).mean()
         assert same > 0.98, "python scripts/make_ui_fixtures.py"
+
+
+def test_attribution_fixture_matches_the_core(gelu) -> None:
+    assert json.loads((FIXTURES / "attribute.request.json").read_text(encoding="utf-8")) == ATTRIBUTE
+    fresh = attribute_payload(gelu, ATTRIBUTE)
+    for committed in (
+        decode_msgpack((FIXTURES / "attribute.msgpack").read_bytes()),
+        decode_json((FIXTURES / "attribute.json").read_bytes()),
+    ):
+        assert committed.keys() == fresh.keys()
+        for key, value in fresh.items():
+            if isinstance(value, np.ndarray):
+                assert committed[key].shape == value.shape, key
+                np.testing.assert_allclose(committed[key], value, atol=2e-3, err_msg=key)
+            elif isinstance(value, float):
+                assert committed[key] == pytest.approx(value, abs=1e-3), key
+            elif key != "top_neurons":
+                assert committed[key] == value, key
+        assert [(n["layer"], n["index"]) for n in committed["top_neurons"]][:5] == [
+            (n["layer"], n["index"]) for n in fresh["top_neurons"]
+        ][:5]
