@@ -154,7 +154,9 @@ def attribute(
         out: torch.Tensor = _centre(vectors) @ read
         return out
 
-    w_o = model.W_O.detach().float()  # [layers, heads, d_head, d_model]
+    # the bridge stacks every layer's weights on each access: read each stack once
+    w_o, b_o = model.W_O.detach().float(), model.b_O.detach().float()  # [layers, heads, d_head, d_model], [layers, d_model]
+    w_out, b_out = (model.W_out.detach().float(), model.b_out.detach().float()) if d_mlp else (None, None)
     heads_out, sources_out, attn_bias, mlp_bias, neurons_out, patterns = [], [], [], [], [], []
     for layer in range(n_layers):
         g = direct(w_o[layer])  # [heads, d_head]: what one unit of each value dimension adds
@@ -163,11 +165,11 @@ def attribute(
         per_source = keep[f"pattern{layer}"] * torch.einsum("shd,hd->hs", v, g)  # [heads, sources]
         sources_out.append(per_source)
         heads_out.append(per_source.sum(-1))
-        attn_bias.append(float(direct(model.b_O.detach().float()[layer])))
-        if d_mlp:
+        attn_bias.append(float(direct(b_o[layer])))
+        if w_out is not None and b_out is not None:
             act = keep[f"blocks.{layer}.mlp.hook_post"]  # [d_mlp]
-            neurons_out.append(act * direct(model.W_out.detach().float()[layer]))
-            mlp_bias.append(float(direct(model.b_out.detach().float()[layer])))
+            neurons_out.append(act * direct(w_out[layer]))
+            mlp_bias.append(float(direct(b_out[layer])))
         else:
             mlp_bias.append(0.0)
     n_sources = len(tokens)
