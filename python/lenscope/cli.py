@@ -37,15 +37,19 @@ def select_lines(text: str, lines: tuple[int, int] | None) -> tuple[str, str]:
     return "".join(all_lines[: a - 1]), "".join(all_lines[a - 1 : b])
 
 
+def read_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LenscopeError(f"cannot read {path}: {exc}") from exc
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from lenscope.analysis import analyze
     from lenscope.models.registry import load_model
 
     path = Path(args.path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LenscopeError(f"cannot read {path}: {exc}") from exc
+    text = read_file(path)
     context, selection = select_lines(text, args.lines)
     model = load_model(args.model, device=args.device)
     result = analyze(model, selection, context=context, top_k=args.top_k, top_neurons=args.top_neurons, model_name=args.model)
@@ -109,10 +113,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     from lenscope.tokens import split_context
 
     path = Path(args.path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LenscopeError(f"cannot read {path}: {exc}") from exc
+    text = read_file(path)
     lines = text.splitlines(keepends=True)
     if not 1 <= args.line <= len(lines) or not 1 <= args.col <= len(lines[args.line - 1].rstrip("\n")) + 1:
         raise LenscopeError(f"--line {args.line} --col {args.col} is outside {path} ({len(lines)} lines)")
