@@ -135,13 +135,13 @@ def compare_over(
         rate = done[0] / max(time.monotonic() - started, 1e-6)
         report({"tokens_done": done[0], "tokens_total": total, "rate": rate, "eta_s": (total - done[0]) / rate})
 
+    stored = scans_dir if scans_dir is not None else corpus.root / defaults.SCANS_DIR
     scans = []
     for name in (model_a, model_b):
 
         def load_this(name: str = name) -> Any:
             return load(name)
 
-        stored = scans_dir if scans_dir is not None else corpus.root / defaults.SCANS_DIR
         scanned, reused = stored_or_new_scan(load_this, name, docs, stored, step)
         if reused:  # nothing ran: the progress bar still covers this half
             for i in range(len(docs)):
