@@ -248,3 +248,105 @@ def attribution_to_wire(result: Attribution, top: int = defaults.TOP_NEURONS) ->
         "source_text_index": np.asarray(result.source_text_index, dtype=np.int32),
         "strings": {"ids": sorted(result.strings), "values": [result.strings[i] for i in sorted(result.strings)]},
     }
+
+
+@dataclass
+class AllAttribution:
+    """The direct parts of the prediction at every text token (row i: token i predicting i + 1),
+    each for that position's actual next token (the last token: the top prediction)."""
+
+    model: str
+    targets: np.ndarray  # int32 [n]
+    value: np.ndarray  # float32 [n]: centred logit of the target
+    embed: np.ndarray  # [n]
+    pos_embed: np.ndarray  # [n]
+    constant: np.ndarray  # [n]
+    attn_bias: np.ndarray  # [n, n_layers]
+    mlp_bias: np.ndarray  # [n, n_layers]
+    heads: np.ndarray  # [n, n_layers, n_heads]
+    mlp_total: np.ndarray  # [n, n_layers]
+    neuron_layer: np.ndarray  # int32 [n, top]: the largest |part| neurons, largest first
+    neuron_index: np.ndarray
+    neuron_value: np.ndarray
+
+    def total(self) -> np.ndarray:
+        parts = [self.embed, self.pos_embed, self.constant, self.attn_bias.sum(1), self.mlp_bias.sum(1),
+                 self.heads.sum((1, 2)), self.mlp_total.sum(1)]  # fmt: skip
+        out: np.ndarray = np.sum(parts, axis=0)
+        return out
+
+
+@torch.inference_mode()
+def attribute_all(model: Any, text: str, *, context: str = "", top: int = defaults.TOP_NEURONS,
+                  model_name: str | None = None) -> AllAttribution:  # fmt: skip
+    """:func:`attribute` for every text token at once, from one pass of ``analyze``'s windows:
+    the same captures serve every position (``hook_z`` holds each head's mix of values), and
+    the read-out direction differs per position only through its target, so each part is a
+    matrix product over the positions of a window. Neurons: the ``top`` largest by |part|."""
+    from lenscope.analysis import _forward_windows
+
+    n_layers, d_mlp, _, _ = model_dims(model)
+    check_int(top, "top", 0, 1000)
+    plan = _plan(model, text, context, None, {"tokenize": 0.0})
+    # in the order they fire: the windows' forward hands the captures back in that order
+    hooks = ["hook_embed", "hook_pos_embed"]
+    for layer in range(n_layers):
+        hooks += [f"blocks.{layer}.attn.hook_z"] + ([f"blocks.{layer}.mlp.hook_post"] if d_mlp else [])
+    hooks.append("ln_final.hook_scale")
+    w_u = model.W_U.detach().float()
+    device = w_u.device
+    b_u = model.b_U.detach().float() if getattr(model, "b_U", None) is not None else torch.zeros(w_u.shape[1], device=device)
+    w_ln, b_ln = _final_ln(model)
+    w_o, b_o = _centre(model.W_O.detach().float()), _centre(model.b_O.detach().float())
+    w_out, b_out = (_centre(model.W_out.detach().float()), _centre(model.b_out.detach().float())) if d_mlp else (None, None)
+    seq = torch.tensor([*plan.seq, 0], dtype=torch.int64, device=device)
+    rows: dict[str, list[torch.Tensor]] = {k: [] for k in AllAttribution.__dataclass_fields__ if k != "model"}
+    timings = {"forward": 0.0}
+    for _, positions, logits, acts in _forward_windows(model, plan, hooks, timings):
+        a = dict(zip(hooks, acts))
+        logits = logits.float()
+        has_next = positions + 1 < len(plan.seq)
+        targets = torch.where(has_next, seq[positions + 1], logits.argmax(-1))
+        u = w_u[:, targets] - w_u.mean(1, keepdim=True)  # [d_model, P]
+        scale = a["ln_final.hook_scale"].float().reshape(len(positions), -1)[:, :1]  # [P, 1] (some bridges broadcast it)
+        read = w_ln[:, None] * u / scale.reshape(1, -1)  # [d_model, P]
+
+        def direct(vectors: torch.Tensor, read: torch.Tensor = read) -> torch.Tensor:
+            """[P, d_model] centred vectors (one per position) -> [P]."""
+            return (vectors * read.T).sum(-1)
+
+        rows["targets"].append(targets.to(torch.int32))
+        rows["value"].append(logits.gather(1, targets[:, None])[:, 0] - logits.mean(-1))
+        rows["embed"].append(direct(_centre(a["hook_embed"].float())))
+        rows["pos_embed"].append(direct(_centre(a["hook_pos_embed"].float())))
+        rows["constant"].append(b_ln @ u + b_u[targets] - b_u.mean())
+        rows["attn_bias"].append((b_o @ read).T)  # [P, layers]
+        heads, mlp_total, mlp_bias, parts = [], [], [], []
+        for layer in range(n_layers):
+            g = torch.einsum("hdm,mp->hdp", w_o[layer], read)
+            z = a[f"blocks.{layer}.attn.hook_z"].float().reshape(len(positions), g.shape[0], g.shape[1])  # [P, heads, d_head]
+            heads.append(torch.einsum("phd,hdp->ph", z, g))
+            if w_out is not None and b_out is not None:
+                part = a[f"blocks.{layer}.mlp.hook_post"].float() * (w_out[layer] @ read).T  # [P, d_mlp]
+                parts.append(part)
+                mlp_total.append(part.sum(-1))
+                mlp_bias.append(b_out[layer] @ read)
+            else:
+                mlp_total.append(torch.zeros(len(positions), device=device))
+                mlp_bias.append(torch.zeros(len(positions), device=device))
+        rows["heads"].append(torch.stack(heads, 1))
+        rows["mlp_total"].append(torch.stack(mlp_total, 1))
+        rows["mlp_bias"].append(torch.stack(mlp_bias, 1))
+        if parts and top:
+            flat = torch.cat(parts, -1)  # [P, layers * d_mlp]
+            idx = flat.abs().topk(min(top, flat.shape[1]), dim=-1).indices
+            rows["neuron_layer"].append((idx // d_mlp).to(torch.int32))
+            rows["neuron_index"].append((idx % d_mlp).to(torch.int32))
+            rows["neuron_value"].append(flat.gather(1, idx))
+        else:
+            empty = torch.zeros(len(positions), 0, device=device)
+            rows["neuron_layer"].append(empty.to(torch.int32))
+            rows["neuron_index"].append(empty.to(torch.int32))
+            rows["neuron_value"].append(empty)
+    out = {k: torch.cat(v)[1:].cpu().numpy() for k, v in rows.items()}  # row 0 is the BOS or a context token
+    return AllAttribution(model=model_name or str(getattr(model.cfg, "model_name", "model")), **out)

@@ -3,6 +3,7 @@ to the centred logit, and every head's and neuron's part equals an independent c
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -97,3 +98,26 @@ def test_a_random_multi_layer_model_with_windows(gelu) -> None:
         for layer in range(3):
             assert torch.allclose(torch.from_numpy(got.heads[layer]), ref["heads"][layer].float(), atol=1e-4)
             assert torch.allclose(torch.from_numpy(got.neurons[layer]), ref["neurons"][layer].float(), atol=1e-4)
+
+
+@pytest.mark.parametrize("which", ["gelu", "attn_only"])
+def test_every_position_at_once_equals_one_at_a_time(request, which: str) -> None:
+    from lenscope.attribution import attribute_all
+
+    model = request.getfixturevalue(which)
+    text = CODE * 12  # longer than the context: several windows
+    every = attribute_all(model, text, context="import sys\n", top=5)
+    n = len(every.value)
+    assert n > model.cfg.n_ctx and np.allclose(every.total(), every.value, atol=1e-4)
+    for position in (0, 7, n // 2, n - 2, n - 1):
+        one = attribute(model, text, position, context="import sys\n")
+        assert every.targets[position] == one.target
+        assert every.value[position] == pytest.approx(one.value, abs=1e-4)
+        assert np.allclose(every.heads[position], one.heads, atol=1e-4)
+        assert np.allclose(every.mlp_total[position], one.neurons.sum(1), atol=1e-4)
+        assert every.embed[position] == pytest.approx(one.embed, abs=1e-4)
+        if one.neurons.size:
+            best = top_parts(one, 5)["neurons"]
+            assert [(int(la), int(ix)) for la, ix in zip(every.neuron_layer[position], every.neuron_index[position])] == [
+                key for key, _ in best
+            ]
