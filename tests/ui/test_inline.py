@@ -57,15 +57,18 @@ def hover_and_read_tooltip(page: Any, index: int) -> list[int]:
     return [int(r.get_attribute("data-token-id")) for r in tooltip.query_selector_all(".ls-topk-row")]
 
 
-def test_file_editor_selection_from_the_context_menu(page: Any, lab: Lab) -> None:
+def select_tour_lines(page: Any, lab: Lab) -> tuple[str, str, str]:
+    """Open tour.py and select lines 8-15: (the editor's selector, the selected text, the text before it)."""
     open_in_lab(page, lab, "tour.py")
     editor = ".jp-FileEditor"
     page.wait_for_selector(f"{editor} .cm-content")
-    source = (lab.root / "tour.py").read_text(encoding="utf-8")
-    lines = source.split("\n")
+    lines = (lab.root / "tour.py").read_text(encoding="utf-8").split("\n")
     select_lines(page, editor, 8, 15)
-    selected = "\n".join(lines[7:15])
-    context = "\n".join(lines[:7]) + "\n"
+    return editor, "\n".join(lines[7:15]), "\n".join(lines[:7]) + "\n"
+
+
+def test_file_editor_selection_from_the_context_menu(page: Any, lab: Lab) -> None:
+    editor, selected, context = select_tour_lines(page, lab)
 
     page.locator(f"{editor} .cm-line").nth(9).click(button="right")  # inside the selection
     page.get_by_role("menuitem", name=ANALYZE).click()

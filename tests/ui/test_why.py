@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.ui.conftest import Lab, shot
-from tests.ui.test_inline import open_in_lab, select_lines, server_analysis
+from tests.ui.test_inline import select_tour_lines, server_analysis
 
 
 def array(wire: dict[str, Any]) -> np.ndarray:
@@ -61,14 +61,7 @@ def check_against_server(shown: dict[str, Any], server: dict[str, Any]) -> None:
 
 
 def test_why_view_matches_the_server_and_a_head_colours_its_sources(page: Any, lab: Lab) -> None:
-    open_in_lab(page, lab, "tour.py")
-    editor = ".jp-FileEditor"
-    page.wait_for_selector(f"{editor} .cm-content")
-    source = (lab.root / "tour.py").read_text(encoding="utf-8")
-    lines = source.split("\n")
-    select_lines(page, editor, 8, 15)
-    selected = "\n".join(lines[7:15])
-    context = "\n".join(lines[:7]) + "\n"
+    _, selected, context = select_tour_lines(page, lab)
     page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
     page.wait_for_selector(".ls-token")
     analysis = server_analysis(lab, selected, context)
