@@ -10,6 +10,7 @@ import { activeTarget, EditorServices, openEditor, reveal, selectLines } from '.
 import { analysisTsv, cardJson } from './export';
 import type { MainViews } from './mainarea';
 import type { LenscopeModel } from './model';
+import { parseHeadRef } from './heads';
 import { linesAround, utf16Offset } from './target';
 import { CommandIDs } from './tokens';
 import type { StoredArgs } from './views/stored';
@@ -133,6 +134,24 @@ export function addCommands(
     label: args => (args.layer === undefined ? 'lenscope: Open neuron' : `lenscope: Open neuron L${args.layer}.N${args.index}`),
     execute: args => model.openNeuron(int(args, 'layer'), int(args, 'index'), str(args, 'model') || undefined)
   });
+  commands.addCommand(CommandIDs.openHead, {
+    label: args => (args.layer === undefined ? 'lenscope: Open head card…' : `lenscope: Open head L${args.layer}.H${args.head}`),
+    caption: 'A head read from its weights: OV and QK token pairs, copying score',
+    execute: async args => {
+      const name = str(args, 'model') || model.run?.analysis.model || model.model;
+      if (typeof args.layer === 'number' && typeof args.head === 'number') {
+        views.openHead({ model: name, layer: args.layer, head: args.head });
+        return;
+      }
+      const result = await InputDialog.getText({ title: `lenscope: open a head of ${name}`, label: 'Head (e.g. L0.H3)', placeholder: 'L0.H3' });
+      const ref = result.button.accept && result.value ? parseHeadRef(result.value) : null;
+      if (ref) {
+        views.openHead({ model: name, ...ref });
+      } else if (result.button.accept) {
+        model.setStatus({ kind: 'error', message: `Not a head: “${result.value ?? ''}”.`, hint: 'Type it as L0.H3 (layer 0, head 3).' });
+      }
+    }
+  });
   commands.addCommand(CommandIDs.openComparison, {
     label: 'lenscope: Open a comparison',
     execute: args => void views.openComparison(str(args, 'job'))
@@ -184,7 +203,7 @@ export function addCommands(
     }
   });
 
-  for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel, CommandIDs.buildIndex, CommandIDs.compareCorpus, CommandIDs.copyAnalysis, CommandIDs.copyCard, CommandIDs.nextToken, CommandIDs.previousToken, CommandIDs.toggleTooltip]) {
+  for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel, CommandIDs.buildIndex, CommandIDs.compareCorpus, CommandIDs.copyAnalysis, CommandIDs.copyCard, CommandIDs.openHead, CommandIDs.nextToken, CommandIDs.previousToken, CommandIDs.toggleTooltip]) {
     palette?.addItem({ command, category: 'lenscope' });
   }
   for (const selector of ['.jp-FileEditor', '.jp-Notebook .jp-Cell']) {

@@ -63,7 +63,8 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
       name: 'lenscope:annotations',
       factory: () => EditorExtensionRegistry.createImmutableExtension(annotationExtension({
             openNeuron: (layer, index) => model.openNeuron(layer, index),
-            attribute: (position, target) => model.attribute(position, target)
+            attribute: (position, target, baseline) => model.attribute(position, target, 10, baseline ?? null),
+            openHead: (name, layer, head) => void app.commands.execute(CommandIDs.openHead, { model: name, layer, head })
           }))
     });
 

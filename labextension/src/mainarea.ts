@@ -1,5 +1,5 @@
 /**
- * lenscope's main-area tabs: neuron cards, corpus comparisons, stored texts. Each kind has a
+ * lenscope's main-area tabs: neuron cards, head cards, corpus comparisons, stored texts. Each kind has a
  * WidgetTracker, so the layout restorer brings them back on reload (through the commands that
  * open them), and opening one that is already open activates it instead.
  */
@@ -11,13 +11,16 @@ import type { Widget } from '@lumino/widgets';
 import type { LenscopeModel } from './model';
 import { CommandIDs } from './tokens';
 import { cardLabel, CardArgs, NeuronCardView } from './views/card';
+import { HeadArgs, headLabel } from './heads';
 import { CompareView } from './views/compare';
+import { HeadCardView } from './views/head';
 import { StoredArgs, storedLabel, StoredTextView } from './views/stored';
 
 type Tab<T extends Widget> = MainAreaWidget<T>;
 
 export class MainViews {
   readonly cards = new WidgetTracker<Tab<NeuronCardView>>({ namespace: 'lenscope-neuron' });
+  readonly heads = new WidgetTracker<Tab<HeadCardView>>({ namespace: 'lenscope-head' });
   readonly comparisons = new WidgetTracker<Tab<CompareView>>({ namespace: 'lenscope-comparison' });
   readonly stored = new WidgetTracker<Tab<StoredTextView>>({ namespace: 'lenscope-stored' });
 
@@ -31,6 +34,11 @@ export class MainViews {
       command: CommandIDs.openNeuron,
       args: w => ({ ...w.content.args }),
       name: w => cardKey(w.content.args)
+    });
+    void restorer?.restore(this.heads, {
+      command: CommandIDs.openHead,
+      args: w => ({ ...w.content.args }),
+      name: w => headKey(w.content.args)
     });
     void restorer?.restore(this.comparisons, {
       command: CommandIDs.openComparison,
@@ -52,6 +60,19 @@ export class MainViews {
     }
     const tab = this.tab(new NeuronCardView(args, this.model, this.app.commands), cardLabel(args), `lenscope-neuron-${cardKey(args).replace(/[^\w-]/g, '_')}`);
     this.place(tab, this.cards, 'split-right');
+    return tab;
+  }
+
+  openHead(args: HeadArgs): Tab<HeadCardView> {
+    const open = this.heads.find(w => headKey(w.content.args) === headKey(args));
+    if (open) {
+      this.app.shell.activateById(open.id);
+      return open;
+    }
+    const tab = this.tab(new HeadCardView(args, this.model), headLabel(args), `lenscope-head-${headKey(args).replace(/[^\w-]/g, '_')}`);
+    // beside the neuron cards when there are some: both are cards
+    const ref = this.heads.currentWidget?.isAttached ? this.heads : this.cards.currentWidget?.isAttached ? this.cards : this.heads;
+    this.place(tab, this.heads, 'split-right', ref);
     return tab;
   }
 
@@ -87,7 +108,7 @@ export class MainViews {
 
   /** A main-area widget that is not one of lenscope's (the current one if so): cards open beside it. */
   private editorRef(): string | undefined {
-    const ours = (w: Widget) => this.cards.has(w) || this.comparisons.has(w) || this.stored.has(w);
+    const ours = (w: Widget) => this.cards.has(w) || this.heads.has(w) || this.comparisons.has(w) || this.stored.has(w);
     const current = this.app.shell.currentWidget;
     if (current && !ours(current)) {
       return current.id;
@@ -114,8 +135,8 @@ export class MainViews {
    * Beside the others of its kind (tabs), else the first of its kind: right of the editors
    * (cards, stored text), or below everything, full width (comparisons).
    */
-  private place<T extends Widget>(tab: Tab<T>, tracker: WidgetTracker<Tab<T>>, split: 'split-right' | 'split-bottom'): void {
-    const ref = tracker.currentWidget;
+  private place<T extends Widget>(tab: Tab<T>, tracker: WidgetTracker<Tab<T>>, split: 'split-right' | 'split-bottom', beside: WidgetTracker<Tab<Widget>> = tracker): void {
+    const ref = beside.currentWidget;
     if (ref && !ref.isDisposed && ref.isAttached) {
       this.app.shell.add(tab, 'main', { mode: 'tab-after', ref: ref.id });
     } else if (split === 'split-right') {
@@ -126,6 +147,10 @@ export class MainViews {
     void tracker.add(tab);
     this.app.shell.activateById(tab.id);
   }
+}
+
+function headKey(a: HeadArgs): string {
+  return `${a.model}/${a.layer}/${a.head}`;
 }
 
 function cardKey(a: CardArgs): string {

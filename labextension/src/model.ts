@@ -7,7 +7,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import type { Activations, Analysis } from './api/analysis';
 import type { Attribution } from './api/attribution';
-import { CompareJobResult, Job, LenscopeApiError, LenscopeClient, ModelEntry, NeuronCard } from './api/client';
+import { CompareJobResult, Job, LenscopeApiError, HeadCard, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
 import { describe, hintFor, isAbort } from './errors';
 import { JobPoller } from './jobs';
 import type { Settings } from './settings';
@@ -256,10 +256,10 @@ export class LenscopeModel {
   /**
    * Why the last analysis predicted what it did after text token `position`: the direct logit
    * attribution of `target` (a token id; default the actual next token), from the same model,
-   * text and context. A newer call aborts this one; resolves with null when aborted or when the
+   * text and context; with `baseline`, of logit(target) − logit(baseline). A newer call aborts this one; resolves with null when aborted or when the
    * analysis was replaced meanwhile. Errors are thrown (the caller shows them where asked).
    */
-  async attribute(position: number, target: number | null = null, top = 10): Promise<Attribution | null> {
+  async attribute(position: number, target: number | null = null, top = 10, baseline: number | null = null): Promise<Attribution | null> {
     const run = this.runValue;
     if (!run) {
       return null;
@@ -269,7 +269,7 @@ export class LenscopeModel {
     this.attributing = controller;
     try {
       const result = await this.client.attribute(
-        { model: run.analysis.model, text: run.target.text, context: run.target.context, position, target, top },
+        { model: run.analysis.model, text: run.target.text, context: run.target.context, position, target, top, baseline },
         controller.signal
       );
       return controller.signal.aborted || this.runValue?.analysis !== run.analysis ? null : result;
@@ -322,6 +322,14 @@ export class LenscopeModel {
 
   neuronCard(model: string, layer: number, index: number): Promise<NeuronCard> {
     return this.client.neuronCard(model, layer, index);
+  }
+
+  neuronInputs(model: string, layer: number, index: number): Promise<NeuronInputs> {
+    return this.client.neuronInputs(model, layer, index);
+  }
+
+  headCard(model: string, layer: number, head: number): Promise<HeadCard> {
+    return this.client.headCard(model, layer, head);
   }
 
   /** Forget the analysis (and abort one in flight) if it is of this editor's text, e.g. when its file closes. */

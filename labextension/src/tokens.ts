@@ -25,6 +25,8 @@ export namespace CommandIDs {
   export const copyCard = 'lenscope:copy-card';
   /** args: {model, layer, index} */
   export const openNeuron = 'lenscope:open-neuron';
+  /** args: {model, layer, head}; without layer / head (the palette) it asks for `L0.H3` */
+  export const openHead = 'lenscope:open-head';
   /** args: {job} */
   export const openComparison = 'lenscope:open-comparison';
   /** args: {index, path, start, end}: the stored text of a file an index read */

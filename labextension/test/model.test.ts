@@ -185,10 +185,10 @@ describe('LenscopeModel.attribute', () => {
     const run = await model.analyze(target(code.text, code.context));
     const first = model.attribute(5);
     await new Promise(r => setTimeout(r, 0));
-    const second = model.attribute(5, 1234);
+    const second = model.attribute(5, 1234, 10, 77); // against a baseline: the logit difference
     await new Promise(r => setTimeout(r, 0));
     expect(aborted.map(a => a())).toEqual([true, false]);
-    expect(bodies[1]).toEqual({ model: run!.analysis.model, text: code.text, context: code.context, position: 5, target: 1234, top: 10 });
+    expect(bodies[1]).toEqual({ model: run!.analysis.model, text: code.text, context: code.context, position: 5, target: 1234, top: 10, baseline: 77 });
     waiting.splice(0).forEach(r => r());
     expect(await first).toBeNull();
     const got = await second;

@@ -100,6 +100,11 @@ export class Analysis {
     return this.strings.get(id) ?? `#${id}`;
   }
 
+  /** Every (id, string) the analysis decodes: its text tokens and top-k predictions. */
+  knownStrings(): IterableIterator<[number, string]> {
+    return this.strings.entries();
+  }
+
   /** Prediction row `row` (0 .. length): row 0 predicts token 0, row i + 1 follows token i. */
   prediction(row: number): Prediction {
     const top: Candidate[] = [];

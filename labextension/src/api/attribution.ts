@@ -88,6 +88,11 @@ export class Attribution {
     return this.strings.get(id) ?? `#${id}`;
   }
 
+  /** Every (id, string) the attribution decodes: target, baseline, sources. */
+  knownStrings(): IterableIterator<[number, string]> {
+    return this.strings.entries();
+  }
+
   head(layer: number, head: number): number {
     return this.heads[layer * this.nHeads + head];
   }

@@ -31,6 +31,10 @@ export type IndexJobResult = components['schemas']['IndexJobResult'];
 export type IndexEntry = components['schemas']['IndexEntry'];
 export type NeuronExample = components['schemas']['NeuronExample'];
 export type IndexDocument = components['schemas']['IndexDocumentResponse'];
+export type HeadCard = components['schemas']['HeadCardResponse'];
+export type TokenPair = components['schemas']['TokenPair'];
+export type NeuronInputs = components['schemas']['NeuronInputsResponse'];
+export type LogitEffect = components['schemas']['LogitEffect'];
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -79,6 +83,16 @@ export class LenscopeClient {
 
   neuronCard(model: string, layer: number, index: number): Promise<NeuronCard> {
     return this.call<NeuronCard>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}`);
+  }
+
+  /** What neuron (layer, index) reads: the tokens that most raise its pre-activation on their own. */
+  neuronInputs(model: string, layer: number, index: number): Promise<NeuronInputs> {
+    return this.call<NeuronInputs>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}/inputs`);
+  }
+
+  /** Head (layer, head) read from its weights: OV and QK token pairs, copying score. */
+  headCard(model: string, layer: number, head: number): Promise<HeadCard> {
+    return this.call<HeadCard>('GET', `heads/${encodeURIComponent(model)}/${layer}/${head}`);
   }
 
   searchNeurons(model: string, token: string): Promise<NeuronSearch> {

@@ -3,6 +3,7 @@ import type { Analysis } from '../api/analysis';
 import { Attribution, headParts, neuronParts, otherParts, sumOfParts } from '../api/attribution';
 import { clampedDiff, colorFor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
+import { resolveToken } from '../resolve';
 import type { Annotation } from './annotation';
 
 /** What a tooltip's neuron chip does: injected by the plugin (open the neuron's card, recolour). */
@@ -11,8 +12,13 @@ export type OpenNeuron = (layer: number, index: number) => void;
 /** What a tooltip can ask for: injected by the plugin (the model) and the editor extension. */
 export interface TooltipActions {
   openNeuron: OpenNeuron;
-  /** the attribution of the prediction after text token `position` for `target` (null: actual next) */
-  attribute: (position: number, target: number | null) => Promise<Attribution | null>;
+  /**
+   * the attribution of the prediction after text token `position` for `target` (null: actual
+   * next); with `baseline`, of logit(target) − logit(baseline)
+   */
+  attribute: (position: number, target: number | null, baseline?: number | null) => Promise<Attribution | null>;
+  /** open head (layer, head)'s card (a main-area tab) */
+  openHead?: (model: string, layer: number, head: number) => void;
   /** colour, in the editor, the text tokens head (layer, head) attends to; false when it cleared it instead */
   toggleHead?: (a: Attribution, layer: number, head: number) => boolean;
 }
@@ -61,6 +67,10 @@ export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel
   const title = el('div', 'ls-why-title');
   title.append(el('span', '', 'why '));
   title.append(el('code', 'ls-tooltip-token', visible(attr.tokenString(attr.target))));
+  if (attr.baseline !== null) {
+    box.dataset.baseline = String(attr.baseline);
+    title.append(el('span', '', ' vs '), el('code', 'ls-tooltip-token', visible(attr.tokenString(attr.baseline))));
+  }
   title.append(el('span', 'ls-muted', ` (${targetLabel}) · direct parts, largest |part| first`));
   box.append(title);
 
@@ -78,7 +88,7 @@ export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel
   }
 
   const heads = el('div', 'ls-why-heads');
-  heads.append(el('div', 'ls-muted', 'heads (click: colour what it reads in the editor):'));
+  heads.append(el('div', 'ls-muted', 'heads (click: colour what it reads in the editor; card: its weights):'));
   for (const h of headParts(attr).slice(0, 6)) {
     const line = el('div', 'ls-why-head-line');
     const button = el('button', 'ls-why-head', `${h.label} ${signed(h.value)}`);
@@ -93,6 +103,15 @@ export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel
       button.disabled = true;
     }
     line.append(button);
+    if (actions.openHead) {
+      const card = el('button', 'ls-why-head-card', 'card');
+      card.dataset.layer = String(h.layer);
+      card.dataset.head = String(h.index);
+      card.title = `Open the card of L${h.layer}.H${h.index}: what it copies (OV) and attends to (QK), from its weights`;
+      card.setAttribute('aria-label', `open the card of head L${h.layer}.H${h.index}`);
+      onPress(card, () => actions.openHead!(attr.model, h.layer!, h.index!));
+      line.append(card);
+    }
     const sources = el('span', 'ls-why-sources');
     for (const src of attr.sources(h.layer!, h.index!).slice(0, 3)) {
       const s = el('span', 'ls-why-source');
@@ -124,21 +143,49 @@ export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel
   return box;
 }
 
+/** A text input of the why view's typed target: its keys stay its own (w, Enter), Esc goes on. */
+function tokenInput(className: string, placeholder: string, label: string, onEnter: () => void): HTMLInputElement {
+  const input = el('input', className);
+  input.type = 'text';
+  input.placeholder = placeholder;
+  input.setAttribute('aria-label', label);
+  input.spellcheck = false;
+  input.addEventListener('keydown', event => {
+    if (event.key === 'Escape') {
+      return;
+    }
+    event.stopPropagation();
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      onEnter();
+    }
+  });
+  return input;
+}
+
 /**
  * The "why" section of a tooltip: a toggle, and the view for the chosen target (the actual next
- * token unless `choose` was called with one of the top-10).
+ * token unless `choose` was called with one of the top-10, or a token was typed: resolved among
+ * the strings the analysis and the last attribution know), optionally against a typed baseline.
  */
 class WhySection {
   readonly toggle: HTMLButtonElement;
   readonly root: HTMLElement;
+  private readonly body: HTMLElement;
+  private readonly typedTarget: HTMLInputElement;
+  private readonly typedBaseline: HTMLInputElement;
+  private readonly message: HTMLElement;
   private target: number | null = null;
+  private baseline: number | null = null;
   private targetLabel = 'actual next token';
   private open = false;
   private seq = 0;
+  private last: Attribution | null = null;
 
   constructor(
     private readonly position: number,
-    private readonly actions: TooltipActions
+    private readonly actions: TooltipActions,
+    private readonly known: () => Iterable<[number, string]>
   ) {
     this.toggle = el('button', 'ls-why-toggle', 'Why?');
     this.toggle.title = 'Which neurons, heads and embeddings pushed this prediction (w)';
@@ -146,6 +193,44 @@ class WhySection {
     onPress(this.toggle, () => this.setOpen(!this.open));
     this.root = el('div', 'ls-why');
     this.root.hidden = true;
+    const form = el('div', 'ls-why-typed');
+    this.typedTarget = tokenInput('ls-why-target-input', 'token…', 'explain this token (Enter)', () => this.explainTyped());
+    this.typedBaseline = tokenInput('ls-why-baseline-input', 'optional', 'versus this token: logit difference (Enter)', () => this.explainTyped());
+    this.message = el('span', 'ls-why-typed-message');
+    this.message.setAttribute('role', 'status');
+    form.append(el('span', 'ls-muted', 'explain '), this.typedTarget, el('span', 'ls-muted', ' vs '), this.typedBaseline, this.message);
+    form.title = 'A token seen in this analysis (text or top-10), whitespace as typed or as · → ↵; #id for any id. Enter explains it; with vs, the logit difference.';
+    this.body = el('div', 'ls-why-content');
+    this.root.append(form, this.body);
+  }
+
+  /** The typed target (and baseline) resolved and explained, or a message where one is not known. */
+  private explainTyped(): void {
+    const known = (): [number, string][] => [...this.known(), ...(this.last ? this.last.knownStrings() : [])];
+    const t = this.typedTarget.value;
+    const b = this.typedBaseline.value;
+    const target = t === '' ? null : resolveToken(t, known());
+    const baseline = b === '' ? null : resolveToken(b, known());
+    for (const [r, input] of [
+      [target, this.typedTarget],
+      [baseline, this.typedBaseline]
+    ] as const) {
+      if (r && r.id === null) {
+        this.message.textContent = `“${input.value}”: ${r.message}`;
+        this.message.dataset.state = 'error';
+        input.setAttribute('aria-invalid', 'true');
+        return;
+      }
+      input.removeAttribute('aria-invalid');
+    }
+    this.message.textContent = '';
+    delete this.message.dataset.state;
+    if (target && target.id !== null) {
+      this.target = target.id;
+      this.targetLabel = 'typed';
+    }
+    this.baseline = baseline && baseline.id !== null ? baseline.id : null;
+    this.setOpen(true);
   }
 
   setOpen(open: boolean): void {
@@ -165,23 +250,28 @@ class WhySection {
   choose(target: number, label: string): void {
     this.target = target;
     this.targetLabel = label;
+    this.baseline = null;
+    this.typedTarget.value = '';
+    this.typedBaseline.value = '';
+    this.message.textContent = '';
     this.setOpen(true);
   }
 
   private async load(): Promise<void> {
     const seq = ++this.seq;
-    this.root.replaceChildren(el('div', 'ls-muted ls-why-loading', 'explaining…'));
+    this.body.replaceChildren(el('div', 'ls-muted ls-why-loading', 'explaining…'));
     this.root.dataset.state = 'loading';
     try {
-      const attr = await this.actions.attribute(this.position, this.target);
+      const attr = await this.actions.attribute(this.position, this.target, this.baseline);
       if (seq !== this.seq || !attr) {
         return;
       }
-      this.root.replaceChildren(buildWhy(attr, this.actions, this.targetLabel));
+      this.last = attr;
+      this.body.replaceChildren(buildWhy(attr, this.actions, this.targetLabel));
       this.root.dataset.state = 'ready';
     } catch (err) {
       if (seq === this.seq) {
-        this.root.replaceChildren(el('div', 'ls-state-error', `Could not explain: ${err instanceof Error ? err.message : String(err)}`));
+        this.body.replaceChildren(el('div', 'ls-state-error', `Could not explain: ${err instanceof Error ? err.message : String(err)}`));
         this.root.dataset.state = 'error';
       }
     }
@@ -258,7 +348,7 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
   const table = topTable(analysis, i, a.floor);
   root.append(table);
   // the why view: of the actual next token, or of any top-10 prediction (click or Enter on its row)
-  const why = new WhySection(i, actions);
+  const why = new WhySection(i, actions, () => analysis.knownStrings());
   table.querySelectorAll<HTMLElement>('.ls-topk-row').forEach((row, j) => {
     const id = Number(row.dataset.tokenId);
     row.tabIndex = 0;

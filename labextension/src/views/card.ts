@@ -1,13 +1,14 @@
 /**
  * A neuron's card, a main-area tab: its top corpus examples coloured by activation (with the
- * scale), its direct effect on the logits, and its activation histogram with axes. An example
+ * scale), what it reads (the tokens that raise it, from the weights), its direct effect on the
+ * logits, and its activation histogram with axes. An example
  * opens where it came from: the workspace file (a notebook at its cell), or, for a file that is
  * not in this workspace (a shipped index), the text the index stored.
  */
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { LenscopeApiError, NeuronCard, NeuronExample } from '../api/client';
+import { LenscopeApiError, NeuronCard, NeuronExample, NeuronInputs } from '../api/client';
 import { activationColor } from '../colors';
 import { describe } from '../errors';
 import { el, fmt, visible } from '../format';
@@ -35,6 +36,26 @@ export function exampleTarget(card: NeuronCard, ex: NeuronExample): { command: s
   return { command: CommandIDs.openStored, args: { index: card.index_path, path: ex.file, start: ex.max_char_start, end, context_start: ex.char_start, context_end: ex.char_end } };
 }
 
+export const INPUTS_NOTE = 'Each token’s embedding alone through the LayerNorm into the pre-activation: an approximation that ignores position and attention.';
+
+/** The input side: the tokens that most raise the neuron's pre-activation on their own. */
+export function inputsBox(inputs: NeuronInputs | Error): HTMLElement {
+  const box = el('div', 'ls-effect ls-inputs');
+  box.append(el('h4', '', 'Inputs (from the weights): raise it most'), el('div', 'ls-muted ls-head-note', INPUTS_NOTE));
+  if (inputs instanceof Error) {
+    box.append(el('div', 'ls-error', describe(inputs)));
+    return box;
+  }
+  for (const e of inputs.inputs) {
+    const row = el('div', 'ls-effect-row ls-input-row');
+    row.dataset.id = String(e.id);
+    row.dataset.value = String(e.value);
+    row.append(el('code', 'ls-tooltip-token', visible(e.token)), el('span', 'ls-num', ` ${fmt(e.value)}`));
+    box.append(row);
+  }
+  return box;
+}
+
 export class NeuronCardView extends Widget {
   card: NeuronCard | null = null;
 
@@ -55,20 +76,23 @@ export class NeuronCardView extends Widget {
 
   private async load(): Promise<void> {
     const { model, layer, index } = this.args;
+    // the input side is read from the weights: it needs no index, and its failure is its own
+    const inputs = this.model.neuronInputs(model, layer, index).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
     try {
       this.card = await this.model.neuronCard(model, layer, index);
-      this.node.replaceChildren(renderCard(this.card, this.commands));
+      this.node.replaceChildren(renderCard(this.card, this.commands, await inputs));
     } catch (err) {
       const missing = err instanceof LenscopeApiError && err.code === 'index_not_found';
       this.node.replaceChildren(
         el('h2', '', `Neuron L${layer}.N${index} of ${model}`),
-        el('p', missing ? 'ls-muted' : 'ls-error', missing ? `No neuron index for ${model} yet: “Index the workspace” in the lenscope panel builds one.` : describe(err))
+        el('p', missing ? 'ls-muted' : 'ls-error', missing ? `No neuron index for ${model} yet: “Index the workspace” in the lenscope panel builds one.` : describe(err)),
+        inputsBox(await inputs)
       );
     }
   }
 }
 
-export function renderCard(card: NeuronCard, commands: CommandRegistry): HTMLElement {
+export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?: NeuronInputs | Error): HTMLElement {
   const root = el('div', 'ls-card');
   root.dataset.layer = String(card.layer);
   root.dataset.index = String(card.index);
@@ -78,6 +102,9 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry): HTMLEle
   );
 
   const effects = el('div', 'ls-effects');
+  if (inputs) {
+    effects.append(inputsBox(inputs));
+  }
   for (const [title, list] of [
     ['boosts', card.logit_boosted],
     ['suppresses', card.logit_suppressed]
