@@ -17,6 +17,8 @@ _EXPORTS = {
     "analyze": "lenscope.analysis",
     "attribute": "lenscope.attribution",
     "Attribution": "lenscope.attribution",
+    "attend": "lenscope.attention",
+    "AttentionResult": "lenscope.attention",
     "AnalysisResult": "lenscope.analysis",
     "Predictions": "lenscope.analysis",
     "LenscopeError": "lenscope.errors",

@@ -81,11 +81,14 @@ def mlp_hook_names(model: Any) -> list[str]:
     return [f"blocks.{layer}.mlp.hook_post" for layer in range(n_layers)] if d_mlp else []
 
 
-def capture(store: list[torch.Tensor]) -> Callable[[torch.Tensor, Any], None]:
-    """A forward hook that appends the hooked activation to ``store``."""
+def capture(
+    store: list[torch.Tensor], reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> Callable[[torch.Tensor, Any], None]:
+    """A forward hook that appends the hooked activation (or ``reduce`` of it, so that a large
+    activation such as an attention pattern is never kept whole) to ``store``."""
 
     def hook(act: torch.Tensor, hook: Any) -> None:
-        store.append(act)
+        store.append(act if reduce is None else reduce(act))
 
     return hook
 
@@ -142,12 +145,17 @@ def _plan(model: Any, text: str, context: str, window: int | None, timings: dict
 
 
 def _forward_windows(
-    model: Any, plan: _Plan, hooks: list[str], timings: dict[str, float]
+    model: Any,
+    plan: _Plan,
+    hooks: list[str],
+    timings: dict[str, float],
+    reduce: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
 ) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
     """Run the plan's windows in batches; yield ``(window, positions, logits, hooked acts)``.
 
     ``positions`` are the S positions the window reports (from ``plan.first`` on), ``logits``
-    and each of ``acts`` are already indexed at them. Time spent outside the forward (in the
+    and each of ``acts`` are already indexed at them (their dimension 1 must be the position:
+    ``reduce`` may reshape an activation to make it so). Time spent outside the forward (in the
     caller, between yields) is the caller's to count.
     """
     device = _model_device(model)
@@ -161,7 +169,9 @@ def _forward_windows(
             x[b, 1 : 1 + w.stop - w.start] = seq_t[w.start : w.stop]
         acts: list[torch.Tensor] = []
         t0 = time.perf_counter()
-        logits = model.run_with_hooks(x, fwd_hooks=[(h, capture(acts)) for h in hooks]) if hooks else model(x)
+        logits = (
+            model.run_with_hooks(x, fwd_hooks=[(h, capture(acts, (reduce or {}).get(h))) for h in hooks]) if hooks else model(x)
+        )
         timings["forward"] += (time.perf_counter() - t0) * 1000
         for b, w in enumerate(batch):
             lo = max(w.report_from, plan.first)

@@ -21,3 +21,6 @@ MIN_COUNT = 10
 COMPARE_ROWS = 300
 """Rows of a corpus comparison returned over HTTP (the exports hold every row)."""
 COMPARE_GROUPS = 30
+ATTENTION_K = 16
+"""Strongest sources kept per token and head by ``POST attention``."""
+MAX_ATTENTION_K = 1024

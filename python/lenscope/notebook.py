@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lenscope.analysis import AnalysisResult, NeuronActivations
+
+if TYPE_CHECKING:
+    from lenscope.attention import AttentionResult
 
 
 class View:
@@ -53,6 +56,39 @@ def neuron_activations(result: NeuronActivations) -> View:
     """circuitsvis ``TextNeuronActivations`` for the neurons asked, as one layer of neurons."""
     acts = np.asarray(result.activations, dtype=np.float32)[:, None, :]  # [tokens, 1, neurons]
     return _circuitsvis("TextNeuronActivations", tokens=result.token_texts, activations=acts.tolist())
+
+
+def attention_matrix(result: AttentionResult, layer: int | None = None) -> np.ndarray:
+    """A layer's kept weights as dense ``[heads, 1 + n, 1 + n]`` rows over ``<bos>`` + the text
+    (a context token's weight is left out; a BOS row attends to itself). Exact when the result
+    was computed with ``k`` at least the window's length."""
+    layer = result.layers[0] if layer is None else layer
+    if layer not in result.layers:
+        raise ValueError(f"layer {layer} is not in this result (it has layers {result.layers})")
+    li = result.layers.index(layer)
+    sources, weights = result.sources[li], result.weights[li]
+    heads, n, _ = sources.shape
+    dense = np.zeros((heads, n + 1, n + 1), np.float32)
+    dense[:, 0, 0] = 1.0
+    h, i, j = np.nonzero(sources >= -1)  # a text token or the BOS
+    np.add.at(dense, (h, i + 1, sources[h, i, j] + 1), weights[h, i, j])
+    return dense
+
+
+def attention(result: AttentionResult, layer: int | None = None) -> View:
+    """circuitsvis ``AttentionHeads`` for one layer (default: the first in the result), offline:
+    every head's pattern over the text, a head picker, hover a token to see where it attends."""
+    dense = attention_matrix(result, layer)
+    layer = result.layers[0] if layer is None else layer
+    names = [f"L{layer}H{h} ({share:.0%} positional)" if not np.isnan(share) else f"L{layer}H{h}"
+             for h, share in enumerate(result.positional_share[result.layers.index(layer)])]  # fmt: skip
+    return _circuitsvis(
+        "AttentionHeads",
+        tokens=["<bos>", *result.token_texts],
+        attention=dense.tolist(),
+        attentionHeadNames=names,
+        maskUpperTri=True,
+    )
 
 
 def table(rows: Sequence[Any], columns: Sequence[str], limit: int = 50) -> View:

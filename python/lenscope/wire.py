@@ -223,6 +223,39 @@ class AttributionResponse(_Strict):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
+class AttentionRequest(_Strict):
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    text: Text
+    context: Context = ""
+    layers: list[Annotated[int, Field(ge=0, le=MAX_LAYERS - 1)]] | None = Field(
+        None, min_length=1, max_length=MAX_LAYERS, description="Layers whose heads are returned; default: all"
+    )
+    k: int = Field(
+        defaults.ATTENTION_K, ge=1, le=defaults.MAX_ATTENTION_K, description="Strongest sources kept per token and head"
+    )
+
+
+class AttentionResponse(_Strict):
+    """Every text token's ``k`` strongest sources for every head of ``layers`` (largest first; with
+    ``k`` at least the window's length, the whole pattern, and the last axis is that length)."""
+
+    model: str
+    tokens: TokensWire
+    layers: list[int]
+    n_heads: int
+    sources: NDArray = Field(
+        description="int32 [layers, heads, n_tokens, k]: the source's text token index; -1 the BOS, -2 a context token "
+        "before the text, -3 none (fewer than k keys)"
+    )
+    weights: NDArray = Field(description="float16 [layers, heads, n_tokens, k]: attention weights, largest first")
+    positional_share: NDArray = Field(
+        description="float32 [layers, heads]: share of the spread of each head's scores over keys that comes from the keys' "
+        "positional embedding rather than their content, on this text (NaN without a learned positional embedding)"
+    )
+    strings: IdStrings = Field(description="Decoded string of every text token id")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
 class TokenPair(_Strict):
     source: int = Field(description="Source (OV) or query (QK) token id")
     target: int = Field(description="Boosted output (OV) or key (QK) token id")

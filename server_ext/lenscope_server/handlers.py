@@ -21,6 +21,7 @@ from lenscope.routes import PREFIX, paths
 from lenscope.wire import (
     ActivationsRequest,
     AnalyzeRequest,
+    AttentionRequest,
     AttributeRequest,
     CompareRequest,
     IndexBuildRequest,
@@ -168,6 +169,13 @@ class AttributeHandler(LenscopeHandler):
         self.send_served(await self.service.attribute(self.parse_body(AttributeRequest), self.encoding()))
 
 
+class AttentionHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.send_served(await self.service.attention(self.parse_body(AttentionRequest), self.encoding()))
+
+
 class NeuronHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -312,6 +320,7 @@ HANDLERS: dict[str, type[LenscopeHandler]] = {
     "/analyze": AnalyzeHandler,
     "/activations": ActivationsHandler,
     "/attribute": AttributeHandler,
+    "/attention": AttentionHandler,
     "/neurons/{model}/{layer}/{index}": NeuronHandler,
     "/neurons/{model}/{layer}/{index}/inputs": NeuronInputsHandler,
     "/neurons/{model}/search": NeuronSearchHandler,

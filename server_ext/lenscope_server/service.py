@@ -13,7 +13,7 @@ from typing import Any
 
 from lenscope.index.card import neuron_card, neurons_for_token, stored_document
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
-from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttributeRequest
+from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttentionRequest, AttributeRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.worker.client import WorkerClient
@@ -112,6 +112,17 @@ class LenscopeService:
         model = request.model or self.default_model
         args = {**request.model_dump(), "model": model, "encoding": encoding}
         result = await self._tracked(model, "attribute", args)
+        total = (time.perf_counter() - t0) * 1000
+        return Served(result["payload"], encoding, "worker", total, total)
+
+    async def attention(self, request: AttentionRequest, encoding: str) -> Served:
+        """Where each head attends on a text (not cached: the worker bounds it, and it is one pass)."""
+        t0 = time.perf_counter()
+        check_text(request.text)
+        check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
+        model = request.model or self.default_model
+        args = {**request.model_dump(), "model": model, "encoding": encoding}
+        result = await self._tracked(model, "attention", args)
         total = (time.perf_counter() - t0) * 1000
         return Served(result["payload"], encoding, "worker", total, total)
 

@@ -41,3 +41,18 @@ def reference(model: Any, text: str, context: str = "") -> Reference:
     acts = [cache[n][0, 1 + len(ctx) :].float() for n in names if n in cache]
     neurons = torch.cat(acts, dim=-1) if acts else torch.zeros(len(ids), 0)
     return Reference(ids=ids, context_ids=ctx, logprobs=lp, ranks=ranks, neurons=neurons)
+
+
+def random_multi_layer(tokenizer: Any, d_vocab: int, n_ctx: int = 24, seed: int = 0) -> Any:
+    """Three layers, random weights, LayerNorm weights and biases moved away from 1 and 0, a short
+    context (texts of a few lines take several windows): what the default models cannot show."""
+    from lenscope.models.native import new_native_model, wrap_native
+
+    config = dict(d_model=32, n_layers=3, n_heads=4, d_head=8, d_mlp=64, n_ctx=n_ctx, d_vocab=d_vocab,
+                  act_fn="gelu_new", normalization_type="LN", seed=seed, default_prepend_bos=True)  # fmt: skip
+    native = new_native_model(config)
+    with torch.no_grad():
+        for name, p in native.named_parameters():
+            if "ln" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+    return wrap_native(native, config, tokenizer, "random-3l").eval()

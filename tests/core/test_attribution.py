@@ -9,6 +9,7 @@ import torch
 
 from lenscope.attribution import attribute, top_parts
 from lenscope.errors import InvalidInput
+from tests.core.reference import random_multi_layer
 
 CODE = "import os\n\ndef home(path):\n    return os.path.join(path, 'x')\n"
 UNICODE = "# café 😀 日本語\nname = 'naïve'\n"
@@ -77,19 +78,10 @@ def test_target_baseline_and_bad_input(gelu) -> None:
 def test_a_random_multi_layer_model_with_windows(gelu) -> None:
     """Three layers, random weights (LayerNorm weights too), a text longer than the context:
     still exact against the reference, layer by layer, in whichever window holds the position."""
-    from lenscope.models.native import new_native_model, wrap_native
-
-    config = dict(d_model=32, n_layers=3, n_heads=4, d_head=8, d_mlp=64, n_ctx=24, d_vocab=gelu.cfg.d_vocab,
-                  act_fn="gelu_new", normalization_type="LN", seed=0, default_prepend_bos=True)  # fmt: skip
-    native = new_native_model(config)
-    with torch.no_grad():
-        for name, p in native.named_parameters():
-            if "ln" in name:
-                p.add_(torch.randn_like(p) * 0.3)  # LayerNorm weight and bias away from 1 and 0
-    model = wrap_native(native, config, gelu.tokenizer, "random-3l").eval()
+    model = random_multi_layer(gelu.tokenizer, gelu.cfg.d_vocab)
     text = CODE * 3
     n = len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
-    assert n > config["n_ctx"]  # several windows
+    assert n > model.cfg.n_ctx  # several windows
     for position in (0, n // 2, n - 2):
         got = attribute(model, text, position)
         assert got.total() == pytest.approx(got.value, abs=1e-4)

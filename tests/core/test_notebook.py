@@ -39,3 +39,20 @@ def test_activation_view_and_tables(gelu, attn_only) -> None:
     markup = str(table(rows, ["path", "line", "token", "lp_a", "lp_b", "diff"]))
     assert markup.count("<tr>") == len(rows) + 1
     assert "·return" in markup  # whitespace visible
+
+
+def test_attention_view_is_hook_pattern_over_bos_and_the_text(gelu) -> None:
+    import torch
+
+    from lenscope.attention import attend
+    from lenscope.notebook import attention
+
+    r = attend(gelu, TEXT, k=1024)
+    props = props_of(attention(r)._repr_html_(), "AttentionHeads")
+    assert props["tokens"] == ["<bos>", *r.token_texts]
+    assert props["attentionHeadNames"][0].startswith("L0H0 (")
+    _, cache = gelu.run_with_cache(torch.tensor([[gelu.tokenizer.bos_token_id, *r.tokens.ids.tolist()]]))
+    want = cache["blocks.0.attn.hook_pattern"][0].float().numpy()
+    got = torch.tensor(props["attention"]).numpy()
+    assert got.shape == want.shape
+    assert abs(got - want).max() < 1e-6

@@ -77,3 +77,38 @@ async def test_head_card_and_neuron_inputs_from_the_weights(jp_fetch, attn_only,
         assert status == 400 and words in error["error"]["message"], error
     status, error, _ = await error_of(jp_fetch("lenscope", "api", "heads", "no-such-model", "0", "0"))
     assert status == 404 and error["error"]["code"] == "unknown_model"
+
+
+async def post_attention(jp_fetch, body: dict, accept: str = "application/json"):
+    return await jp_fetch(
+        "lenscope", "api", "attention", method="POST", body=json.dumps(body),
+        headers={"Content-Type": "application/json", "Accept": accept},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("accept", ["application/json", MSGPACK])
+async def test_attention_equals_the_core(jp_fetch, gelu, accept: str) -> None:
+    from lenscope.attention import attend, attention_to_wire
+    from lenscope.wire import AttentionResponse
+
+    response = await post_attention(jp_fetch, {"text": TEXT, "context": "import os\n", "k": 5}, accept)
+    AttentionResponse.model_validate(body_of(response))
+    got = decode_msgpack(response.body) if accept == MSGPACK else decode_json(response.body)
+    expected = attention_to_wire(attend(gelu, TEXT, context="import os\n", k=5, model_name="lenscope-gelu-1l"))
+    expected = decode_msgpack(encode_msgpack(expected))
+    assert wire_equal({k: v for k, v in got.items() if k != "timings_ms"}, expected)
+    assert got["weights"].shape == (1, 8, len(got["tokens"]["ids"]), 5)
+
+
+@pytest.mark.parametrize(
+    "body,status,words",
+    [
+        ({"text": TEXT, "layers": [1]}, 400, "layer must be between 0 and 0"),
+        ({"text": TEXT, "k": 0}, 400, "k: Input should be greater than or equal to 1"),
+        ({"text": TEXT, "layers": []}, 400, "layers: List should have at least 1 item"),
+        ({"text": "x = 1\n" * 6000, "k": 1024}, 413, "the limit is 2,000,000"),
+    ],
+)
+async def test_bad_attention_requests(jp_fetch, body: dict, status: int, words: str) -> None:
+    got_status, error, _ = await error_of(post_attention(jp_fetch, body))
+    assert got_status == status and words in error["error"]["message"], error

@@ -38,6 +38,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/attention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Where each head attends: every token's strongest sources, and each head's positional share */
+        post: operations["attention"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/attribute": {
         parameters: {
             query?: never;
@@ -374,6 +391,60 @@ export interface components {
             windowed: boolean;
             /** Windows */
             windows: number;
+        };
+        /** AttentionRequest */
+        AttentionRequest: {
+            /**
+             * Context
+             * @default
+             */
+            context: string;
+            /**
+             * K
+             * @description Strongest sources kept per token and head
+             * @default 16
+             */
+            k: number;
+            /**
+             * Layers
+             * @description Layers whose heads are returned; default: all
+             * @default null
+             */
+            layers: number[] | null;
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /** Text */
+            text: string;
+        };
+        /**
+         * AttentionResponse
+         * @description Every text token's ``k`` strongest sources for every head of ``layers`` (largest first; with
+         *     ``k`` at least the window's length, the whole pattern, and the last axis is that length).
+         */
+        AttentionResponse: {
+            /** Layers */
+            layers: number[];
+            /** Model */
+            model: string;
+            /** N Heads */
+            n_heads: number;
+            /** @description float32 [layers, heads]: share of the spread of each head's scores over keys that comes from the keys' positional embedding rather than their content, on this text (NaN without a learned positional embedding) */
+            positional_share: components["schemas"]["NDArray"];
+            /** @description int32 [layers, heads, n_tokens, k]: the source's text token index; -1 the BOS, -2 a context token before the text, -3 none (fewer than k keys) */
+            sources: components["schemas"]["NDArray"];
+            /** @description Decoded string of every text token id */
+            strings: components["schemas"]["IdStrings"];
+            /** Timings Ms */
+            timings_ms?: {
+                [key: string]: number;
+            };
+            tokens: components["schemas"]["TokensWire"];
+            /** @description float16 [layers, heads, n_tokens, k]: attention weights, largest first */
+            weights: components["schemas"]["NDArray"];
         };
         /** AttributeRequest */
         AttributeRequest: {
@@ -1296,6 +1367,102 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["AnalyzeResponse"];
                     "application/msgpack": components["schemas"]["AnalyzeResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    attention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AttentionRequest"];
+                "application/msgpack": components["schemas"]["AttentionRequest"];
+            };
+        };
+        responses: {
+            /** @description Where each head attends: every token's strongest sources, and each head's positional share */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttentionResponse"];
+                    "application/msgpack": components["schemas"]["AttentionResponse"];
                 };
             };
             /** @description Malformed body or invalid input (the message names the field and the problem) */

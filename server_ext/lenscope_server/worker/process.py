@@ -153,6 +153,22 @@ class Worker:
         wire = {**attribution_to_wire(result, args["top"]), "timings_ms": {"attribute": (time.perf_counter() - t0) * 1000}}
         return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
 
+    def op_attention(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.attention import attend, attention_to_wire
+
+        name = args["model"]
+        t0 = time.perf_counter()
+        result = attend(
+            self.model(name),
+            args["text"],
+            context=args.get("context", ""),
+            layers=args.get("layers"),
+            k=args["k"],
+            model_name=name,
+        )
+        wire = {**attention_to_wire(result), "timings_ms": {"attention": (time.perf_counter() - t0) * 1000}}
+        return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
+
     def op_head_card(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.circuits import head_card_wire
 
