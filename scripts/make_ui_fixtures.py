@@ -1,4 +1,4 @@
-"""Write real analyze and attribute payloads for the frontend's unit tests (``labextension/test/fixtures``).
+"""Write real analyze, attribute and attention payloads for the frontend's unit tests (``labextension/test/fixtures``).
 
     python scripts/make_ui_fixtures.py
 
@@ -26,6 +26,17 @@ REQUESTS: dict[str, dict[str, Any]] = {
 
 ATTRIBUTE: dict[str, Any] = {**{k: REQUESTS["code"][k] for k in ("text", "context")}, "position": 5, "top": 10,
                              "model": "lenscope-gelu-1l"}  # fmt: skip
+
+
+ATTENTION: dict[str, Any] = {**{k: REQUESTS["code"][k] for k in ("text", "context")}, "k": 16,
+                             "model": "lenscope-gelu-1l"}  # fmt: skip
+
+
+def attention_payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
+    from lenscope.attention import attend, attention_to_wire
+
+    result = attend(model, request["text"], context=request["context"], k=request["k"], model_name=request["model"])
+    return attention_to_wire(result)
 
 
 def attribute_payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +72,11 @@ def main() -> None:
     (FIXTURES / "attribute.msgpack").write_bytes(encode_msgpack(wire))
     (FIXTURES / "attribute.json").write_bytes(encode_json(wire))
     print("wrote attribute")
+    (FIXTURES / "attention.request.json").write_text(json.dumps(ATTENTION, indent=1) + "\n", encoding="utf-8")
+    wire = attention_payload(model, ATTENTION)
+    (FIXTURES / "attention.msgpack").write_bytes(encode_msgpack(wire))
+    (FIXTURES / "attention.json").write_bytes(encode_json(wire))
+    print("wrote attention")
 
 
 if __name__ == "__main__":

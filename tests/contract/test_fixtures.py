@@ -6,7 +6,15 @@ import json
 
 import numpy as np
 import pytest
-from scripts.make_ui_fixtures import ATTRIBUTE, FIXTURES, REQUESTS, attribute_payload, payload
+from scripts.make_ui_fixtures import (
+    ATTENTION,
+    ATTRIBUTE,
+    FIXTURES,
+    REQUESTS,
+    attention_payload,
+    attribute_payload,
+    payload,
+)
 
 from lenscope.wire import decode_json, decode_msgpack
 
@@ -53,3 +61,25 @@ def test_attribution_fixture_matches_the_core(gelu) -> None:
         assert [(n["layer"], n["index"]) for n in committed["top_neurons"]][:5] == [
             (n["layer"], n["index"]) for n in fresh["top_neurons"]
         ][:5]
+
+
+def test_attention_fixture_matches_the_core(gelu) -> None:
+    assert json.loads((FIXTURES / "attention.request.json").read_text(encoding="utf-8")) == ATTENTION
+    fresh = attention_payload(gelu, ATTENTION)
+    for committed in (
+        decode_msgpack((FIXTURES / "attention.msgpack").read_bytes()),
+        decode_json((FIXTURES / "attention.json").read_bytes()),
+    ):
+        assert committed.keys() == fresh.keys()
+        for group in ("tokens", "strings"):
+            for key, value in fresh[group].items():
+                assert np.array_equal(np.asarray(committed[group][key]), np.asarray(value)), (group, key)
+        for key in ("model", "layers", "n_heads"):
+            assert committed[key] == fresh[key], key
+        np.testing.assert_allclose(committed["weights"].astype(np.float32), fresh["weights"].astype(np.float32), atol=2e-3)
+        np.testing.assert_allclose(committed["positional_share"], fresh["positional_share"], atol=2e-3, equal_nan=True)
+        # near-ties may swap sources between machines: the same source where the weights differ clearly
+        w = fresh["weights"].astype(np.float32)
+        gap = np.abs(np.diff(w, axis=-1, prepend=np.inf)) > 1e-2
+        gap &= np.abs(np.diff(w, axis=-1, append=-np.inf)) > 1e-2
+        assert np.array_equal(committed["sources"][gap], fresh["sources"][gap])

@@ -6,6 +6,7 @@
 import { decode, encode } from '@msgpack/msgpack';
 
 import { Activations, Analysis, AnalyzeResponseWire, ActivationsResponseWire } from './analysis';
+import { Attention, AttentionRequest, AttentionResponseWire } from './attention';
 import { AttributeRequest, Attribution, AttributionResponseWire } from './attribution';
 import { parseServerTiming } from './timing';
 import type { components } from './schema';
@@ -75,6 +76,11 @@ export class LenscopeClient {
   /** Direct logit attribution of the prediction at text token `position` (same text and context as the analysis). */
   async attribute(request: Partial<AttributeRequest> & Pick<AttributeRequest, 'text' | 'position'>, signal?: AbortSignal): Promise<Attribution> {
     return new Attribution(await this.call<AttributionResponseWire>('POST', 'attribute', request, signal));
+  }
+
+  /** Every text token's `k` strongest sources for every head of `layers` (default: all). */
+  async attention(request: Partial<AttentionRequest> & Pick<AttentionRequest, 'text'>, signal?: AbortSignal): Promise<Attention> {
+    return new Attention(await this.call<AttentionResponseWire>('POST', 'attention', request, signal));
   }
 
   models(): Promise<ModelsResponse> {
