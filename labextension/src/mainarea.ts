@@ -59,7 +59,9 @@ export class MainViews {
       return open;
     }
     const tab = this.tab(new NeuronCardView(args, this.model, this.app.commands), cardLabel(args), `lenscope-neuron-${cardKey(args).replace(/[^\w-]/g, '_')}`);
-    this.place(tab, this.cards, 'split-right');
+    // beside the head cards when there are some: both are cards
+    const ref = this.cards.currentWidget?.isAttached ? this.cards : this.heads.currentWidget?.isAttached ? this.heads : this.cards;
+    this.place(tab, this.cards, 'split-right', ref);
     return tab;
   }
 

@@ -171,6 +171,8 @@ function tokenInput(className: string, placeholder: string, label: string, onEnt
 class WhySection {
   readonly toggle: HTMLButtonElement;
   readonly root: HTMLElement;
+  /** the typed target and baseline: below the why view (after it in the Tab order), shown with it */
+  readonly form: HTMLElement;
   private readonly body: HTMLElement;
   private readonly typedTarget: HTMLInputElement;
   private readonly typedBaseline: HTMLInputElement;
@@ -194,6 +196,8 @@ class WhySection {
     this.root = el('div', 'ls-why');
     this.root.hidden = true;
     const form = el('div', 'ls-why-typed');
+    form.hidden = true;
+    this.form = form;
     this.typedTarget = tokenInput('ls-why-target-input', 'token…', 'explain this token (Enter)', () => this.explainTyped());
     this.typedBaseline = tokenInput('ls-why-baseline-input', 'optional', 'versus this token: logit difference (Enter)', () => this.explainTyped());
     this.message = el('span', 'ls-why-typed-message');
@@ -201,7 +205,7 @@ class WhySection {
     form.append(el('span', 'ls-muted', 'explain '), this.typedTarget, el('span', 'ls-muted', ' vs '), this.typedBaseline, this.message);
     form.title = 'A token seen in this analysis (text or top-10), whitespace as typed or as · → ↵; #id for any id. Enter explains it; with vs, the logit difference.';
     this.body = el('div', 'ls-why-content');
-    this.root.append(form, this.body);
+    this.root.append(this.body);
   }
 
   /** The typed target (and baseline) resolved and explained, or a message where one is not known. */
@@ -237,6 +241,7 @@ class WhySection {
     this.open = open;
     this.toggle.setAttribute('aria-expanded', String(open));
     this.root.hidden = !open;
+    this.form.hidden = !open;
     if (open) {
       void this.load();
     }
@@ -376,7 +381,7 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
   bar.append(why.toggle);
   bar.append(el('span', 'ls-muted', ' neurons, heads and embeddings behind the prediction'));
   root.append(bar);
-  root.append(why.root);
+  root.append(why.root, why.form);
   // w inside the tooltip (focused): open or close why
   root.addEventListener('keydown', event => {
     if (event.key === 'w' && !event.altKey && !event.ctrlKey && !event.metaKey) {
