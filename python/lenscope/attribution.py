@@ -20,6 +20,7 @@ activations at the position and the LN scale there; no ``[positions, heads, d_mo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,6 +269,7 @@ class AllAttribution:
     neuron_layer: np.ndarray  # int32 [n, top]: the largest |part| neurons, largest first
     neuron_index: np.ndarray
     neuron_value: np.ndarray
+    neuron_parts: dict[int, np.ndarray] = field(default_factory=dict)  # position -> every neuron's part [layers, d_mlp]
 
     def total(self) -> np.ndarray:
         parts = [self.embed, self.pos_embed, self.constant, self.attn_bias.sum(1), self.mlp_bias.sum(1),
@@ -278,11 +280,12 @@ class AllAttribution:
 
 @torch.inference_mode()
 def attribute_all(model: Any, text: str, *, context: str = "", top: int = defaults.TOP_NEURONS,
-                  model_name: str | None = None) -> AllAttribution:  # fmt: skip
+                  model_name: str | None = None, keep_neurons_at: Iterable[int] = ()) -> AllAttribution:  # fmt: skip
     """:func:`attribute` for every text token at once, from one pass of ``analyze``'s windows:
     the same captures serve every position (``hook_z`` holds each head's mix of values), and
     the read-out direction differs per position only through its target, so each part is a
-    matrix product over the positions of a window. Neurons: the ``top`` largest by |part|."""
+    matrix product over the positions of a window. Neurons: the ``top`` largest by |part|, and
+    every neuron's part at the text positions ``keep_neurons_at`` (bounded by what is asked)."""
     from lenscope.analysis import _forward_windows
 
     n_layers, d_mlp, _, _ = model_dims(model)
@@ -300,7 +303,11 @@ def attribute_all(model: Any, text: str, *, context: str = "", top: int = defaul
     w_o, b_o = _centre(model.W_O.detach().float()), _centre(model.b_O.detach().float())
     w_out, b_out = (_centre(model.W_out.detach().float()), _centre(model.b_out.detach().float())) if d_mlp else (None, None)
     seq = torch.tensor([*plan.seq, 0], dtype=torch.int64, device=device)
-    rows: dict[str, list[torch.Tensor]] = {k: [] for k in AllAttribution.__dataclass_fields__ if k != "model"}
+    rows: dict[str, list[torch.Tensor]] = {
+        k: [] for k in AllAttribution.__dataclass_fields__ if k not in ("model", "neuron_parts")
+    }
+    wanted = {plan.keep + p for p in keep_neurons_at}  # S positions
+    neuron_parts: dict[int, np.ndarray] = {}
     timings = {"forward": 0.0}
     for _, positions, logits, acts in _forward_windows(model, plan, hooks, timings):
         a = dict(zip(hooks, acts))
@@ -337,6 +344,10 @@ def attribute_all(model: Any, text: str, *, context: str = "", top: int = defaul
         rows["heads"].append(torch.stack(heads, 1))
         rows["mlp_total"].append(torch.stack(mlp_total, 1))
         rows["mlp_bias"].append(torch.stack(mlp_bias, 1))
+        if parts:
+            for r, s_pos in enumerate(positions.tolist()):
+                if s_pos in wanted:
+                    neuron_parts[s_pos - plan.keep] = torch.stack([part[r] for part in parts]).cpu().numpy()
         if parts and top:
             flat = torch.cat(parts, -1)  # [P, layers * d_mlp]
             idx = flat.abs().topk(min(top, flat.shape[1]), dim=-1).indices
@@ -349,4 +360,4 @@ def attribute_all(model: Any, text: str, *, context: str = "", top: int = defaul
             rows["neuron_index"].append(empty.to(torch.int32))
             rows["neuron_value"].append(empty)
     out = {k: torch.cat(v)[1:].cpu().numpy() for k, v in rows.items()}  # row 0 is the BOS or a context token
-    return AllAttribution(model=model_name or str(getattr(model.cfg, "model_name", "model")), **out)
+    return AllAttribution(model=model_name or str(getattr(model.cfg, "model_name", "model")), **out, neuron_parts=neuron_parts)

@@ -24,3 +24,6 @@ COMPARE_GROUPS = 30
 ATTENTION_K = 16
 """Strongest sources kept per token and head by ``POST attention``."""
 MAX_ATTENTION_K = 1024
+CARRIER_ROWS = 100
+"""A comparison's "neurons that carry A's advantage" sum their direct parts over this many top rows."""
+CARRIERS = 20

@@ -391,6 +391,12 @@ class CompareRow(_Strict):
     lp_a: float
     lp_b: float
     diff: float = Field(description="lp_a - max(lp_b, clamp)")
+    mlp_a: float | None = Field(
+        None,
+        description="Model A's MLP direct part of the actual token's centred logit at the position predicting it "
+        "(final LayerNorm scale frozen); absent without an MLP, for the first token, and in exports",
+    )
+    neurons_a: list[AttributedNeuron] = Field(default_factory=list, description="A's 3 neurons with the largest |part| there")
 
 
 class CompareGroup(_Strict):
@@ -408,6 +414,13 @@ class ExportLink(_Strict):
     url: str = Field(description="Relative to {base_url}lenscope/api/: an authenticated download")
 
 
+class NeuronCarrier(_Strict):
+    layer: int
+    index: int
+    total: float = Field(description="Its direct part of the actual tokens' centred logits, summed over the rows")
+    rows: int = Field(description="Rows where its part is positive")
+
+
 class CompareJobResult(_Strict):
     kind: Literal["compare"]
     model_a: str
@@ -420,6 +433,11 @@ class CompareJobResult(_Strict):
     groups_token: list[CompareGroup]
     groups_previous: list[CompareGroup]
     exports: list[ExportLink] = Field(description="Every row, as CSV and JSON lines")
+    carriers: list[NeuronCarrier] = Field(
+        default_factory=list,
+        description=f"Neurons that carry A's advantage: direct parts summed over the top {defaults.CARRIER_ROWS} rows, "
+        "largest first (empty when A has no MLP)",
+    )
 
 
 class JobProgress(_Strict):

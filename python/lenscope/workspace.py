@@ -120,8 +120,14 @@ def compare_over(
     """Both models over the corpus (stored scans reused), ranked rows and groups; with
     ``exports_dir`` (the server: ``{root}/.lenscope/compare/``) every row is also written there
     as CSV and JSON lines, atomically. Scans are stored in ``scans_dir`` (default
-    ``{root}/.lenscope/scans/``). Returns the job result (the top rows and groups) and all rows."""
+    ``{root}/.lenscope/scans/``). Returns the job result (the top rows and groups) and all rows.
+
+    When A has an MLP, the rows returned (not the exports) get A's MLP part and top neurons, and
+    the result the neurons that carry A's advantage (``lenscope.explain``): one more attribution
+    pass of A over the files those rows are in."""
+    from lenscope.analysis import model_dims
     from lenscope.compare import compare_scans, group_dict, group_rows, row_dict, stored_or_new_scan, to_csv, to_jsonl
+    from lenscope.explain import explain
 
     docs = corpus.docs
     sizes = [len(d.text) for d in docs]
@@ -158,8 +164,36 @@ def compare_over(
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(exports_dir / name)  # atomic: a reader sees the old export or the new one, never half of it
             exports.append({"format": fmt, "name": name, "url": f"exports/{name}"})
-    groups = {by: [group_dict(g) for g in group_rows(rows, by, min_count=min_count)[: defaults.COMPARE_GROUPS]]
-              for by in ("token", "previous")}  # fmt: skip
+    grouped = {by: group_rows(rows, by, min_count=min_count)[: defaults.COMPARE_GROUPS] for by in ("token", "previous")}
+    shown = [*rows[: defaults.COMPARE_ROWS], *(r for gs in grouped.values() for g in gs for r in g.examples)]
+    carrier_rows = [r for r in rows[: defaults.CARRIER_ROWS] if r.diff > 0]
+    model = load(model_a)
+    explained = None
+    if model_dims(model)[1]:
+        texts = {d.path: d.text for d in docs}
+        paths = {r.path for r in [*shown, *carrier_rows]}
+        explain_total = sum(len(texts[p]) for p in paths)
+        total += explain_total
+
+        def explained_doc(path: str) -> None:
+            if cancelled and cancelled():
+                raise JobCancelled("the comparison was cancelled")
+            done[0] += len(texts[path])
+            rate = done[0] / max(time.monotonic() - started, 1e-6)
+            report({"tokens_done": done[0], "tokens_total": total, "rate": rate, "eta_s": (total - done[0]) / rate})
+
+        explained = explain(model, texts, shown, carrier_rows, carriers=defaults.CARRIERS, model_name=model_a,
+                            on_doc=explained_doc)  # fmt: skip
+
+    def wire_row(r: Any) -> dict[str, Any]:
+        out = row_dict(r)
+        e = explained.rows.get((r.path, r.token_index)) if explained else None
+        if e is not None:
+            out["mlp_a"] = e.mlp
+            out["neurons_a"] = [{"layer": la, "index": ix, "value": v} for la, ix, v in e.neurons]
+        return out
+
+    groups = {by: [{**group_dict(g), "examples": [wire_row(r) for r in g.examples]} for g in gs] for by, gs in grouped.items()}
     result: dict[str, Any] = {
         "kind": "compare",
         "model_a": model_a,
@@ -168,9 +202,12 @@ def compare_over(
         "files": len(docs),
         "tokens": len(rows),
         "skipped": corpus.skipped_wire(),
-        "rows": [row_dict(r) for r in rows[: defaults.COMPARE_ROWS]],
+        "rows": [wire_row(r) for r in rows[: defaults.COMPARE_ROWS]],
         "groups_token": groups["token"],
         "groups_previous": groups["previous"],
         "exports": exports,
+        "carriers": [{"layer": c.layer, "index": c.index, "total": c.total, "rows": c.rows} for c in explained.carriers]
+        if explained
+        else [],
     }
     return result, rows

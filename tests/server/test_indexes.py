@@ -8,6 +8,7 @@ import os
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lenscope.wire import IndexesResponse, JobResponse
@@ -165,6 +166,19 @@ async def test_compare_over_files_as_a_job(jp_fetch, workspace: Path, gelu, attn
         assert (got["path"], got["start"]) == (want.path, want.start)
         assert got["diff"] == pytest.approx(want.diff, abs=1e-4)
     assert result["groups_token"] and result["groups_previous"]
+    # the comparison explained: A's MLP part and neurons at each row, and the neurons that carry A's advantage
+    from lenscope.attribution import attribute
+    from lenscope.explain import explain
+
+    texts = {d.path: d.text for d in docs}
+    row = next(r for r in result["rows"] if r["token_index"] >= 1)
+    ref = attribute(gelu, texts[row["path"]], row["token_index"] - 1)
+    assert row["mlp_a"] == pytest.approx(float(ref.neurons.sum()), abs=1e-4)
+    assert [n["index"] for n in row["neurons_a"]] == np.argsort(-np.abs(ref.neurons[0]))[:3].tolist()
+    top = [r for r in expected[:100] if r.diff > 0]
+    carriers = explain(gelu, texts, [], top).carriers
+    assert [(c["layer"], c["index"]) for c in result["carriers"]] == [(c.layer, c.index) for c in carriers]
+    assert result["carriers"][0]["total"] == pytest.approx(carriers[0].total, abs=1e-3)
     import csv
     import io
 

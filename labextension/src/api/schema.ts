@@ -591,6 +591,11 @@ export interface components {
         };
         /** CompareJobResult */
         CompareJobResult: {
+            /**
+             * Carriers
+             * @description Neurons that carry A's advantage: direct parts summed over the top 100 rows, largest first (empty when A has no MLP)
+             */
+            carriers?: components["schemas"]["NeuronCarrier"][];
             /** Clamp */
             clamp: number;
             /**
@@ -687,6 +692,17 @@ export interface components {
             lp_a: number;
             /** Lp B */
             lp_b: number;
+            /**
+             * Mlp A
+             * @description Model A's MLP direct part of the actual token's centred logit at the position predicting it (final LayerNorm scale frozen); absent without an MLP, for the first token, and in exports
+             * @default null
+             */
+            mlp_a: number | null;
+            /**
+             * Neurons A
+             * @description A's 3 neurons with the largest |part| there
+             */
+            neurons_a?: components["schemas"]["AttributedNeuron"][];
             /** Path */
             path: string;
             /**
@@ -1046,6 +1062,23 @@ export interface components {
             timings_ms?: {
                 [key: string]: number;
             };
+        };
+        /** NeuronCarrier */
+        NeuronCarrier: {
+            /** Index */
+            index: number;
+            /** Layer */
+            layer: number;
+            /**
+             * Rows
+             * @description Rows where its part is positive
+             */
+            rows: number;
+            /**
+             * Total
+             * @description Its direct part of the actual tokens' centred logits, summed over the rows
+             */
+            total: number;
         };
         /** NeuronExample */
         NeuronExample: {
