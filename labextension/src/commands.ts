@@ -108,6 +108,25 @@ export function addCommands(
       return view ? pinOrEnterTooltip(view) : false;
     }
   });
+  commands.addCommand(CommandIDs.toggleAttentionMode, {
+    label: 'lenscope: Attention mode (hover a token: where the chosen heads attend)',
+    isToggled: () => model.attention.mode,
+    execute: () => {
+      const mode = !model.attention.mode;
+      if (mode && model.attention.token === null) {
+        // start from the caret's token, so the keyboard has something shown at once
+        const view = focusedView();
+        const run = model.run;
+        if (view && run && run.target.view === view) {
+          const at = view.state.selection.main.head - run.target.from;
+          const i = run.analysis.tokens.findIndex(t => t.from <= at && at < t.to);
+          model.updateAttention({ mode, token: i >= 0 ? i : null });
+          return;
+        }
+      }
+      model.updateAttention({ mode });
+    }
+  });
   commands.addCommand(CommandIDs.copyAnalysis, {
     label: 'lenscope: Copy the analysis (TSV)',
     isEnabled: () => !!model.run,
@@ -203,7 +222,7 @@ export function addCommands(
     }
   });
 
-  for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel, CommandIDs.buildIndex, CommandIDs.compareCorpus, CommandIDs.copyAnalysis, CommandIDs.copyCard, CommandIDs.openHead, CommandIDs.nextToken, CommandIDs.previousToken, CommandIDs.toggleTooltip]) {
+  for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel, CommandIDs.buildIndex, CommandIDs.compareCorpus, CommandIDs.copyAnalysis, CommandIDs.copyCard, CommandIDs.openHead, CommandIDs.nextToken, CommandIDs.previousToken, CommandIDs.toggleTooltip, CommandIDs.toggleAttentionMode]) {
     palette?.addItem({ command, category: 'lenscope' });
   }
   for (const selector of ['.jp-FileEditor', '.jp-Notebook .jp-Cell']) {
@@ -214,4 +233,5 @@ export function addCommands(
   // Alt+Shift+→ / ← / K are in the editor's keymap (editor/annotations.ts): CodeMirror sees
   // keys before JupyterLab does and binds Alt+Shift+arrows itself
   commands.addKeyBinding({ command: CommandIDs.analyze, keys: ['Alt Shift L'], selector: '.jp-CodeMirrorEditor' });
+  commands.addKeyBinding({ command: CommandIDs.toggleAttentionMode, keys: ['Alt Shift A'], selector: '.jp-CodeMirrorEditor' });
 }

@@ -15,6 +15,7 @@ import { LabIcon, ToolbarButton } from '@jupyterlab/ui-components';
 import { LenscopeClient } from './api/client';
 import { addCommands } from './commands';
 import { annotationExtension } from './editor/annotations';
+import { AttentionMode } from './editor/attentionmode';
 import { InlineView } from './editor/inline';
 import { MainViews } from './mainarea';
 import { LenscopeModel } from './model';
@@ -59,13 +60,14 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
     settings.changed.connect(() => (model.settings = readSettings(settings.composite)));
 
     new InlineView(model);
+    const attentionMode = new AttentionMode(model);
     extensions.addExtension({
       name: 'lenscope:annotations',
       factory: () => EditorExtensionRegistry.createImmutableExtension(annotationExtension({
             openNeuron: (layer, index) => model.openNeuron(layer, index),
             attribute: (position, target, baseline) => model.attribute(position, target, 10, baseline ?? null),
             openHead: (name, layer, head) => void app.commands.execute(CommandIDs.openHead, { model: name, layer, head })
-          }))
+          }, attentionMode.hooks))
     });
 
     const panel = new LenscopePanel(model, app.commands);

@@ -6,6 +6,7 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import type { Activations, Analysis } from './api/analysis';
+import type { Attention } from './api/attention';
 import type { Attribution } from './api/attribution';
 import { CompareJobResult, Job, LenscopeApiError, HeadCard, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
 import { describe, hintFor, isAbort } from './errors';
@@ -30,6 +31,25 @@ export interface Run {
   /** performance.now() when the command started (views report command-to-pixels from it) */
   started: number;
 }
+
+/** Attention in the panel and the editor: the chosen heads, the mode, the current run's data. */
+export interface AttentionState {
+  layer: number;
+  heads: number[];
+  /** attention mode: hovering (or the caret on) a token in the annotated editor colours where the heads attend */
+  mode: boolean;
+  /** the panel's attention section is open (it, or the mode, has the data fetched) */
+  open: boolean;
+  /** the token attended from: hovered or at the caret (attention mode), or picked in the panel */
+  token: number | null;
+  /** of the current run's text (`POST attention`); null until asked for */
+  data: Attention | null;
+  loading: boolean;
+  error: string | null;
+}
+
+/** Models with more layers than this get one layer's attention at a time. */
+const ALL_LAYERS_UP_TO = 4;
 
 /** Which model the picker shows and requests go to, and what is wrong with it, if anything. */
 export interface ModelChoice {
@@ -71,6 +91,10 @@ export class LenscopeModel {
   private runValue: Run | null = null;
   private inflight: AbortController | null = null;
   private attributing: AbortController | null = null;
+  private attending: AbortController | null = null;
+  private attendingLayer = -1;
+  private attentionValue: AttentionState = { layer: 0, heads: [0], mode: false, open: false, token: null, data: null, loading: false, error: null };
+  private readonly attentionChangedSignal = new Signal<this, AttentionState>(this);
   private readonly settingsChangedSignal = new Signal<this, Settings>(this);
   private readonly modelsChangedSignal = new Signal<this, void>(this);
   private readonly statusChangedSignal = new Signal<this, Status>(this);
@@ -122,6 +146,81 @@ export class LenscopeModel {
   /** Someone asked to open a neuron's card (the plugin opens a main-area tab). */
   get neuronRequested(): ISignal<this, { model: string; layer: number; index: number }> {
     return this.neuronRequestedSignal;
+  }
+
+  /** The head choice, the mode, the hovered token or the attention data changed. */
+  get attentionChanged(): ISignal<this, AttentionState> {
+    return this.attentionChangedSignal;
+  }
+
+  get attention(): AttentionState {
+    return this.attentionValue;
+  }
+
+  /**
+   * Change the head choice, the mode, the section's state or the token attended from. The data
+   * is fetched (for the current run) when the mode is on or the section open, lazily.
+   */
+  updateAttention(patch: Partial<Pick<AttentionState, 'layer' | 'heads' | 'mode' | 'open' | 'token'>>): void {
+    this.attentionValue = { ...this.attentionValue, ...patch };
+    this.attentionChangedSignal.emit(this.attentionValue);
+    const a = this.attentionValue;
+    if ((a.mode || a.open) && this.runValue && !a.data?.hasLayer(a.layer) && !(this.attending && this.attendingLayer === a.layer)) {
+      void this.loadAttention();
+    }
+  }
+
+  /** Fetch the current run's attention (all layers of a small model, else the chosen layer); a newer call aborts this one. */
+  async loadAttention(k = 16): Promise<Attention | null> {
+    const run = this.runValue;
+    if (!run) {
+      return null;
+    }
+    this.attending?.abort();
+    const controller = new AbortController();
+    this.attending = controller;
+    const nLayers = this.listing.find(m => m.name === run.analysis.model)?.shape?.n_layers ?? 1;
+    const layer = Math.min(this.attentionValue.layer, nLayers - 1);
+    this.attendingLayer = layer;
+    this.attentionValue = { ...this.attentionValue, layer, loading: true, error: null };
+    this.attentionChangedSignal.emit(this.attentionValue);
+    try {
+      const data = await this.client.attention(
+        { model: run.analysis.model, text: run.target.text, context: run.target.context, k, layers: nLayers > ALL_LAYERS_UP_TO ? [layer] : null },
+        controller.signal
+      );
+      if (controller.signal.aborted || this.runValue?.analysis !== run.analysis) {
+        return null;
+      }
+      const heads = this.attentionValue.heads.filter(h => h < data.nHeads);
+      this.attentionValue = { ...this.attentionValue, data, heads: heads.length ? heads : [0], loading: false };
+      this.attentionChangedSignal.emit(this.attentionValue);
+      return data;
+    } catch (err) {
+      if (isAbort(err) || controller.signal.aborted) {
+        return null;
+      }
+      this.attentionValue = { ...this.attentionValue, loading: false, error: describe(err) };
+      this.attentionChangedSignal.emit(this.attentionValue);
+      return null;
+    } finally {
+      if (this.attending === controller) {
+        this.attending = null;
+        if (this.attentionValue.loading) {
+          // aborted by a new analysis that has not come back (or failed): nothing is loading now
+          this.attentionValue = { ...this.attentionValue, loading: false };
+          this.attentionChangedSignal.emit(this.attentionValue);
+        }
+      }
+    }
+  }
+
+  /** A new run (or none): the attention of the old one is dropped (and its request aborted). */
+  private resetAttention(): void {
+    this.attending?.abort();
+    this.attending = null;
+    this.attentionValue = { ...this.attentionValue, token: null, data: null, loading: false, error: null };
+    this.attentionChangedSignal.emit(this.attentionValue);
   }
 
   get models(): readonly ModelEntry[] {
@@ -185,6 +284,7 @@ export class LenscopeModel {
   /** Analyze a target; a newer call aborts this one's requests. Resolves with the run, or null. */
   async analyze(target: Target, started = performance.now()): Promise<Run | null> {
     this.inflight?.abort();
+    this.attending?.abort();
     const controller = new AbortController();
     this.inflight = controller;
     if (!this.listing.length) {
@@ -235,6 +335,10 @@ export class LenscopeModel {
       this.statusValue = { kind: 'ready' };
       this.runChangedSignal.emit(run);
       this.statusChangedSignal.emit(this.statusValue);
+      this.resetAttention();
+      if (this.attentionValue.mode || this.attentionValue.open) {
+        void this.loadAttention();
+      }
       if (entry && entry.state !== 'loaded') {
         this.listing = this.listing.map(m => (m.name === model ? { ...m, state: 'loaded' } : m));
         this.modelsChangedSignal.emit();
@@ -346,6 +450,7 @@ export class LenscopeModel {
     this.attributing = null;
     this.runValue = null;
     this.runChangedSignal.emit(null);
+    this.resetAttention();
     this.setStatus({ kind: 'empty' });
   }
 

@@ -35,6 +35,8 @@ export namespace CommandIDs {
   export const openAt = 'lenscope:open-at';
   /** args: {path, cell, line}: open, select the lines around, analyze */
   export const openRow = 'lenscope:open-row';
+  /** attention mode on / off: hovering a token in the analyzed editor colours where the chosen heads attend */
+  export const toggleAttentionMode = 'lenscope:toggle-attention-mode';
   /** args: {index}: the caret to token `index` of the analysis */
   export const revealToken = 'lenscope:reveal-token';
 }

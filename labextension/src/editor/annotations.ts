@@ -5,7 +5,7 @@
  * edited loses its decoration (its analysis no longer describes it).
  */
 import { EditorState, Extension, Prec, RangeSetBuilder, StateEffect, StateField, Transaction } from '@codemirror/state';
-import { Decoration, DecorationSet, EditorView, hoverTooltip, keymap, showTooltip, Tooltip } from '@codemirror/view';
+import { Decoration, DecorationSet, EditorView, hoverTooltip, keymap, showTooltip, Tooltip, ViewPlugin, ViewUpdate } from '@codemirror/view';
 
 import { Attribution, attentionOnText } from '../api/attribution';
 import { activationColor, attentionColor, clampedDiff, colorFor, diffColor, surprise } from '../colors';
@@ -113,6 +113,8 @@ export interface AttentionShown {
   layer: number;
   head: number;
   weights: Map<number, number>;
+  /** alpha = weight / max (attention mode scales by the row's largest weight); default 1 */
+  max?: number;
 }
 
 /** Show (or, with null, clear) where a head attends from a position: a second layer of decorations. */
@@ -154,7 +156,7 @@ function buildAttention(state: EditorState, shown: AttentionShown): DecorationSe
     }
     const attributes: Record<string, string> = { 'data-ls-token': String(index), 'data-weight': String(w ?? 0) };
     if (w !== undefined) {
-      attributes.style = `background-color: ${attentionColor(w)}`;
+      attributes.style = `background-color: ${attentionColor(w / (shown.max || 1))}`;
     }
     const cls = index === shown.position ? 'ls-attn ls-attn-query' : 'ls-attn';
     builder.add(from, to, Decoration.mark({ class: cls, attributes }));
@@ -299,18 +301,66 @@ export function openWhy(view: EditorView): boolean {
   return true;
 }
 
+/** Attention mode, as the editor sees it: whether it is on, and where to report the token attended from. */
+export interface AttentionModeHooks {
+  active(): boolean;
+  /** the token hovered, or at the caret (keyboard), in this annotated editor */
+  hover(view: EditorView, token: number): void;
+}
+
+/** In attention mode: report the hovered token, and the caret's when it moves (keyboard users). */
+function attentionHover(hooks: AttentionModeHooks): Extension {
+  return ViewPlugin.fromClass(
+    class {
+      last = -1;
+      constructor(readonly view: EditorView) {}
+      report(index: number): void {
+        if (index !== this.last) {
+          this.last = index;
+          // never inside CodeMirror's update: the answer dispatches to this editor
+          queueMicrotask(() => hooks.hover(this.view, index));
+        }
+      }
+      update(update: ViewUpdate): void {
+        if (update.selectionSet && update.view.hasFocus && hooks.active() && currentAnnotation(update.view)) {
+          const hit = caretToken(update.state);
+          if (hit) {
+            this.report(hit.index);
+          }
+        }
+      }
+    },
+    {
+      eventHandlers: {
+        mousemove(event: MouseEvent, view: EditorView) {
+          if (!hooks.active() || !currentAnnotation(view)) {
+            this.last = -1;
+            return;
+          }
+          const pos = view.posAtCoords({ x: event.clientX, y: event.clientY });
+          const hit = pos === null ? null : tokenUnder(view, pos);
+          if (hit) {
+            this.report(hit.index);
+          }
+        }
+      }
+    }
+  );
+}
+
 /**
  * The editor extension. `actions` is what a tooltip can do beyond the editor (open a neuron,
  * ask for an attribution): injected here, so the tooltip reaches the plugin through functions
  * it was given, not a page-wide event. Showing a head's attention is the editor's own.
  */
-export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>): Extension {
+export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>, attention?: AttentionModeHooks): Extension {
   const withEditor = (view: EditorView): TooltipActions => ({ ...actions, toggleHead: (a, l, h) => toggleHead(view, a, l, h) });
   const hover = hoverTooltip(
     (view, pos, side): Tooltip | null => {
       const { annotation } = view.state.field(annotationField);
       const hit = annotation ? tokenUnder(view, pos, side) : null;
-      if (!annotation || !hit || view.state.field(pinnedField)) {
+      // attention mode: hovering shows where the heads attend, not the tooltip
+      if (!annotation || !hit || view.state.field(pinnedField) || attention?.active()) {
         return null;
       }
       const create = (v: EditorView) => {
@@ -379,7 +429,7 @@ export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>)
     state.field(annotationField).annotation ? { class: state.field(attentionField).shown ? 'ls-annotated ls-attending' : 'ls-annotated' } : {}
   );
   // the attention layer comes after the token layer: lower precedence, so its marks sit inside
-  return [annotationField, attentionField, pinnedField, hover, pinned, keys, marker];
+  return [annotationField, attentionField, pinnedField, hover, pinned, keys, marker, attention ? attentionHover(attention) : []];
 }
 
 export function currentAnnotation(view: EditorView): Annotation | null {
