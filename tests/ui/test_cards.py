@@ -108,13 +108,21 @@ def test_head_card_neuron_inputs_and_typed_target(page: Any, lab: Lab) -> None:
         f"() => window.jupyterapp.commands.execute('lenscope:open-head', {{model: '{MODEL}', layer: {layer}, head: {number}}})"
     )
     assert page.locator(".ls-head-view").count() == 1
+    # ... without them (the palette): it asks for the head, typed as L0.H1
+    other_head = (number + 1) % 4
+    page.evaluate("() => { window.jupyterapp.commands.execute('lenscope:open-head'); }")
+    page.locator(".jp-Dialog input").fill(f"L{layer}.H{other_head}")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'.ls-head-view .ls-head-card[data-layer="{layer}"][data-head="{other_head}"]')
+    assert page.locator(".ls-head-view").count() == 2
+    page.get_by_title(f"Close L{layer}.H{other_head} · {MODEL}").click()
+    page.wait_for_function("() => document.querySelectorAll('.ls-head-view').length === 1")
 
     # a neuron's card: its inputs (from the weights) are the route's
     neuron = lab.api("attribute", base)["top_neurons"][0]
     n_layer, n_index = neuron["layer"], neuron["index"]
-    page.evaluate(
-        f"() => window.jupyterapp.commands.execute('lenscope:open-neuron', {{model: '{MODEL}', layer: {n_layer}, index: {n_index}}})"
-    )
+    args = f"{{model: '{MODEL}', layer: {n_layer}, index: {n_index}}}"
+    page.evaluate(f"() => window.jupyterapp.commands.execute('lenscope:open-neuron', {args})")
     ncard = page.locator(f'.ls-card-view[data-layer="{n_layer}"][data-index="{n_index}"]')
     ncard.locator(".ls-input-row").first.wait_for()
     inputs = lab.api(f"neurons/{MODEL}/{n_layer}/{n_index}/inputs")["inputs"]
@@ -126,7 +134,8 @@ def test_head_card_neuron_inputs_and_typed_target(page: Any, lab: Lab) -> None:
     assert shown_values == pytest.approx([e["value"] for e in inputs], rel=1e-5)
     assert rows.first.locator("code").text_content() == visible(inputs[0]["token"])
     assert "ignores position and attention" in ncard.locator(".ls-inputs").text_content()
-    page.evaluate("() => { const t = document.querySelector('.ls-tooltip-pinned'); if (t) t.parentElement.style.visibility = 'hidden'; }")
+    hide = "const t = document.querySelector('.ls-tooltip-pinned'); if (t) t.parentElement.style.visibility = 'hidden';"
+    page.evaluate(f"() => {{ {hide} }}")
     shot(page, "cards-neuron-light")
 
     set_theme(page, light=False)
