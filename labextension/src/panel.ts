@@ -20,8 +20,8 @@ export class LenscopePanel extends Panel {
     this.title.caption = 'lenscope';
     this.addWidget(new ModelPicker(model));
     this.addWidget(new AnalysisView(model, commands, this.node));
-    this.addWidget(new NeuronsView(model, commands));
     this.addWidget(new AttentionView(model, commands));
+    this.addWidget(new NeuronsView(model, commands));
     this.addWidget(new JobsView(model, commands));
   }
 }

@@ -8,7 +8,7 @@
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import type { Attention } from '../api/attention';
+import { Attention, BOS } from '../api/attention';
 import { attentionColor } from '../colors';
 import { el, fmt, visible } from '../format';
 import type { AttentionState, LenscopeModel } from '../model';
@@ -32,6 +32,7 @@ export class AttentionView extends Widget {
   private readonly status = el('p', 'ls-attention-status ls-muted');
   private readonly legend = el('p', 'ls-attention-legend ls-muted');
   private readonly canvas = el('canvas', 'ls-attention-map');
+  private readonly caption = el('p', 'ls-attention-caption ls-muted');
   private readonly sources = el('ol', 'ls-attention-sources');
   private start = 0;
 
@@ -55,7 +56,7 @@ export class AttentionView extends Widget {
     this.canvas.addEventListener('mousemove', e => this.hoverCell(e));
     this.canvas.addEventListener('wheel', e => this.scroll(e), { passive: false });
     this.canvas.addEventListener('keydown', e => this.key(e));
-    this.details.append(summary, this.heading, this.modeButton, picker, this.status, this.legend, this.canvas, this.sources);
+    this.details.append(summary, this.heading, this.modeButton, picker, this.status, this.legend, this.canvas, this.caption, this.sources);
     this.details.addEventListener('toggle', () => model.updateAttention({ open: this.details.open }));
     this.node.append(this.details);
     model.attentionChanged.connect(() => this.render());
@@ -70,9 +71,9 @@ export class AttentionView extends Widget {
   private render(): void {
     const run = this.model.run;
     const s = this.state;
-    this.modeButton.textContent = s.mode ? 'Attention mode: on (Alt+Shift+A)' : 'Attention mode: off (Alt+Shift+A)';
+    this.modeButton.textContent = s.mode ? 'Attention mode: on' : 'Attention mode: off';
     this.modeButton.setAttribute('aria-pressed', String(s.mode));
-    this.modeButton.title = 'Hover a token in the analyzed editor (or move the caret) to colour the tokens the chosen heads attend to from it';
+    this.modeButton.title = 'Alt+Shift+A in the editor. On: hover a token in the analyzed editor (or move the caret) to colour the tokens the chosen heads attend to from it';
     if (!run) {
       this.heading.textContent = 'Analyze some text first.';
       this.clearData();
@@ -101,6 +102,7 @@ export class AttentionView extends Widget {
     this.legend.textContent = '';
     this.sources.replaceChildren();
     this.canvas.hidden = true;
+    this.caption.textContent = '';
   }
 
   private renderPicker(data: Attention, s: AttentionState): void {
@@ -150,6 +152,7 @@ export class AttentionView extends Widget {
     this.canvas.dataset.start = String(this.start);
     this.canvas.dataset.size = String(size);
     this.canvas.setAttribute('aria-label', `attention of tokens ${this.start}–${this.start + size - 1} (rows: from, columns: to)`);
+    this.caption.textContent = `Tokens ${this.start}–${this.start + size - 1} of ${n}: rows attend to columns, each row on its own scale.${n > size ? ' The wheel scrolls;' : ''} A click picks the row and goes to the column’s token; ↑/↓ move the row.`;
     const ctx = this.canvas.getContext('2d');
     if (!ctx) {
       return;
@@ -196,9 +199,11 @@ export class AttentionView extends Widget {
     const on = data.onText(s.layer, s.heads, t);
     const ranked = Array.from(on.weights, (w, i) => ({ i, w })).filter(x => x.w > 0).sort((a, b) => b.w - a.w);
     const max = ranked[0]?.w ?? 0;
+    // the BOS among the kept sources of every chosen head, else its weight is below the kept ones
+    const bosKept = s.heads.every(h => data.row(s.layer, h, t).some(x => x.source === BOS));
     this.legend.replaceChildren(
       el('span', 'ls-attention-query', `From “${visible(data.tokenString(t))}” (token ${t}), L${s.layer} ${heads}${s.heads.length > 1 ? ' (mean)' : ''}: `),
-      el('span', 'ls-attention-bos', `BOS: ${fmt(on.bos)}`),
+      el('span', 'ls-attention-bos', bosKept ? `BOS: ${fmt(on.bos)}` : `BOS: below the ${data.k} strongest`),
       el('span', '', on.context > 0 ? ` · context: ${fmt(on.context)}` : ''),
       el('br'),
       el('span', 'ls-attention-scale', `Colours are scaled by the row’s largest weight on the text (${fmt(max)}): faint weights stay visible.`)
