@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -256,10 +258,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from lenscope.workspace import compare_over
 
     corpus = _corpus(args)
+    load = functools.cache(lambda name: load_model(name, device=args.device))
     with _progress_bar("comparing") as bar:
         task = bar.add_task("compare", total=None)
-        _, rows = compare_over(
-            lambda name: load_model(name, device=args.device),
+        result, rows = compare_over(
+            load,
             args.a,
             args.b,
             corpus,
@@ -302,7 +305,53 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 _where(ex),
             )
         console.print(table)
+    _print_carriers(console, args, result, rows, corpus, load)
     return 0
+
+
+def _print_carriers(console: Any, args: argparse.Namespace, result: dict[str, Any], rows: list[Any], corpus: Any,
+                    load: Any) -> None:  # fmt: skip
+    """The neurons that carry A's advantage over the top rows and, with ``--ablate N``, the share
+    of each top row's advantage lost when the top N of them are zero-ablated at its position."""
+    import numpy as np
+    from rich.table import Table
+
+    from lenscope.explain import advantage_lost
+
+    if not result["carriers"]:
+        console.print(f"{args.a} has no MLP: no neurons carry its advantage.")
+        return
+    top_rows = [r for r in rows[: defaults.CARRIER_ROWS] if r.diff > 0]
+    table = Table(title=f"Neurons that carry {args.a}'s advantage: direct parts summed over the top {len(top_rows)} rows")
+    for col in ("neuron", "summed part", "rows where positive"):
+        table.add_column(col)
+    for c in result["carriers"][: args.top]:
+        table.add_row(f"L{c['layer']}.N{c['index']}", f"{c['total']:.2f}", str(c["rows"]))
+    console.print(table)
+    if args.ablate:
+        from lenscope.analysis import model_dims
+        from lenscope.explain import explain
+
+        model, texts = load(args.a), {d.path: d.text for d in corpus.docs}
+        n_layers, d_mlp = model_dims(model)[:2]
+        own = explain(model, texts, top_rows, top=args.ablate).rows
+        carriers = [(c["layer"], c["index"]) for c in result["carriers"][: args.ablate]]
+        names = ", ".join(f"L{la}.N{ix}" for la, ix in carriers)
+        ablations: dict[str, Callable[[Any], list[tuple[int, int]]]] = {
+            f"the top {args.ablate} carriers ({names})": lambda r: carriers,
+            f"each row's own top {args.ablate} neurons (by |direct part|)": (
+                lambda r: [(la, ix) for la, ix, _ in own[(r.path, r.token_index)].neurons]
+            ),
+            "the whole MLP (every neuron)": lambda r: [(la, ix) for la in range(n_layers) for ix in range(d_mlp)],
+        }
+        out = Table(title=f"Share of A's advantage lost, zero-ablating at each of the top {len(top_rows)} rows' positions")
+        for col in ("ablated", "median", "quartiles"):
+            out.add_column(col)
+        for label, neurons_of in ablations.items():
+            lost = [advantage_lost(model, texts, [r], neurons_of(r), clamp=args.clamp).lost[0] for r in top_rows]
+            q1, med, q3 = np.quantile(lost, [0.25, 0.5, 0.75])
+            out.add_row(label, f"{med:.0%}", f"{q1:.0%} .. {q3:.0%}")
+        console.print(out)
 
 
 def _where(row: Any) -> str:
@@ -353,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--jsonl", help="write every token's row as JSON lines")
     cp.add_argument("--device", default=None)
     cp.add_argument("--scans", default=defaults.SCANS_DIR, help="where per-model scans are stored (under --root)")
+    cp.add_argument("--ablate", type=int, default=0, metavar="N",
+                    help="zero-ablate the top N neurons that carry A's advantage at the top rows: how much is lost?")  # fmt: skip
     cp.set_defaults(func=cmd_compare)
     sc = sub.add_parser("scan", help="one model over files: what is it good at?")
     sc.add_argument("paths", nargs="+", help="files or folders under --root")
