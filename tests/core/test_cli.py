@@ -69,10 +69,13 @@ def test_readme_workspace_commands(tmp_path: Path) -> None:
     assert again.returncode == 0 and "is up to date" in again.stdout
 
     out = lenscope(
-        "compare", "examples", "--a", "lenscope-gelu-1l", "--b", "lenscope-attn-only-1l", "--min-count", "3", cwd=tmp_path
-    )
+        "compare", "examples", "--a", "lenscope-gelu-1l", "--b", "lenscope-attn-only-1l", "--min-count", "3", "--ablate", "5",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "previous token" in out.stdout and "Groups by token (at least 3 occurrences)" in out.stdout
+    assert "carry lenscope-gelu-1l's advantage" in out.stdout and "L0.N" in out.stdout
+    assert "each row's own top 5 neurons" in out.stdout and "the whole MLP (every neuron)" in out.stdout
     assert "examples/tour.ipynb cell " in out.stdout  # notebook rows name their cell
     assert not (tmp_path / ".lenscope" / "compare").exists()  # the CLI writes exports only where asked
     export = tmp_path / "rows.jsonl"
