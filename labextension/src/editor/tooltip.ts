@@ -3,6 +3,7 @@ import type { Analysis } from '../api/analysis';
 import { Attribution, headParts, neuronParts, otherParts, sumOfParts } from '../api/attribution';
 import { clampedDiff, colorFor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
+import { neuronPartLabel } from '../parts';
 import { resolveToken } from '../resolve';
 import type { Annotation } from './annotation';
 
@@ -283,6 +284,57 @@ class WhySection {
   }
 }
 
+/** A's MLP direct part per token of a comparison, fetched once per (analysis, token). */
+const mlpCache = new WeakMap<Analysis, Map<number, Attribution>>();
+
+/**
+ * "A's MLP: +x.xx (L0.N5 +a, …)": model A's MLP direct part of token i's centred logit, from
+ * the attribution of the prediction made at token i − 1 (its actual next token is token i);
+ * fetched lazily when the tooltip opens, cached per token. Removed when A has no MLP.
+ */
+function mlpLine(analysis: Analysis, i: number, actions: TooltipActions): HTMLElement {
+  const line = el('div', 'ls-tooltip-mlp ls-muted', `${analysis.model}'s MLP: …`);
+  line.dataset.state = 'loading';
+  const show = (attr: Attribution): void => {
+    if (!attr.mlpTotal.length) {
+      line.remove();
+      return;
+    }
+    const total = Array.from(attr.mlpTotal).reduce((s, x) => s + x, 0);
+    const top = attr.topNeurons.slice(0, 3).map(neuronPartLabel);
+    line.textContent = `${analysis.model}'s MLP: ${signed(total)}${top.length ? ` (${top.join(', ')})` : ''}`;
+    line.title = `${analysis.model}'s MLP direct part of this token's centred logit (at the position before it), and its 3 largest neurons`;
+    line.dataset.state = 'done';
+    line.dataset.value = String(total);
+  };
+  const cached = mlpCache.get(analysis)?.get(i);
+  if (cached) {
+    show(cached);
+    return line;
+  }
+  actions.attribute(i - 1, null).then(
+    attr => {
+      if (!attr) {
+        line.textContent = `${analysis.model}'s MLP: (superseded)`;
+        line.dataset.state = 'aborted';
+        return;
+      }
+      let byToken = mlpCache.get(analysis);
+      if (!byToken) {
+        byToken = new Map();
+        mlpCache.set(analysis, byToken);
+      }
+      byToken.set(i, attr);
+      show(attr);
+    },
+    (err: unknown) => {
+      line.textContent = `${analysis.model}'s MLP: ${err instanceof Error ? err.message : String(err)}`;
+      line.dataset.state = 'error';
+    }
+  );
+  return line;
+}
+
 /** The top-k after token i, the actual next token highlighted. */
 function topTable(analysis: Analysis, i: number, floor: number): HTMLElement {
   const pred = analysis.after(i);
@@ -335,6 +387,9 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
       pair.append(col);
     }
     root.append(pair);
+    if (i > 0) {
+      root.append(mlpLine(analysis, i, actions));
+    }
     return root;
   }
   const pred = analysis.after(i);

@@ -7,7 +7,9 @@ import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import type { CompareGroup, CompareJobResult, CompareRow } from '../api/client';
+import type { components } from '../api/schema';
 import { describe } from '../errors';
+import { neuronPartLabel, signedPart } from '../parts';
 import { el, fmt, visible } from '../format';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
@@ -16,6 +18,9 @@ import { moveInList } from './analysis';
 export function rowPlace(r: Pick<CompareRow, 'path' | 'cell' | 'line'>): string {
   return r.cell === null ? `${r.path}:${r.line}` : `${r.path} · cell ${r.cell + 1}:${r.line}`;
 }
+
+type NeuronCarrier = components['schemas']['NeuronCarrier'];
+type AttributedNeuron = components['schemas']['AttributedNeuron'];
 
 export class CompareView extends Widget {
   constructor(
@@ -71,6 +76,8 @@ export class CompareView extends Widget {
       ['diff', 'lp(A) − max(lp(B), clamp)'],
       ['lp A', `log-prob ${a} gave the token`],
       ['lp B', `log-prob ${b} gave the token`],
+      ["A's MLP", `${a}'s MLP: its direct part of the token's centred logit at the position predicting it`],
+      ["A's neurons", `${a}'s 3 neurons with the largest |direct part| there (click: the neuron's card)`],
       ['token in context', ''],
       ['where', '']
     ]) {
@@ -86,6 +93,13 @@ export class CompareView extends Widget {
       row.dataset.line = String(r.line);
       row.dataset.cell = r.cell === null ? '' : String(r.cell);
       row.append(el('td', 'ls-num', fmt(r.diff)), el('td', 'ls-num', fmt(r.lp_a)), el('td', 'ls-num', fmt(r.lp_b)));
+      const mlp = r.mlp_a;
+      row.append(el('td', 'ls-num ls-compare-mlp', mlp === null || mlp === undefined ? '—' : signedPart(mlp)));
+      const chips = el('td', 'ls-compare-neurons');
+      for (const n of r.neurons_a ?? []) {
+        chips.append(this.neuronChip(a, n));
+      }
+      row.append(chips);
       const ctx = el('td', 'ls-compare-context');
       ctx.append(el('span', 'ls-muted', visible(r.before.slice(-40))), el('mark', 'ls-compare-token', visible(r.token)), el('span', 'ls-muted', visible(r.after.slice(0, 20))));
       row.append(ctx, el('td', 'ls-muted ls-where', rowPlace(r)));
@@ -95,6 +109,13 @@ export class CompareView extends Widget {
     table.addEventListener('keydown', event =>
       moveInList(event, table, '.ls-compare-row:not([hidden])', i => (table.querySelectorAll<HTMLElement>('.ls-compare-row:not([hidden])')[i]).click())
     );
+    // a row's chips are reachable by Tab from that row only (one tab stop for the whole list)
+    table.addEventListener('focusin', event => {
+      const current = (event.target as HTMLElement).closest('.ls-compare-row');
+      table.querySelectorAll<HTMLElement>('.ls-compare-row .ls-neuron-chip').forEach(chip => {
+        chip.tabIndex = chip.closest('.ls-compare-row') === current ? 0 : -1;
+      });
+    });
     filter.addEventListener('input', () => {
       const q = filter.value.toLowerCase();
       table.querySelectorAll<HTMLElement>('.ls-compare-row').forEach(tr => {
@@ -111,7 +132,63 @@ export class CompareView extends Widget {
     ] as const) {
       groups.append(groupTable(`Groups ${title}`, list));
     }
-    return [head, rows, groups];
+    return [head, rows, this.carriers(a, result.carriers ?? []), groups];
+  }
+
+  private neuronChip(model: string, n: Pick<AttributedNeuron, 'layer' | 'index' | 'value'>): HTMLButtonElement {
+    const chip = el('button', 'ls-neuron-chip', neuronPartLabel(n));
+    chip.tabIndex = -1;
+    chip.dataset.layer = String(n.layer);
+    chip.dataset.index = String(n.index);
+    chip.title = `Open the card of L${n.layer}.N${n.index} · ${model}`;
+    chip.addEventListener('click', event => {
+      event.stopPropagation(); // not the row's click
+      this.openNeuron(model, n.layer, n.index);
+    });
+    return chip;
+  }
+
+  private openNeuron(model: string, layer: number, index: number): void {
+    void this.commands.execute(CommandIDs.openNeuron, { model, layer, index });
+  }
+
+  /** The neurons whose direct parts, summed over the top 100 rows, carry most of A's advantage. */
+  private carriers(a: string, carriers: NeuronCarrier[]): HTMLElement {
+    const box = el('div', 'ls-compare-carriers');
+    box.append(el('h3', '', "Neurons that carry A's advantage (summed direct part over the top 100 rows)"));
+    if (!carriers.length) {
+      box.append(el('p', 'ls-muted ls-carriers-none', `${a} has no MLP: no neuron carries its advantage.`));
+      box.dataset.empty = 'true';
+      return box;
+    }
+    const table = el('table', 'ls-topk ls-carriers-table');
+    const header = el('tr');
+    for (const [h, title] of [
+      ['neuron', 'click (or Enter): its card'],
+      ['summed part', `its direct part of the token's centred logit, summed over the top 100 rows`],
+      ['rows where positive', 'of the top 100 rows, those where its part is positive']
+    ]) {
+      const th = el('th', '', h);
+      th.title = title;
+      header.append(th);
+    }
+    table.append(header);
+    carriers.forEach((c, i) => {
+      const row = el('tr', 'ls-carrier-row');
+      row.tabIndex = i === 0 ? 0 : -1;
+      row.dataset.layer = String(c.layer);
+      row.dataset.index = String(c.index);
+      const name = el('td');
+      name.append(el('code', 'ls-carrier-neuron', `L${c.layer}.N${c.index}`));
+      row.append(name, el('td', 'ls-num ls-carrier-total', signedPart(c.total)), el('td', 'ls-num ls-carrier-rows', String(c.rows)));
+      row.addEventListener('click', () => this.openNeuron(a, c.layer, c.index));
+      table.append(row);
+    });
+    table.addEventListener('keydown', event =>
+      moveInList(event, table, '.ls-carrier-row', i => table.querySelectorAll<HTMLElement>('.ls-carrier-row')[i].click())
+    );
+    box.append(table);
+    return box;
   }
 
   private open(r: CompareRow, b: string): void {
