@@ -64,3 +64,4 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_analyze
 	$(BIN)/python -m benchmarks.bench_http
 	$(BIN)/python -m benchmarks.bench_loop
+	$(BIN)/python -m benchmarks.bench_attention

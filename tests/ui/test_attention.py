@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import urllib.request
@@ -57,7 +58,7 @@ def check_marks(page: Any, server: dict[str, Any], head: int, index: int, texts:
     # alpha = weight / the row's largest: the same order as the weights, the largest opaque
     ranked = sorted(shown.values(), key=lambda wa: -wa[0])
     assert ranked[0][1] == pytest.approx(1.0, abs=0.01)
-    for (w, a), (w2, a2) in zip(ranked, ranked[1:]):
+    for (w, a), (w2, a2) in itertools.pairwise(ranked):
         assert a >= a2 - 1e-3 and a2 == pytest.approx(a * w2 / w, abs=0.01)
 
 
