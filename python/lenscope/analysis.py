@@ -13,9 +13,9 @@ predictions for the next token" is row ``i + 1``. Neuron row ``i`` is at token `
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from lenscope.errors import InvalidInput
 from lenscope.tokens import TokenSpans, split_context, token_strings
 from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TOP_K, MAX_TOP_NEURONS, check_int, check_response_size, check_text
 from lenscope.windows import Window, plan_windows
+
+if TYPE_CHECKING:
+    from lenscope.interventions import Intervention
 
 CHARS_PER_TOKEN_BOUND = 64
 """Context beyond ``body * 64`` characters cannot reach the kept context tokens."""
@@ -60,6 +63,7 @@ class AnalysisResult:
     windows: int
     window_tokens: int  # tokens per forward window, BOS included
     timings_ms: dict[str, float] = field(default_factory=dict)
+    interventions: list[dict[str, Any]] = field(default_factory=list)  # applied: label, mean source
 
 
 def model_dims(model: Any) -> tuple[int, int, int, int]:
@@ -150,12 +154,15 @@ def _forward_windows(
     hooks: list[str],
     timings: dict[str, float],
     reduce: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+    intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
 ) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
     """Run the plan's windows in batches; yield ``(window, positions, logits, hooked acts)``.
 
     ``positions`` are the S positions the window reports (from ``plan.first`` on), ``logits``
     and each of ``acts`` are already indexed at them (their dimension 1 must be the position:
-    ``reduce`` may reshape an activation to make it so). Time spent outside the forward (in the
+    ``reduce`` may reshape an activation to make it so). ``intervene(batch)`` gives hooks that
+    change the forward of a batch of windows (row ``b`` is ``batch[b]``, BOS first); they run
+    before the captures, so what is captured is the intervened activation. Time spent outside the forward (in the
     caller, between yields) is the caller's to count.
     """
     device = _model_device(model)
@@ -169,9 +176,8 @@ def _forward_windows(
             x[b, 1 : 1 + w.stop - w.start] = seq_t[w.start : w.stop]
         acts: list[torch.Tensor] = []
         t0 = time.perf_counter()
-        logits = (
-            model.run_with_hooks(x, fwd_hooks=[(h, capture(acts, (reduce or {}).get(h))) for h in hooks]) if hooks else model(x)
-        )
+        fwd = (intervene(batch) if intervene else []) + [(h, capture(acts, (reduce or {}).get(h))) for h in hooks]
+        logits = model.run_with_hooks(x, fwd_hooks=fwd) if fwd else model(x)
         timings["forward"] += (time.perf_counter() - t0) * 1000
         for b, w in enumerate(batch):
             lo = max(w.report_from, plan.first)
@@ -182,7 +188,12 @@ def _forward_windows(
 
 @torch.inference_mode()
 def _derive_predictions(
-    model: Any, plan: _Plan, top_k: int, top_neurons: int, timings: dict[str, float]
+    model: Any,
+    plan: _Plan,
+    top_k: int,
+    top_neurons: int,
+    timings: dict[str, float],
+    intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Predictions and top neurons of S positions ``plan.first .. len(seq) - 1``, one row each.
 
@@ -196,7 +207,7 @@ def _derive_predictions(
     # Rows are derived in chunks so each temporary stays ~16 MB: fresh multi-hundred-MB
     # tensors cost more in page faults than the arithmetic on them (GPT-2's vocabulary).
     chunk = max(1, DERIVE_CHUNK_ELEMENTS // max(model_dims(model)[2], d_mlp * model_dims(model)[0], 1))
-    for _, positions, window_logits, window_acts in _forward_windows(model, plan, hooks, timings):
+    for _, positions, window_logits, window_acts in _forward_windows(model, plan, hooks, timings, intervene=intervene):
         t1 = time.perf_counter()
         for c in range(0, len(positions), chunk):
             part = slice(c, c + chunk)
@@ -236,6 +247,8 @@ def analyze(
     *,
     model_name: str | None = None,
     window: int | None = None,
+    interventions: Sequence[Intervention] = (),
+    neuron_means: Mapping[tuple[int, int], float] | None = None,
 ) -> AnalysisResult:
     """Analyze ``text`` token by token with ``model`` (a TransformerLens ``TransformerBridge``).
 
@@ -244,6 +257,11 @@ def analyze(
     ``max(body - n_text, body // 2)`` context tokens are kept (``body`` = tokens per window
     after the BOS). ``window`` (tokens per window, BOS included) defaults to the
     model's ``n_ctx``; a smaller value is useful for tests.
+
+    ``interventions`` (:mod:`lenscope.interventions`) re-run the text with components removed,
+    set, scaled or steered; the neurons reported are then the intervened ones. A ``mean``
+    ablation of a neuron uses ``neuron_means[(layer, index)]`` when given (an index's), else
+    the mean over the text; ``result.interventions`` says which.
     """
     n_layers, d_mlp, d_vocab, _ = model_dims(model)
     check_int(top_k, "top_k", 1, min(d_vocab, MAX_TOP_K))
@@ -253,7 +271,15 @@ def analyze(
     plan = _plan(model, text, context, window, timings)
     spans = plan.spans
     check_response_size(len(spans.ids), top_k, top_neurons if d_mlp else 0)
-    out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings)
+    intervene, applied = None, []
+    if interventions:
+        from lenscope.interventions import check, selection_means, window_hooks
+
+        check(model, interventions, len(spans.ids))
+        means = selection_means(model, plan, interventions, neuron_means)
+        intervene = window_hooks(model, plan, interventions, means)
+        applied = [{"label": iv.label(), "mean_from": means.source.get(i)} for i, iv in enumerate(interventions)]
+    out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings, intervene)
 
     t1 = time.perf_counter()
     arr = {f: t.cpu().numpy() for f, t in out.items()}  # n + 1 rows: positions first .. end
@@ -281,6 +307,7 @@ def analyze(
         windows=len(plan.windows),
         window_tokens=plan.window,
         timings_ms={k: round(v, 3) for k, v in timings.items()},
+        interventions=applied,
     )
 
 
