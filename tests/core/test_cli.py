@@ -74,8 +74,9 @@ def test_readme_workspace_commands(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "previous token" in out.stdout and "Groups by token (at least 3 occurrences)" in out.stdout
-    assert "carry lenscope-gelu-1l's advantage" in out.stdout and "L0.N" in out.stdout
-    assert "each row's own top 5 neurons" in out.stdout and "the whole MLP (every neuron)" in out.stdout
+    flat = " ".join(out.stdout.split())  # table titles wrap
+    assert "carry lenscope-gelu-1l's advantage" in flat and "L0.N" in flat
+    assert "each row's own top 5 neurons" in flat and "the whole MLP (every neuron)" in flat
     assert "examples/tour.ipynb cell " in out.stdout  # notebook rows name their cell
     assert not (tmp_path / ".lenscope" / "compare").exists()  # the CLI writes exports only where asked
     export = tmp_path / "rows.jsonl"
