@@ -20,6 +20,8 @@ MAX_TEXT_TOKENS = 65_536
 MAX_RESPONSE_CELLS = 2_000_000
 """Bound on ``tokens x (top_k + top_neurons)``: about 6 bytes a cell, so an analysis response
 stays under ~12 MB of msgpack (~40 MB of JSON) however the other limits are combined."""
+MAX_INTERVENTIONS = 64
+MAX_INTERVENTION_VALUE = 1e6
 MAX_LAYERS = 1_024
 MAX_NEURON_INDEX = 2**20 - 1
 """Schema bounds on neuron references; the model's own shape is checked where it is known."""

@@ -31,12 +31,15 @@ from lenscope import defaults
 from lenscope.validation import (
     MAX_CONTEXT_CHARS,
     MAX_INDEX_K,
+    MAX_INTERVENTION_VALUE,
+    MAX_INTERVENTIONS,
     MAX_LAYERS,
     MAX_MIN_COUNT,
     MAX_NAME_CHARS,
     MAX_NEURON_INDEX,
     MAX_PATHS,
     MAX_TEXT_CHARS,
+    MAX_TEXT_TOKENS,
     MAX_TOP_K,
     MAX_TOP_NEURONS,
     MIN_CLAMP,
@@ -97,6 +100,31 @@ Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), Clean]
 Context = Annotated[str, Field(max_length=MAX_CONTEXT_CHARS), Clean]
 
 
+class InterventionWire(_Strict):
+    """One intervention (``lenscope.interventions``): neuron zero/mean/set/scale/steer, head
+    zero/mean/scale/steer, a whole MLP or attention layer (``mlp`` / ``attn``) zero/mean/scale."""
+
+    component: Literal["neuron", "head", "mlp", "attn"]
+    layer: int = Field(ge=0, le=MAX_LAYERS - 1)
+    index: int | None = Field(None, ge=0, le=MAX_NEURON_INDEX, description="The neuron or head; none for a whole layer")
+    op: Literal["zero", "mean", "set", "scale", "steer"] = "zero"
+    value: float = Field(
+        0.0,
+        ge=-MAX_INTERVENTION_VALUE,
+        le=MAX_INTERVENTION_VALUE,
+        description="set: the value; scale: the factor; steer: the coefficient (a neuron: value * W_out[n] added to the "
+        "MLP's output; a head: its output times 1 + value)",
+    )
+    positions: list[Annotated[int, Field(ge=0, le=MAX_TEXT_TOKENS - 1)]] | None = Field(
+        None, max_length=MAX_TEXT_TOKENS, description="Text token indices; every position (after the BOS) when omitted"
+    )
+
+
+class AppliedIntervention(_Strict):
+    label: str = Field(description="e.g. 'L0.N5 zero', 'L0.H3 x0.5 @2,3'")
+    mean_from: Literal["index", "selection"] | None = Field(description="Where a mean ablation's mean came from")
+
+
 class AnalyzeRequest(_Strict):
     model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
     text: Text = Field(description="The text to analyze (the selection); not only whitespace")
@@ -105,6 +133,11 @@ class AnalyzeRequest(_Strict):
         defaults.TOP_K, ge=1, le=MAX_TOP_K, description=f"Next-token predictions per position (1 .. min(d_vocab, {MAX_TOP_K}))"
     )
     top_neurons: int = Field(defaults.TOP_NEURONS, ge=0, le=MAX_TOP_NEURONS, description="Strongest MLP neurons per token")
+    interventions: list[InterventionWire] = Field(
+        default_factory=list,
+        max_length=MAX_INTERVENTIONS,
+        description="Re-run the text with these components changed (in order); cached apart from the plain analysis",
+    )
 
 
 class TokensWire(_Strict):
@@ -151,6 +184,7 @@ class AnalyzeResponse(_Strict):
         description="tokenize, forward, derive, in the worker. Over HTTP the Server-Timing header adds the server's "
         "total, the worker round trip when computed for this request, and source;desc=worker|coalesced|cache"
     )
+    interventions: list[AppliedIntervention] = Field(default_factory=list, description="Those applied, in order")
 
 
 class NeuronRef(_Strict):
@@ -564,6 +598,7 @@ def to_wire(result: AnalysisResult) -> dict[str, Any]:
         "windows": result.windows,
         "window_tokens": result.window_tokens,
         "timings_ms": dict(result.timings_ms),
+        "interventions": list(result.interventions),
     }
 
 

@@ -7,18 +7,20 @@ Nothing here imports torch: the worker does the work.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from lenscope.index.card import neuron_card, neurons_for_token, stored_document
+from lenscope.errors import LenscopeError
+from lenscope.index.card import neuron_card, neuron_row, neurons_for_token, stored_document
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
 from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttentionRequest, AttributeRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.worker.client import WorkerClient
 
-AnalyzeKey = tuple[str, str, str, int, int, str]
+AnalyzeKey = tuple[str, str, str, int, int, str, str]  # ..., encoding, the interventions as canonical JSON
 
 
 @dataclass
@@ -60,7 +62,8 @@ class LenscopeService:
         check_text(request.text)
         check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
         model = request.model or self.default_model
-        key: AnalyzeKey = (model, request.text, request.context, request.top_k, request.top_neurons, encoding)
+        interventions = json.dumps([iv.model_dump() for iv in request.interventions], sort_keys=True)
+        key: AnalyzeKey = (model, request.text, request.context, request.top_k, request.top_neurons, encoding, interventions)
         body = self.cache.get(key)
         source, worker_ms = "cache", None
         if body is None:
@@ -78,9 +81,12 @@ class LenscopeService:
     async def _compute(self, key: AnalyzeKey) -> bytes:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
-        model, text, context, top_k, top_neurons, encoding = key
+        model, text, context, top_k, top_neurons, encoding, interventions = key
         try:
-            args = {"model": model, "text": text, "context": context, "top_k": top_k, "top_neurons": top_neurons}
+            args: dict[str, Any] = {"model": model, "text": text, "context": context, "top_k": top_k, "top_neurons": top_neurons}
+            if interventions != "[]":
+                changes = json.loads(interventions)
+                args |= {"interventions": changes, "neuron_means": self._index_means(model, changes)}
             result = await self._tracked(model, "analyze", {**args, "encoding": encoding})
             payload: bytes = result["payload"]
             self.cache.put(key, payload)
@@ -92,6 +98,24 @@ class LenscopeService:
             raise
         finally:
             self._inflight.pop(key, None)
+
+    def _index_means(self, model: str, interventions: list[dict[str, Any]]) -> list[list[float]]:
+        """``[layer, index, mean]`` of each mean-ablated neuron from the model's index, if it has one
+        (mean ablation then uses the workspace's statistics; without one, the worker's selection mean)."""
+        wanted = [(iv["layer"], iv["index"]) for iv in interventions if iv["component"] == "neuron" and iv["op"] == "mean"]
+        if not wanted:
+            return []
+        try:
+            index = self.indexes.for_model(model)
+        except LenscopeError:
+            return []
+        out = []
+        for layer, neuron in wanted:
+            try:
+                out.append([layer, neuron, float(index.arrays["mean"][neuron_row(index, layer, neuron)])])
+            except LenscopeError:  # not a neuron of the index: the worker names the problem against the model
+                continue
+        return out
 
     async def activations(self, request: ActivationsRequest, encoding: str) -> Served:
         """Neuron activations on a text (not cached: cheap, and the neuron set varies)."""

@@ -346,6 +346,11 @@ export interface components {
              */
             context: string;
             /**
+             * Interventions
+             * @description Re-run the text with these components changed (in order); cached apart from the plain analysis
+             */
+            interventions?: components["schemas"]["InterventionWire"][];
+            /**
              * Model
              * @description Model name; the server's default when omitted
              * @default null
@@ -373,6 +378,11 @@ export interface components {
         AnalyzeResponse: {
             /** Context Tokens */
             context_tokens: number;
+            /**
+             * Interventions
+             * @description Those applied, in order
+             */
+            interventions?: components["schemas"]["AppliedIntervention"][];
             /** Model */
             model: string;
             predictions: components["schemas"]["PredictionsWire"];
@@ -391,6 +401,19 @@ export interface components {
             windowed: boolean;
             /** Windows */
             windows: number;
+        };
+        /** AppliedIntervention */
+        AppliedIntervention: {
+            /**
+             * Label
+             * @description e.g. 'L0.N5 zero', 'L0.H3 x0.5 @2,3'
+             */
+            label: string;
+            /**
+             * Mean From
+             * @description Where a mean ablation's mean came from
+             */
+            mean_from: ("index" | "selection") | null;
         };
         /** AttentionRequest */
         AttentionRequest: {
@@ -904,6 +927,44 @@ export interface components {
         IndexesResponse: {
             /** Indexes */
             indexes: components["schemas"]["IndexEntry"][];
+        };
+        /**
+         * InterventionWire
+         * @description One intervention (``lenscope.interventions``): neuron zero/mean/set/scale/steer, head
+         *     zero/mean/scale/steer, a whole MLP or attention layer (``mlp`` / ``attn``) zero/mean/scale.
+         */
+        InterventionWire: {
+            /**
+             * Component
+             * @enum {string}
+             */
+            component: "neuron" | "head" | "mlp" | "attn";
+            /**
+             * Index
+             * @description The neuron or head; none for a whole layer
+             * @default null
+             */
+            index: number | null;
+            /** Layer */
+            layer: number;
+            /**
+             * Op
+             * @default zero
+             * @enum {string}
+             */
+            op: "zero" | "mean" | "set" | "scale" | "steer";
+            /**
+             * Positions
+             * @description Text token indices; every position (after the BOS) when omitted
+             * @default null
+             */
+            positions: number[] | null;
+            /**
+             * Value
+             * @description set: the value; scale: the factor; steer: the coefficient (a neuron: value * W_out[n] added to the MLP's output; a head: its output times 1 + value)
+             * @default 0
+             */
+            value: number;
         };
         /** JobProgress */
         JobProgress: {

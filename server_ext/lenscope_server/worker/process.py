@@ -113,6 +113,7 @@ class Worker:
 
     def op_analyze(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.analysis import analyze
+        from lenscope.interventions import Intervention
         from lenscope.wire import to_wire
 
         name = args["model"]
@@ -124,6 +125,11 @@ class Worker:
             top_k=args["top_k"],
             top_neurons=args["top_neurons"],
             model_name=name,
+            interventions=[
+                Intervention(**{**iv, "positions": None if iv.get("positions") is None else tuple(iv["positions"])})
+                for iv in args.get("interventions", [])
+            ],
+            neuron_means={(int(la), int(ix)): float(m) for la, ix, m in args.get("neuron_means", [])},
         )
         return {"payload": encode(to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
 

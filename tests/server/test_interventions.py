@@ -1,0 +1,75 @@
+"""POST analyze with interventions over HTTP: equal to the core, cached apart from the plain
+analysis, a neuron's mean from the model's index when it has one; bad interventions are 400s."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lenscope.analysis import analyze
+from lenscope.interventions import Intervention
+from lenscope.wire import AnalyzeResponse
+from tests.server.helpers import body_of, decoded, error_of, post_analyze
+
+TEXT = "def add(a, b):\n    return a + b\n"
+
+
+async def test_intervened_analysis_equals_the_core_and_is_cached_apart(jp_fetch, gelu) -> None:
+    ivs = [{"component": "neuron", "layer": 0, "index": 5, "op": "zero"},
+           {"component": "head", "layer": 0, "index": 2, "op": "scale", "value": 0.5, "positions": [1, 2]}]  # fmt: skip
+    plain = await post_analyze(jp_fetch, {"text": TEXT})
+    changed = await post_analyze(jp_fetch, {"text": TEXT, "interventions": ivs}, encoding="msgpack", accept="msgpack")
+    AnalyzeResponse.model_validate(body_of(changed))
+    got = decoded(changed)
+    want = analyze(
+        gelu, TEXT, interventions=[Intervention("neuron", 0, 5, "zero"), Intervention("head", 0, 2, "scale", 0.5, (1, 2))]
+    )
+    np.testing.assert_allclose(got["predictions"]["actual_logprob"], want.predictions.actual_logprob, atol=1e-6, equal_nan=True)
+    assert [a["label"] for a in got["interventions"]] == ["L0.N5 zero", "L0.H2 x0.5 @1,2"]
+    again = await post_analyze(jp_fetch, {"text": TEXT})
+    assert again.body == plain.body and "cache" in again.headers["Server-Timing"]  # the plain analysis is intact
+    assert decoded(again)["interventions"] == []
+    repeat = await post_analyze(jp_fetch, {"text": TEXT, "interventions": ivs}, encoding="msgpack", accept="msgpack")
+    assert repeat.body == changed.body and "cache" in repeat.headers["Server-Timing"]
+
+
+async def test_mean_ablation_uses_the_models_index(jp_fetch, gelu) -> None:
+    from lenscope.index.card import neuron_row
+    from lenscope.index.store import open_index
+    from lenscope_server.indexes import _shipped_dir
+
+    index = open_index(next(p for p in _shipped_dir().iterdir() if p.is_dir()))
+    mean = float(index.arrays["mean"][neuron_row(index, 0, 7)])
+    got = decoded(
+        await post_analyze(
+            jp_fetch, {"text": TEXT, "interventions": [{"component": "neuron", "layer": 0, "index": 7, "op": "mean"}]}
+        )
+    )
+    assert got["interventions"] == [{"label": "L0.N7 mean", "mean_from": "index"}]
+    want = analyze(gelu, TEXT, interventions=[Intervention("neuron", 0, 7, "set", mean)])
+    np.testing.assert_allclose(got["predictions"]["actual_logprob"], want.predictions.actual_logprob, atol=1e-5, equal_nan=True)
+    heads = decoded(
+        await post_analyze(
+            jp_fetch, {"text": TEXT, "interventions": [{"component": "head", "layer": 0, "index": 1, "op": "mean"}]}
+        )
+    )
+    assert heads["interventions"][0]["mean_from"] == "selection"
+
+
+@pytest.mark.parametrize(
+    "iv,words",
+    [
+        (
+            {"component": "head", "layer": 0, "index": 1, "op": "set", "value": 1},
+            "a head can be zero, mean, scale, steer, not set",
+        ),
+        ({"component": "neuron", "layer": 0, "index": 5000}, "index must be between 0 and 1023"),
+        ({"component": "neuron", "layer": 3, "index": 1}, "layer must be between 0 and 0"),
+        ({"component": "neuron", "layer": 0, "index": 1, "positions": [400]}, "positions must be text tokens"),
+        ({"component": "neuron", "layer": 0, "index": 1, "op": "explode"}, "interventions.0.op"),
+        ({"component": "neuron", "layer": 0, "index": 1, "value": 1e9}, "interventions.0.value"),
+    ],
+)
+async def test_bad_interventions(jp_fetch, iv: dict, words: str) -> None:
+    status, error, _ = await error_of(post_analyze(jp_fetch, {"text": TEXT, "interventions": [iv]}))
+    assert status == 400 and words in error["error"]["message"], error
