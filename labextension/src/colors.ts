@@ -85,3 +85,15 @@ export function attentionColor(weight: number): string {
   const a = Math.max(0, Math.min(1, Number.isFinite(weight) ? weight : 0));
   return `rgba(245, 150, 0, ${a.toFixed(3)})`;
 }
+
+/**
+ * An intervention's Δ log-prob of a token (intervened − plain): red where it hurts (Δ < 0),
+ * blue where it helps; alpha by |Δ| / span, full at the span.
+ */
+export function deltaColor(delta: number, span = 1): string {
+  if (!Number.isFinite(delta) || delta === 0 || !(span > 0)) {
+    return 'transparent';
+  }
+  const a = (0.65 * Math.min(1, Math.abs(delta) / span)).toFixed(3);
+  return delta < 0 ? `rgba(220, 40, 40, ${a})` : `rgba(40, 110, 230, ${a})`;
+}

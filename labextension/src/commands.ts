@@ -11,6 +11,7 @@ import { analysisTsv, cardJson } from './export';
 import type { MainViews } from './mainarea';
 import type { LenscopeModel } from './model';
 import { parseHeadRef } from './heads';
+import { ComponentRef, componentLabel } from './interventions';
 import { linesAround, utf16Offset } from './target';
 import { CommandIDs } from './tokens';
 import type { StoredArgs } from './views/stored';
@@ -23,6 +24,11 @@ function focusedView(): EditorView | null {
 
 const str = (args: ReadonlyPartialJSONObject, key: string): string => String(args[key] ?? '');
 const int = (args: ReadonlyPartialJSONObject, key: string): number => Number(args[key] ?? 0);
+/** `{component, layer, index}` of a command's args (component default: neuron). */
+const componentOf = (args: ReadonlyPartialJSONObject): ComponentRef => {
+  const component = (['neuron', 'head', 'mlp', 'attn'] as const).find(c => c === args.component) ?? 'neuron';
+  return { component, layer: int(args, 'layer'), index: component === 'neuron' || component === 'head' ? int(args, 'index') : null };
+};
 const cellOf = (args: ReadonlyPartialJSONObject): number | null => (typeof args.cell === 'number' ? args.cell : null);
 
 export function addCommands(
@@ -169,6 +175,21 @@ export function addCommands(
       } else if (result.button.accept) {
         model.setStatus({ kind: 'error', message: `Not a head: “${result.value ?? ''}”.`, hint: 'Type it as L0.H3 (layer 0, head 3).' });
       }
+    }
+  });
+  commands.addCommand(CommandIDs.ablate, {
+    label: args => (args.layer === undefined ? 'lenscope: Ablate in the current analysis' : `lenscope: Ablate ${componentLabel(componentOf(args))} in the current analysis`),
+    caption: 'Zero a neuron or head at every position of the analyzed text and re-run it (colours: Δ log-prob)',
+    execute: args => {
+      const what = componentOf(args);
+      const name = str(args, 'model');
+      const run = model.run;
+      showPanel();
+      if (run && name && name !== run.analysis.model) {
+        model.setInterventionError(`${componentLabel(what)} is of ${name}; the current analysis is by ${run.analysis.model}.`);
+        return;
+      }
+      model.addIntervention({ ...what, origin: typeof args.position === 'number' ? args.position : null });
     }
   });
   commands.addCommand(CommandIDs.openComparison, {

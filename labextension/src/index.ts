@@ -66,7 +66,8 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
       factory: () => EditorExtensionRegistry.createImmutableExtension(annotationExtension({
             openNeuron: (layer, index) => model.openNeuron(layer, index),
             attribute: (position, target, baseline) => model.attribute(position, target, 10, baseline ?? null),
-            openHead: (name, layer, head) => void app.commands.execute(CommandIDs.openHead, { model: name, layer, head })
+            openHead: (name, layer, head) => void app.commands.execute(CommandIDs.openHead, { model: name, layer, head }),
+            ablate: (what, position) => void app.commands.execute(CommandIDs.ablate, { component: what.component, layer: what.layer, index: what.index, position })
           }, attentionMode.hooks))
     });
 

@@ -71,7 +71,7 @@ export class MainViews {
       this.app.shell.activateById(open.id);
       return open;
     }
-    const tab = this.tab(new HeadCardView(args, this.model), headLabel(args), `lenscope-head-${headKey(args).replace(/[^\w-]/g, '_')}`);
+    const tab = this.tab(new HeadCardView(args, this.model, this.app.commands), headLabel(args), `lenscope-head-${headKey(args).replace(/[^\w-]/g, '_')}`);
     // beside the neuron cards when there are some: both are cards
     const ref = this.heads.currentWidget?.isAttached ? this.heads : this.cards.currentWidget?.isAttached ? this.cards : this.heads;
     this.place(tab, this.heads, 'split-right', ref);

@@ -10,6 +10,7 @@ import type { Attention } from './api/attention';
 import type { Attribution } from './api/attribution';
 import { CompareJobResult, Job, LenscopeApiError, HeadCard, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
 import { describe, hintFor, isAbort } from './errors';
+import { AppliedIntervention, ComponentRef, deltas, deltaSpan, Intervention, InterventionWire, OPS, sameWire, toWire } from './interventions';
 import { JobPoller } from './jobs';
 import type { Settings } from './settings';
 import type { Target } from './target';
@@ -30,6 +31,26 @@ export interface Run {
   neuron: { layer: number; index: number; activations: Activations } | null;
   /** performance.now() when the command started (views report command-to-pixels from it) */
   started: number;
+  /** the same text re-run with the enabled interventions (same tokens); the plain `analysis` is untouched */
+  intervened?: Intervened | null;
+}
+
+/** The analysis with the interventions applied, and its Δ log-prob (intervened − plain) per token. */
+export interface Intervened {
+  analysis: Analysis;
+  applied: AppliedIntervention[];
+  deltas: Float64Array;
+  /** the colour scale's span (see `deltaSpan`) */
+  span: number;
+}
+
+/** The intervention list of the current run and the state of its re-run. */
+export interface InterventionsState {
+  items: readonly Intervention[];
+  loading: boolean;
+  error: string | null;
+  /** what the server applied in the shown intervened analysis (labels, where means came from) */
+  applied: AppliedIntervention[];
 }
 
 /** Attention in the panel and the editor: the chosen heads, the mode, the current run's data. */
@@ -100,6 +121,11 @@ export class LenscopeModel {
   private readonly statusChangedSignal = new Signal<this, Status>(this);
   private readonly runChangedSignal = new Signal<this, Run | null>(this);
   private readonly neuronRequestedSignal = new Signal<this, { model: string; layer: number; index: number }>(this);
+  private interventionsValue: InterventionsState = { items: [], loading: false, error: null, applied: [] };
+  private readonly interventionsChangedSignal = new Signal<this, InterventionsState>(this);
+  private intervening: AbortController | null = null;
+  private interventionSeq = 0;
+  private wireShown: InterventionWire[] = [];
 
   constructor(
     readonly client: LenscopeClient,
@@ -329,9 +355,11 @@ export class LenscopeModel {
         analysis,
         compare: other ? { analysis: other, clamp: s.compareClamp } : null,
         neuron: null,
-        started
+        started,
+        intervened: null
       };
       this.runValue = run;
+      this.resetInterventions();
       this.statusValue = { kind: 'ready' };
       this.runChangedSignal.emit(run);
       this.statusChangedSignal.emit(this.statusValue);
@@ -449,9 +477,154 @@ export class LenscopeModel {
     this.attributing?.abort();
     this.attributing = null;
     this.runValue = null;
+    this.resetInterventions();
     this.runChangedSignal.emit(null);
     this.resetAttention();
     this.setStatus({ kind: 'empty' });
+  }
+
+  /** The list of interventions (of the current run) changed, or its re-run started, came back or failed. */
+  get interventionsChanged(): ISignal<this, InterventionsState> {
+    return this.interventionsChangedSignal;
+  }
+
+  get interventions(): InterventionsState {
+    return this.interventionsValue;
+  }
+
+  /**
+   * Add an intervention on the current run's text (default: zero at every position) and re-run.
+   * Returns its id, or null with the reason in the list's error (no run; an op the component
+   * does not allow).
+   */
+  addIntervention(what: ComponentRef & Partial<Pick<Intervention, 'op' | 'value' | 'positions' | 'origin'>>): number | null {
+    const op = what.op ?? 'zero';
+    const problem = !this.runValue
+      ? 'Analyze some text first: interventions change the current analysis.'
+      : !OPS[what.component].includes(op)
+        ? `${op} is not an op for a ${what.component} (${OPS[what.component].join(', ')})`
+        : null;
+    if (problem) {
+      this.setInterventions({ error: problem });
+      return null;
+    }
+    const id = ++this.interventionSeq;
+    const item: Intervention = {
+      id,
+      component: what.component,
+      layer: what.layer,
+      index: what.component === 'neuron' || what.component === 'head' ? what.index : null,
+      op,
+      value: what.value ?? 0,
+      positions: what.positions ?? null,
+      enabled: true,
+      origin: what.origin ?? null
+    };
+    this.setInterventions({ items: [...this.interventionsValue.items, item], error: null });
+    this.rerun();
+    return id;
+  }
+
+  /** Change one intervention (op, value, positions, enabled) and re-run if what is asked changed. */
+  updateIntervention(id: number, patch: Partial<Pick<Intervention, 'op' | 'value' | 'positions' | 'enabled'>>): void {
+    this.setInterventions({ items: this.interventionsValue.items.map(i => (i.id === id ? { ...i, ...patch } : i)) });
+    this.rerun();
+  }
+
+  toggleIntervention(id: number, enabled?: boolean): void {
+    const item = this.interventionsValue.items.find(i => i.id === id);
+    if (item) {
+      this.updateIntervention(id, { enabled: enabled ?? !item.enabled });
+    }
+  }
+
+  removeIntervention(id: number): void {
+    this.setInterventions({ items: this.interventionsValue.items.filter(i => i.id !== id) });
+    this.rerun();
+  }
+
+  clearInterventions(): void {
+    this.setInterventions({ items: [], error: null });
+    this.rerun();
+  }
+
+  /** Say why an intervention was not added (shown in the panel's Interventions section). */
+  setInterventionError(message: string): void {
+    this.setInterventions({ error: message });
+  }
+
+  private setInterventions(patch: Partial<InterventionsState>): void {
+    this.interventionsValue = { ...this.interventionsValue, ...patch };
+    this.interventionsChangedSignal.emit(this.interventionsValue);
+  }
+
+  /** A new run (or none): its interventions start empty; a re-run in flight is aborted. */
+  private resetInterventions(): void {
+    this.intervening?.abort();
+    this.intervening = null;
+    this.wireShown = [];
+    this.setInterventions({ items: [], loading: false, error: null, applied: [] });
+  }
+
+  /**
+   * Re-run the current run's text and context with the enabled interventions (aborting the one
+   * in flight); none enabled: back to the plain analysis. The plain analysis stays as it was.
+   */
+  private rerun(): void {
+    const run = this.runValue;
+    const wire = toWire(this.interventionsValue.items);
+    if (!run || sameWire(wire, this.wireShown) && !this.intervening) {
+      return;
+    }
+    this.intervening?.abort();
+    this.intervening = null;
+    if (!wire.length) {
+      this.wireShown = [];
+      this.setInterventions({ loading: false, error: null, applied: [] });
+      if (run.intervened) {
+        this.runValue = { ...run, intervened: null };
+        this.runChangedSignal.emit(this.runValue);
+      }
+      return;
+    }
+    const controller = new AbortController();
+    this.intervening = controller;
+    this.setInterventions({ loading: true, error: null });
+    const s = this.settingsValue;
+    const request = {
+      model: run.analysis.model,
+      text: run.target.text,
+      context: run.target.context,
+      top_k: s.topK,
+      top_neurons: s.topNeurons,
+      interventions: wire
+    };
+    this.client.analyze(request, controller.signal).then(
+      analysis => {
+        if (controller.signal.aborted || this.runValue?.analysis !== run.analysis) {
+          return;
+        }
+        this.intervening = null;
+        if (!sameTokens(analysis, run.analysis)) {
+          this.setInterventions({ loading: false, error: 'The intervened analysis came back with other tokens.' });
+          return;
+        }
+        const d = deltas(run.analysis, analysis);
+        const applied = analysis.interventions;
+        this.wireShown = wire;
+        // the Δ colours replace a neuron's: the intervention is the newer question
+        this.runValue = { ...this.runValue, neuron: null, intervened: { analysis, applied, deltas: d, span: deltaSpan(d) } };
+        this.setInterventions({ loading: false, error: null, applied });
+        this.runChangedSignal.emit(this.runValue);
+      },
+      (err: unknown) => {
+        if (isAbort(err) || controller.signal.aborted) {
+          return;
+        }
+        this.intervening = null;
+        this.setInterventions({ loading: false, error: describe(err) });
+      }
+    );
   }
 
   /** Build the workspace's neuron index with the chosen model. */

@@ -8,6 +8,7 @@ import { Panel } from '@lumino/widgets';
 import type { LenscopeModel } from './model';
 import { AnalysisView } from './views/analysis';
 import { AttentionView } from './views/attention';
+import { InterventionsView } from './views/interventions';
 import { JobsView } from './views/jobs';
 import { NeuronsView } from './views/neurons';
 import { ModelPicker } from './views/picker';
@@ -20,6 +21,7 @@ export class LenscopePanel extends Panel {
     this.title.caption = 'lenscope';
     this.addWidget(new ModelPicker(model));
     this.addWidget(new AnalysisView(model, commands, this.node));
+    this.addWidget(new InterventionsView(model));
     this.addWidget(new AttentionView(model, commands));
     this.addWidget(new NeuronsView(model, commands));
     this.addWidget(new JobsView(model, commands));

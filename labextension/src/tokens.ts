@@ -37,6 +37,8 @@ export namespace CommandIDs {
   export const openRow = 'lenscope:open-row';
   /** attention mode on / off: hovering a token in the analyzed editor colours where the chosen heads attend */
   export const toggleAttentionMode = 'lenscope:toggle-attention-mode';
+  /** args: {model, component (neuron|head|mlp|attn), layer, index, position?}: zero it at every position of the current analysis and re-run */
+  export const ablate = 'lenscope:ablate';
   /** args: {index}: the caret to token `index` of the analysis */
   export const revealToken = 'lenscope:reveal-token';
 }

@@ -58,6 +58,8 @@ export class Analysis {
   private readonly neuronIndex: NumericArray;
   private readonly neuronActivation: NumericArray;
   readonly neuronsPerToken: number;
+  /** the interventions applied (an intervened analysis); empty for a plain one */
+  readonly interventions: NonNullable<AnalyzeResponseWire['interventions']>;
 
   /**
    * @param text the analyzed text, which the spans index into (the server does not echo it)
@@ -68,6 +70,7 @@ export class Analysis {
     this.timings = wire.timings_ms;
     this.windowed = wire.windowed;
     this.contextTokens = wire.context_tokens;
+    this.interventions = wire.interventions ?? [];
     this.servedFrom = served?.source ?? null;
     this.serverTimings = served?.durations ?? {};
     const t = wire.tokens;

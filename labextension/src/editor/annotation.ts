@@ -16,4 +16,6 @@ export interface Annotation {
   neuron: NeuronColouring | null;
   /** model B of a comparison (same tokens): colour by lp_A - max(lp_B, clamp) */
   compare?: { analysis: Analysis; clamp: number } | null;
+  /** the same text with interventions (same tokens): colour by Δ = its log-prob − the plain one */
+  intervened?: { analysis: Analysis; deltas: Float64Array; span: number; labels: string[] } | null;
 }

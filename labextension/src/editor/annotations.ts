@@ -8,7 +8,7 @@ import { EditorState, Extension, Prec, RangeSetBuilder, StateEffect, StateField,
 import { Decoration, DecorationSet, EditorView, hoverTooltip, keymap, showTooltip, Tooltip, ViewPlugin, ViewUpdate } from '@codemirror/view';
 
 import { Attribution, attentionOnText } from '../api/attribution';
-import { activationColor, attentionColor, clampedDiff, colorFor, diffColor, surprise } from '../colors';
+import { activationColor, attentionColor, clampedDiff, colorFor, deltaColor, diffColor, surprise } from '../colors';
 import { tokenRanges } from '../spans';
 import type { Annotation } from './annotation';
 import { buildTooltip, TooltipActions } from './tooltip';
@@ -27,6 +27,9 @@ function tokenColor(a: Annotation, i: number, max: number): string {
   if (a.neuron) {
     return activationColor(a.neuron.values[i], max);
   }
+  if (a.intervened) {
+    return deltaColor(a.intervened.deltas[i], a.intervened.span);
+  }
   if (a.compare) {
     return diffColor(clampedDiff(a.analysis.logprobOf(i), a.compare.analysis.logprobOf(i), a.compare.clamp));
   }
@@ -38,9 +41,13 @@ function build(a: Annotation): DecorationSet {
   const builder = new RangeSetBuilder<Decoration>();
   const max = a.neuron ? Math.max(0, ...a.neuron.values) : 0;
   for (const r of tokenRanges(a.analysis, a.offset)) {
+    const attributes: Record<string, string> = { style: `background-color: ${tokenColor(a, r.index, max)}`, 'data-ls-token': String(r.index) };
+    if (a.intervened && !a.neuron) {
+      attributes['data-ls-delta'] = String(a.intervened.deltas[r.index]);
+    }
     const mark = Decoration.mark({
-      class: a.neuron ? 'ls-token ls-token-neuron' : 'ls-token',
-      attributes: { style: `background-color: ${tokenColor(a, r.index, max)}`, 'data-ls-token': String(r.index) },
+      class: a.neuron ? 'ls-token ls-token-neuron' : a.intervened ? 'ls-token ls-token-delta' : 'ls-token',
+      attributes,
       lsToken: r.index
     });
     builder.add(r.from, r.to, mark);

@@ -39,7 +39,10 @@ export class InlineView {
         scale: s.colorScale,
         floor: s.logprobFloor,
         neuron: run.neuron && values ? { layer: run.neuron.layer, index: run.neuron.index, values } : null,
-        compare: run.compare
+        compare: run.compare,
+        intervened: run.intervened
+          ? { analysis: run.intervened.analysis, deltas: run.intervened.deltas, span: run.intervened.span, labels: run.intervened.applied.map(x => x.label) }
+          : null
       })
     });
     this.annotated.add(view);

@@ -1,8 +1,9 @@
 /** The hover tooltip of a token: predictions after it, the actual next token, its neurons, and why. */
 import type { Analysis } from '../api/analysis';
 import { Attribution, headParts, neuronParts, otherParts, sumOfParts } from '../api/attribution';
-import { clampedDiff, colorFor, surprise } from '../colors';
+import { clampedDiff, colorFor, deltaColor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
+import { ComponentRef, componentLabel, signedDelta } from '../interventions';
 import { neuronPartLabel } from '../parts';
 import { resolveToken } from '../resolve';
 import type { Annotation } from './annotation';
@@ -22,6 +23,24 @@ export interface TooltipActions {
   openHead?: (model: string, layer: number, head: number) => void;
   /** colour, in the editor, the text tokens head (layer, head) attends to; false when it cleared it instead */
   toggleHead?: (a: Attribution, layer: number, head: number) => boolean;
+  /** zero this neuron or head in the current analysis (every position; `position`: the token it came from) */
+  ablate?: (what: ComponentRef, position: number) => void;
+}
+
+/** A small "ablate" button beside a chip: zero the component everywhere in this analysis (it re-runs). */
+function ablateButton(what: ComponentRef, position: number, actions: TooltipActions): HTMLButtonElement | null {
+  if (!actions.ablate) {
+    return null;
+  }
+  const label = componentLabel(what);
+  const button = el('button', 'ls-ablate', '\u2715');
+  button.dataset.component = what.component;
+  button.dataset.layer = String(what.layer);
+  button.dataset.index = String(what.index);
+  button.title = `Ablate ${label}: zero it at every position and re-run this text (the panel's Interventions list changes it)`;
+  button.setAttribute('aria-label', `ablate ${label}`);
+  onPress(button, () => actions.ablate!(what, position));
+  return button;
 }
 
 const signed = (x: number): string => (x >= 0 ? '+' : '\u2212') + fmt(Math.abs(x));
@@ -84,6 +103,10 @@ export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel
       chip.classList.add('ls-why-neuron');
       chip.dataset.value = String(n.value);
       row.append(chip);
+      const ablate = ablateButton({ component: 'neuron', layer: n.layer!, index: n.index! }, attr.position, actions);
+      if (ablate) {
+        row.append(ablate);
+      }
     }
     box.append(row);
   }
@@ -112,6 +135,10 @@ export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel
       card.setAttribute('aria-label', `open the card of head L${h.layer}.H${h.index}`);
       onPress(card, () => actions.openHead!(attr.model, h.layer!, h.index!));
       line.append(card);
+    }
+    const ablate = ablateButton({ component: 'head', layer: h.layer!, index: h.index! }, attr.position, actions);
+    if (ablate) {
+      line.append(ablate);
     }
     const sources = el('span', 'ls-why-sources');
     for (const src of attr.sources(h.layer!, h.index!).slice(0, 3)) {
@@ -392,6 +419,17 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
     }
     return root;
   }
+  const iv = a.intervened;
+  if (iv) {
+    const d = iv.deltas[i];
+    const line = el('div', 'ls-tooltip-delta');
+    line.dataset.delta = String(d);
+    line.append(el('span', '', 'this token with '), el('span', 'ls-tooltip-labels', iv.labels.join(', ') || 'the interventions'), el('span', '', ': '));
+    const value = el('span', 'ls-delta-value', `Δ ${signedDelta(d)}`);
+    value.style.backgroundColor = deltaColor(d, iv.span);
+    line.append(value, el('span', 'ls-muted', ` (log-prob ${fmt(analysis.logprobOf(i))} → ${fmt(iv.analysis.logprobOf(i))})`));
+    root.append(line);
+  }
   const pred = analysis.after(i);
   const actual = pred.actual;
   const summary = el('div', 'ls-tooltip-actual');
@@ -406,7 +444,23 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
   root.append(summary);
 
   const table = topTable(analysis, i, a.floor);
-  root.append(table);
+  if (iv) {
+    // before and after side by side, like a comparison's two models
+    const pair = el('div', 'ls-compare ls-intervened');
+    const after = iv.analysis.after(i);
+    for (const [side, title, t] of [
+      ['plain', 'before', table],
+      ['intervened', `after${after.actual ? ` · next log-prob ${fmt(after.actual.logprob)}` : ''}`, topTable(iv.analysis, i, a.floor)]
+    ] as const) {
+      const col = el('div', 'ls-compare-side');
+      col.dataset.side = side;
+      col.append(el('div', 'ls-muted', title), t);
+      pair.append(col);
+    }
+    root.append(pair);
+  } else {
+    root.append(table);
+  }
   // the why view: of the actual next token, or of any top-10 prediction (click or Enter on its row)
   const why = new WhySection(i, actions, () => analysis.knownStrings());
   table.querySelectorAll<HTMLElement>('.ls-topk-row').forEach((row, j) => {
@@ -428,7 +482,14 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
     box.append(el('span', 'ls-muted', 'strongest neurons: '));
     for (const n of neurons.slice(0, 10)) {
       const chip = neuronChip(n.layer, n.index, `L${n.layer}.N${n.index} ${fmt(n.activation)}`, actions.openNeuron);
-      box.append(chip);
+      const ablate = ablateButton({ component: 'neuron', layer: n.layer, index: n.index }, i, actions);
+      if (ablate) {
+        const pairOf = el('span', 'ls-chip-pair');
+        pairOf.append(chip, ablate);
+        box.append(pairOf);
+      } else {
+        box.append(chip);
+      }
     }
     root.append(box);
   }

@@ -6,17 +6,21 @@
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { activationColor, clampedDiff, colorFor, diffColor, surprise } from '../colors';
+import { activationColor, clampedDiff, colorFor, deltaColor, diffColor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
 import type { LenscopeModel, Run, Status } from '../model';
 import { describeTarget } from '../target';
 import { CommandIDs } from '../tokens';
-import { activationLegend, diffLegend, logprobLegend } from './legend';
+import { signedDelta } from '../interventions';
+import { activationLegend, deltaLegend, diffLegend, logprobLegend } from './legend';
 
 /** Colour of token i in a run, exactly as the editor colours it. */
 export function runColour(run: Run, i: number, floor: number, scale: Parameters<typeof colorFor>[1], max: number): string {
   if (run.neuron) {
     return activationColor(run.neuron.activations.at(i), max);
+  }
+  if (run.intervened) {
+    return deltaColor(run.intervened.deltas[i], run.intervened.span);
   }
   if (run.compare) {
     return diffColor(clampedDiff(run.analysis.logprobOf(i), run.compare.analysis.logprobOf(i), run.compare.clamp));
@@ -108,6 +112,10 @@ export class AnalysisView extends Widget {
         open
       );
       this.legendBox.append(activationLegend(`activation of L${layer}.N${index}`, max));
+    } else if (run.intervened) {
+      const legend = deltaLegend(run.intervened.span);
+      legend.dataset.span = String(run.intervened.span);
+      this.legendBox.append(legend, el('div', 'ls-muted ls-delta-of', `with ${run.intervened.applied.map(x => x.label).join(', ')} (Interventions below)`));
     } else if (run.compare) {
       this.legendBox.append(diffLegend(analysis.model, run.compare.analysis.model, run.compare.clamp));
     } else {
@@ -153,9 +161,14 @@ export class AnalysisView extends Widget {
       const rank = analysis.rankOf(i);
       span.title = run.neuron
         ? `activation ${fmt(run.neuron.activations.at(i), 3)}`
-        : rank > 0
+        : run.intervened && rank > 0
+          ? `Δ log-prob ${signedDelta(run.intervened.deltas[i])} (${fmt(analysis.logprobOf(i))} → ${fmt(run.intervened.analysis.logprobOf(i))})`
+          : rank > 0
           ? `log-prob ${fmt(analysis.logprobOf(i))} · rank ${rank}`
           : '';
+      if (run.intervened && !run.neuron) {
+        span.dataset.delta = String(run.intervened.deltas[i]);
+      }
       if (run.neuron) {
         span.dataset.activation = String(run.neuron.activations.at(i));
       }

@@ -74,6 +74,17 @@ export class NeuronCardView extends Widget {
     void this.load();
   }
 
+  /** "Ablate in the current analysis": zero this neuron at every position of the analyzed text. */
+  private ablateBar(): HTMLElement {
+    const { model, layer, index } = this.args;
+    const bar = el('div', 'ls-ablate-bar');
+    const button = el('button', 'ls-button ls-ablate-card', 'Ablate in the current analysis');
+    button.title = `Zero L${layer}.N${index} at every position of the analyzed text and re-run it: the text is coloured by the change in log-prob (the panel's Interventions list can change the op)`;
+    button.addEventListener('click', () => void this.commands.execute(CommandIDs.ablate, { model, component: 'neuron', layer, index }));
+    bar.append(button);
+    return bar;
+  }
+
   private async load(): Promise<void> {
     const { model, layer, index } = this.args;
     // the input side is read from the weights: it needs no index, and its failure is its own
@@ -81,6 +92,7 @@ export class NeuronCardView extends Widget {
     try {
       this.card = await this.model.neuronCard(model, layer, index);
       this.node.replaceChildren(renderCard(this.card, this.commands, await inputs));
+      this.node.firstElementChild?.querySelector('h2')?.after(this.ablateBar());
     } catch (err) {
       const missing = err instanceof LenscopeApiError && err.code === 'index_not_found';
       this.node.replaceChildren(
@@ -88,6 +100,7 @@ export class NeuronCardView extends Widget {
         el('p', missing ? 'ls-muted' : 'ls-error', missing ? `No neuron index for ${model} yet: “Index the workspace” in the lenscope panel builds one.` : describe(err)),
         inputsBox(await inputs)
       );
+      this.node.querySelector('h2')?.after(this.ablateBar());
     }
   }
 }

@@ -4,6 +4,7 @@
  * (a source token attended to -> the output token it raises, or lowers, most) and QK (the
  * query / key pairs with the highest attention score).
  */
+import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import type { HeadCard } from '../api/client';
@@ -11,13 +12,15 @@ import { describe } from '../errors';
 import { el, fmt, visible } from '../format';
 import { COPYING_NOTE, HeadArgs, headLabel, pairRows, POSITIVE_NOTE } from '../heads';
 import type { LenscopeModel } from '../model';
+import { CommandIDs } from '../tokens';
 
 export class HeadCardView extends Widget {
   card: HeadCard | null = null;
 
   constructor(
     readonly args: HeadArgs,
-    private readonly model: LenscopeModel
+    private readonly model: LenscopeModel,
+    private readonly commands?: CommandRegistry
   ) {
     super();
     this.addClass('ls-card-view');
@@ -30,11 +33,27 @@ export class HeadCardView extends Widget {
     void this.load();
   }
 
+  /** "Ablate in the current analysis": zero this head at every position of the analyzed text. */
+  private ablateBar(): HTMLElement {
+    const { model, layer, head } = this.args;
+    const bar = el('div', 'ls-ablate-bar');
+    if (!this.commands) {
+      return bar;
+    }
+    const commands = this.commands;
+    const button = el('button', 'ls-button ls-ablate-card', 'Ablate in the current analysis');
+    button.title = `Zero L${layer}.H${head} at every position of the analyzed text and re-run it: the text is coloured by the change in log-prob (the panel's Interventions list can change the op)`;
+    button.addEventListener('click', () => void commands.execute(CommandIDs.ablate, { model, component: 'head', layer, index: head }));
+    bar.append(button);
+    return bar;
+  }
+
   private async load(): Promise<void> {
     const { model, layer, head } = this.args;
     try {
       this.card = await this.model.headCard(model, layer, head);
       this.node.replaceChildren(renderHeadCard(this.card));
+      this.node.querySelector('h2')?.after(this.ablateBar());
     } catch (err) {
       this.node.replaceChildren(el('h2', '', `Head L${layer}.H${head} of ${model}`), el('p', 'ls-error', describe(err)));
     }

@@ -1,5 +1,5 @@
 /** Colour legends: they always say what the colours of the text beside them mean. */
-import { activationColor, diffColor, legend, ScaleName } from '../colors';
+import { activationColor, deltaColor, diffColor, legend, ScaleName } from '../colors';
 import { el, fmt } from '../format';
 
 function swatches(label: string, stops: [string, string][], kind: string): HTMLElement {
@@ -40,5 +40,16 @@ export function activationLegend(label: string, max: number): HTMLElement {
   const scale = el('span', 'ls-gradient-scale');
   scale.append(bar, ticks);
   box.append(scale);
+  return box;
+}
+
+/** The intervention's Δ log-prob of the actual token, −span .. +span. */
+export function deltaLegend(span: number): HTMLElement {
+  const box = swatches(
+    'Δ log-prob of the actual token: ',
+    [-1, -0.5, 0, 0.5, 1].map(t => [`${t > 0 ? '+' : t < 0 ? '\u2212' : ''}${fmt(Math.abs(t * span), span < 0.2 ? 3 : 2).replace(/\.?0+$/, '') || '0'}`, deltaColor(t * span, span)]),
+    'delta'
+  );
+  box.append(el('span', 'ls-muted', ' red = the intervention hurts · blue = it helps'));
   return box;
 }

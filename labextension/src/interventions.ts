@@ -1,0 +1,121 @@
+/**
+ * Interventions on the analyzed text, the pure part: a typed component (`L0.N123`, `L0.H3`,
+ * `L0.MLP`, `L0.ATTN`), the ops each component allows, labels, the list as `POST analyze`'s
+ * `interventions`, and the Δ log-prob (intervened − plain) of a token with its scale.
+ */
+import type { components } from './api/schema';
+
+export type InterventionWire = components['schemas']['InterventionWire'];
+export type AppliedIntervention = components['schemas']['AppliedIntervention'];
+export type Component = InterventionWire['component'];
+export type Op = InterventionWire['op'];
+
+/** What is changed: a neuron, a head, or a whole MLP / attention layer (index null). */
+export interface ComponentRef {
+  component: Component;
+  layer: number;
+  index: number | null;
+}
+
+/** One intervention of the list: what, how, where (text token indices; null: every position). */
+export interface Intervention extends ComponentRef {
+  id: number;
+  op: Op;
+  value: number;
+  positions: number[] | null;
+  enabled: boolean;
+  /** the text token it was started from ("this token only"), if any */
+  origin: number | null;
+}
+
+/** The ops the server allows per component. */
+export const OPS: Record<Component, Op[]> = {
+  neuron: ['zero', 'mean', 'set', 'scale', 'steer'],
+  head: ['zero', 'mean', 'scale', 'steer'],
+  mlp: ['zero', 'mean', 'scale'],
+  attn: ['zero', 'mean', 'scale']
+};
+
+/** The ops that take a value, and what the value is. */
+export const VALUE_OF: Partial<Record<Op, string>> = { set: 'value', scale: 'factor', steer: 'coefficient' };
+
+/** A sensible value when switching to an op: scale keeps half, steer adds one unit. */
+export const DEFAULT_VALUE: Record<Op, number> = { zero: 0, mean: 0, set: 0, scale: 0.5, steer: 1 };
+
+/** `L0.N123`, `L0.H3`, `L0.MLP`, `L0.ATTN` (case and spaces ignored, the `L` optional); null when not one. */
+export function parseComponent(spec: string): ComponentRef | null {
+  const s = spec.replace(/\s+/g, '').toUpperCase();
+  let m = /^L?(\d+)\.(N|H)(\d+)$/.exec(s);
+  if (m) {
+    return { component: m[2] === 'N' ? 'neuron' : 'head', layer: Number(m[1]), index: Number(m[3]) };
+  }
+  m = /^L?(\d+)\.(MLP|ATTN)$/.exec(s);
+  if (m) {
+    return { component: m[2] === 'MLP' ? 'mlp' : 'attn', layer: Number(m[1]), index: null };
+  }
+  return null;
+}
+
+/** `L0.N5`, `L0.H3`, `L0.MLP`, `L0.ATTN`. */
+export function componentLabel(c: ComponentRef): string {
+  switch (c.component) {
+    case 'neuron':
+      return `L${c.layer}.N${c.index}`;
+    case 'head':
+      return `L${c.layer}.H${c.index}`;
+    case 'mlp':
+      return `L${c.layer}.MLP`;
+    default:
+      return `L${c.layer}.ATTN`;
+  }
+}
+
+/** The enabled interventions, in order, as `POST analyze` takes them. */
+export function toWire(list: readonly Intervention[]): InterventionWire[] {
+  return list
+    .filter(i => i.enabled)
+    .map(i => ({
+      component: i.component,
+      layer: i.layer,
+      index: i.component === 'neuron' || i.component === 'head' ? i.index : null,
+      op: i.op,
+      value: VALUE_OF[i.op] ? i.value : 0,
+      positions: i.positions
+    }));
+}
+
+/** Whether two wire lists ask for the same thing (a re-run is not needed). */
+export function sameWire(a: readonly InterventionWire[], b: readonly InterventionWire[]): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Δ log-prob of each text token: intervened − plain (NaN where there is none, e.g. the first token). */
+export function deltas(plain: { length: number; logprobOf(i: number): number }, intervened: { logprobOf(i: number): number }): Float64Array {
+  const out = new Float64Array(plain.length);
+  for (let i = 0; i < plain.length; i++) {
+    out[i] = intervened.logprobOf(i) - plain.logprobOf(i);
+  }
+  return out;
+}
+
+const SPANS = [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20];
+
+/** The colour scale's span for these Δs: the smallest of 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20 at or above the largest |Δ|. */
+export function deltaSpan(values: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (Number.isFinite(values[i])) {
+      max = Math.max(max, Math.abs(values[i]));
+    }
+  }
+  return SPANS.find(s => s >= max - 1e-12) ?? SPANS[SPANS.length - 1];
+}
+
+/** Signed with 2 decimals (3 below 0.1): `+0.84`, `−0.012`. */
+export function signedDelta(x: number): string {
+  if (!Number.isFinite(x)) {
+    return '—';
+  }
+  const digits = Math.abs(x) < 0.1 && x !== 0 ? 3 : 2;
+  return (x >= 0 ? '+' : '\u2212') + Math.abs(x).toFixed(digits);
+}
