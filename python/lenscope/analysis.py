@@ -273,10 +273,11 @@ def analyze(
     check_response_size(len(spans.ids), top_k, top_neurons if d_mlp else 0)
     intervene, applied = None, []
     if interventions:
-        from lenscope.interventions import check, selection_means, window_hooks
+        from lenscope.interventions import check, patch_sources, selection_means, window_hooks
 
         check(model, interventions, len(spans.ids))
         means = selection_means(model, plan, interventions, neuron_means)
+        means.patches = patch_sources(model, plan, context, interventions)
         intervene = window_hooks(model, plan, interventions, means)
         applied = [{"label": iv.label(), "mean_from": means.source.get(i)} for i, iv in enumerate(interventions)]
     out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings, intervene)

@@ -12,7 +12,12 @@ head        ``blocks.L.attn.hook_z[..., h, :]``   zero, mean, scale, steer (add 
                                                   the head's own output: ``z *= 1 + value``)
 mlp         ``blocks.L.hook_mlp_out``             zero, mean, scale
 attn        ``blocks.L.hook_attn_out``            zero, mean, scale
+resid       ``blocks.L.hook_resid_pre``           zero, mean, scale
 ==========  ====================================  =========================================
+
+Every component can also be **patched**: set to its activation in a run over ``source`` (another
+text of the same token count, with the same context; both in one window), as activation patching
+does with a clean and a corrupted text (:mod:`lenscope.patching`).
 
 ``positions`` are text token indices (the token's own position: a neuron "at" token ``i``);
 ``None`` means every position after the BOS, context included. A **mean** is taken over the
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -34,13 +39,14 @@ import torch
 from lenscope.errors import InvalidInput
 from lenscope.windows import Window
 
-Component = Literal["neuron", "head", "mlp", "attn"]
-Op = Literal["zero", "mean", "set", "scale", "steer"]
+Component = Literal["neuron", "head", "mlp", "attn", "resid"]
+Op = Literal["zero", "mean", "set", "scale", "steer", "patch"]
 OPS: dict[str, tuple[str, ...]] = {
-    "neuron": ("zero", "mean", "set", "scale", "steer"),
-    "head": ("zero", "mean", "scale", "steer"),
-    "mlp": ("zero", "mean", "scale"),
-    "attn": ("zero", "mean", "scale"),
+    "neuron": ("zero", "mean", "set", "scale", "steer", "patch"),
+    "head": ("zero", "mean", "scale", "steer", "patch"),
+    "mlp": ("zero", "mean", "scale", "patch"),
+    "attn": ("zero", "mean", "scale", "patch"),
+    "resid": ("zero", "mean", "scale", "patch"),
 }
 
 
@@ -52,36 +58,40 @@ class Intervention:
     op: Op = "zero"
     value: float = 0.0  # set: the value; scale: the factor; steer: the coefficient
     positions: tuple[int, ...] | None = None  # text token indices; None: every position
+    source: str | None = None  # patch: the text whose activation is patched in
 
     def label(self) -> str:
-        what = {"neuron": f"L{self.layer}.N{self.index}", "head": f"L{self.layer}.H{self.index}",
-                "mlp": f"L{self.layer}.MLP", "attn": f"L{self.layer}.ATTN"}[self.component]  # fmt: skip
+        what = {"neuron": f"L{self.layer}.N{self.index}", "head": f"L{self.layer}.H{self.index}", "mlp": f"L{self.layer}.MLP",
+                "attn": f"L{self.layer}.ATTN", "resid": f"L{self.layer}.RESID"}[self.component]  # fmt: skip
         how = {"zero": "zero", "mean": "mean", "set": f"set {self.value:g}", "scale": f"x{self.value:g}",
-               "steer": f"steer {self.value:+g}"}[self.op]  # fmt: skip
+               "steer": f"steer {self.value:+g}", "patch": "patched"}[self.op]  # fmt: skip
         where = "" if self.positions is None else " @" + ",".join(str(p) for p in self.positions)
         return f"{what} {how}{where}"
 
     def hook_name(self) -> str:
         if self.component == "neuron" and self.op == "steer":
             return f"blocks.{self.layer}.hook_mlp_out"
-        names = {"neuron": "mlp.hook_post", "head": "attn.hook_z", "mlp": "hook_mlp_out", "attn": "hook_attn_out"}
+        names = {"neuron": "mlp.hook_post", "head": "attn.hook_z", "mlp": "hook_mlp_out", "attn": "hook_attn_out",
+                 "resid": "hook_resid_pre"}  # fmt: skip
         return f"blocks.{self.layer}.{names[self.component]}"
 
 
-SPEC = re.compile(r"^L(\d+)\.(?:N(\d+)|H(\d+)|(MLP|ATTN))$", re.I)
+SPEC = re.compile(r"^L(\d+)\.(?:N(\d+)|H(\d+)|(MLP|ATTN|RESID))$", re.I)
 
 
 def parse_component(spec: str) -> tuple[Component, int, int | None]:
-    """``L0.N123`` (a neuron), ``L0.H3`` (a head), ``L0.MLP``, ``L0.ATTN`` (a whole layer)."""
+    """``L0.N123`` (a neuron), ``L0.H3`` (a head), ``L0.MLP``, ``L0.ATTN`` (a whole layer), ``L0.RESID``
+    (the residual stream before the layer)."""
     m = SPEC.match(spec.strip())
     if not m:
-        raise InvalidInput(f"{spec!r} is not a component: write L0.N123 (a neuron), L0.H3 (a head), L0.MLP or L0.ATTN")
+        raise InvalidInput(f"{spec!r} is not a component: write L0.N123 (a neuron), L0.H3 (a head), L0.MLP, L0.ATTN or L0.RESID")
     layer = int(m.group(1))
     if m.group(2) is not None:
         return "neuron", layer, int(m.group(2))
     if m.group(3) is not None:
         return "head", layer, int(m.group(3))
-    return ("mlp" if m.group(4).upper() == "MLP" else "attn"), layer, None
+    whole: dict[str, Component] = {"MLP": "mlp", "ATTN": "attn", "RESID": "resid"}
+    return whole[m.group(4).upper()], layer, None
 
 
 def check(model: Any, interventions: Sequence[Intervention], n_text: int) -> None:
@@ -105,6 +115,8 @@ def check(model: Any, interventions: Sequence[Intervention], n_text: int) -> Non
             raise InvalidInput(f"{where}: index must be between 0 and {limit - 1}, got {iv.index}")
         if limit is None and iv.index is not None:
             raise InvalidInput(f"{where}: a whole layer takes no index")
+        if (iv.op == "patch") != (iv.source is not None):
+            raise InvalidInput(f"{where}: source (the text to patch from) goes with op patch, and only with it")
         if iv.positions is not None:
             if not iv.positions:
                 raise InvalidInput(f"{where}: positions is empty (leave it out for every position)")
@@ -115,10 +127,34 @@ def check(model: Any, interventions: Sequence[Intervention], n_text: int) -> Non
 
 @dataclass
 class Means:
-    """What a mean ablation sets each component to, and where that mean came from."""
+    """What a mean ablation sets each component to (and where that mean came from), and what a
+    patch sets it to: the source run's activation at each position of the one window."""
 
     values: dict[int, torch.Tensor]  # intervention's place in the list -> its mean activation
     source: dict[int, str]  # "index" or "selection"
+    patches: dict[int, torch.Tensor] = field(default_factory=dict)  # place -> [window positions, ...]
+
+
+def patch_sources(model: Any, plan: Any, context: str, interventions: Sequence[Intervention]) -> dict[int, torch.Tensor]:
+    """Each patch's source run: the same context, the same token count, one window."""
+    from lenscope.analysis import _plan
+
+    out: dict[int, torch.Tensor] = {}
+    for i, iv in enumerate(interventions):
+        if iv.op != "patch":
+            continue
+        assert iv.source is not None
+        source = _plan(model, iv.source, context, None, {"tokenize": 0.0})
+        if len(plan.windows) != 1 or len(source.seq) != len(plan.seq):
+            raise InvalidInput(
+                f"interventions[{i}] (patch): the source is {len(source.spans.ids)} tokens and the text "
+                f"{len(plan.spans.ids)}; patching needs the same count, in one window"
+            )
+        x = torch.tensor([[source.bos, *source.seq]], device=next(model.parameters()).device)
+        _, cache = model.run_with_cache(x, names_filter=lambda name, iv=iv: name == iv.hook_name())
+        act = cache[iv.hook_name()][0]
+        out[i] = act[:, iv.index] if iv.component in ("neuron", "head") else act
+    return out
 
 
 def selection_means(
@@ -159,7 +195,7 @@ def selection_means(
 
 def _firing_order(hook: str) -> tuple[int, int]:
     layer = int(hook.split(".")[1])
-    return layer, ["attn.hook_z", "hook_attn_out", "mlp.hook_post", "hook_mlp_out"].index(hook.split(".", 2)[2])
+    return layer, ["hook_resid_pre", "attn.hook_z", "hook_attn_out", "mlp.hook_post", "hook_mlp_out"].index(hook.split(".", 2)[2])
 
 
 def window_hooks(
@@ -182,14 +218,19 @@ def window_hooks(
                 rows += [b] * len(local)
                 cols += local
             if rows:
-                hooks.append((iv.hook_name(), _hook(iv, rows, cols, means.values.get(i), w_out)))
+                hooks.append((iv.hook_name(), _hook(iv, rows, cols, means.values.get(i), w_out, means.patches.get(i))))
         return hooks
 
     return build
 
 
 def _hook(
-    iv: Intervention, rows: list[int], cols: list[int], mean: torch.Tensor | None, w_out: torch.Tensor | None
+    iv: Intervention,
+    rows: list[int],
+    cols: list[int],
+    mean: torch.Tensor | None,
+    w_out: torch.Tensor | None,
+    patch: torch.Tensor | None = None,
 ) -> Callable[..., Any]:
     r, c = torch.tensor(rows), torch.tensor(cols)
     direction = w_out[iv.layer, iv.index].float() if w_out is not None and iv.component == "neuron" else None
@@ -210,6 +251,9 @@ def _hook(
             new = mean.to(act.device, act.dtype).expand_as(cur)
         elif iv.op == "set":
             new = torch.full_like(cur, iv.value)
+        elif iv.op == "patch":
+            assert patch is not None
+            new = patch.to(act.device, act.dtype)[rc[1]]
         elif iv.op == "scale":
             new = cur * iv.value
         else:  # steer a head: add value times its own output

@@ -102,12 +102,13 @@ Context = Annotated[str, Field(max_length=MAX_CONTEXT_CHARS), Clean]
 
 class InterventionWire(_Strict):
     """One intervention (``lenscope.interventions``): neuron zero/mean/set/scale/steer, head
-    zero/mean/scale/steer, a whole MLP or attention layer (``mlp`` / ``attn``) zero/mean/scale."""
+    zero/mean/scale/steer, a whole MLP or attention layer or the residual stream before a layer
+    (``mlp`` / ``attn`` / ``resid``) zero/mean/scale; any of them ``patch`` from ``source``."""
 
-    component: Literal["neuron", "head", "mlp", "attn"]
+    component: Literal["neuron", "head", "mlp", "attn", "resid"]
     layer: int = Field(ge=0, le=MAX_LAYERS - 1)
     index: int | None = Field(None, ge=0, le=MAX_NEURON_INDEX, description="The neuron or head; none for a whole layer")
-    op: Literal["zero", "mean", "set", "scale", "steer"] = "zero"
+    op: Literal["zero", "mean", "set", "scale", "steer", "patch"] = "zero"
     value: float = Field(
         0.0,
         ge=-MAX_INTERVENTION_VALUE,
@@ -118,6 +119,38 @@ class InterventionWire(_Strict):
     positions: list[Annotated[int, Field(ge=0, le=MAX_TEXT_TOKENS - 1)]] | None = Field(
         None, max_length=MAX_TEXT_TOKENS, description="Text token indices; every position (after the BOS) when omitted"
     )
+    source: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), Clean] | None = Field(
+        None, description="patch: the text (same token count, same context, one window) whose activation is patched in"
+    )
+
+
+class PatchRequest(_Strict):
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    clean: Text = Field(description="The text whose activations are patched in")
+    corrupted: Text = Field(description="The text patched (the same token count, one window)")
+    target: int = Field(ge=0, le=2**31 - 1, description="Metric: logit(target) - logit(baseline) ...")
+    baseline: int = Field(ge=0, le=2**31 - 1)
+    position: int | None = Field(None, ge=0, le=MAX_TEXT_TOKENS - 1, description="... at this token; default: the last")
+
+
+class PatchResponse(_Strict):
+    """Restored share ``(patched - corrupted) / (clean - corrupted)`` of the metric, patching one
+    component at one position from the clean run into the corrupted run."""
+
+    model: str
+    clean: TokensWire
+    corrupted: TokensWire
+    target: int
+    baseline: int
+    position: int
+    clean_value: float
+    corrupted_value: float
+    resid_pre: NDArray = Field(description="float32 [layers, positions]: the residual stream before each layer")
+    attn_out: NDArray = Field(description="float32 [layers, positions]: each attention layer's output")
+    mlp_out: NDArray = Field(description="float32 [layers, positions]: each MLP's output (NaN without an MLP)")
+    heads: NDArray = Field(description="float32 [layers, heads, positions]: each head's output (hook_z)")
+    strings: IdStrings
+    timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
 class AppliedIntervention(_Strict):

@@ -25,6 +25,7 @@ from lenscope.wire import (
     AttributeRequest,
     CompareRequest,
     IndexBuildRequest,
+    PatchRequest,
     encode_msgpack,
 )
 from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, status_for
@@ -176,6 +177,13 @@ class AttentionHandler(LenscopeHandler):
         self.send_served(await self.service.attention(self.parse_body(AttentionRequest), self.encoding()))
 
 
+class PatchHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.send_served(await self.service.patch(self.parse_body(PatchRequest), self.encoding()))
+
+
 class NeuronHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -321,6 +329,7 @@ HANDLERS: dict[str, type[LenscopeHandler]] = {
     "/activations": ActivationsHandler,
     "/attribute": AttributeHandler,
     "/attention": AttentionHandler,
+    "/patch": PatchHandler,
     "/neurons/{model}/{layer}/{index}": NeuronHandler,
     "/neurons/{model}/{layer}/{index}/inputs": NeuronInputsHandler,
     "/neurons/{model}/search": NeuronSearchHandler,

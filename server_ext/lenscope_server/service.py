@@ -15,7 +15,7 @@ from typing import Any
 from lenscope.errors import LenscopeError
 from lenscope.index.card import neuron_card, neuron_row, neurons_for_token, stored_document
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
-from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttentionRequest, AttributeRequest
+from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttentionRequest, AttributeRequest, PatchRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.worker.client import WorkerClient
@@ -147,6 +147,14 @@ class LenscopeService:
         model = request.model or self.default_model
         args = {**request.model_dump(), "model": model, "encoding": encoding}
         result = await self._tracked(model, "attention", args)
+        total = (time.perf_counter() - t0) * 1000
+        return Served(result["payload"], encoding, "worker", total, total)
+
+    async def patch(self, request: PatchRequest, encoding: str) -> Served:
+        """Activation patching over two texts (not cached: the two texts are rarely asked twice)."""
+        t0 = time.perf_counter()
+        model = request.model or self.default_model
+        result = await self._tracked(model, "patch", {**request.model_dump(), "model": model, "encoding": encoding})
         total = (time.perf_counter() - t0) * 1000
         return Served(result["payload"], encoding, "worker", total, total)
 

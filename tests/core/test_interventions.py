@@ -144,7 +144,7 @@ def test_the_intervened_neuron_is_what_is_reported(gelu) -> None:
         (Intervention("neuron", 1, 5), "layer must be between 0 and 0"),
         (Intervention("neuron", 0, 4096), "index must be between 0 and 1023"),
         (Intervention("head", 0, 8), "index must be between 0 and 7"),
-        (Intervention("head", 0, 1, "set", 1.0), "a head can be zero, mean, scale, steer, not set"),
+        (Intervention("head", 0, 1, "set", 1.0), "a head can be zero, mean, scale, steer, patch, not set"),
         (Intervention("mlp", 0, 3), "a whole layer takes no index"),
         (Intervention("neuron", 0, 1, positions=(999,)), "positions must be text tokens 0 .."),
         (Intervention("neuron", 0, 1, positions=()), "positions is empty"),
@@ -162,3 +162,40 @@ def test_parse_component() -> None:
     assert parse_component("L0.attn") == ("attn", 0, None)
     with pytest.raises(InvalidInput, match="not a component"):
         parse_component("N5")
+
+
+PATCH_CLEAN, PATCH_CORRUPTED = "x = 'cat'\nprint(x)\n", "y = 'cat'\nprint(y)\n"
+
+
+@pytest.mark.parametrize("component,index", [("resid", None), ("attn", None), ("mlp", None), ("head", 3), ("neuron", 17)])
+def test_patch_from_a_source_text_equals_a_plain_hook(gelu, component: str, index: int | None) -> None:
+    iv = Intervention(component, 0, index, "patch", positions=(2, 5), source=PATCH_CLEAN)  # type: ignore[arg-type]
+    got = analyze(gelu, PATCH_CORRUPTED, interventions=[iv])
+    ids = got.tokens.ids.tolist()
+    clean_ids = gelu.tokenizer(PATCH_CLEAN, add_special_tokens=False)["input_ids"]
+    _, cache = gelu.run_with_cache(torch.tensor([[gelu.tokenizer.bos_token_id, *clean_ids]]))
+    clean = cache[iv.hook_name()][0]
+
+    def hook(act, hook):
+        act = act.clone()
+        for p in (3, 6):  # text tokens 2 and 5, BOS first
+            if index is None:
+                act[0, p] = clean[p]
+            else:
+                act[0, p, index] = clean[p, index]
+        return act
+
+    want = reference_logprobs(gelu, ids, [(iv.hook_name(), hook)])
+    np.testing.assert_allclose(got.predictions.actual_logprob[: len(ids)], want, atol=1e-4)
+    assert got.interventions[0]["label"] == f"{iv.label()}"
+
+
+def test_patching_the_whole_residual_stream_gives_the_source_run(gelu) -> None:
+    got = analyze(gelu, PATCH_CORRUPTED, interventions=[Intervention("resid", 0, None, "patch", source=PATCH_CLEAN)])
+    clean = analyze(gelu, PATCH_CLEAN)
+    # every position now computes the clean run's distribution; scored against the corrupted text's tokens
+    np.testing.assert_allclose(got.predictions.top_logprobs, clean.predictions.top_logprobs, atol=1e-4)
+    with pytest.raises(InvalidInput, match="patching needs the same count"):
+        analyze(gelu, PATCH_CORRUPTED, interventions=[Intervention("attn", 0, None, "patch", source="x = 1")])
+    with pytest.raises(InvalidInput, match="source .* goes with op patch"):
+        analyze(gelu, PATCH_CORRUPTED, interventions=[Intervention("attn", 0, None, "zero", source=PATCH_CLEAN)])

@@ -61,7 +61,7 @@ async def test_mean_ablation_uses_the_models_index(jp_fetch, gelu) -> None:
     [
         (
             {"component": "head", "layer": 0, "index": 1, "op": "set", "value": 1},
-            "a head can be zero, mean, scale, steer, not set",
+            "a head can be zero, mean, scale, steer, patch, not set",
         ),
         ({"component": "neuron", "layer": 0, "index": 5000}, "index must be between 0 and 1023"),
         ({"component": "neuron", "layer": 3, "index": 1}, "layer must be between 0 and 0"),
@@ -73,3 +73,46 @@ async def test_mean_ablation_uses_the_models_index(jp_fetch, gelu) -> None:
 async def test_bad_interventions(jp_fetch, iv: dict, words: str) -> None:
     status, error, _ = await error_of(post_analyze(jp_fetch, {"text": TEXT, "interventions": [iv]}))
     assert status == 400 and words in error["error"]["message"], error
+
+
+CLEAN, CORRUPTED = "x = 'cat'\nprint(", "y = 'cat'\nprint("
+
+
+async def test_patching_grid_equals_the_core_and_a_cell_applies_inline(jp_fetch, gelu) -> None:
+    import json
+
+    from lenscope.patching import patch_grid, patch_grid_to_wire
+    from lenscope.wire import PatchResponse, decode_msgpack, encode_msgpack, wire_equal
+    from tests.server.helpers import MSGPACK
+
+    x, y = (gelu.tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in ("x", "y"))
+    body = {"clean": CLEAN, "corrupted": CORRUPTED, "target": x, "baseline": y}
+    response = await jp_fetch("lenscope", "api", "patch", method="POST", body=json.dumps(body),
+                              headers={"Content-Type": "application/json", "Accept": MSGPACK})  # fmt: skip
+    PatchResponse.model_validate(body_of(response))
+    got = decode_msgpack(response.body)
+    want = decode_msgpack(
+        encode_msgpack(patch_grid_to_wire(patch_grid(gelu, CLEAN, CORRUPTED, x, y, model_name="lenscope-gelu-1l")))
+    )
+    assert wire_equal({k: v for k, v in got.items() if k != "timings_ms"}, want)
+    assert got["resid_pre"][0, 0] == pytest.approx(1.0, abs=1e-4)
+    # the strongest head cell, applied inline as a patch intervention on the corrupted text
+    layer, head, pos = np.unravel_index(np.argmax(got["heads"]), got["heads"].shape)
+    iv = {"component": "head", "layer": int(layer), "index": int(head), "op": "patch", "source": CLEAN, "positions": [int(pos)]}
+    patched = decoded(await post_analyze(jp_fetch, {"text": CORRUPTED, "interventions": [iv]}))
+    plain = decoded(await post_analyze(jp_fetch, {"text": CORRUPTED}))
+    assert patched["interventions"][0]["label"] == f"L{layer}.H{head} patched @{pos}"
+    assert not np.allclose(patched["predictions"]["top_logprobs"][-1], plain["predictions"]["top_logprobs"][-1])
+
+
+async def test_bad_patch_requests(jp_fetch) -> None:
+    import json
+
+    for body, words in (
+        ({"clean": CLEAN, "corrupted": CORRUPTED + "zz", "target": 1, "baseline": 2}, "same token count"),
+        ({"clean": CLEAN, "corrupted": CORRUPTED, "target": 99999, "baseline": 2}, "target must be between 0 and 4095"),
+        ({"clean": CLEAN, "corrupted": CORRUPTED, "target": 1}, "baseline: Field required"),
+    ):
+        status, error, _ = await error_of(jp_fetch("lenscope", "api", "patch", method="POST", body=json.dumps(body),
+                                                   headers={"Content-Type": "application/json"}))  # fmt: skip
+        assert status == 400 and words in error["error"]["message"], error

@@ -295,6 +295,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/patch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Activation patching: the restored share of a logit difference, per layer, component and position */
+        post: operations["patch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -931,14 +948,15 @@ export interface components {
         /**
          * InterventionWire
          * @description One intervention (``lenscope.interventions``): neuron zero/mean/set/scale/steer, head
-         *     zero/mean/scale/steer, a whole MLP or attention layer (``mlp`` / ``attn``) zero/mean/scale.
+         *     zero/mean/scale/steer, a whole MLP or attention layer or the residual stream before a layer
+         *     (``mlp`` / ``attn`` / ``resid``) zero/mean/scale; any of them ``patch`` from ``source``.
          */
         InterventionWire: {
             /**
              * Component
              * @enum {string}
              */
-            component: "neuron" | "head" | "mlp" | "attn";
+            component: "neuron" | "head" | "mlp" | "attn" | "resid";
             /**
              * Index
              * @description The neuron or head; none for a whole layer
@@ -952,13 +970,19 @@ export interface components {
              * @default zero
              * @enum {string}
              */
-            op: "zero" | "mean" | "set" | "scale" | "steer";
+            op: "zero" | "mean" | "set" | "scale" | "steer" | "patch";
             /**
              * Positions
              * @description Text token indices; every position (after the BOS) when omitted
              * @default null
              */
             positions: number[] | null;
+            /**
+             * Source
+             * @description patch: the text (same token count, same context, one window) whose activation is patched in
+             * @default null
+             */
+            source: string | null;
             /**
              * Value
              * @description set: the value; scale: the factor; steer: the coefficient (a neuron: value * W_out[n] added to the MLP's output; a head: its output times 1 + value)
@@ -1246,6 +1270,72 @@ export interface components {
             max: number | null;
             /** Mean */
             mean: number;
+        };
+        /** PatchRequest */
+        PatchRequest: {
+            /** Baseline */
+            baseline: number;
+            /**
+             * Clean
+             * @description The text whose activations are patched in
+             */
+            clean: string;
+            /**
+             * Corrupted
+             * @description The text patched (the same token count, one window)
+             */
+            corrupted: string;
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /**
+             * Position
+             * @description ... at this token; default: the last
+             * @default null
+             */
+            position: number | null;
+            /**
+             * Target
+             * @description Metric: logit(target) - logit(baseline) ...
+             */
+            target: number;
+        };
+        /**
+         * PatchResponse
+         * @description Restored share ``(patched - corrupted) / (clean - corrupted)`` of the metric, patching one
+         *     component at one position from the clean run into the corrupted run.
+         */
+        PatchResponse: {
+            /** @description float32 [layers, positions]: each attention layer's output */
+            attn_out: components["schemas"]["NDArray"];
+            /** Baseline */
+            baseline: number;
+            clean: components["schemas"]["TokensWire"];
+            /** Clean Value */
+            clean_value: number;
+            corrupted: components["schemas"]["TokensWire"];
+            /** Corrupted Value */
+            corrupted_value: number;
+            /** @description float32 [layers, heads, positions]: each head's output (hook_z) */
+            heads: components["schemas"]["NDArray"];
+            /** @description float32 [layers, positions]: each MLP's output (NaN without an MLP) */
+            mlp_out: components["schemas"]["NDArray"];
+            /** Model */
+            model: string;
+            /** Position */
+            position: number;
+            /** @description float32 [layers, positions]: the residual stream before each layer */
+            resid_pre: components["schemas"]["NDArray"];
+            strings: components["schemas"]["IdStrings"];
+            /** Target */
+            target: number;
+            /** Timings Ms */
+            timings_ms?: {
+                [key: string]: number;
+            };
         };
         /**
          * PredictionsWire
@@ -2495,6 +2585,102 @@ export interface operations {
             };
             /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchRequest"];
+                "application/msgpack": components["schemas"]["PatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Activation patching: the restored share of a logit difference, per layer, component and position */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PatchResponse"];
+                    "application/msgpack": components["schemas"]["PatchResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -175,6 +175,16 @@ class Worker:
         wire = {**attention_to_wire(result), "timings_ms": {"attention": (time.perf_counter() - t0) * 1000}}
         return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
 
+    def op_patch(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.patching import patch_grid, patch_grid_to_wire
+
+        name = args["model"]
+        t0 = time.perf_counter()
+        result = patch_grid(self.model(name), args["clean"], args["corrupted"], args["target"], args["baseline"],
+                            position=args.get("position"), model_name=name)  # fmt: skip
+        wire = {**patch_grid_to_wire(result), "timings_ms": {"patch": (time.perf_counter() - t0) * 1000}}
+        return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
+
     def op_head_card(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.circuits import head_card_wire
 
