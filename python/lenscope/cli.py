@@ -53,15 +53,60 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     path = Path(args.path)
     text = read_file(path)
     context, selection = select_lines(text, args.lines)
+    interventions = [parse_intervention(spec) for spec in args.ablate]
     model = load_model(args.model, device=args.device)
-    result = analyze(model, selection, context=context, top_k=args.top_k, top_neurons=args.top_neurons, model_name=args.model)
+    kwargs = {"context": context, "top_k": args.top_k, "top_neurons": args.top_neurons, "model_name": args.model}
+    result = analyze(model, selection, interventions=interventions, **kwargs)  # type: ignore[arg-type]
     if args.json:
         from lenscope.wire import encode_json, to_wire
 
         sys.stdout.buffer.write(encode_json(to_wire(result)) + b"\n")
         return 0
+    if interventions:
+        _print_changes(analyze(model, selection, **kwargs), result, args.top)  # type: ignore[arg-type]
+        return 0
     _print_table(result)
     return 0
+
+
+def parse_intervention(spec: str) -> Any:
+    """``L0.N123`` (zero it), ``L0.N123=mean``, ``L0.H3=scale:0.5``, ``L0.N5=steer:4``, ``L0.N5=set:2``."""
+    from lenscope.interventions import OPS, Intervention, parse_component
+
+    what, _, how = spec.partition("=")
+    component, layer, index = parse_component(what)
+    op, _, value = (how or "zero").partition(":")
+    if op not in OPS[component] or op == "patch":
+        raise LenscopeError(f"--ablate {spec}: a {component} can be {', '.join(o for o in OPS[component] if o != 'patch')}")
+    try:
+        number = float(value) if value else (1.0 if op in ("scale", "steer") else 0.0)
+    except ValueError as exc:
+        raise LenscopeError(f"--ablate {spec}: {value!r} is not a number") from exc
+    return Intervention(component, layer, index, op, number)  # type: ignore[arg-type]
+
+
+def _print_changes(plain: Any, changed: Any, top: int) -> None:
+    """The tokens whose actual log-prob the interventions changed most, with the top prediction before and after."""
+    import numpy as np
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    n = len(plain.token_texts)
+    before, after = plain.predictions.actual_logprob[:n], changed.predictions.actual_logprob[:n]
+    delta = after - before
+    labels = ", ".join(
+        a["label"] + (f" (mean over the {a['mean_from']})" if a["mean_from"] else "") for a in changed.interventions
+    )
+    table = Table(title=f"{changed.model} with {labels}: the {min(top, n)} tokens that changed most")
+    for col in ("#", "token", "lp before", "lp after", "change", "top-1 before", "top-1 after"):
+        table.add_column(col)
+    for i in np.argsort(-np.abs(np.nan_to_num(delta)))[:top]:
+        t_before, t_after = int(plain.predictions.top_ids[i, 0]), int(changed.predictions.top_ids[i, 0])
+        table.add_row(str(i), escape(visible(plain.token_texts[i])), f"{before[i]:.2f}", f"{after[i]:.2f}", f"{delta[i]:+.2f}",
+                      escape(visible(plain.strings[t_before])), escape(visible(changed.strings[t_after])))  # fmt: skip
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    print(f"mean change of the actual token's log-prob over {n} tokens: {float(np.nanmean(delta)):+.3f} nats")
 
 
 def _print_table(result: object) -> None:
@@ -371,6 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--top-k", type=int, default=defaults.TOP_K)
     an.add_argument("--top-neurons", type=int, default=defaults.TOP_NEURONS)
     an.add_argument("--json", action="store_true", help="print the wire schema's JSON instead of a table")
+    an.add_argument("--ablate", action="append", default=[], metavar="SPEC",
+                    help="re-run with a component changed, e.g. L0.N123 (zeroed), L0.H3, L0.MLP, L0.N5=mean, "
+                         "L0.H3=scale:0.5, L0.N5=steer:4, L0.N5=set:2 (repeatable); prints what changed")  # fmt: skip
+    an.add_argument("--top", type=int, default=20, help="with --ablate: the tokens shown")
     an.set_defaults(func=cmd_analyze)
     wy = sub.add_parser("why", help="why the model predicted the next token after a place in a file (direct logit attribution)")
     wy.add_argument("path")

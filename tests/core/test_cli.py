@@ -121,3 +121,29 @@ def test_why_explains_a_prediction_at_a_place(tmp_path: Path) -> None:
     assert value == parts and "after ·os" in first and "Heads, by |direct part|" in out.stdout
     bad = run("why", str(f), "--line", "99", "--col", "1")
     assert bad.returncode == 2 and "outside" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_analyze_with_interventions_prints_what_changed(gelu) -> None:
+    """`lenscope analyze FILE --ablate ...` as the README shows it: the mean change equals the core's."""
+    import re
+
+    import numpy as np
+    import pytest
+
+    from lenscope.analysis import analyze
+    from lenscope.cli import parse_intervention, select_lines
+
+    out = lenscope("analyze", "examples/tour.py", "--lines", "8:15", "--ablate", "L0.N23", "--ablate", "L0.H3=scale:0.5",
+                   cwd=EXAMPLES.parent)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    flat = " ".join(out.stdout.split())
+    assert "with L0.N23 zero, L0.H3 x0.5" in flat
+    context, selection = select_lines((EXAMPLES / "tour.py").read_text(), (8, 15))
+    ivs = [parse_intervention("L0.N23"), parse_intervention("L0.H3=scale:0.5")]
+    n = len(analyze(gelu, selection, context=context).token_texts)
+    delta = (analyze(gelu, selection, context=context, interventions=ivs).predictions.actual_logprob
+             - analyze(gelu, selection, context=context).predictions.actual_logprob)[:n]  # fmt: skip
+    shown = float(re.search(r"over \d+ tokens: ([+-][0-9.]+) nats", out.stdout).group(1))
+    assert shown == pytest.approx(float(np.nanmean(delta)), abs=2e-3)
+    bad = lenscope("analyze", "examples/tour.py", "--ablate", "L0.H3=set:1", cwd=EXAMPLES.parent)
+    assert bad.returncode == 2 and "a head can be zero, mean, scale, steer" in bad.stderr and "Traceback" not in bad.stderr

@@ -197,5 +197,5 @@ def test_patching_the_whole_residual_stream_gives_the_source_run(gelu) -> None:
     np.testing.assert_allclose(got.predictions.top_logprobs, clean.predictions.top_logprobs, atol=1e-4)
     with pytest.raises(InvalidInput, match="patching needs the same count"):
         analyze(gelu, PATCH_CORRUPTED, interventions=[Intervention("attn", 0, None, "patch", source="x = 1")])
-    with pytest.raises(InvalidInput, match="source .* goes with op patch"):
+    with pytest.raises(InvalidInput, match=r"source .* goes with op patch"):
         analyze(gelu, PATCH_CORRUPTED, interventions=[Intervention("attn", 0, None, "zero", source=PATCH_CLEAN)])
