@@ -88,12 +88,13 @@ export function attentionColor(weight: number): string {
 
 /**
  * An intervention's Δ log-prob of a token (intervened − plain): red where it hurts (Δ < 0),
- * blue where it helps; alpha by |Δ| / span, full at the span.
+ * blue where it helps; alpha 0.7 · sqrt(|Δ| / span), full at the span (the square root keeps
+ * the many small changes visible beside the few large ones).
  */
 export function deltaColor(delta: number, span = 1): string {
   if (!Number.isFinite(delta) || delta === 0 || !(span > 0)) {
     return 'transparent';
   }
-  const a = (0.65 * Math.min(1, Math.abs(delta) / span)).toFixed(3);
+  const a = (0.7 * Math.sqrt(Math.min(1, Math.abs(delta) / span))).toFixed(3);
   return delta < 0 ? `rgba(220, 40, 40, ${a})` : `rgba(40, 110, 230, ${a})`;
 }

@@ -1,6 +1,6 @@
 /**
  * Interventions on the analyzed text, the pure part: a typed component (`L0.N123`, `L0.H3`,
- * `L0.MLP`, `L0.ATTN`), the ops each component allows, labels, the list as `POST analyze`'s
+ * `L0.MLP`, `L0.ATTN`, `L0.RESID` where the server has it), the ops each component allows, labels, the list as `POST analyze`'s
  * `interventions`, and the Δ log-prob (intervened − plain) of a token with its scale.
  */
 import type { components } from './api/schema';
@@ -8,7 +8,8 @@ import type { components } from './api/schema';
 export type InterventionWire = components['schemas']['InterventionWire'];
 export type AppliedIntervention = components['schemas']['AppliedIntervention'];
 export type Component = InterventionWire['component'];
-export type Op = InterventionWire['op'];
+/** The ops this frontend offers (`patch`, which needs a source text, is not one of them). */
+export type Op = Exclude<InterventionWire['op'], 'patch'>;
 
 /** What is changed: a neuron, a head, or a whole MLP / attention layer (index null). */
 export interface ComponentRef {
@@ -29,12 +30,18 @@ export interface Intervention extends ComponentRef {
 }
 
 /** The ops the server allows per component. */
-export const OPS: Record<Component, Op[]> = {
+export const OPS: Readonly<Record<string, Op[]>> = {
   neuron: ['zero', 'mean', 'set', 'scale', 'steer'],
   head: ['zero', 'mean', 'scale', 'steer'],
   mlp: ['zero', 'mean', 'scale'],
-  attn: ['zero', 'mean', 'scale']
+  attn: ['zero', 'mean', 'scale'],
+  resid: ['zero', 'mean', 'scale']
 };
+
+/** The ops component `c` allows. */
+export function opsOf(c: Component): Op[] {
+  return OPS[c] ?? [];
+}
 
 /** The ops that take a value, and what the value is. */
 export const VALUE_OF: Partial<Record<Op, string>> = { set: 'value', scale: 'factor', steer: 'coefficient' };
@@ -42,16 +49,17 @@ export const VALUE_OF: Partial<Record<Op, string>> = { set: 'value', scale: 'fac
 /** A sensible value when switching to an op: scale keeps half, steer adds one unit. */
 export const DEFAULT_VALUE: Record<Op, number> = { zero: 0, mean: 0, set: 0, scale: 0.5, steer: 1 };
 
-/** `L0.N123`, `L0.H3`, `L0.MLP`, `L0.ATTN` (case and spaces ignored, the `L` optional); null when not one. */
+/** `L0.N123`, `L0.H3`, `L0.MLP`, `L0.ATTN`, `L0.RESID` (case and spaces ignored, the `L` optional); null when not one. */
 export function parseComponent(spec: string): ComponentRef | null {
   const s = spec.replace(/\s+/g, '').toUpperCase();
   let m = /^L?(\d+)\.(N|H)(\d+)$/.exec(s);
   if (m) {
     return { component: m[2] === 'N' ? 'neuron' : 'head', layer: Number(m[1]), index: Number(m[3]) };
   }
-  m = /^L?(\d+)\.(MLP|ATTN)$/.exec(s);
+  m = /^L?(\d+)\.(MLP|ATTN|RESID)$/.exec(s);
   if (m) {
-    return { component: m[2] === 'MLP' ? 'mlp' : 'attn', layer: Number(m[1]), index: null };
+    const component = ({ MLP: 'mlp', ATTN: 'attn', RESID: 'resid' } as Record<string, string>)[m[2]] as Component;
+    return { component, layer: Number(m[1]), index: null };
   }
   return null;
 }
@@ -65,8 +73,10 @@ export function componentLabel(c: ComponentRef): string {
       return `L${c.layer}.H${c.index}`;
     case 'mlp':
       return `L${c.layer}.MLP`;
-    default:
+    case 'attn':
       return `L${c.layer}.ATTN`;
+    default:
+      return `L${c.layer}.${String(c.component).toUpperCase()}`;
   }
 }
 
@@ -80,7 +90,8 @@ export function toWire(list: readonly Intervention[]): InterventionWire[] {
       index: i.component === 'neuron' || i.component === 'head' ? i.index : null,
       op: i.op,
       value: VALUE_OF[i.op] ? i.value : 0,
-      positions: i.positions
+      positions: i.positions,
+      source: null
     }));
 }
 

@@ -10,7 +10,7 @@ import type { Attention } from './api/attention';
 import type { Attribution } from './api/attribution';
 import { CompareJobResult, Job, LenscopeApiError, HeadCard, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
 import { describe, hintFor, isAbort } from './errors';
-import { AppliedIntervention, ComponentRef, deltas, deltaSpan, Intervention, InterventionWire, OPS, sameWire, toWire } from './interventions';
+import { AppliedIntervention, ComponentRef, deltas, deltaSpan, Intervention, InterventionWire, opsOf, sameWire, toWire } from './interventions';
 import { JobPoller } from './jobs';
 import type { Settings } from './settings';
 import type { Target } from './target';
@@ -436,7 +436,7 @@ export class LenscopeModel {
         neurons: [neuron]
       });
       if (this.runValue?.analysis === run.analysis) {
-        this.runValue = { ...run, neuron: { ...neuron, activations } };
+        this.runValue = { ...this.runValue, neuron: { ...neuron, activations } };
         this.runChangedSignal.emit(this.runValue);
       }
     } catch (err) {
@@ -501,8 +501,8 @@ export class LenscopeModel {
     const op = what.op ?? 'zero';
     const problem = !this.runValue
       ? 'Analyze some text first: interventions change the current analysis.'
-      : !OPS[what.component].includes(op)
-        ? `${op} is not an op for a ${what.component} (${OPS[what.component].join(', ')})`
+      : !opsOf(what.component).includes(op)
+        ? `${op} is not an op for a ${what.component} (${opsOf(what.component).join(', ')})`
         : null;
     if (problem) {
       this.setInterventions({ error: problem });

@@ -39,6 +39,8 @@ describe('component specs', () => {
     expect(OPS.head).not.toContain('set');
     expect(OPS.mlp).toEqual(['zero', 'mean', 'scale']);
     expect(OPS.attn).toEqual(OPS.mlp);
+    expect(parseComponent('L1.resid')).toEqual({ component: 'resid', layer: 1, index: null });
+    expect(componentLabel(parseComponent('L1.resid')!)).toBe('L1.RESID');
   });
 });
 
@@ -51,9 +53,9 @@ describe('the wire list', () => {
       item({ id: 4, component: 'mlp', index: 9, op: 'scale', value: 0.5 })
     ];
     expect(toWire(list)).toEqual([
-      { component: 'neuron', layer: 0, index: 5, op: 'zero', value: 0, positions: null },
-      { component: 'head', layer: 0, index: 2, op: 'steer', value: 1.5, positions: [4] },
-      { component: 'mlp', layer: 0, index: null, op: 'scale', value: 0.5, positions: null }
+      { component: 'neuron', layer: 0, index: 5, op: 'zero', value: 0, positions: null, source: null },
+      { component: 'head', layer: 0, index: 2, op: 'steer', value: 1.5, positions: [4], source: null },
+      { component: 'mlp', layer: 0, index: null, op: 'scale', value: 0.5, positions: null, source: null }
     ]);
     expect(toWire([item({ enabled: false })])).toEqual([]);
   });
@@ -83,11 +85,11 @@ describe('Δ log-prob', () => {
     expect(deltaSpan([500])).toBe(20);
   });
 
-  it('colours red where the intervention hurts, blue where it helps, alpha by |Δ| / span', () => {
+  it('colours red where the intervention hurts, blue where it helps, alpha by sqrt(|Δ| / span)', () => {
     expect(deltaColor(0)).toBe('transparent');
     expect(deltaColor(NaN)).toBe('transparent');
-    expect(deltaColor(-1, 1)).toBe('rgba(220, 40, 40, 0.650)');
-    expect(deltaColor(0.25, 0.5)).toBe('rgba(40, 110, 230, 0.325)');
+    expect(deltaColor(-1, 1)).toBe('rgba(220, 40, 40, 0.700)');
+    expect(deltaColor(0.125, 0.5)).toBe('rgba(40, 110, 230, 0.350)');
     expect(deltaColor(-3, 0.5)).toBe(deltaColor(-0.5, 0.5));
   });
 

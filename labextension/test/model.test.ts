@@ -41,12 +41,12 @@ describe('choosing the model', () => {
 /** A server that answers /models and /analyze with a real payload, each analyze after `release()`. */
 function fakeServer() {
   const f = fixture('code');
-  const seen: { route: string; aborted: () => boolean }[] = [];
+  const seen: { route: string; aborted: () => boolean; body?: unknown }[] = [];
   const waiting: (() => void)[] = [];
   const fetchFn = async (url: string, init: RequestInit): Promise<Response> => {
     const route = url.split('/lenscope/api/')[1];
     const signal = init.signal;
-    seen.push({ route, aborted: () => !!signal?.aborted });
+    seen.push({ route, aborted: () => !!signal?.aborted, body: init.body });
     if (route === 'models') {
       return new Response(JSON.stringify({ default: 'lenscope-gelu-1l', models: LISTING }), { headers: { 'Content-Type': 'application/json' } });
     }
@@ -194,5 +194,59 @@ describe('LenscopeModel.attribute', () => {
     const got = await second;
     expect(got!.position).toBe(5);
     expect(got!.topNeurons.length).toBe(10);
+  });
+});
+
+describe('LenscopeModel interventions', () => {
+  const tick = () => new Promise(r => setTimeout(r, 0));
+
+  it('re-runs the same text with the enabled ones, aborts a superseded re-run, keeps the plain analysis', async () => {
+    const server = fakeServer();
+    const model = new LenscopeModel(server.client, settings);
+    const pending = model.analyze(target(server.f.text, server.f.context));
+    await tick();
+    server.release();
+    const run = (await pending)!;
+    const runs: (Run | null)[] = [];
+    model.runChanged.connect((_, r) => runs.push(r));
+
+    const a = model.addIntervention({ component: 'neuron', layer: 0, index: 5 })!;
+    await tick();
+    model.addIntervention({ component: 'head', layer: 0, index: 3, op: 'steer', value: 2, origin: 4 });
+    await tick();
+    const analyzes = server.seen.filter(s => s.route === 'analyze');
+    expect(analyzes).toHaveLength(3);
+    expect(analyzes[1].aborted()).toBe(true); // the first re-run, superseded
+    const body = decode(analyzes[2].body as Uint8Array) as Record<string, unknown>;
+    expect(body.text).toBe(server.f.text);
+    expect(body.context).toBe(server.f.context);
+    expect(body.interventions).toEqual([
+      { component: 'neuron', layer: 0, index: 5, op: 'zero', value: 0, positions: null, source: null },
+      { component: 'head', layer: 0, index: 3, op: 'steer', value: 2, positions: null, source: null }
+    ]);
+    expect(model.interventions.loading).toBe(true);
+    server.release();
+    await tick();
+    await tick();
+    const shown = model.run!;
+    expect(shown.analysis).toBe(run.analysis); // the plain one, untouched
+    expect(shown.intervened).toBeTruthy();
+    expect(shown.intervened!.deltas.length).toBe(run.analysis.length);
+    expect(runs[runs.length - 1]).toBe(shown);
+    expect(model.interventions.loading).toBe(false);
+
+    // all off: back to the plain analysis, nothing asked
+    model.toggleIntervention(a);
+    model.toggleIntervention(model.interventions.items[1].id, false);
+    expect(model.run!.intervened).toBeNull();
+    expect(server.seen.filter(s => s.route === 'analyze')).toHaveLength(4); // the one for "a off" (aborted)
+    model.clearInterventions();
+    expect(model.interventions.items).toHaveLength(0);
+  });
+
+  it('says why when there is no run or the op is not allowed', () => {
+    const model = new LenscopeModel(fakeServer().client, settings);
+    expect(model.addIntervention({ component: 'neuron', layer: 0, index: 1 })).toBeNull();
+    expect(model.interventions.error).toMatch(/Analyze some text first/);
   });
 });

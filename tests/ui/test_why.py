@@ -136,7 +136,7 @@ def test_why_view_matches_the_server_and_a_head_colours_its_sources(page: Any, l
 
     # keyboard: Tab from the toggle reaches the why view's entries; Enter on a head shows it
     page.locator(".ls-tooltip-pinned .ls-why-toggle").focus()
-    for _ in range(12):
+    for _ in range(30):  # each neuron chip is followed by its ablate button
         page.keyboard.press("Tab")
         if page.evaluate("() => document.activeElement.classList.contains('ls-why-head')"):
             break

@@ -400,7 +400,7 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
   head.append(el('span', 'ls-muted', ` token ${i} · its own log-prob ${fmt(own)}`));
   root.append(head);
 
-  if (a.compare) {
+  if (a.compare && !a.intervened) {
     const diff = clampedDiff(analysis.logprobOf(i), a.compare.analysis.logprobOf(i), a.compare.clamp);
     root.append(
       el('div', 'ls-tooltip-diff', `this token: ${analysis.model} ${fmt(analysis.logprobOf(i))} vs ${a.compare.analysis.model} ${fmt(a.compare.analysis.logprobOf(i))} · diff ${fmt(diff)} (B clamped at ${a.compare.clamp})`)
@@ -447,10 +447,10 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
   if (iv) {
     // before and after side by side, like a comparison's two models
     const pair = el('div', 'ls-compare ls-intervened');
-    const after = iv.analysis.after(i);
+    const next = (p: ReturnType<Analysis['after']>): string => (p.actual ? ` · next token's log-prob ${fmt(p.actual.logprob)}` : '');
     for (const [side, title, t] of [
-      ['plain', 'before', table],
-      ['intervened', `after${after.actual ? ` · next log-prob ${fmt(after.actual.logprob)}` : ''}`, topTable(iv.analysis, i, a.floor)]
+      ['plain', `before${next(pred)}`, table],
+      ['intervened', `after${next(iv.analysis.after(i))}`, topTable(iv.analysis, i, a.floor)]
     ] as const) {
       const col = el('div', 'ls-compare-side');
       col.dataset.side = side;

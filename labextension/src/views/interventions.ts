@@ -6,7 +6,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { el, visible } from '../format';
-import { componentLabel, DEFAULT_VALUE, Intervention, OPS, Op, parseComponent, VALUE_OF } from '../interventions';
+import { componentLabel, DEFAULT_VALUE, Intervention, Op, opsOf, parseComponent, VALUE_OF } from '../interventions';
 import type { LenscopeModel } from '../model';
 
 const MEAN_FROM: Record<string, string> = { index: 'mean over the workspace index', selection: 'mean over the selection' };
@@ -26,9 +26,9 @@ export class InterventionsView extends Widget {
       'Change neurons or heads and re-run the text: ✕ beside a neuron in a tooltip or a why view, “Ablate” on a card, or add one here. The text is then coloured by the change in each token’s log-prob.';
     const form = el('form', 'ls-iv-add');
     this.input.type = 'text';
-    this.input.placeholder = 'L0.N123 · L0.H3 · L0.MLP · L0.ATTN';
+    this.input.placeholder = 'L0.N123 · L0.H3 · L0.MLP · L0.ATTN · L0.RESID';
     this.input.spellcheck = false;
-    this.input.setAttribute('aria-label', 'add an intervention: L0.N123, L0.H3, L0.MLP or L0.ATTN (Enter)');
+    this.input.setAttribute('aria-label', 'add an intervention: L0.N123, L0.H3, L0.MLP, L0.ATTN or L0.RESID (Enter)');
     const add = el('button', 'ls-button', 'add');
     add.type = 'submit';
     form.append(this.input, add);
@@ -47,7 +47,7 @@ export class InterventionsView extends Widget {
     const spec = this.input.value.trim();
     const ref = parseComponent(spec);
     if (!ref) {
-      this.model.setInterventionError(`Not a component: “${spec}”. Type L0.N123 (a neuron), L0.H3 (a head), L0.MLP or L0.ATTN (a whole layer).`);
+      this.model.setInterventionError(`Not a component: “${spec}”. Type L0.N123 (a neuron), L0.H3 (a head), L0.MLP, L0.ATTN (a whole layer) or L0.RESID (the residual stream before layer 0).`);
       return;
     }
     if (this.model.addIntervention(ref) !== null) {
@@ -106,7 +106,7 @@ export class InterventionsView extends Widget {
     const op = el('select', 'ls-iv-op');
     op.dataset.role = 'op';
     op.setAttribute('aria-label', `what to do to ${label}`);
-    for (const o of OPS[item.component]) {
+    for (const o of opsOf(item.component)) {
       const option = el('option', '', o);
       option.value = o;
       option.selected = o === item.op;
@@ -160,10 +160,13 @@ export class InterventionsView extends Widget {
     const line = el('div', 'ls-iv-line');
     line.append(enable, name, op);
     if (what) {
-      line.append(el('span', 'ls-muted ls-iv-value-name', what), value);
+      const named = el('label', 'ls-iv-value-box');
+      named.append(el('span', 'ls-muted', `${what} `), value);
+      line.append(named);
     }
-    line.append(where, remove);
-    li.append(line);
+    const place = el('div', 'ls-iv-line ls-iv-where');
+    place.append(where, remove);
+    li.append(line, place);
     if (applied) {
       li.dataset.applied = applied.label;
       if (applied.mean_from) {
