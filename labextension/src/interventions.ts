@@ -122,11 +122,14 @@ export function deltaSpan(values: ArrayLike<number>): number {
   return SPANS.find(s => s >= max - 1e-12) ?? SPANS[SPANS.length - 1];
 }
 
-/** Signed with 2 decimals (3 below 0.1): `+0.84`, `−0.012`. */
+/** Signed with 2 decimals (3 below 0.1): `+0.84`, `−0.012`; `0.000` below 0.0005. */
 export function signedDelta(x: number): string {
   if (!Number.isFinite(x)) {
     return '—';
   }
-  const digits = Math.abs(x) < 0.1 && x !== 0 ? 3 : 2;
+  if (Math.abs(x) < 0.0005) {
+    return '0.000'; // not '+0.000' for a change that rounds away
+  }
+  const digits = Math.abs(x) < 0.1 ? 3 : 2;
   return (x >= 0 ? '+' : '\u2212') + Math.abs(x).toFixed(digits);
 }

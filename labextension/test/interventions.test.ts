@@ -98,5 +98,6 @@ describe('Δ log-prob', () => {
     expect(signedDelta(-1.2)).toBe('\u22121.20');
     expect(signedDelta(-0.012)).toBe('\u22120.012');
     expect(signedDelta(NaN)).toBe('—');
+    expect(signedDelta(1e-5)).toBe('0.000');
   });
 });

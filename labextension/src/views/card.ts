@@ -14,6 +14,7 @@ import { describe } from '../errors';
 import { el, fmt, visible } from '../format';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
+import { copyCodeButton } from './copycode';
 import { moveInList } from './analysis';
 import { activationLegend } from './legend';
 
@@ -78,10 +79,10 @@ export class NeuronCardView extends Widget {
   private ablateBar(): HTMLElement {
     const { model, layer, index } = this.args;
     const bar = el('div', 'ls-ablate-bar');
-    const button = el('button', 'ls-button ls-ablate-card', 'Ablate in the current analysis');
+    const button = el('button', 'ls-action ls-ablate-card', 'Ablate in the current analysis');
     button.title = `Zero L${layer}.N${index} at every position of the analyzed text and re-run it: the text is coloured by the change in log-prob (the panel's Interventions list can change the op)`;
     button.addEventListener('click', () => void this.commands.execute(CommandIDs.ablate, { model, component: 'neuron', layer, index }));
-    bar.append(button);
+    bar.append(button, copyCodeButton('this neuron\'s logit effects and inputs from the weights', () => ({ kind: 'neuronCardSnippet', request: { model, layer, index } }), 'ls-action ls-copy-code'));
     return bar;
   }
 

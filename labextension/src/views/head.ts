@@ -13,6 +13,7 @@ import { el, fmt, visible } from '../format';
 import { COPYING_NOTE, HeadArgs, headLabel, pairRows, POSITIVE_NOTE } from '../heads';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
+import { copyCodeButton } from './copycode';
 
 export class HeadCardView extends Widget {
   card: HeadCard | null = null;
@@ -38,13 +39,14 @@ export class HeadCardView extends Widget {
     const { model, layer, head } = this.args;
     const bar = el('div', 'ls-ablate-bar');
     if (!this.commands) {
+      bar.append(copyCodeButton('this head\'s copying score, positive share and OV / QK pairs', () => ({ kind: 'headCardSnippet', request: { model, layer, head } }), 'ls-action ls-copy-code'));
       return bar;
     }
     const commands = this.commands;
-    const button = el('button', 'ls-button ls-ablate-card', 'Ablate in the current analysis');
+    const button = el('button', 'ls-action ls-ablate-card', 'Ablate in the current analysis');
     button.title = `Zero L${layer}.H${head} at every position of the analyzed text and re-run it: the text is coloured by the change in log-prob (the panel's Interventions list can change the op)`;
     button.addEventListener('click', () => void commands.execute(CommandIDs.ablate, { model, component: 'head', layer, index: head }));
-    bar.append(button);
+    bar.append(button, copyCodeButton('this head\'s copying score, positive share and OV / QK pairs', () => ({ kind: 'headCardSnippet', request: { model, layer, head } }), 'ls-action ls-copy-code'));
     return bar;
   }
 

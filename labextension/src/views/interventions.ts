@@ -16,7 +16,7 @@ export class InterventionsView extends Widget {
   private readonly intro = el('p', 'ls-muted ls-iv-intro');
   private readonly status = el('div', 'ls-iv-status');
   private readonly input = el('input', 'ls-iv-add-input');
-  private readonly clearButton = el('button', 'ls-button ls-iv-clear', 'clear all');
+  private readonly clearButton = el('button', 'ls-action ls-iv-clear', 'clear all');
 
   constructor(private readonly model: LenscopeModel) {
     super();
@@ -29,7 +29,7 @@ export class InterventionsView extends Widget {
     this.input.placeholder = 'L0.N123 · L0.H3 · L0.MLP · L0.ATTN · L0.RESID';
     this.input.spellcheck = false;
     this.input.setAttribute('aria-label', 'add an intervention: L0.N123, L0.H3, L0.MLP, L0.ATTN or L0.RESID (Enter)');
-    const add = el('button', 'ls-button', 'add');
+    const add = el('button', 'ls-action', 'add');
     add.type = 'submit';
     form.append(this.input, add);
     form.addEventListener('submit', event => {
