@@ -22,6 +22,7 @@ import { LenscopeModel } from './model';
 import { LenscopePanel } from './panel';
 import { readSettings } from './settings';
 import { CommandIDs, ILenscope } from './tokens';
+import { copyCode } from './views/copycode';
 
 export { ILenscope, CommandIDs } from './tokens';
 export type { LenscopeModel, Run, Status } from './model';
@@ -67,7 +68,14 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
             openNeuron: (layer, index) => model.openNeuron(layer, index),
             attribute: (position, target, baseline) => model.attribute(position, target, 10, baseline ?? null),
             openHead: (name, layer, head) => void app.commands.execute(CommandIDs.openHead, { model: name, layer, head }),
-            ablate: (what, position) => void app.commands.execute(CommandIDs.ablate, { component: what.component, layer: what.layer, index: what.index, position })
+            ablate: (what, position) => void app.commands.execute(CommandIDs.ablate, { component: what.component, layer: what.layer, index: what.index, position }),
+            copyWhyCode: (button, position, target, baseline) => {
+              const run = model.run;
+              if (run) {
+                const request = { model: run.analysis.model, text: run.target.text, context: run.target.context, position, target, baseline, top: 10 };
+                copyCode(button, { kind: 'attributionSnippet', request });
+              }
+            }
           }, attentionMode.hooks))
     });
 

@@ -422,3 +422,24 @@ export function headCardSnippet(request: { model: string; layer: number; head: n
     ...FOOTER
   ]);
 }
+
+/** Every snippet by its function's name (what a "Copy as code" button says it copied, `data-snippet`). */
+export const SNIPPETS = {
+  analysisSnippet,
+  comparisonSnippet,
+  attributionSnippet,
+  attentionSnippet,
+  interventionSnippet,
+  patchSnippet,
+  corpusCompareSnippet,
+  neuronCardSnippet,
+  headCardSnippet
+};
+
+/** A snippet to make: which function, with the request its view made. */
+export type SnippetRequest = { [K in keyof typeof SNIPPETS]: { kind: K; request: Parameters<(typeof SNIPPETS)[K]>[0] } }[keyof typeof SNIPPETS];
+
+/** The Python cell for a snippet request. */
+export function snippetCode(s: SnippetRequest): string {
+  return (SNIPPETS[s.kind] as (request: unknown) => string)(s.request);
+}

@@ -25,6 +25,8 @@ export interface TooltipActions {
   toggleHead?: (a: Attribution, layer: number, head: number) => boolean;
   /** zero this neuron or head in the current analysis (every position; `position`: the token it came from) */
   ablate?: (what: ComponentRef, position: number) => void;
+  /** "Copy as code" of a why view: the Python cell of this attribution onto the clipboard (`snippets.ts`) */
+  copyWhyCode?: (button: HTMLElement, position: number, target: number | null, baseline: number | null) => void;
 }
 
 /** A small "ablate" button beside a chip: zero the component everywhere in this analysis (it re-runs). */
@@ -301,6 +303,13 @@ class WhySection {
       }
       this.last = attr;
       this.body.replaceChildren(buildWhy(attr, this.actions, this.targetLabel));
+      if (this.actions.copyWhyCode) {
+        const copy = el('button', 'ls-why-code', 'Copy as code');
+        copy.title = "Copy a Python cell that recomputes this attribution with lenscope's Python API and prints it";
+        const { target, baseline } = this;
+        onPress(copy, () => this.actions.copyWhyCode!(copy, this.position, target, baseline));
+        (this.body.querySelector('.ls-why-title') ?? this.body).append(copy);
+      }
       this.root.dataset.state = 'ready';
     } catch (err) {
       if (seq === this.seq) {

@@ -11,8 +11,27 @@ import { el, fmt, visible } from '../format';
 import type { LenscopeModel, Run, Status } from '../model';
 import { describeTarget } from '../target';
 import { CommandIDs } from '../tokens';
-import { signedDelta } from '../interventions';
+import { signedDelta, toWire } from '../interventions';
 import { activationLegend, deltaLegend, diffLegend, logprobLegend } from './legend';
+import type { SnippetRequest } from '../snippets';
+import { copyCodeButton } from './copycode';
+
+/**
+ * The snippet of what the analysis view shows: the analysis, the comparison with model B, or the
+ * analysis with the enabled interventions (their Δ per token).
+ */
+export function analysisCode(model: LenscopeModel, run: Run): SnippetRequest {
+  const s = model.settings;
+  const { analysis, target } = run;
+  const request = { model: analysis.model, text: target.text, context: target.context, top_k: analysis.prediction(0).top.length, top_neurons: s.topNeurons };
+  if (run.intervened) {
+    return { kind: 'interventionSnippet', request: { ...request, interventions: toWire(model.interventions.items) } };
+  }
+  if (run.compare) {
+    return { kind: 'comparisonSnippet', request: { ...request, model_b: run.compare.analysis.model, clamp: run.compare.clamp } };
+  }
+  return { kind: 'analysisSnippet', request };
+}
 
 /** Colour of token i in a run, exactly as the editor colours it. */
 export function runColour(run: Run, i: number, floor: number, scale: Parameters<typeof colorFor>[1], max: number): string {
@@ -49,6 +68,7 @@ export class AnalysisView extends Widget {
   private readonly neuronBox = el('div', 'ls-neuron');
   private readonly tokensBox = el('div', 'ls-tokens');
   private readonly timings = el('div', 'ls-timings ls-muted');
+  private readonly copyButton: HTMLButtonElement;
   private runs = 0;
   private timed: Run['analysis'] | null = null;
 
@@ -59,7 +79,12 @@ export class AnalysisView extends Widget {
   ) {
     super();
     this.addClass('ls-analysis');
-    this.node.append(this.heading, this.status, this.legendBox, this.neuronBox, this.tokensBox, this.timings);
+    this.copyButton = copyCodeButton('this analysis (log-probs, ranks, top-k; a comparison\'s differences; interventions\' Δ)', () =>
+      this.model.run ? analysisCode(this.model, this.model.run) : null
+    );
+    this.copyButton.classList.add('ls-analysis-code');
+    this.copyButton.hidden = true;
+    this.node.append(this.heading, this.copyButton, this.status, this.legendBox, this.neuronBox, this.tokensBox, this.timings);
     model.statusChanged.connect((_, s) => this.showStatus(s));
     model.runChanged.connect((_, run) => this.showRun(run));
     this.showStatus(model.status);
@@ -86,6 +111,7 @@ export class AnalysisView extends Widget {
     this.legendBox.replaceChildren();
     this.neuronBox.replaceChildren();
     this.tokensBox.replaceChildren();
+    this.copyButton.hidden = !run;
     if (!run) {
       this.timings.textContent = '';
       this.heading.textContent = '';

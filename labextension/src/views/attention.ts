@@ -14,6 +14,7 @@ import { el, fmt, visible } from '../format';
 import type { AttentionState, LenscopeModel } from '../model';
 import { describeTarget } from '../target';
 import { CommandIDs } from '../tokens';
+import { copyCodeButton } from './copycode';
 
 /** Rows and columns of the heatmap's window. */
 export const WINDOW = 40;
@@ -56,7 +57,15 @@ export class AttentionView extends Widget {
     this.canvas.addEventListener('mousemove', e => this.hoverCell(e));
     this.canvas.addEventListener('wheel', e => this.scroll(e), { passive: false });
     this.canvas.addEventListener('keydown', e => this.key(e));
-    this.details.append(summary, this.heading, this.modeButton, picker, this.status, this.legend, this.canvas, this.caption, this.sources);
+    const copy = copyCodeButton('each head\'s positional share and the sources of the token attended from', () => {
+      const run = model.run;
+      const a = model.attention;
+      return run && a.data
+        ? { kind: 'attentionSnippet', request: { model: a.data.model, text: run.target.text, context: run.target.context, layers: a.data.layers, k: a.data.k, token: a.token ?? 0 } }
+        : null;
+    });
+    copy.classList.add('ls-attention-code');
+    this.details.append(summary, this.heading, this.modeButton, copy, picker, this.status, this.legend, this.canvas, this.caption, this.sources);
     this.details.addEventListener('toggle', () => model.updateAttention({ open: this.details.open }));
     this.node.append(this.details);
     model.attentionChanged.connect(() => this.render());

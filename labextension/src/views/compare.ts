@@ -14,6 +14,17 @@ import { el, fmt, visible } from '../format';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
 import { moveInList } from './analysis';
+import { copyCodeButton } from './copycode';
+
+/** The folder Jupyter serves, as the page's config says (what `PageConfig.getOption('serverRoot')` reads). */
+function serverRoot(): string {
+  try {
+    const config = JSON.parse(document.getElementById('jupyter-config-data')?.textContent ?? '{}') as { serverRoot?: string };
+    return config.serverRoot || '.';
+  } catch {
+    return '.';
+  }
+}
 
 export function rowPlace(r: Pick<CompareRow, 'path' | 'cell' | 'line'>): string {
   return r.cell === null ? `${r.path}:${r.line}` : `${r.path} · cell ${r.cell + 1}:${r.line}`;
@@ -66,6 +77,12 @@ export class CompareView extends Widget {
       exports.append(a, document.createTextNode(' '));
     }
     head.append(exports);
+    const copy = copyCodeButton('this comparison (both models over the files, the top rows, A\'s MLP parts, the carriers)', () => ({
+      kind: 'corpusCompareSnippet',
+      // the comparison the panel starts: every file under the server's root
+      request: { model_a: a, model_b: b, paths: ['.'], clamp: result.clamp, min_count: this.model.settings.compareMinCount, root: serverRoot() }
+    }));
+    exports.append(copy);
 
     const filter = el('input', 'ls-search ls-compare-filter');
     filter.placeholder = 'filter by token or file';
