@@ -44,7 +44,9 @@ def tl_reference(model, clean: str, corrupted: str, target: int, baseline: int) 
 
 @pytest.mark.parametrize("which", ["gelu", "attn_only", "random"])
 def test_patching_equals_transformer_lens_helpers(request, gelu, which: str) -> None:
-    model = random_multi_layer(gelu.tokenizer, gelu.cfg.d_vocab, n_ctx=64) if which == "random" else request.getfixturevalue(which)
+    model = (
+        random_multi_layer(gelu.tokenizer, gelu.cfg.d_vocab, n_ctx=64) if which == "random" else request.getfixturevalue(which)
+    )
     target, baseline = ids_of(model, "x")[0], ids_of(model, "y")[0]
     got = patch_grid(model, CLEAN, CORRUPTED, target, baseline)
     ref = tl_reference(model, CLEAN, CORRUPTED, target, baseline)

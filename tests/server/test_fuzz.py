@@ -70,6 +70,14 @@ def _msgpack_serializer() -> None:
         return msgpack.unpackb(response.content, raw=False)
 
 
+def _error_code(response: Any) -> str | None:
+    try:
+        body = json.loads(response.content) if response.content[:1] == b"{" else msgpack.unpackb(response.content)
+        return str(body["error"]["code"])
+    except Exception:  # not an error body of ours
+        return None
+
+
 def test_every_route_survives_fuzzing_from_the_served_spec(server: tuple[str, Path]) -> None:
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -107,7 +115,12 @@ def test_every_route_survives_fuzzing_from_the_served_spec(server: tuple[str, Pa
         )
         @given(case=operation.as_strategy(generation_mode=mode))
         def fuzz(case: Any) -> None:
-            case.call_and_validate(base_url=base.rstrip("/"), headers=AUTH, checks=checks, timeout=120)
+            response = case.call(base_url=base.rstrip("/"), headers=AUTH, timeout=120)
+            if response.status_code == 503 and _error_code(response) == "model_unavailable":
+                # a real hub model name the fuzzer found (e.g. "gelu-1l"), not cached offline: a documented 503
+                case.validate_response(response, checks=[c for c in checks if c is not not_a_server_error])
+            else:
+                case.validate_response(response, checks=checks)
             ran[label] += 1
 
         return fuzz

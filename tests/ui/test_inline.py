@@ -357,6 +357,7 @@ def test_compare_over_the_workspace_and_open_a_result(page: Any, lab: Lab) -> No
     page.locator("#lenscope-panel .ls-compare-run").click()
     page.wait_for_selector('#lenscope-panel .ls-compare-corpus[data-job-state="done"]', timeout=180_000)
     rows = page.locator(".ls-compare-view .ls-compare-row")  # a main-area tab, opened when done
+    page.locator("#lenscope-panel .ls-open-comparison").click()  # and brought to the front (earlier tabs may cover it)
     rows.first.wait_for()
     assert rows.count() > 10
     diffs = [float(x) for x in rows.locator("td.ls-num:first-child").all_inner_texts()]
@@ -365,8 +366,11 @@ def test_compare_over_the_workspace_and_open_a_result(page: Any, lab: Lab) -> No
     path, line = first.get_attribute("data-path"), int(first.get_attribute("data-line") or 0)
     shot(page, "compare-corpus")
     first.locator("td").first.click()  # not the middle: A's neuron chips open their cards
-    current = "window.jupyterapp.shell.currentWidget"
-    page.wait_for_function(f"() => {current} && {current}.context && {current}.context.path === {json.dumps(path)}")
+    # the row's file is open and in front (an editor of an earlier test may hold the same file)
+    page.wait_for_function(
+        "p => Array.from(window.jupyterapp.shell.widgets('main')).some(w => w.context && w.context.path === p && w.isVisible)",
+        arg=path,
+    )
     page.wait_for_selector(".jp-FileEditor .ls-token, .jp-Notebook .ls-token")
     lines = {ln for _, _, ln in decorated(page)}
     assert line in lines  # the row's line is analyzed, compared, inline

@@ -56,7 +56,7 @@ def check_deltas(page: Any, plain: dict[str, Any], intervened: dict[str, Any]) -
     assert changed > 0, "the intervention changed nothing shown"
     # the panel's tokens carry the same Δs
     panel = page.evaluate(
-        "() => Array.from(document.querySelectorAll('.ls-flow-token[data-delta]')).map(e => [Number(e.dataset.lsToken), e.dataset.delta])"
+        "() => Array.from(document.querySelectorAll('.ls-flow-token[data-delta]')).map(e => [Number(e.dataset.lsToken), e.dataset.delta])"  # noqa: E501
     )
     assert panel
     for i, d in panel:
@@ -107,7 +107,8 @@ def test_ablate_from_a_tooltip_chip_toggle_and_steer(page: Any, lab: Lab) -> Non
     page.keyboard.press("Alt+Shift+K")
     page.wait_for_selector(f'.ls-tooltip-pinned[data-ls-token="{index}"] .ls-intervened')
     sides = page.evaluate(
-        """() => Object.fromEntries(Array.from(document.querySelectorAll('.ls-tooltip-pinned .ls-intervened .ls-compare-side')).map(c =>
+        """() => Object.fromEntries(
+            Array.from(document.querySelectorAll('.ls-tooltip-pinned .ls-intervened .ls-compare-side')).map(c =>
             [c.dataset.side, Array.from(c.querySelectorAll('.ls-topk-row')).map(r => Number(r.dataset.tokenId))]))"""
     )
     assert sides["plain"] == plain["predictions"]["top_ids"][index + 1].tolist()
@@ -138,7 +139,9 @@ def test_ablate_from_a_tooltip_chip_toggle_and_steer(page: Any, lab: Lab) -> Non
         """() => { const s = document.querySelector('.ls-iv-status');
             return s && s.dataset.state === 'done' && !s.textContent.includes('zero'); }"""
     )
-    steered = analyze_with(lab, selected, context, [{"component": "neuron", "layer": layer, "index": neuron, "op": "steer", "value": 3}])
+    steered = analyze_with(
+        lab, selected, context, [{"component": "neuron", "layer": layer, "index": neuron, "op": "steer", "value": 3}]
+    )
     assert page.locator(".ls-iv-status").text_content() == f"applied: {steered['interventions'][0]['label']}"
     check_deltas(page, plain, steered)
     shot(page, "interventions-steer-light")
@@ -168,18 +171,24 @@ def test_ablate_a_head_from_the_why_view_and_add_by_name(page: Any, lab: Lab) ->
     layer, h = int(head.get_attribute("data-layer")), int(head.get_attribute("data-index"))
     head.click()
     wait_applied(page, f"L{layer}.H{h} zero")
-    check_deltas(page, plain, analyze_with(lab, selected, context, [{"component": "head", "layer": layer, "index": h, "op": "zero"}]))
+    check_deltas(
+        page, plain, analyze_with(lab, selected, context, [{"component": "head", "layer": layer, "index": h, "op": "zero"}])
+    )
 
     # "this token only": only the token it came from is changed
     page.locator(".ls-iv-positions").select_option("one")
     page.wait_for_function("() => document.querySelector('.ls-iv-status').textContent.includes('@')")
-    only = analyze_with(lab, selected, context, [{"component": "head", "layer": layer, "index": h, "op": "zero", "positions": [index]}])
+    only = analyze_with(
+        lab, selected, context, [{"component": "head", "layer": layer, "index": h, "op": "zero", "positions": [index]}]
+    )
     check_deltas(page, plain, only)
 
     # add the MLP by name, mean-ablated: the note says where the mean came from
     page.locator(".ls-iv-add-input").fill("l0.mlp")
     page.locator(".ls-iv-add-input").press("Enter")
-    page.wait_for_function("() => document.querySelectorAll('.ls-iv').length === 2 && document.querySelector('.ls-iv-status').dataset.state === 'done'")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.ls-iv').length === 2 && document.querySelector('.ls-iv-status').dataset.state === 'done'"  # noqa: E501
+    )
     page.locator(".ls-iv").nth(1).locator(".ls-iv-op").select_option("mean")
     page.wait_for_selector(".ls-iv-mean")
     both = analyze_with(
@@ -193,7 +202,12 @@ def test_ablate_a_head_from_the_why_view_and_add_by_name(page: Any, lab: Lab) ->
     )
     check_deltas(page, plain, both)
     note = page.locator(".ls-iv-mean").text_content()
-    assert note == {"index": "mean over the workspace index", "selection": "mean over the selection"}[both["interventions"][1]["mean_from"]]
+    assert (
+        note
+        == {"index": "mean over the workspace index", "selection": "mean over the selection"}[
+            both["interventions"][1]["mean_from"]
+        ]
+    )
     # a bad name says so
     page.locator(".ls-iv-add-input").fill("L0.X1")
     page.locator(".ls-iv-add-input").press("Enter")
@@ -206,13 +220,20 @@ def test_ablate_from_the_neuron_and_head_cards(page: Any, lab: Lab) -> None:
     page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
     page.wait_for_selector(".ls-token")
     plain = server_analysis(lab, selected, context)
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:open-head', {model: 'lenscope-gelu-1l', layer: 0, head: 1})")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('lenscope:open-head', {model: 'lenscope-gelu-1l', layer: 0, head: 1})"
+    )
     page.locator(".ls-head-view .ls-ablate-card").click()
     wait_applied(page, "L0.H1 zero")
     check_deltas(page, plain, analyze_with(lab, selected, context, [{"component": "head", "layer": 0, "index": 1, "op": "zero"}]))
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:open-neuron', {model: 'lenscope-gelu-1l', layer: 0, index: 7})")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('lenscope:open-neuron', {model: 'lenscope-gelu-1l', layer: 0, index: 7})"
+    )
     page.locator('.ls-card-view[data-index="7"] .ls-ablate-card').click()
     wait_applied(page, "L0.N7 zero")
-    both = [{"component": "head", "layer": 0, "index": 1, "op": "zero"}, {"component": "neuron", "layer": 0, "index": 7, "op": "zero"}]
+    both = [
+        {"component": "head", "layer": 0, "index": 1, "op": "zero"},
+        {"component": "neuron", "layer": 0, "index": 7, "op": "zero"},
+    ]
     check_deltas(page, plain, analyze_with(lab, selected, context, both))
     shot(page, "interventions-card-light")
