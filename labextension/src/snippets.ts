@@ -268,26 +268,58 @@ function interventionLine(i: InterventionSnippetItem): string {
   return line + ')';
 }
 
-/** An analysis with interventions: per token the Δ log-prob (intervened − plain). */
-export function interventionSnippet(request: Omit<AnalyzeSnippetRequest, 'interventions'> & { interventions: InterventionSnippetItem[] }): string {
-  const mean = request.interventions.some(i => i.op === 'mean');
+/**
+ * An analysis with interventions: per token the Δ log-prob (intervened − plain). A neuron's
+ * `mean` is taken, as the server does, from the model's neuron index when there is one (the
+ * workspace's under `root`, else the shipped one), else over the text's tokens.
+ */
+export function interventionSnippet(request: Omit<AnalyzeSnippetRequest, 'interventions'> & { interventions: InterventionSnippetItem[]; root?: string }): string {
+  const mean = request.interventions.some(i => i.op === 'mean' && i.component === 'neuron');
+  const means = mean
+    ? [
+        `ROOT = Path(${pyString(request.root ?? '.')})  # the folder Jupyter serves: its workspace index wins over the shipped one`,
+        '',
+        '',
+        'def index_means(interventions):',
+        '    """A mean-ablated neuron\'s mean from the model\'s neuron index, as the server takes it (None: no index)."""',
+        '    folders = [ROOT / INDEXES_DIR, Path(lenscope.models.__file__).resolve().parent / "indexes"]',
+        '    for folder in folders:',
+        '        for path in sorted(p for p in folder.glob("*") if not p.name.startswith(".") and (p / "manifest.json").is_file()):',
+        '            try:',
+        '                index = open_index(path)',
+        '            except Exception:  # a broken index: the server skips it too',
+        '                continue',
+        '            if index.manifest.get("model") == MODEL:',
+        '                wanted = [(i.layer, i.index) for i in interventions if i.component == "neuron" and i.op == "mean"]',
+        '                return {(la, ix): float(index.arrays["mean"][neuron_row(index, la, ix)]) for la, ix in wanted}',
+        '    return None',
+        '',
+        '',
+        'MEANS = index_means(INTERVENTIONS)'
+      ]
+    : ['MEANS = None'];
   return join([
     ...header(
       'What if: the analysis re-run with the interventions, and each token\'s change of log-prob.',
-      ['from lenscope import analyze', 'from lenscope.interventions import Intervention'],
+      [
+        'from lenscope import analyze',
+        'from lenscope.interventions import Intervention',
+        ...(mean
+          ? ['from pathlib import Path', '', 'import lenscope.models', 'from lenscope.defaults import INDEXES_DIR', 'from lenscope.index.card import neuron_row', 'from lenscope.index.store import open_index']
+          : [])
+      ],
       modelOf(request)
     ),
     ...analyzeLines(request),
     'INTERVENTIONS = [',
     ...request.interventions.map(i => `    ${interventionLine(i)},`),
     ']',
-    ...(mean
-      ? ['# mean: here over this text\'s tokens; the server uses a neuron\'s mean from the workspace index when it has one']
-      : []),
+    ...means,
     '',
     'plain = analyze(model, TEXT, context=CONTEXT, top_k=TOP_K, top_neurons=TOP_NEURONS)',
-    'what_if = analyze(model, TEXT, context=CONTEXT, top_k=TOP_K, top_neurons=TOP_NEURONS, interventions=INTERVENTIONS)',
-    'print("applied:", ", ".join(i["label"] for i in what_if.interventions))',
+    'what_if = analyze(model, TEXT, context=CONTEXT, top_k=TOP_K, top_neurons=TOP_NEURONS, interventions=INTERVENTIONS,',
+    '                  neuron_means=MEANS)',
+    'print("applied:", ", ".join(i["label"] + (f" (mean from the {i[\'mean_from\']})" if i["mean_from"] else "") for i in what_if.interventions))',
     'tokens = []',
     'print(f"{\'#\':>4}  {\'token\':<16} {\'before\':>8} {\'after\':>8} {\'delta\':>8}")',
     'for i, text in enumerate(plain.token_texts):',

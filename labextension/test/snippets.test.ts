@@ -111,6 +111,14 @@ describe('each view’s snippet', () => {
     expect(cases[1][1]).toContain("MODEL_B = 'b'\nmodel_b = load_model(MODEL_B)");
   });
 
+  it('takes a mean-ablated neuron\'s mean from the model\'s index, as the server does', () => {
+    const code = interventionSnippet({ model: 'm', text, root: '/r', interventions: [{ component: 'neuron', layer: 0, index: 3, op: 'mean' }] });
+    expect(code).toContain("ROOT = Path('/r')");
+    expect(code).toContain('MEANS = index_means(INTERVENTIONS)');
+    expect(code).toContain("Intervention('neuron', 0, 3, 'mean', 0)");
+    expect(cases[4][1]).toContain('MEANS = None');
+  });
+
   it('needs the model name', () => {
     expect(() => analysisSnippet({ text: 'x' } as never)).toThrow(/model/);
   });

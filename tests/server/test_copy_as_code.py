@@ -182,21 +182,23 @@ async def check_attention(jp_fetch: Any, kc: Any, tmp: Path) -> None:
             as_f16([w for _, w in row], weights[keep])
 
 
-async def check_intervention(jp_fetch: Any, kc: Any, tmp: Path) -> None:
+async def check_intervention(jp_fetch: Any, kc: Any, tmp: Path, root: Path) -> None:
     interventions = [
         {"component": "neuron", "layer": 0, "index": 23, "op": "zero", "value": 0, "positions": None, "source": None},
         {"component": "head", "layer": 0, "index": 1, "op": "scale", "value": 0.5, "positions": [3], "source": None},
         {"component": "neuron", "layer": 0, "index": 5, "op": "steer", "value": 3, "positions": None, "source": None},
+        {"component": "neuron", "layer": 0, "index": 729, "op": "mean", "value": 0, "positions": None, "source": None},
     ]
     request = {"model": GELU, "text": TEXT, "context": CONTEXT, "top_k": 10, "top_neurons": 10, "interventions": interventions}
-    got = run_cell(kc, snippet("interventionSnippet", request, tmp))
+    got = run_cell(kc, snippet("interventionSnippet", {**request, "root": str(root)}, tmp))
     after = decode_json((await post(jp_fetch, "analyze", request)).body)
     before = decode_json((await post(jp_fetch, "analyze", {**request, "interventions": []})).body)
     n = len(before["tokens"]["ids"])
     delta = after["predictions"]["actual_logprob"][:n] - before["predictions"]["actual_logprob"][:n]
     close([t["delta"] for t in got["tokens"]], delta)
     assert max(abs(t["delta"]) for t in got["tokens"]) > 1e-3
-    assert [i["label"] for i in got["applied"]] == [i["label"] for i in after["interventions"]]
+    # the neuron's mean from the model's index (the shipped one here), as the server took it
+    assert got["applied"] == after["interventions"] and got["applied"][-1]["mean_from"] == "index"
 
 
 async def check_patch(jp_fetch: Any, kc: Any, tmp: Path) -> None:
@@ -273,7 +275,7 @@ async def test_every_views_code_prints_the_servers_numbers(jp_fetch, jp_root_dir
     await check_comparison(jp_fetch, kernel, tmp_path)
     await check_attribution(jp_fetch, kernel, tmp_path)
     await check_attention(jp_fetch, kernel, tmp_path)
-    await check_intervention(jp_fetch, kernel, tmp_path)
+    await check_intervention(jp_fetch, kernel, tmp_path, jp_root_dir)
     await check_patch(jp_fetch, kernel, tmp_path)
     await check_neuron_card(jp_fetch, kernel, tmp_path)
     await check_head_card(jp_fetch, kernel, tmp_path)

@@ -14,7 +14,7 @@ import { CommandIDs } from '../tokens';
 import { signedDelta, toWire } from '../interventions';
 import { activationLegend, deltaLegend, diffLegend, logprobLegend } from './legend';
 import type { SnippetRequest } from '../snippets';
-import { copyCodeButton } from './copycode';
+import { copyCodeButton, serverRoot } from './copycode';
 
 /**
  * The snippet of what the analysis view shows: the analysis, the comparison with model B, or the
@@ -25,7 +25,7 @@ export function analysisCode(model: LenscopeModel, run: Run): SnippetRequest {
   const { analysis, target } = run;
   const request = { model: analysis.model, text: target.text, context: target.context, top_k: analysis.prediction(0).top.length, top_neurons: s.topNeurons };
   if (run.intervened) {
-    return { kind: 'interventionSnippet', request: { ...request, interventions: toWire(model.interventions.items) } };
+    return { kind: 'interventionSnippet', request: { ...request, interventions: toWire(model.interventions.items), root: serverRoot() } };
   }
   if (run.compare) {
     return { kind: 'comparisonSnippet', request: { ...request, model_b: run.compare.analysis.model, clamp: run.compare.clamp } };

@@ -14,17 +14,7 @@ import { el, fmt, visible } from '../format';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
 import { moveInList } from './analysis';
-import { copyCodeButton } from './copycode';
-
-/** The folder Jupyter serves, as the page's config says (what `PageConfig.getOption('serverRoot')` reads). */
-function serverRoot(): string {
-  try {
-    const config = JSON.parse(document.getElementById('jupyter-config-data')?.textContent ?? '{}') as { serverRoot?: string };
-    return config.serverRoot || '.';
-  } catch {
-    return '.';
-  }
-}
+import { copyCodeButton, serverRoot } from './copycode';
 
 export function rowPlace(r: Pick<CompareRow, 'path' | 'cell' | 'line'>): string {
   return r.cell === null ? `${r.path}:${r.line}` : `${r.path} · cell ${r.cell + 1}:${r.line}`;

@@ -34,3 +34,13 @@ export function copyCodeButton(what: string, make: () => SnippetRequest | null, 
   });
   return button;
 }
+
+/** The folder Jupyter serves, as the page's config says (what `PageConfig.getOption('serverRoot')` reads). */
+export function serverRoot(): string {
+  try {
+    const config = JSON.parse(document.getElementById('jupyter-config-data')?.textContent ?? '{}') as { serverRoot?: string };
+    return config.serverRoot || '.';
+  } catch {
+    return '.';
+  }
+}
