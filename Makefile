@@ -65,3 +65,4 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_http
 	$(BIN)/python -m benchmarks.bench_loop
 	$(BIN)/python -m benchmarks.bench_attention
+	$(BIN)/python -m benchmarks.bench_interventions
