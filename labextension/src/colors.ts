@@ -98,3 +98,16 @@ export function deltaColor(delta: number, span = 1): string {
   const a = (0.7 * Math.sqrt(Math.min(1, Math.abs(delta) / span))).toFixed(3);
   return delta < 0 ? `rgba(220, 40, 40, ${a})` : `rgba(40, 110, 230, ${a})`;
 }
+
+/**
+ * Activation patching's restored share (−1 .. 1, clamped): blue where patching the clean
+ * activation restores the clean metric (share > 0), orange where it pushes the other way;
+ * alpha 0.8 · |share|.
+ */
+export function restoredColor(share: number): string {
+  if (!Number.isFinite(share) || share === 0) {
+    return 'transparent';
+  }
+  const a = (0.8 * Math.min(1, Math.abs(share))).toFixed(3);
+  return share > 0 ? `rgba(40, 110, 230, ${a})` : `rgba(230, 120, 20, ${a})`;
+}

@@ -192,6 +192,37 @@ export function addCommands(
       model.addIntervention({ ...what, origin: typeof args.position === 'number' ? args.position : null });
     }
   });
+  /** The active editor's selection (cell, file) without its context, or null with the reason in the patching tab. */
+  function patchTarget() {
+    const target = activeTarget(editors, model.settings, model.entry?.shape?.n_ctx);
+    return target && target.text.trim() ? target : null;
+  }
+  commands.addCommand(CommandIDs.patchSetClean, {
+    label: 'lenscope: Use the selection as the clean text (patching)',
+    caption: 'Activation patching: the selection (or cell, file) is the clean text patched into another',
+    execute: async () => {
+      const target = patchTarget();
+      if (!target) {
+        model.setStatus({ kind: 'error', message: 'No text to use as the clean text.', hint: 'Click into a file or a notebook cell with some text first.' });
+        return;
+      }
+      await views.patching.setClean(target);
+    }
+  });
+  commands.addCommand(CommandIDs.patchRun, {
+    label: 'lenscope: Patch the clean text into the selection',
+    caption: 'Activation patching: the selection is the corrupted text; per layer, component and head, the share of the clean logit difference restored',
+    execute: async () => {
+      const target = patchTarget();
+      if (!target) {
+        model.setStatus({ kind: 'error', message: 'No text to patch into.', hint: 'Click into a file or a notebook cell with some text first.' });
+        return;
+      }
+      views.openPatching();
+      showPanel();
+      await views.patching.run(target);
+    }
+  });
   commands.addCommand(CommandIDs.openComparison, {
     label: 'lenscope: Open a comparison',
     execute: args => void views.openComparison(str(args, 'job'))
@@ -243,13 +274,15 @@ export function addCommands(
     }
   });
 
-  for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel, CommandIDs.buildIndex, CommandIDs.compareCorpus, CommandIDs.copyAnalysis, CommandIDs.copyCard, CommandIDs.openHead, CommandIDs.nextToken, CommandIDs.previousToken, CommandIDs.toggleTooltip, CommandIDs.toggleAttentionMode]) {
+  for (const command of [CommandIDs.analyze, CommandIDs.clear, CommandIDs.chooseModel, CommandIDs.showPanel, CommandIDs.buildIndex, CommandIDs.compareCorpus, CommandIDs.copyAnalysis, CommandIDs.copyCard, CommandIDs.openHead, CommandIDs.nextToken, CommandIDs.previousToken, CommandIDs.toggleTooltip, CommandIDs.toggleAttentionMode, CommandIDs.patchSetClean, CommandIDs.patchRun]) {
     palette?.addItem({ command, category: 'lenscope' });
   }
   for (const selector of ['.jp-FileEditor', '.jp-Notebook .jp-Cell']) {
     app.contextMenu.addItem({ command: CommandIDs.analyze, selector, rank: 0 });
     app.contextMenu.addItem({ command: CommandIDs.clear, selector, rank: 0 });
     app.contextMenu.addItem({ command: CommandIDs.copyAnalysis, selector, rank: 0 });
+    app.contextMenu.addItem({ command: CommandIDs.patchSetClean, selector, rank: 0 });
+    app.contextMenu.addItem({ command: CommandIDs.patchRun, selector, rank: 0 });
   }
   // Alt+Shift+→ / ← / K are in the editor's keymap (editor/annotations.ts): CodeMirror sees
   // keys before JupyterLab does and binds Alt+Shift+arrows itself

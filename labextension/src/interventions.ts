@@ -8,8 +8,8 @@ import type { components } from './api/schema';
 export type InterventionWire = components['schemas']['InterventionWire'];
 export type AppliedIntervention = components['schemas']['AppliedIntervention'];
 export type Component = InterventionWire['component'];
-/** The ops this frontend offers (`patch`, which needs a source text, is not one of them). */
-export type Op = Exclude<InterventionWire['op'], 'patch'>;
+/** The ops (`patch` needs a source text: only the patching tab adds one; the list's op select does not offer it). */
+export type Op = InterventionWire['op'];
 
 /** What is changed: a neuron, a head, or a whole MLP / attention layer (index null). */
 export interface ComponentRef {
@@ -27,6 +27,8 @@ export interface Intervention extends ComponentRef {
   enabled: boolean;
   /** the text token it was started from ("this token only"), if any */
   origin: number | null;
+  /** patch: the text whose activation is patched in (the patching tab's clean text) */
+  source?: string | null;
 }
 
 /** The ops the server allows per component. */
@@ -47,7 +49,7 @@ export function opsOf(c: Component): Op[] {
 export const VALUE_OF: Partial<Record<Op, string>> = { set: 'value', scale: 'factor', steer: 'coefficient' };
 
 /** A sensible value when switching to an op: scale keeps half, steer adds one unit. */
-export const DEFAULT_VALUE: Record<Op, number> = { zero: 0, mean: 0, set: 0, scale: 0.5, steer: 1 };
+export const DEFAULT_VALUE: Record<Op, number> = { zero: 0, mean: 0, set: 0, scale: 0.5, steer: 1, patch: 0 };
 
 /** `L0.N123`, `L0.H3`, `L0.MLP`, `L0.ATTN`, `L0.RESID` (case and spaces ignored, the `L` optional); null when not one. */
 export function parseComponent(spec: string): ComponentRef | null {
@@ -91,7 +93,7 @@ export function toWire(list: readonly Intervention[]): InterventionWire[] {
       op: i.op,
       value: VALUE_OF[i.op] ? i.value : 0,
       positions: i.positions,
-      source: null
+      source: i.op === 'patch' ? (i.source ?? null) : null
     }));
 }
 

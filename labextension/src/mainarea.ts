@@ -14,6 +14,8 @@ import { cardLabel, CardArgs, NeuronCardView } from './views/card';
 import { HeadArgs, headLabel } from './heads';
 import { CompareView } from './views/compare';
 import { HeadCardView } from './views/head';
+import { PatchingModel } from './patchmodel';
+import { PatchingView } from './views/patching';
 import { StoredArgs, storedLabel, StoredTextView } from './views/stored';
 
 type Tab<T extends Widget> = MainAreaWidget<T>;
@@ -23,6 +25,9 @@ export class MainViews {
   readonly heads = new WidgetTracker<Tab<HeadCardView>>({ namespace: 'lenscope-head' });
   readonly comparisons = new WidgetTracker<Tab<CompareView>>({ namespace: 'lenscope-comparison' });
   readonly stored = new WidgetTracker<Tab<StoredTextView>>({ namespace: 'lenscope-stored' });
+  /** the patching tab (one; not restored on reload: its texts are this session's selections) */
+  readonly patchings = new WidgetTracker<Tab<PatchingView>>({ namespace: 'lenscope-patching' });
+  readonly patching: PatchingModel;
 
   constructor(
     private readonly app: JupyterFrontEnd,
@@ -30,6 +35,7 @@ export class MainViews {
     private readonly icon: LabIcon,
     restorer: ILayoutRestorer | null
   ) {
+    this.patching = new PatchingModel(model);
     void restorer?.restore(this.cards, {
       command: CommandIDs.openNeuron,
       args: w => ({ ...w.content.args }),
@@ -108,9 +114,21 @@ export class MainViews {
     return tab;
   }
 
+  /** The patching tab, opened right of the editors (or brought to the front). */
+  openPatching(): Tab<PatchingView> {
+    const open = this.patchings.currentWidget;
+    if (open && !open.isDisposed) {
+      this.app.shell.activateById(open.id);
+      return open;
+    }
+    const tab = this.tab(new PatchingView(this.patching), 'patching', 'lenscope-patching-tab');
+    this.place(tab, this.patchings, 'split-right');
+    return tab;
+  }
+
   /** A main-area widget that is not one of lenscope's (the current one if so): cards open beside it. */
   private editorRef(): string | undefined {
-    const ours = (w: Widget) => this.cards.has(w) || this.heads.has(w) || this.comparisons.has(w) || this.stored.has(w);
+    const ours = (w: Widget) => this.cards.has(w) || this.heads.has(w) || this.comparisons.has(w) || this.stored.has(w) || this.patchings.has(w);
     const current = this.app.shell.currentWidget;
     if (current && !ours(current)) {
       return current.id;

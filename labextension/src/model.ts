@@ -497,10 +497,12 @@ export class LenscopeModel {
    * Returns its id, or null with the reason in the list's error (no run; an op the component
    * does not allow).
    */
-  addIntervention(what: ComponentRef & Partial<Pick<Intervention, 'op' | 'value' | 'positions' | 'origin'>>): number | null {
+  addIntervention(what: ComponentRef & Partial<Pick<Intervention, 'op' | 'value' | 'positions' | 'origin' | 'source'>>): number | null {
     const op = what.op ?? 'zero';
     const problem = !this.runValue
       ? 'Analyze some text first: interventions change the current analysis.'
+      : op === 'patch'
+        ? (typeof what.source === 'string' ? null : 'patch needs a source text')
       : !opsOf(what.component).includes(op)
         ? `${op} is not an op for a ${what.component} (${opsOf(what.component).join(', ')})`
         : null;
@@ -518,7 +520,8 @@ export class LenscopeModel {
       value: what.value ?? 0,
       positions: what.positions ?? null,
       enabled: true,
-      origin: what.origin ?? null
+      origin: what.origin ?? null,
+      source: op === 'patch' ? what.source : null
     };
     this.setInterventions({ items: [...this.interventionsValue.items, item], error: null });
     this.rerun();

@@ -39,6 +39,10 @@ export namespace CommandIDs {
   export const toggleAttentionMode = 'lenscope:toggle-attention-mode';
   /** args: {model, component (neuron|head|mlp|attn), layer, index, position?}: zero it at every position of the current analysis and re-run */
   export const ablate = 'lenscope:ablate';
+  /** patching: the selection (or cell, file) becomes the clean text */
+  export const patchSetClean = 'lenscope:patch-set-clean';
+  /** patching: patch the clean text into the selection (the corrupted text); opens the patching tab */
+  export const patchRun = 'lenscope:patch-run';
   /** args: {index}: the caret to token `index` of the analysis */
   export const revealToken = 'lenscope:reveal-token';
 }

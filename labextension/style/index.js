@@ -1,2 +1,3 @@
 import './base.css';
 import './copycode.css';
+import './patching.css';

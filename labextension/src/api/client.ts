@@ -36,6 +36,8 @@ export type HeadCard = components['schemas']['HeadCardResponse'];
 export type TokenPair = components['schemas']['TokenPair'];
 export type NeuronInputs = components['schemas']['NeuronInputsResponse'];
 export type LogitEffect = components['schemas']['LogitEffect'];
+export type PatchRequest = components['schemas']['PatchRequest'];
+export type PatchResponse = components['schemas']['PatchResponse'];
 
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -81,6 +83,11 @@ export class LenscopeClient {
   /** Every text token's `k` strongest sources for every head of `layers` (default: all). */
   async attention(request: Partial<AttentionRequest> & Pick<AttentionRequest, 'text'>, signal?: AbortSignal): Promise<Attention> {
     return new Attention(await this.call<AttentionResponseWire>('POST', 'attention', request, signal));
+  }
+
+  /** Activation patching: the restored share of logit(target) − logit(baseline) per layer, component, position and head. */
+  patch(request: Partial<PatchRequest> & Pick<PatchRequest, 'clean' | 'corrupted' | 'target' | 'baseline'>, signal?: AbortSignal): Promise<PatchResponse> {
+    return this.call<PatchResponse>('POST', 'patch', request, signal);
   }
 
   models(): Promise<ModelsResponse> {

@@ -106,11 +106,15 @@ export class InterventionsView extends Widget {
     const op = el('select', 'ls-iv-op');
     op.dataset.role = 'op';
     op.setAttribute('aria-label', `what to do to ${label}`);
-    for (const o of opsOf(item.component)) {
+    for (const o of item.op === 'patch' ? ['patch' as const] : opsOf(item.component)) {
       const option = el('option', '', o);
       option.value = o;
       option.selected = o === item.op;
       op.append(option);
+    }
+    if (item.op === 'patch') {
+      op.disabled = true;
+      op.title = 'patched in from the patching tab’s clean text';
     }
     op.addEventListener('change', () => {
       const next = op.value as Op;
