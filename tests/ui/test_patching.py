@@ -74,6 +74,28 @@ def check_grid(page: Any, server: dict[str, Any]) -> int:
     return len(cells)
 
 
+def check_inline(page: Any, lab: Lab, intervention: dict[str, Any]) -> int:
+    """The notebook's Δ marks equal POST analyze with ``intervention`` minus without; how many changed."""
+    patched = analyze_with(lab, CORRUPTED, "", [intervention])
+    plain = server_analysis(lab, CORRUPTED, "")
+    expected = np.asarray(patched["predictions"]["actual_logprob"], np.float64) - np.asarray(
+        plain["predictions"]["actual_logprob"], np.float64
+    )
+    marks = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.jp-Notebook .ls-token-delta')).map(e =>
+            [Number(e.dataset.lsToken), e.dataset.lsDelta])"""
+    )
+    assert marks
+    changed = 0
+    for i, d in marks:
+        if math.isnan(expected[i]):
+            assert math.isnan(float(d))
+        else:
+            assert float(d) == pytest.approx(expected[i], abs=2e-3), i
+            changed += abs(expected[i]) > 1e-3
+    return changed
+
+
 def test_patching_two_notebook_cells(page: Any, lab: Lab) -> None:
     write_notebook(lab)
     open_in_lab(page, lab, "patching.ipynb")
@@ -140,26 +162,22 @@ def test_patching_two_notebook_cells(page: Any, lab: Lab) -> None:
     page.wait_for_selector('.ls-iv[data-op="patch"]')
     page.wait_for_function("() => document.querySelector('.ls-iv-status')?.dataset.state === 'done'")
     page.wait_for_selector(".jp-Notebook .ls-token-delta")
-    patched = analyze_with(
-        lab,
-        CORRUPTED,
-        "",
-        [{"component": "head", "layer": layer, "index": head, "op": "patch", "source": CLEAN, "positions": [p]}],
+    check_inline(
+        page, lab, {"component": "head", "layer": layer, "index": head, "op": "patch", "source": CLEAN, "positions": [p]}
     )
-    plain = server_analysis(lab, CORRUPTED, "")
-    expected = np.asarray(patched["predictions"]["actual_logprob"], np.float64) - np.asarray(
-        plain["predictions"]["actual_logprob"], np.float64
+
+    # the residual stream at the first token ("y" <- "x") by click: it replaces the head's patch, later tokens change
+    view.locator('td.ls-patch-cell[data-component="resid"][data-layer="0"][data-position="0"]').click()
+    page.wait_for_selector('.ls-patch-view td.ls-patch-applied[data-key="L0.RESID @ 0"]')
+    page.wait_for_function(
+        """() => document.querySelector('.ls-iv-status')?.dataset.state === 'done'
+            && document.querySelectorAll('.ls-iv').length === 1
+            && document.querySelector('.ls-iv-status').textContent.includes('RESID')"""
     )
-    marks = page.evaluate(
-        """() => Array.from(document.querySelectorAll('.jp-Notebook .ls-token-delta')).map(e =>
-            [Number(e.dataset.lsToken), e.dataset.lsDelta])"""
+    changed = check_inline(
+        page, lab, {"component": "resid", "layer": 0, "index": None, "op": "patch", "source": CLEAN, "positions": [0]}
     )
-    assert marks
-    for i, d in marks:
-        if math.isnan(expected[i]):
-            assert math.isnan(float(d))
-        else:
-            assert float(d) == pytest.approx(expected[i], abs=2e-3), i
+    assert changed > 0
     shot(page, "patching-light")
     set_theme(page, light=False)
     shot(page, "patching-dark")
