@@ -71,7 +71,12 @@ class LenscopeApp(ExtensionApp):
         # long jobs get a worker of their own, started on the first job
         job_worker = WorkerClient(replace(self.worker.config, preload=None, queue_limit=8))
         self.jobs = JobManager(job_worker, root, index_dir, allow_hidden=allow_hidden, cancel_grace_s=self.cancel_grace_s)
-        self.settings.update(lenscope_service=self.service, lenscope_jobs=self.jobs, lenscope_max_body_bytes=self.max_body_bytes)
+        self.settings.update(
+            lenscope_service=self.service,
+            lenscope_jobs=self.jobs,
+            lenscope_max_body_bytes=self.max_body_bytes,
+            lenscope_root=root,
+        )
 
     def initialize_handlers(self) -> None:
         from lenscope_server.handlers import route_table

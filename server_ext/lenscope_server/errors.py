@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -43,3 +44,12 @@ def error_body(code: str, message: str, as_msgpack: bool) -> tuple[bytes, str]:
         packed: bytes = msgpack.packb(body, use_bin_type=True)
         return packed, MSGPACK
     return json.dumps(body).encode(), "application/json"
+
+
+def relative_to_root(message: str, root: Path | None) -> str:
+    """A message with the server's root folder taken out of its paths: what a client sees names
+    files as the contents API does (relative to the root), never the server's own layout."""
+    if root is None:
+        return message
+    base = str(root)
+    return message.replace(base + "/", "").replace(base, ".")

@@ -28,7 +28,7 @@ from lenscope.wire import (
     PatchRequest,
     encode_msgpack,
 )
-from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, status_for
+from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, relative_to_root, status_for
 from lenscope_server.jobs import JobManager
 from lenscope_server.service import LenscopeService, Served
 
@@ -90,7 +90,7 @@ class LenscopeHandler(APIHandler):
             self.set_header("Allow", ", ".join(self.methods))
         if code in RETRY_AFTER_S:
             self.set_header("Retry-After", str(RETRY_AFTER_S[code]))
-        body, ctype = error_body(code, message, self.wants_msgpack())
+        body, ctype = error_body(code, relative_to_root(message, self.settings.get("lenscope_root")), self.wants_msgpack())
         self.finish(body, set_content_type=ctype)
 
     def send_served(self, served: Served) -> None:

@@ -17,6 +17,7 @@ from lenscope.index.card import neuron_card, neuron_row, neurons_for_token, stor
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
 from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttentionRequest, AttributeRequest, PatchRequest
 from lenscope_server.cache import LRUCache
+from lenscope_server.errors import relative_to_root
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.worker.client import WorkerClient
 
@@ -206,6 +207,7 @@ class LenscopeService:
             else:
                 state = "unloaded" if m["loadable"] else "unavailable"
             entry = {k: v for k, v in m.items() if k != "path"}  # server paths stay on the server
+            entry["reason"] = relative_to_root(entry["reason"], self.indexes.root)
             entries.append({**entry, "state": state, "default": m["name"] == self.default_model})
         return {"default": self.default_model, "models": entries}
 

@@ -56,3 +56,18 @@ def random_multi_layer(tokenizer: Any, d_vocab: int, n_ctx: int = 24, seed: int 
             if "ln" in name:
                 p.add_(torch.randn_like(p) * 0.3)
     return wrap_native(native, config, tokenizer, "random-3l").eval()
+
+
+def save_tiny_gpt2(folder: Any, tokenizer: Any, n_ctx: int = 64) -> Any:
+    """A 2-layer GPT-2-architecture model as a user's download would be: ``transformers``'
+    ``save_pretrained`` (config.json, model.safetensors) and the tokenizer's files. Returns the
+    Hugging Face model (eval mode), the independent reference for what lenscope computes."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=n_ctx, n_embd=64, n_layer=2, n_head=4,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    model = GPT2LMHeadModel(config).eval()
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return model

@@ -19,7 +19,15 @@ WEIGHTS_FILE = "model.safetensors"
 
 
 def is_native_checkpoint(folder: Path) -> bool:
-    return (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()
+    """A TransformerLens-native folder: its config names TransformerLens fields (``n_layers``), not a
+    Hugging Face ``model_type`` (a ``save_pretrained`` folder also has ``model.safetensors``)."""
+    if not ((folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()):
+        return False
+    try:
+        config = read_native_config(folder)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "n_layers" in config and "model_type" not in config
 
 
 def read_native_config(folder: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ a message naming the model and the missing file rather than retrying for half a 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -126,12 +127,49 @@ def resolve(name: str, model_dirs: tuple[Path, ...] = (), allow_paths: bool = Tr
     return ModelInfo(name, "hub", True, repo=repo)
 
 
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+HF_TOKENIZER = ("tokenizer.json", "vocab.json", "tokenizer.model")
+
+
+def _shape_of_hf(config: dict[str, object]) -> ModelShape | None:
+    """The shape from a Hugging Face config (GPT-2 names first, then the common ones)."""
+
+    def first(*keys: str) -> int | None:
+        for k in keys:
+            v = config.get(k)
+            if isinstance(v, int) and not isinstance(v, bool):
+                return v
+        return None
+
+    n_layers, d_model = first("n_layer", "num_hidden_layers"), first("n_embd", "hidden_size", "d_model")
+    d_vocab, n_ctx = first("vocab_size"), first("n_positions", "max_position_embeddings")
+    if None in (n_layers, d_model, d_vocab, n_ctx):
+        return None
+    assert n_layers is not None and d_model is not None and d_vocab is not None and n_ctx is not None
+    d_mlp = first("n_inner", "intermediate_size") or 4 * d_model
+    return ModelShape(n_layers=n_layers, d_model=d_model, d_mlp=d_mlp, d_vocab=d_vocab, n_ctx=n_ctx)
+
+
 def _local_info(name: str, folder: Path) -> ModelInfo:
+    """A folder's model: TransformerLens-native, or a Hugging Face ``save_pretrained`` folder; not
+    loadable (saying which file is missing) when a part is absent."""
     if is_native_checkpoint(folder):
         return ModelInfo(name, "local", True, shape=_shape_of_native(folder), path=str(folder))
-    if (folder / "config.json").is_file():
-        return ModelInfo(name, "local", True, path=str(folder))
-    return ModelInfo(name, "local", False, f"{folder} has no config.json", path=str(folder))
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        return ModelInfo(name, "local", False, f"{folder} has no config.json", path=str(folder))
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return ModelInfo(name, "local", False, f"{config_file} is not readable JSON: {exc}", path=str(folder))
+    if not isinstance(config, dict) or "model_type" not in config:
+        return ModelInfo(name, "local", False, f"{config_file} names no model_type (not a Hugging Face model folder)",
+                         path=str(folder))  # fmt: skip
+    if not any((folder / f).is_file() for f in HF_WEIGHTS):
+        return ModelInfo(name, "local", False, f"{folder} has no weights ({' or '.join(HF_WEIGHTS[::2])})", path=str(folder))
+    if not any((folder / f).is_file() for f in HF_TOKENIZER):
+        return ModelInfo(name, "local", False, f"{folder} has no tokenizer ({' or '.join(HF_TOKENIZER)})", path=str(folder))
+    return ModelInfo(name, "local", True, shape=_shape_of_hf(config), path=str(folder))
 
 
 def list_models(model_dirs: tuple[Path, ...] = ()) -> list[ModelInfo]:
