@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.ui.conftest import Lab, shot
-from tests.ui.test_inline import select_tour_lines, server_analysis
+from tests.ui.test_inline import open_why_in_tour
 
 MODEL = "lenscope-gelu-1l"
 NOT_SEEN = "not a token seen in this analysis; pick from the top-10"
@@ -32,17 +32,8 @@ def type_target(page: Any, target: str, baseline: str = "") -> None:
 
 
 def test_head_card_neuron_inputs_and_typed_target(page: Any, lab: Lab) -> None:
-    _, selected, context = select_tour_lines(page, lab)
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
-    page.wait_for_selector(".ls-token")
-    analysis = server_analysis(lab, selected, context)
-    starts, ends = analysis["tokens"]["start_utf16"].tolist(), analysis["tokens"]["end_utf16"].tolist()
-    texts = [selected[s:e] for s, e in zip(starts, ends)]
-    index = next(i for i, t in enumerate(texts) if t.strip() and 12 <= i < len(texts) - 1)
-    page.locator(f'.ls-token[data-ls-token="{index}"]').first.click()
-    page.keyboard.press("Alt+Shift+W")
+    selected, context, _, texts, index = open_why_in_tour(page, lab)
     ready = '.ls-tooltip-pinned .ls-why[data-state="ready"]'
-    page.wait_for_selector(ready)
     base = {"text": selected, "context": context, "position": index}
     actual = lab.api("attribute", base)
 

@@ -67,6 +67,23 @@ def select_tour_lines(page: Any, lab: Lab) -> tuple[str, str, str]:
     return editor, "\n".join(lines[7:15]), "\n".join(lines[:7]) + "\n"
 
 
+def open_why_in_tour(page: Any, lab: Lab) -> tuple[str, str, dict[str, Any], list[str], int]:
+    """Analyze tour.py's lines 8-15, then open the why view of a token's prediction (one with text,
+    past the first dozen) with Alt+Shift+W: (selected, context, the server's analysis, its token
+    texts, the token)."""
+    _, selected, context = select_tour_lines(page, lab)
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
+    page.wait_for_selector(".ls-token")
+    analysis = server_analysis(lab, selected, context)
+    starts, ends = analysis["tokens"]["start_utf16"].tolist(), analysis["tokens"]["end_utf16"].tolist()
+    texts = [selected[s:e] for s, e in zip(starts, ends)]
+    index = next(i for i, t in enumerate(texts) if t.strip() and 12 <= i < len(texts) - 1)
+    page.locator(f'.ls-token[data-ls-token="{index}"]').first.click()
+    page.keyboard.press("Alt+Shift+W")
+    page.wait_for_selector(f'.ls-tooltip-pinned[data-ls-token="{index}"] .ls-why[data-state="ready"]')
+    return selected, context, analysis, texts, index
+
+
 def test_file_editor_selection_from_the_context_menu(page: Any, lab: Lab) -> None:
     editor, selected, context = select_tour_lines(page, lab)
 

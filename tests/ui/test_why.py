@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.ui.conftest import Lab, shot
-from tests.ui.test_inline import select_tour_lines, server_analysis
+from tests.ui.test_inline import open_why_in_tour
 
 
 def array(wire: dict[str, Any]) -> np.ndarray:
@@ -61,18 +61,8 @@ def check_against_server(shown: dict[str, Any], server: dict[str, Any]) -> None:
 
 
 def test_why_view_matches_the_server_and_a_head_colours_its_sources(page: Any, lab: Lab) -> None:
-    _, selected, context = select_tour_lines(page, lab)
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
-    page.wait_for_selector(".ls-token")
-    analysis = server_analysis(lab, selected, context)
-    starts, ends = analysis["tokens"]["start_utf16"].tolist(), analysis["tokens"]["end_utf16"].tolist()
-    texts = [selected[s:e] for s, e in zip(starts, ends)]
-    index = next(i for i, t in enumerate(texts) if t.strip() and 12 <= i < len(texts) - 1)
-
-    # caret into the token, Alt+Shift+W: its tooltip, pinned, with the why of the actual next token
-    page.locator(f'.ls-token[data-ls-token="{index}"]').first.click()
-    page.keyboard.press("Alt+Shift+W")
-    page.wait_for_selector(f'.ls-tooltip-pinned[data-ls-token="{index}"] .ls-why[data-state="ready"]')
+    # caret into a token, Alt+Shift+W: its tooltip, pinned, with the why of the actual next token
+    selected, context, analysis, texts, index = open_why_in_tour(page, lab)
     assert page.evaluate("() => document.activeElement.classList.contains('ls-why-toggle')")
     server = lab.api("attribute", {"text": selected, "context": context, "position": index})
     assert server["target"] == analysis["tokens"]["ids"][index + 1]
@@ -101,7 +91,7 @@ def test_why_view_matches_the_server_and_a_head_colours_its_sources(page: Any, l
     # a head: the text tokens it attends to from the position get its attention weight as background
     pattern = array(server["pattern"])[top_layer, top_head]
     text_index = array(server["source_text_index"]).astype(int)
-    expected = {int(i): float(pattern[s]) for s, i in enumerate(text_index) if i >= 0 and ends[i] > starts[i]}
+    expected = {int(i): float(pattern[s]) for s, i in enumerate(text_index) if i >= 0 and texts[i]}
     button = page.locator(f'.ls-tooltip-pinned .ls-why-head[data-layer="{top_layer}"][data-head="{top_head}"]')
     button.click()
     page.wait_for_selector(".jp-FileEditor .ls-attn")
