@@ -25,6 +25,10 @@ from lenscope.tokens import TokenSpans, token_strings, tokenize_with_spans
 from lenscope.validation import MAX_RESPONSE_CELLS, check_int, check_text
 
 LAYER_COMPONENTS = ("resid_pre", "attn_out", "mlp_out")
+MAX_PATCH_WORK = 10**12
+"""Patched token-rows x layers x d_model^2: the work of one grid, bounded so that a request ends
+in minutes on 2 CPU cores (the default model at 256 tokens is 5e10; GPT-2 small at 40 tokens
+is 2e12, about 10 minutes there)."""
 HOOKS = {"resid_pre": "blocks.{}.hook_resid_pre", "attn_out": "blocks.{}.hook_attn_out",
          "mlp_out": "blocks.{}.hook_mlp_out", "head": "blocks.{}.attn.hook_z"}  # fmt: skip
 
@@ -78,6 +82,13 @@ def patch_grid(
     cells = n * n_layers * (len(LAYER_COMPONENTS) + n_heads)
     if cells > MAX_RESPONSE_CELLS:
         raise InputTooLarge(f"{n} positions x {n_layers} layers is {cells:,} values; the limit is {MAX_RESPONSE_CELLS:,}")
+    d_model = int(model.cfg.d_model)
+    work = n_layers * (len(LAYER_COMPONENTS) + n_heads) * n * (n + 1) * n_layers * d_model**2
+    if work > MAX_PATCH_WORK:
+        raise InputTooLarge(
+            f"patching {n} tokens of a {n_layers}-layer, d_model {d_model} model is {work:.1e} units of work "
+            f"(patched rows x layers x d_model^2); the limit is {MAX_PATCH_WORK:.0e}: patch shorter texts"
+        )
     device = _model_device(model)
     bos = bos_id(model.tokenizer)
     x_clean = torch.tensor([[bos, *a.ids.tolist()]], device=device)

@@ -71,3 +71,14 @@ def test_bad_input(gelu) -> None:
         patch_grid(gelu, CLEAN, CLEAN, 5, 9)
     with pytest.raises(InputTooLarge, match="one window"):
         patch_grid(gelu, "x " * 400, "y " * 400, 1, 2)
+
+
+def test_the_work_of_one_grid_is_bounded(gelu) -> None:
+    """GPT-2 small's shape at 100 tokens would take an hour on 2 cores: refused before any forward."""
+    from tests.core.reference import random_multi_layer
+
+    model = random_multi_layer(gelu.tokenizer, gelu.cfg.d_vocab, n_ctx=256)
+    model.cfg.d_model = 768  # the bound reads the config: no need to build the real width
+    model.cfg.n_layers = 12
+    with pytest.raises(InputTooLarge, match="the limit is 1e"):
+        patch_grid(model, "x = 1\n" * 25, "y = 1\n" * 25, 1, 2)
