@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from tests.ui.conftest import Lab, shot
-from tests.ui.test_inline import open_in_lab, select_lines, server_analysis
+from tests.ui.test_inline import compare_tour_selection, run_corpus_comparison
 
 CURRENT = "window.jupyterapp.shell.currentWidget"
 
@@ -17,13 +17,7 @@ def signed(x: float) -> str:
 
 
 def test_comparison_mlp_neurons_and_carriers(page: Any, lab: Lab) -> None:
-    open_in_lab(page, lab, "tour.py")
-    page.wait_for_selector(".jp-FileEditor .cm-content")
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
-    page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
-    page.locator("#lenscope-panel .ls-compare-run").click()
-    compare = page.wait_for_selector(".ls-compare-view[data-job-state='done']", timeout=180_000)
-    job = compare.get_attribute("data-job")
+    job = run_corpus_comparison(page, lab)
     result = lab.api(f"jobs/{job}")["result"]
     model_a = result["model_a"]
     assert model_a == "lenscope-gelu-1l"
@@ -82,19 +76,7 @@ def test_comparison_mlp_neurons_and_carriers(page: Any, lab: Lab) -> None:
 
 
 def test_selection_comparison_tooltip_says_a_mlp_part(page: Any, lab: Lab) -> None:
-    open_in_lab(page, lab, "tour.py")
-    page.wait_for_selector(".jp-FileEditor .cm-content")
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
-    page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
-    select_lines(page, ".jp-FileEditor", 18, 31)
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
-    page.wait_for_selector(".ls-token")
-    source = (lab.root / "tour.py").read_text(encoding="utf-8").split("\n")
-    selected, context = "\n".join(source[17:31]), "\n".join(source[:17]) + "\n"
-    a = server_analysis(lab, selected, context)
-    starts, ends = a["tokens"]["start_utf16"].tolist(), a["tokens"]["end_utf16"].tolist()
-    index = sorted(i for i, (s, e) in enumerate(zip(starts, ends)) if selected[s:e].strip())[12]
-    page.mouse.move(0, 0)
+    selected, context, a, index = compare_tour_selection(page, lab)
     page.locator(f'.ls-token[data-ls-token="{index}"]').first.hover()
     line = page.wait_for_selector(f'.ls-tooltip[data-ls-token="{index}"] .ls-tooltip-mlp[data-state="done"]')
     # the prediction of token `index` is made at token index - 1

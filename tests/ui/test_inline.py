@@ -84,6 +84,37 @@ def open_why_in_tour(page: Any, lab: Lab) -> tuple[str, str, dict[str, Any], lis
     return selected, context, analysis, texts, index
 
 
+def run_corpus_comparison(page: Any, lab: Lab) -> str:
+    """From tour.py, compare the default model with the attention-only one over the workspace,
+    through the panel; wait for the comparison tab to be done. Its job id."""
+    open_in_lab(page, lab, "tour.py")
+    page.wait_for_selector(".jp-FileEditor .cm-content")
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
+    page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
+    page.locator("#lenscope-panel .ls-compare-run").click()
+    compare = page.wait_for_selector(".ls-compare-view[data-job-state='done']", timeout=180_000)
+    return str(compare.get_attribute("data-job"))
+
+
+def compare_tour_selection(page: Any, lab: Lab) -> tuple[str, str, dict[str, Any], int]:
+    """tour.py's lines 18-31 analyzed with the attention-only model as B: (selected, context, A's
+    analysis from the server, a token with text past the first dozen), the mouse moved away."""
+    open_in_lab(page, lab, "tour.py")
+    page.wait_for_selector(".jp-FileEditor .cm-content")
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
+    page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
+    select_lines(page, ".jp-FileEditor", 18, 31)
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
+    page.wait_for_selector(".ls-token")
+    source = (lab.root / "tour.py").read_text(encoding="utf-8").split("\n")
+    selected, context = "\n".join(source[17:31]), "\n".join(source[:17]) + "\n"
+    a = server_analysis(lab, selected, context)
+    starts, ends = a["tokens"]["start_utf16"].tolist(), a["tokens"]["end_utf16"].tolist()
+    index = sorted(i for i, (s, e) in enumerate(zip(starts, ends)) if selected[s:e].strip())[12]
+    page.mouse.move(0, 0)
+    return selected, context, a, index
+
+
 def test_file_editor_selection_from_the_context_menu(page: Any, lab: Lab) -> None:
     editor, selected, context = select_tour_lines(page, lab)
 
@@ -325,20 +356,8 @@ def test_search_neurons_by_token_opens_a_card(page: Any, lab: Lab) -> None:
 
 
 def test_compare_two_models_on_a_selection(page: Any, lab: Lab) -> None:
-    open_in_lab(page, lab, "tour.py")
-    page.wait_for_selector(".jp-FileEditor .cm-content")
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
-    page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
-    select_lines(page, ".jp-FileEditor", 18, 31)
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
-    page.wait_for_selector(".ls-token")
-    source = (lab.root / "tour.py").read_text(encoding="utf-8").split("\n")
-    selected, context = "\n".join(source[17:31]), "\n".join(source[:17]) + "\n"
-    a = server_analysis(lab, selected, context)
+    selected, context, a, index = compare_tour_selection(page, lab)
     b = server_analysis(lab, selected, context, model="lenscope-attn-only-1l")
-    starts, ends = a["tokens"]["start_utf16"].tolist(), a["tokens"]["end_utf16"].tolist()
-    index = sorted(i for i, (s, e) in enumerate(zip(starts, ends)) if selected[s:e].strip())[12]
-    page.mouse.move(0, 0)
     page.locator(f'.ls-token[data-ls-token="{index}"]').first.hover()
     tooltip = page.wait_for_selector(f'.ls-tooltip[data-ls-token="{index}"]')
     sides = tooltip.query_selector_all(".ls-compare-side")

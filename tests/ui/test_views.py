@@ -7,20 +7,14 @@ import time
 from typing import Any
 
 from tests.ui.conftest import Lab, shot
-from tests.ui.test_inline import decorated, open_in_lab, select_lines, server_analysis
+from tests.ui.test_inline import decorated, open_in_lab, run_corpus_comparison, select_lines, server_analysis
 
 CURRENT = "window.jupyterapp.shell.currentWidget"
 
 
 def test_card_and_comparison_side_by_side_restored_on_reload(page: Any, lab: Lab) -> None:
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    open_in_lab(page, lab, "tour.py")
-    page.wait_for_selector(".jp-FileEditor .cm-content")
-    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:show-panel')")
-    page.locator("#lenscope-panel .ls-compare-select").select_option("lenscope-attn-only-1l")
-    page.locator("#lenscope-panel .ls-compare-run").click()
-    compare = page.wait_for_selector(".ls-compare-view[data-job-state='done']", timeout=180_000)
-    job = compare.get_attribute("data-job")
+    job = run_corpus_comparison(page, lab)
     page.evaluate(
         "() => window.jupyterapp.commands.execute('lenscope:open-neuron', {model: 'lenscope-gelu-1l', layer: 0, index: 5})"
     )
@@ -31,7 +25,7 @@ def test_card_and_comparison_side_by_side_restored_on_reload(page: Any, lab: Lab
     assert "L0.N5 · lenscope-gelu-1l" in titles
     assert any(t.startswith("lenscope-gelu-1l vs lenscope-attn-only-1l · ") for t in titles), titles
     # full width: the highlighted token of every visible row is inside the tab, not clipped
-    view = compare.bounding_box()
+    view = page.locator(".ls-compare-view[data-job-state='done']").first.bounding_box()
     for mark in page.locator(".ls-compare-view .ls-compare-token").all()[:10]:
         box = mark.bounding_box()
         assert box and box["x"] + box["width"] <= view["x"] + view["width"]
