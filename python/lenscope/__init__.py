@@ -19,6 +19,8 @@ _EXPORTS = {
     "Attribution": "lenscope.attribution",
     "attend": "lenscope.attention",
     "AttentionResult": "lenscope.attention",
+    "logit_lens": "lenscope.logit_lens",
+    "LogitLens": "lenscope.logit_lens",
     "AnalysisResult": "lenscope.analysis",
     "Predictions": "lenscope.analysis",
     "LenscopeError": "lenscope.errors",
