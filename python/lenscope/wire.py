@@ -323,6 +323,36 @@ class AttentionResponse(_Strict):
     timings_ms: dict[str, float] = Field(default_factory=dict)
 
 
+class LogitLensRequest(_Strict):
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    text: Text
+    context: Context = ""
+    positions: list[Annotated[int, Field(ge=0, le=MAX_TEXT_TOKENS - 1)]] | None = Field(
+        None, min_length=1, max_length=MAX_TEXT_TOKENS, description="Text tokens to read the lens at; default: every token"
+    )
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description=f"Tokens per row (1 .. min(d_vocab, {MAX_TOP_K}))")
+
+
+class LogitLensResponse(_Strict):
+    """The logit lens at each asked text token ``i`` (predicting token ``i + 1``): the residual stream
+    after the embeddings (row ``embed``) and after each block (``L0`` ...) through the final LayerNorm
+    and the unembedding. The last row is the model's own output (analyze's prediction row ``i + 1``)."""
+
+    model: str
+    tokens: TokensWire
+    positions: list[int] = Field(description="The text tokens read, ascending")
+    rows: list[str] = Field(description="'embed', then 'L0', 'L1', ...: the residual stream each row reads")
+    top_ids: NDArray = Field(description="int32 [rows, positions, top_k]: the lens's top tokens, largest first")
+    top_logprobs: NDArray = Field(description="float16 [rows, positions, top_k]")
+    actual_ids: NDArray = Field(description="int32 [positions]: the next text token; -1 after the last token")
+    actual_logprob: NDArray = Field(description="float32 [rows, positions]: the next token's log-prob; NaN after the last")
+    actual_rank: NDArray = Field(
+        description="int32 [rows, positions]: the next token's rank (1-based, whole vocabulary); 0 after the last"
+    )
+    strings: IdStrings = Field(description="Decoded string of every token id in the response")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
 class TokenPair(_Strict):
     source: int = Field(description="Source (OV) or query (QK) token id")
     target: int = Field(description="Boosted output (OV) or key (QK) token id")

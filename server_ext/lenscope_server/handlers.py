@@ -25,6 +25,7 @@ from lenscope.wire import (
     AttributeRequest,
     CompareRequest,
     IndexBuildRequest,
+    LogitLensRequest,
     PatchRequest,
     encode_msgpack,
 )
@@ -175,6 +176,13 @@ class AttentionHandler(LenscopeHandler):
     @authorized
     async def post(self) -> None:
         self.send_served(await self.service.attention(self.parse_body(AttentionRequest), self.encoding()))
+
+
+class LogitLensHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.send_served(await self.service.logit_lens(self.parse_body(LogitLensRequest), self.encoding()))
 
 
 class PatchHandler(LenscopeHandler):
@@ -329,6 +337,7 @@ HANDLERS: dict[str, type[LenscopeHandler]] = {
     "/activations": ActivationsHandler,
     "/attribute": AttributeHandler,
     "/attention": AttentionHandler,
+    "/logit_lens": LogitLensHandler,
     "/patch": PatchHandler,
     "/neurons/{model}/{layer}/{index}": NeuronHandler,
     "/neurons/{model}/{layer}/{index}/inputs": NeuronInputsHandler,

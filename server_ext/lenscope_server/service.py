@@ -15,7 +15,14 @@ from typing import Any
 from lenscope.errors import LenscopeError
 from lenscope.index.card import neuron_card, neuron_row, neurons_for_token, stored_document
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
-from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttentionRequest, AttributeRequest, PatchRequest
+from lenscope.wire import (
+    ActivationsRequest,
+    AnalyzeRequest,
+    AttentionRequest,
+    AttributeRequest,
+    LogitLensRequest,
+    PatchRequest,
+)
 from lenscope_server.cache import LRUCache
 from lenscope_server.errors import relative_to_root
 from lenscope_server.indexes import IndexRegistry
@@ -148,6 +155,18 @@ class LenscopeService:
         model = request.model or self.default_model
         args = {**request.model_dump(), "model": model, "encoding": encoding}
         result = await self._tracked(model, "attention", args)
+        total = (time.perf_counter() - t0) * 1000
+        return Served(result["payload"], encoding, "worker", total, total)
+
+    async def logit_lens(self, request: LogitLensRequest, encoding: str) -> Served:
+        """The logit lens at some tokens (not cached: the client caches by position, and one
+        position costs one window's forward)."""
+        t0 = time.perf_counter()
+        check_text(request.text)
+        check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
+        model = request.model or self.default_model
+        args = {**request.model_dump(), "model": model, "encoding": encoding}
+        result = await self._tracked(model, "logit_lens", args)
         total = (time.perf_counter() - t0) * 1000
         return Served(result["payload"], encoding, "worker", total, total)
 

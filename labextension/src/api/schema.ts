@@ -210,6 +210,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/logit_lens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The logit lens: each block's residual stream through the final LayerNorm and unembedding, at chosen tokens */
+        post: operations["logitLens"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/models": {
         parameters: {
             query?: never;
@@ -1040,6 +1057,71 @@ export interface components {
             token: string;
             /** Value */
             value: number;
+        };
+        /** LogitLensRequest */
+        LogitLensRequest: {
+            /**
+             * Context
+             * @default
+             */
+            context: string;
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /**
+             * Positions
+             * @description Text tokens to read the lens at; default: every token
+             * @default null
+             */
+            positions: number[] | null;
+            /** Text */
+            text: string;
+            /**
+             * Top K
+             * @description Tokens per row (1 .. min(d_vocab, 100))
+             * @default 5
+             */
+            top_k: number;
+        };
+        /**
+         * LogitLensResponse
+         * @description The logit lens at each asked text token ``i`` (predicting token ``i + 1``): the residual stream
+         *     after the embeddings (row ``embed``) and after each block (``L0`` ...) through the final LayerNorm
+         *     and the unembedding. The last row is the model's own output (analyze's prediction row ``i + 1``).
+         */
+        LogitLensResponse: {
+            /** @description int32 [positions]: the next text token; -1 after the last token */
+            actual_ids: components["schemas"]["NDArray"];
+            /** @description float32 [rows, positions]: the next token's log-prob; NaN after the last */
+            actual_logprob: components["schemas"]["NDArray"];
+            /** @description int32 [rows, positions]: the next token's rank (1-based, whole vocabulary); 0 after the last */
+            actual_rank: components["schemas"]["NDArray"];
+            /** Model */
+            model: string;
+            /**
+             * Positions
+             * @description The text tokens read, ascending
+             */
+            positions: number[];
+            /**
+             * Rows
+             * @description 'embed', then 'L0', 'L1', ...: the residual stream each row reads
+             */
+            rows: string[];
+            /** @description Decoded string of every token id in the response */
+            strings: components["schemas"]["IdStrings"];
+            /** Timings Ms */
+            timings_ms?: {
+                [key: string]: number;
+            };
+            tokens: components["schemas"]["TokensWire"];
+            /** @description int32 [rows, positions, top_k]: the lens's top tokens, largest first */
+            top_ids: components["schemas"]["NDArray"];
+            /** @description float16 [rows, positions, top_k] */
+            top_logprobs: components["schemas"]["NDArray"];
         };
         /** ModelEntry */
         ModelEntry: {
@@ -2315,6 +2397,102 @@ export interface operations {
             };
             /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    logitLens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LogitLensRequest"];
+                "application/msgpack": components["schemas"]["LogitLensRequest"];
+            };
+        };
+        responses: {
+            /** @description The logit lens: each block's residual stream through the final LayerNorm and unembedding, at chosen tokens */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogitLensResponse"];
+                    "application/msgpack": components["schemas"]["LogitLensResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -175,6 +175,20 @@ class Worker:
         wire = {**attention_to_wire(result), "timings_ms": {"attention": (time.perf_counter() - t0) * 1000}}
         return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
 
+    def op_logit_lens(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.logit_lens import logit_lens, logit_lens_to_wire
+
+        name = args["model"]
+        result = logit_lens(
+            self.model(name),
+            args["text"],
+            context=args.get("context", ""),
+            top_k=args["top_k"],
+            positions=args.get("positions"),
+            model_name=name,
+        )
+        return {"payload": encode(logit_lens_to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
+
     def op_patch(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.patching import patch_grid, patch_grid_to_wire
 
