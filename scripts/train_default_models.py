@@ -1,12 +1,15 @@
-"""Train the embedded default models: a byte-level BPE tokenizer and two 1-layer models.
+"""Train the embedded default models: a byte-level BPE tokenizer, two 1-layer models, one 2-layer.
 
 The pair mirrors gelu-1l / attn-only-1l: same tokenizer, same shape, same data order and token
-budget; one has a GELU MLP, the other none. Data: this Python's standard library source
-(``lenscope.models.stdlib_corpus``). Deterministic given the Python version and seed.
+budget; one has a GELU MLP, the other none. gelu-2l is the GELU model with two layers, trained on
+the same batches, so that multi-layer views have a real model. Data: this Python's standard
+library source (``lenscope.models.stdlib_corpus``). Deterministic given the Python version and seed.
 
     python scripts/train_default_models.py --steps 1600
+    python scripts/train_default_models.py --models gelu-2l   # one model; keeps the tokenizer
 
-writes ``python/lenscope/models/default/{tokenizer,gelu-1l,attn-only-1l}`` and ``MODEL_CARD.md``.
+writes ``python/lenscope/models/default/{tokenizer,gelu-1l,attn-only-1l,gelu-2l}``, ``metrics.json``
+(merged with the models it did not train) and ``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from lenscope.models.stdlib_corpus import HOLDOUT_EVERY, read_text, split_files
 OUT = Path(__file__).resolve().parents[1] / "python" / "lenscope" / "models" / "default"
 EOT = "<|endoftext|>"
 SHAPE = dict(d_model=256, n_layers=1, n_heads=8, d_head=32, d_mlp=1024, n_ctx=256)
+# name -> (layers, attention-only); everything else is SHAPE
+MODELS = {"gelu-1l": (1, False), "attn-only-1l": (1, True), "gelu-2l": (2, False)}
 
 
 def train_tokenizer(texts: list[str], vocab: int, out: Path) -> None:
@@ -47,9 +52,10 @@ def train_tokenizer(texts: list[str], vocab: int, out: Path) -> None:
     fast.save_pretrained(str(out))
 
 
-def model_config(vocab: int, attn_only: bool) -> dict:
+def model_config(vocab: int, attn_only: bool, n_layers: int = 1) -> dict:
     return dict(
         SHAPE,
+        n_layers=n_layers,
         d_vocab=vocab,
         act_fn="gelu_new",
         normalization_type="LN",
@@ -183,13 +189,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out: Path = args.out
     split = split_files()
     train_texts = [t for f in split.train if (t := read_text(split.root, f))]
     print(f"corpus: {len(split.train)} train files, {len(split.held_out)} held-out files", flush=True)
-    train_tokenizer(train_texts, args.vocab, out / "tokenizer")
+    if set(args.models) == set(MODELS) or not (out / "tokenizer" / "tokenizer.json").exists():
+        train_tokenizer(train_texts, args.vocab, out / "tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
     bos = tokenizer.bos_token_id
     vocab = len(tokenizer)
@@ -204,10 +212,12 @@ def main() -> None:
     base = ngram_baselines(train_stream, windows, vocab)
     (out / "held_out_files.txt").write_text("\n".join(split.held_out) + "\n", encoding="utf-8")
 
-    results: dict[str, dict] = {}
-    for name, attn_only in (("gelu-1l", False), ("attn-only-1l", True)):
+    previous = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    results: dict[str, dict] = {k: v for k, v in previous.get("models", {}).items() if k not in args.models}
+    for name in args.models:
+        n_layers, attn_only = MODELS[name]
         print(f"training {name}", flush=True)
-        config = model_config(vocab, attn_only)
+        config = model_config(vocab, attn_only, n_layers)
         model, stats = train_one(config, train_stream, bos, args.steps, args.batch, args.lr, args.seed)
         save_native(model, config, out / name)
         held = model_loss(model, windows)

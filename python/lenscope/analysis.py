@@ -28,6 +28,7 @@ from lenscope.windows import Window, plan_windows
 
 if TYPE_CHECKING:
     from lenscope.interventions import Intervention
+    from lenscope.sae import SparseAutoencoder
 
 CHARS_PER_TOKEN_BOUND = 64
 """Context beyond ``body * 64`` characters cannot reach the kept context tokens."""
@@ -49,6 +50,8 @@ class Predictions:
     neuron_layer: np.ndarray  # int32 [n, m]
     neuron_index: np.ndarray  # int32 [n, m]
     neuron_activation: np.ndarray  # float32 [n, m]
+    feature_index: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))  # int32 [n, f]; -1: none
+    feature_activation: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # float32 [n, f]
 
 
 @dataclass
@@ -64,6 +67,7 @@ class AnalysisResult:
     window_tokens: int  # tokens per forward window, BOS included
     timings_ms: dict[str, float] = field(default_factory=dict)
     interventions: list[dict[str, Any]] = field(default_factory=list)  # applied: label, mean source
+    sae: SparseAutoencoder | None = None  # whose features are in ``predictions.feature_*``
 
 
 def model_dims(model: Any) -> tuple[int, int, int, int]:
@@ -115,6 +119,8 @@ FIELDS = (
     "neuron_layer",
     "neuron_index",
     "neuron_activation",
+    "feature_index",
+    "feature_activation",
 )
 
 
@@ -151,7 +157,7 @@ def _plan(model: Any, text: str, context: str, window: int | None, timings: dict
 def _forward_windows(
     model: Any,
     plan: _Plan,
-    hooks: list[str],
+    hooks: Sequence[str | tuple[str, Callable[[torch.Tensor], torch.Tensor]]],
     timings: dict[str, float],
     reduce: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
     intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
@@ -160,7 +166,8 @@ def _forward_windows(
 
     ``positions`` are the S positions the window reports (from ``plan.first`` on), ``logits``
     and each of ``acts`` are already indexed at them (their dimension 1 must be the position:
-    ``reduce`` may reshape an activation to make it so). ``intervene(batch)`` gives hooks that
+    ``reduce`` may reshape an activation to make it so; a ``(name, reduce)`` entry of ``hooks``
+    captures the same hook point again with a reduce of its own). ``intervene(batch)`` gives hooks that
     change the forward of a batch of windows (row ``b`` is ``batch[b]``, BOS first); they run
     before the captures, so what is captured is the intervened activation. Time spent outside the forward (in the
     caller, between yields) is the caller's to count.
@@ -176,7 +183,9 @@ def _forward_windows(
             x[b, 1 : 1 + w.stop - w.start] = seq_t[w.start : w.stop]
         acts: list[torch.Tensor] = []
         t0 = time.perf_counter()
-        fwd = (intervene(batch) if intervene else []) + [(h, capture(acts, (reduce or {}).get(h))) for h in hooks]
+        fwd = (intervene(batch) if intervene else []) + [
+            (h, capture(acts, (reduce or {}).get(h))) if isinstance(h, str) else (h[0], capture(acts, h[1])) for h in hooks
+        ]
         logits = model.run_with_hooks(x, fwd_hooks=fwd) if fwd else model(x)
         timings["forward"] += (time.perf_counter() - t0) * 1000
         for b, w in enumerate(batch):
@@ -194,14 +203,26 @@ def _derive_predictions(
     top_neurons: int,
     timings: dict[str, float],
     intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
+    sae: SparseAutoencoder | None = None,
+    top_features: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Predictions and top neurons of S positions ``plan.first .. len(seq) - 1``, one row each.
 
     Row ``r`` belongs to S position ``first + r``: its next-token distribution and its neurons
-    (the first row's neurons are at the BOS or a context token; callers drop them).
+    (the first row's neurons are at the BOS or a context token; callers drop them). With an
+    ``sae``, also its ``top_features`` strongest features per row, encoded inside the hook so no
+    ``[n, d_sae]`` array is kept (values and indices travel as one float tensor).
     """
     d_mlp = model_dims(model)[1]
-    hooks = mlp_hook_names(model) if top_neurons else []
+    hooks: list[str | tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = list(mlp_hook_names(model)) if top_neurons else []
+    n_mlp = len(hooks)
+    if sae is not None and top_features:
+
+        def top_of(act: torch.Tensor) -> torch.Tensor:
+            val, idx = sae.encode(act).topk(top_features, dim=-1)
+            return torch.cat([val, idx.float()], dim=-1)
+
+        hooks.append((sae.hook_point, top_of))
     seq_t = torch.tensor([*plan.seq, 0], dtype=torch.int64, device=_model_device(model))  # + a dummy target
     parts: dict[str, list[torch.Tensor]] = {f: [] for f in FIELDS}
     # Rows are derived in chunks so each temporary stays ~16 MB: fresh multi-hundred-MB
@@ -222,18 +243,25 @@ def _derive_predictions(
             parts["actual_logprob"].append(torch.where(has_next, actual, float("nan")))
             parts["actual_rank"].append(torch.where(has_next, rank, 0))
             parts["entropy"].append(-torch.linalg.vecdot(lp.exp(), lp))
-            if hooks:
-                acts = torch.cat([a[part].float() for a in window_acts], dim=-1)
+            if n_mlp:
+                acts = torch.cat([a[part].float() for a in window_acts[:n_mlp]], dim=-1)
                 n_val, n_flat = acts.topk(top_neurons, dim=-1)
                 parts["neuron_layer"].append(n_flat // d_mlp)
                 parts["neuron_index"].append(n_flat % d_mlp)
                 parts["neuron_activation"].append(n_val)
+            if len(window_acts) > n_mlp:
+                f = window_acts[n_mlp][part]
+                f_val, f_idx = f[:, :top_features], f[:, top_features:].long()
+                parts["feature_index"].append(torch.where(f_val > 0, f_idx, -1))  # an off feature is no feature
+                parts["feature_activation"].append(f_val)
         timings["derive"] += (time.perf_counter() - t1) * 1000
     rows = len(plan.seq) - plan.first
     empty = {
         "neuron_layer": torch.zeros(rows, 0, dtype=torch.int64),
         "neuron_index": torch.zeros(rows, 0, dtype=torch.int64),
         "neuron_activation": torch.zeros(rows, 0),
+        "feature_index": torch.zeros(rows, 0, dtype=torch.int64),
+        "feature_activation": torch.zeros(rows, 0),
     }
     return {f: torch.cat(v) if v else empty[f] for f, v in parts.items()}
 
@@ -249,6 +277,8 @@ def analyze(
     window: int | None = None,
     interventions: Sequence[Intervention] = (),
     neuron_means: Mapping[tuple[int, int], float] | None = None,
+    sae: SparseAutoencoder | None = None,
+    top_features: int = defaults.TOP_FEATURES,
 ) -> AnalysisResult:
     """Analyze ``text`` token by token with ``model`` (a TransformerLens ``TransformerBridge``).
 
@@ -262,6 +292,9 @@ def analyze(
     set, scaled or steered; the neurons reported are then the intervened ones. A ``mean``
     ablation of a neuron uses ``neuron_means[(layer, index)]`` when given (an index's), else
     the mean over the text; ``result.interventions`` says which.
+
+    ``sae`` (:mod:`lenscope.sae`) adds its ``top_features`` strongest features at each token
+    (``predictions.feature_*``); it must read a hook point of this model with its width.
     """
     n_layers, d_mlp, d_vocab, _ = model_dims(model)
     check_int(top_k, "top_k", 1, min(d_vocab, MAX_TOP_K))
@@ -270,7 +303,13 @@ def analyze(
     timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
     plan = _plan(model, text, context, window, timings)
     spans = plan.spans
-    check_response_size(len(spans.ids), top_k, top_neurons if d_mlp else 0)
+    if sae is not None:
+        from lenscope.sae import check_fits
+
+        check_fits(sae, model, model_name or "model")
+        check_int(top_features, "top_features", 1, min(MAX_TOP_NEURONS, sae.d_sae))
+    top_features = top_features if sae is not None else 0
+    check_response_size(len(spans.ids), top_k, (top_neurons if d_mlp else 0) + top_features)
     intervene, applied = None, []
     if interventions:
         from lenscope.interventions import check, patch_sources, selection_means, window_hooks
@@ -280,7 +319,7 @@ def analyze(
         means.patches = patch_sources(model, plan, context, interventions)
         intervene = window_hooks(model, plan, interventions, means)
         applied = [{"label": iv.label(), "mean_from": means.source.get(i)} for i, iv in enumerate(interventions)]
-    out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings, intervene)
+    out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings, intervene, sae, top_features)
 
     t1 = time.perf_counter()
     arr = {f: t.cpu().numpy() for f, t in out.items()}  # n + 1 rows: positions first .. end
@@ -293,6 +332,8 @@ def analyze(
         neuron_layer=arr["neuron_layer"][1:].astype(np.int32),  # neurons are at tokens: drop row 0
         neuron_index=arr["neuron_index"][1:].astype(np.int32),
         neuron_activation=arr["neuron_activation"][1:].astype(np.float32),
+        feature_index=arr["feature_index"][1:].astype(np.int32),
+        feature_activation=arr["feature_activation"][1:].astype(np.float32),
     )
     ids = sorted(set(preds.top_ids.reshape(-1).tolist()) | set(spans.ids.tolist()))
     strings = dict(zip(ids, token_strings(model.tokenizer, ids)))
@@ -309,6 +350,7 @@ def analyze(
         window_tokens=plan.window,
         timings_ms={k: round(v, 3) for k, v in timings.items()},
         interventions=applied,
+        sae=sae,
     )
 
 

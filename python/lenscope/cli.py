@@ -55,17 +55,52 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     context, selection = select_lines(text, args.lines)
     interventions = [parse_intervention(spec) for spec in args.ablate]
     model = load_model(args.model, device=args.device)
-    kwargs = {"context": context, "top_k": args.top_k, "top_neurons": args.top_neurons, "model_name": args.model}
-    result = analyze(model, selection, interventions=interventions, **kwargs)  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {"context": context, "top_k": args.top_k, "top_neurons": args.top_neurons, "model_name": args.model}
+    if args.sae:
+        from lenscope.models.sae_registry import load_named_sae
+
+        kwargs["sae"] = load_named_sae(args.sae).to(next(model.parameters()).device)
+    result = analyze(model, selection, interventions=interventions, **kwargs)
     if args.json:
         from lenscope.wire import encode_json, to_wire
 
         sys.stdout.buffer.write(encode_json(to_wire(result)) + b"\n")
         return 0
     if interventions:
-        _print_changes(analyze(model, selection, **kwargs), result, args.top)  # type: ignore[arg-type]
+        _print_changes(analyze(model, selection, **kwargs), result, args.top)
         return 0
     _print_table(result)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from lenscope.models.registry import list_models
+    from lenscope.models.sae_registry import list_saes
+
+    dirs = tuple(Path(d) for d in args.model_dir)
+    table = Table(title="models")
+    for col in ("name", "source", "loadable", "layers", "d_model", "neurons/layer", "vocab", "n_ctx", "why not"):
+        table.add_column(col, overflow="fold")
+    for m in list_models(dirs):
+        sh = m.shape
+        dims = [
+            str(v) if v is not None else "-"
+            for v in ((sh.n_layers, sh.d_model, sh.d_mlp, sh.d_vocab, sh.n_ctx) if sh else (None,) * 5)
+        ]
+        table.add_row(m.name, m.source, "yes" if m.loadable else "no", *dims, m.reason)
+    saes = Table(title="SAEs")
+    for col in ("name", "model", "hook point", "features", "k", "format", "why not"):
+        saes.add_column(col, overflow="fold")
+    for sa in list_saes(dirs):
+        saes.add_row(
+            sa.name, sa.model or "-", sa.hook_point or "-", str(sa.d_sae or "-"), str(sa.k or "-"), sa.format or "-", sa.reason
+        )
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    console.print(saes)
     return 0
 
 
@@ -122,7 +157,10 @@ def _print_table(result: object) -> None:
         title=f"{result.model}: {len(result.token_texts)} tokens" + (f", {result.windows} windows" if result.windowed else "")
     )
     shown = min(5, result.predictions.top_ids.shape[1])
-    for col in ("#", "token", "next lp", "rank", f"top-{shown} next", "top-3 neurons (L.N=act)"):
+    sae = result.sae
+    for col in ("#", "token", "next lp", "rank", f"top-{shown} next", "top-3 neurons (L.N=act)") + (
+        (f"top-3 features of {sae.name} (F=act)",) if sae else ()
+    ):
         table.add_column(col, overflow="fold")
     for i, tok in enumerate(result.token_texts):
         row = i + 1  # the prediction made at token i
@@ -134,6 +172,9 @@ def _print_table(result: object) -> None:
             f"{int(la)}.{int(ix)}={float(v):.2f}"
             for la, ix, v in zip(p.neuron_layer[i][:3], p.neuron_index[i][:3], p.neuron_activation[i][:3])
         )
+        features = "  ".join(
+            f"F{int(f)}={float(v):.2f}" for f, v in zip(p.feature_index[i][:3], p.feature_activation[i][:3]) if f >= 0
+        )
         table.add_row(
             str(i),
             escape(visible(tok)),
@@ -141,6 +182,7 @@ def _print_table(result: object) -> None:
             "" if not p.actual_rank[row] else str(int(p.actual_rank[row])),
             escape(top),
             neurons,
+            *((features,) if sae else ()),
         )
     # Piped output has no terminal width to fit: use a wide one rather than folding every cell.
     Console(width=None if sys.stdout.isatty() else 200).print(table)
@@ -241,6 +283,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     if changed:
         listed = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "")
         print(f"{len(changed)} files changed since {out} was built ({listed}): rebuilding")
+    sae = None
+    if args.sae:
+        from lenscope.models.sae_registry import load_named_sae
+
+        sae = load_named_sae(args.sae)
+        if args.device:
+            sae.to(args.device)
     with _progress_bar("indexing") as bar:
         task = bar.add_task("index", total=None)
         result = build_index_over(
@@ -251,8 +300,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             k=args.k,
             progress=lambda p: bar.update(task, completed=p["tokens_done"], total=p["tokens_total"]),
             root_label=str(corpus.root),
+            sae=sae,
         )
-    print(f"wrote {out}: {result['files']} files, {result['tokens']:,} tokens, {args.k} examples per neuron")
+    unit = f"feature of {sae.name}" if sae else "neuron"
+    print(f"wrote {out}: {result['files']} files, {result['tokens']:,} tokens, {args.k} examples per {unit}")
     return 0
 
 
@@ -420,7 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="re-run with a component changed, e.g. L0.N123 (zeroed), L0.H3, L0.MLP, L0.N5=mean, "
                          "L0.H3=scale:0.5, L0.N5=steer:4, L0.N5=set:2 (repeatable); prints what changed")  # fmt: skip
     an.add_argument("--top", type=int, default=20, help="with --ablate: the tokens shown")
+    an.add_argument("--sae", help="also list this SAE's strongest features at each token (lenscope models lists them)")
     an.set_defaults(func=cmd_analyze)
+    md = sub.add_parser("models", help="the models and SAEs lenscope can load here, and what each is")
+    md.add_argument("--model-dir", action="append", default=[], help="also list model and SAE folders under this folder")
+    md.set_defaults(func=cmd_models)
     wy = sub.add_parser("why", help="why the model predicted the next token after a place in a file (direct logit attribution)")
     wy.add_argument("path")
     wy.add_argument("--line", type=int, required=True, help="1-based")
@@ -438,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--k", type=int, default=defaults.INDEX_K, help="top examples kept per neuron")
     ix.add_argument("--device", default=None)
     ix.add_argument("--force", action="store_true", help="rebuild even when no file changed")
+    ix.add_argument("--sae", help="index this SAE's features instead of the MLP neurons")
     ix.set_defaults(func=cmd_index)
     cp = sub.add_parser("compare", help="two models token by token over files: where does A beat B?")
     cp.add_argument("paths", nargs="+", help="files or folders under --root")

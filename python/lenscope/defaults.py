@@ -11,6 +11,8 @@ EXPORTS_DIR = f"{WORKSPACE_DIR}/compare"
 
 TOP_K = 10
 TOP_NEURONS = 10
+TOP_FEATURES = 10
+"""SAE features per token in an analysis that names an SAE."""
 INDEX_K = 20
 """Top examples kept per neuron by an index build."""
 INDEX_NAME = "workspace"

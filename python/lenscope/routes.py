@@ -65,6 +65,10 @@ EXPORT_NAME = Param(
 )
 LAYER = Param("layer", "path", {"type": "integer", "minimum": 0, "maximum": MAX_LAYERS - 1}, pattern="[0-9]{1,6}")
 NEURON = Param("index", "path", {"type": "integer", "minimum": 0, "maximum": MAX_NEURON_INDEX}, pattern="[0-9]{1,7}")
+SAE = Param(
+    "sae", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}, pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
+    description="SAE name (GET models lists them)",
+)
 HEAD = Param("head", "path", {"type": "integer", "minimum": 0, "maximum": 9999}, pattern="[0-9]{1,4}")
 TEXT_ERRORS = (400, 403, 404, 413, 415, 503, 504)
 MODEL_ERRORS = (400, 403, 404, 503, 504)
@@ -101,6 +105,14 @@ ROUTES: tuple[Route, ...] = (
     Route("/neurons/{model}/search", "get", "neuronSearch", "Neurons whose top examples peak on a token (by its text)",
           wire.NeuronSearchResponse, (400, 403, 404), params=(
               MODEL,
+              Param("q", "query", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, description="Token text"),
+          )),
+    Route("/features/{model}/{sae}/{index}", "get", "featureCard",
+          "An SAE feature's card from a feature index: top corpus examples, logit effect of its decoder direction, histogram",
+          wire.NeuronCardResponse, (400, 403, 404), params=(MODEL, SAE, NEURON)),
+    Route("/features/{model}/{sae}/search", "get", "featureSearch", "SAE features whose top examples peak on a token",
+          wire.NeuronSearchResponse, (400, 403, 404), params=(
+              MODEL, SAE,
               Param("q", "query", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, description="Token text"),
           )),
     Route("/indexes", "get", "listIndexes", "Neuron indexes available (built here or shipped), broken ones included",

@@ -57,6 +57,7 @@ FLOAT_DTYPES: dict[str, DType] = {
     "actual_logprob": "float32",
     "entropy": "float16",
     "neuron_activation": "float16",
+    "feature_activation": "float16",
 }
 
 
@@ -171,6 +172,10 @@ class AnalyzeRequest(_Strict):
         max_length=MAX_INTERVENTIONS,
         description="Re-run the text with these components changed (in order); cached apart from the plain analysis",
     )
+    sae: ModelName | None = Field(None, description="An SAE (GET saes) whose strongest features per token to add")
+    top_features: int = Field(
+        defaults.TOP_FEATURES, ge=1, le=MAX_TOP_NEURONS, description="SAE features per token, when an SAE is named"
+    )
 
 
 class TokensWire(_Strict):
@@ -197,6 +202,16 @@ class PredictionsWire(_Strict):
     neuron_activation: NDArray
 
 
+class FeaturesWire(_Strict):
+    """An SAE's strongest features at each token (row i is at token i, like the neurons)."""
+
+    sae: str
+    hook_point: str
+    d_sae: int
+    index: NDArray = Field(description="int32 [n, f]: feature indices, strongest first; -1 where fewer than f fire")
+    activation: NDArray = Field(description="float16 [n, f]")
+
+
 class StringsWire(_Strict):
     """Decoded string of every token id in the response (ids[i] -> values[i])."""
 
@@ -218,6 +233,7 @@ class AnalyzeResponse(_Strict):
         "total, the worker round trip when computed for this request, and source;desc=worker|coalesced|cache"
     )
     interventions: list[AppliedIntervention] = Field(default_factory=list, description="Those applied, in order")
+    features: FeaturesWire | None = Field(None, description="The named SAE's features; null without one")
 
 
 class NeuronRef(_Strict):
@@ -416,6 +432,23 @@ class Histogram(_Strict):
     counts: list[int]
 
 
+class NeuronDescription(_Strict):
+    """A one-line description chosen on half the index's files and scored on the other half."""
+
+    text: str = Field(description='The line shown, e.g. fires on "]" after ")"  (precision 0.82, recall 0.64 on held-out text)')
+    pattern: list[str] = Field(description="The pattern's token texts: [token] or [preceding token, token]")
+    pattern_ids: list[int]
+    categories: list[str] = Field(description="Kinds of the pattern's token, for search: closing bracket, digit, keyword def ...")
+    precision: float | None = Field(description="Held-out: of the tokens where the pattern occurs, the share where the unit fires")
+    recall: float | None = Field(description="Held-out: of the tokens where the unit fires, the share where the pattern occurs")
+    occurs: int = Field(description="Held-out tokens where the pattern occurs")
+    fires: int = Field(description="Held-out tokens where the activation is above the threshold")
+    both: int
+    threshold: float = Field(description="Fires means above this: half the unit's max over the files the pattern was chosen on")
+    examples_matched: int = Field(description="Top examples (choose half, firing) the pattern matches")
+    examples_chosen: int = Field(description="Top examples (choose half, firing) it was chosen from")
+
+
 class NeuronCardResponse(_Strict):
     model: str
     layer: int
@@ -427,18 +460,22 @@ class NeuronCardResponse(_Strict):
     histogram: Histogram
     index_path: str = Field(description="Name of the index folder the card comes from")
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    sae: str | None = Field(None, description="For an SAE feature's card: the SAE (layer is then 0, index the feature)")
+    description: NeuronDescription | None = Field(None, description="None for an index built before descriptions")
 
 
 class NeuronHit(_Strict):
     layer: int
     index: int
-    hits: int = Field(description="How many of the neuron's top examples peak on the token")
-    score: float = Field(description="Sum of those examples' activations")
+    hits: int = Field(description="How many of the neuron's top examples peak on the token (by description: match the pattern)")
+    score: float = Field(description="Sum of those examples' activations (by description: the description's held-out F1)")
+    description: NeuronDescription | None = None
 
 
 class NeuronSearchResponse(_Strict):
     model: str
     token: str
+    by: Literal["token", "description"] = "token"
     neurons: list[NeuronHit]
 
 
@@ -451,6 +488,7 @@ class IndexBuildRequest(_Strict):
     paths: Paths = Field(description="Files or folders, relative to the server root")
     name: IndexName = Field(defaults.INDEX_NAME, description=f"Index folder name under {defaults.INDEXES_DIR}/")
     k: int = Field(defaults.INDEX_K, ge=1, le=MAX_INDEX_K, description="Top examples kept per neuron")
+    sae: ModelName | None = Field(None, description="Index this SAE's features (GET models lists SAEs) instead of the neurons")
 
 
 class CompareRequest(_Strict):
@@ -568,6 +606,7 @@ class IndexEntry(_Strict):
     tokens: int | None
     created: str | None
     shipped: bool = Field(description="Ships with lenscope (read-only) rather than built in this workspace")
+    sae: str | None = Field(None, description="A feature index: the SAE whose features it indexes")
 
 
 class IndexDocumentResponse(_Strict):
@@ -603,9 +642,25 @@ class ModelEntry(_Strict):
     aliases: list[str]
 
 
+class SaeEntry(_Strict):
+    """A sparse autoencoder lenscope can read (shipped, or a folder under the server's model_dirs)."""
+
+    name: str
+    model: str | None = Field(description="The model it reads, when its folder says")
+    hook_point: str | None = Field(description="TransformerLens hook name, e.g. blocks.0.mlp.hook_post")
+    d_in: int | None
+    d_sae: int | None = Field(description="Number of features")
+    k: int | None = Field(description="Active features per token (TopK SAEs)")
+    format: Literal["sparsify", "saelens"] | None
+    loadable: bool
+    reason: str = Field(description="Why it cannot be read, when it cannot")
+    shipped: bool
+
+
 class ModelsResponse(_Strict):
     default: str
     models: list[ModelEntry]
+    saes: list[SaeEntry] = Field(default_factory=list, description="SAEs whose features analyze can add")
 
 
 class WorkerHealth(_Strict):
@@ -662,6 +717,15 @@ def to_wire(result: AnalysisResult) -> dict[str, Any]:
         "window_tokens": result.window_tokens,
         "timings_ms": dict(result.timings_ms),
         "interventions": list(result.interventions),
+        "features": None
+        if result.sae is None
+        else {
+            "sae": result.sae.name,
+            "hook_point": result.sae.hook_point,
+            "d_sae": result.sae.d_sae,
+            "index": np.ascontiguousarray(p.feature_index, dtype=np.int32),
+            "activation": _cast("feature_activation", p.feature_activation),
+        },
     }
 
 

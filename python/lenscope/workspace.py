@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lenscope import defaults
 from lenscope.errors import InvalidInput, JobCancelled
 from lenscope.index.corpus import Document, Skipped, read_documents
 from lenscope.paths import safe_relative
+
+if TYPE_CHECKING:
+    from lenscope.sae import SparseAutoencoder
 
 Progress = Callable[[dict[str, Any]], None]
 CancelCheck = Callable[[], bool]
@@ -71,23 +74,25 @@ def build_index_over(
     progress: Progress | None = None,
     cancelled: CancelCheck | None = None,
     root_label: str = ".",
+    sae: SparseAutoencoder | None = None,
 ) -> dict[str, Any]:
-    """Build a neuron index of ``corpus`` and write it atomically to ``out``."""
+    """Build a neuron index of ``corpus`` (of ``sae``'s features, when given) and write it atomically to ``out``."""
     from lenscope.index.build import BuildOptions, build_index
     from lenscope.index.store import write_index
 
     model = load()
-    arrays = build_index(model, corpus.docs, BuildOptions(k=k), progress=throttled(progress), cancelled=cancelled)
+    arrays = build_index(model, corpus.docs, BuildOptions(k=k), progress=throttled(progress), cancelled=cancelled, sae=sae)
     tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
     write_index(
         arrays,
         out,
         model=model_name,
-        n_layers=int(model.cfg.n_layers),
+        n_layers=1 if sae is not None else int(model.cfg.n_layers),
         tokenizer=tokenizer,
         docs=corpus.docs,
         skipped=corpus.skipped,
         root=root_label,
+        sae=None if sae is None else {"name": sae.name, "hook_point": sae.hook_point, "d_sae": sae.d_sae},
     )
     return {
         "kind": "index",

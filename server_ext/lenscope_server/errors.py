@@ -24,6 +24,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "job_not_found": 404,
     "method_not_allowed": 405,
     "model_unavailable": 503,
+    "sae_unavailable": 503,
     "worker_died": 503,
     "queue_full": 503,
     "out_of_memory": 503,

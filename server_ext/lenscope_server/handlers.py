@@ -199,6 +199,20 @@ class NeuronHandler(LenscopeHandler):
         self.send_plain(self.service.neuron_card(model, int(layer), int(index)))
 
 
+class FeatureHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def get(self, model: str, sae: str, index: str) -> None:
+        self.send_plain(self.service.feature_card(model, sae, int(index)))
+
+
+class FeatureSearchHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    def get(self, model: str, sae: str) -> None:
+        self.send_plain(self.service.feature_search(model, sae, self.get_query_argument("q", "")))
+
+
 class NeuronInputsHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -231,7 +245,9 @@ class IndexesHandler(LenscopeHandler):
     @authorized
     def post(self) -> None:
         request = self.parse_body(IndexBuildRequest)
-        job = self.jobs.start_index_build(request.model or self.service.default_model, request.paths, request.name, request.k)
+        job = self.jobs.start_index_build(
+            request.model or self.service.default_model, request.paths, request.name, request.k, request.sae
+        )
         self.send_plain(job.public(), status=202)
 
 
@@ -342,6 +358,8 @@ HANDLERS: dict[str, type[LenscopeHandler]] = {
     "/neurons/{model}/{layer}/{index}": NeuronHandler,
     "/neurons/{model}/{layer}/{index}/inputs": NeuronInputsHandler,
     "/neurons/{model}/search": NeuronSearchHandler,
+    "/features/{model}/{sae}/{index}": FeatureHandler,
+    "/features/{model}/{sae}/search": FeatureSearchHandler,
     "/heads/{model}/{layer}/{head}": HeadCardHandler,
     "/indexes": IndexesHandler,
     "/indexes/{name}/document": IndexDocumentHandler,

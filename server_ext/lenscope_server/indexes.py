@@ -66,21 +66,29 @@ class IndexRegistry:
                 m = self.open(path).manifest
             except IndexBroken as exc:
                 out.append({**entry, "state": "broken", "problem": exc.message, "model": None, "files": None,
-                            "tokens": None, "created": None})  # fmt: skip
+                            "tokens": None, "created": None, "sae": None})  # fmt: skip
                 continue
             except IndexNotFound:
                 continue
-            out.append({**entry, "model": m["model"], "files": len(m["files"]), "tokens": m["tokens"], "created": m["created"]})
+            out.append({**entry, "model": m["model"], "files": len(m["files"]), "tokens": m["tokens"], "created": m["created"],
+                        "sae": (m.get("sae") or {}).get("name")})  # fmt: skip
         return out
 
-    def for_model(self, model: str) -> Index:
+    def for_model(self, model: str, sae: str | None = None) -> Index:
+        """The model's neuron index, or with ``sae`` its index of that SAE's features."""
         for path in self.candidates():
             try:
                 index = self.open(path)
             except IndexNotFound:  # broken ones included: skipped, and listed as broken
                 continue
-            if index.manifest.get("model") == model:
+            indexed_sae = (index.manifest.get("sae") or {}).get("name")
+            if index.manifest.get("model") == model and indexed_sae == sae:
                 return index
+        if sae is not None:
+            raise IndexNotFound(
+                f"no feature index for SAE {sae!r} on model {model!r}: build one "
+                f"(lenscope index PATH --model {model} --sae {sae} --out .lenscope/indexes/NAME)"
+            )
         raise IndexNotFound(
             f"no neuron index for model {model!r}: build one (lenscope index PATH --model {model} --out .lenscope/indexes/NAME)"
         )

@@ -91,11 +91,12 @@ class JobManager:
         job.task = asyncio.ensure_future(self._run(job, op, {**args, "root": str(self.root), "allow_hidden": self.allow_hidden}))
         return job
 
-    def start_index_build(self, model: str, paths: list[str], name: str, k: int) -> Job:
+    def start_index_build(self, model: str, paths: list[str], name: str, k: int, sae: str | None = None) -> Job:
         rel = self._check_paths(paths)
-        return self._start(
-            "index", model, "build_index", {"model": model, "paths": rel, "out": str(self.index_dir / name), "k": k}
-        )
+        args: dict[str, Any] = {"model": model, "paths": rel, "out": str(self.index_dir / name), "k": k}
+        if sae:
+            args["sae"] = sae
+        return self._start("index", model, "build_index", args)
 
     def start_compare(self, model_a: str, model_b: str, paths: list[str], clamp: float, min_count: int) -> Job:
         rel = self._check_paths(paths)

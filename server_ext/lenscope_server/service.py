@@ -28,7 +28,7 @@ from lenscope_server.errors import relative_to_root
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.worker.client import WorkerClient
 
-AnalyzeKey = tuple[str, str, str, int, int, str, str]  # ..., encoding, the interventions as canonical JSON
+AnalyzeKey = tuple[str, str, str, int, int, str, str, str, int]  # ..., encoding, interventions (JSON), sae, top_features
 
 
 @dataclass
@@ -71,7 +71,10 @@ class LenscopeService:
         check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
         model = request.model or self.default_model
         interventions = json.dumps([iv.model_dump() for iv in request.interventions], sort_keys=True)
-        key: AnalyzeKey = (model, request.text, request.context, request.top_k, request.top_neurons, encoding, interventions)
+        key: AnalyzeKey = (
+            model, request.text, request.context, request.top_k, request.top_neurons, encoding, interventions,
+            request.sae or "", request.top_features if request.sae else 0,
+        )  # fmt: skip
         body = self.cache.get(key)
         source, worker_ms = "cache", None
         if body is None:
@@ -89,9 +92,11 @@ class LenscopeService:
     async def _compute(self, key: AnalyzeKey) -> bytes:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
-        model, text, context, top_k, top_neurons, encoding, interventions = key
+        model, text, context, top_k, top_neurons, encoding, interventions, sae, top_features = key
         try:
             args: dict[str, Any] = {"model": model, "text": text, "context": context, "top_k": top_k, "top_neurons": top_neurons}
+            if sae:
+                args |= {"sae": sae, "top_features": top_features}
             if interventions != "[]":
                 changes = json.loads(interventions)
                 args |= {"interventions": changes, "neuron_means": self._index_means(model, changes)}
@@ -211,6 +216,18 @@ class LenscopeService:
     def neuron_search(self, model: str, token: str) -> dict[str, Any]:
         return {"model": model, "token": token, "neurons": neurons_for_token(self.indexes.for_model(model), token)}
 
+    def feature_card(self, model: str, sae: str, feature: int) -> dict[str, Any]:
+        """An SAE feature's card from the model's feature index for that SAE (same machinery as neurons)."""
+        t0 = time.perf_counter()
+        index = self.indexes.for_model(model, sae=sae)
+        card = neuron_card(index, 0, feature, self.indexes.availability(index))
+        card["sae"] = sae
+        card["timings_ms"] = {"lookup": round((time.perf_counter() - t0) * 1000, 3)}
+        return card
+
+    def feature_search(self, model: str, sae: str, token: str) -> dict[str, Any]:
+        return {"model": model, "token": token, "neurons": neurons_for_token(self.indexes.for_model(model, sae=sae), token)}
+
     def index_document(self, name: str, path: str, cell: int | None) -> dict[str, Any]:
         return {"index": name, **stored_document(self.indexes.by_name(name), path, cell)}
 
@@ -228,7 +245,11 @@ class LenscopeService:
             entry = {k: v for k, v in m.items() if k != "path"}  # server paths stay on the server
             entry["reason"] = relative_to_root(entry["reason"], self.indexes.root)
             entries.append({**entry, "state": state, "default": m["name"] == self.default_model})
-        return {"default": self.default_model, "models": entries}
+        saes = [
+            {**{k: v for k, v in s.items() if k != "path"}, "reason": relative_to_root(s["reason"], self.indexes.root)}
+            for s in result.get("saes", [])
+        ]
+        return {"default": self.default_model, "models": entries, "saes": saes}
 
     def health(self) -> dict[str, Any]:
         w, c = self.worker, self.cache

@@ -106,6 +106,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/features/{model}/{sae}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** SAE features whose top examples peak on a token */
+        get: operations["featureSearch"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/lenscope/api/features/{model}/{sae}/{index}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An SAE feature's card from a feature index: top corpus examples, logit effect of its decoder direction, histogram */
+        get: operations["featureCard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/heads/{model}/{layer}/{head}": {
         parameters: {
             query?: never;
@@ -391,10 +425,22 @@ export interface components {
              */
             model: string | null;
             /**
+             * Sae
+             * @description An SAE (GET saes) whose strongest features per token to add
+             * @default null
+             */
+            sae: string | null;
+            /**
              * Text
              * @description The text to analyze (the selection); not only whitespace
              */
             text: string;
+            /**
+             * Top Features
+             * @description SAE features per token, when an SAE is named
+             * @default 10
+             */
+            top_features: number;
             /**
              * Top K
              * @description Next-token predictions per position (1 .. min(d_vocab, 100))
@@ -412,6 +458,11 @@ export interface components {
         AnalyzeResponse: {
             /** Context Tokens */
             context_tokens: number;
+            /**
+             * @description The named SAE's features; null without one
+             * @default null
+             */
+            features: components["schemas"]["FeaturesWire"] | null;
             /**
              * Interventions
              * @description Those applied, in order
@@ -807,6 +858,22 @@ export interface components {
             url: string;
         };
         /**
+         * FeaturesWire
+         * @description An SAE's strongest features at each token (row i is at token i, like the neurons).
+         */
+        FeaturesWire: {
+            /** @description float16 [n, f] */
+            activation: components["schemas"]["NDArray"];
+            /** D Sae */
+            d_sae: number;
+            /** Hook Point */
+            hook_point: string;
+            /** @description int32 [n, f]: feature indices, strongest first; -1 where fewer than f fire */
+            index: components["schemas"]["NDArray"];
+            /** Sae */
+            sae: string;
+        };
+        /**
          * HeadCardResponse
          * @description A head read from its weights (1-layer reading: each token alone through the LayerNorms).
          */
@@ -894,6 +961,12 @@ export interface components {
              * @description Files or folders, relative to the server root
              */
             paths: string[];
+            /**
+             * Sae
+             * @description Index this SAE's features (GET models lists SAEs) instead of the neurons
+             * @default null
+             */
+            sae: string | null;
         };
         /**
          * IndexDocumentResponse
@@ -924,6 +997,12 @@ export interface components {
              * @description What is wrong with a broken index
              */
             problem: string | null;
+            /**
+             * Sae
+             * @description A feature index: the SAE whose features it indexes
+             * @default null
+             */
+            sae: string | null;
             /**
              * Shipped
              * @description Ships with lenscope (read-only) rather than built in this workspace
@@ -1185,6 +1264,11 @@ export interface components {
             default: string;
             /** Models */
             models: components["schemas"]["ModelEntry"][];
+            /**
+             * Saes
+             * @description SAEs whose features analyze can add
+             */
+            saes?: components["schemas"]["SaeEntry"][];
         };
         /**
          * NDArray
@@ -1203,6 +1287,11 @@ export interface components {
         };
         /** NeuronCardResponse */
         NeuronCardResponse: {
+            /**
+             * @description None for an index built before descriptions
+             * @default null
+             */
+            description: components["schemas"]["NeuronDescription"] | null;
             /** Examples */
             examples: components["schemas"]["NeuronExample"][];
             histogram: components["schemas"]["Histogram"];
@@ -1224,6 +1313,12 @@ export interface components {
             logit_suppressed: components["schemas"]["LogitEffect"][];
             /** Model */
             model: string;
+            /**
+             * Sae
+             * @description For an SAE feature's card: the SAE (layer is then 0, index the feature)
+             * @default null
+             */
+            sae: string | null;
             stats: components["schemas"]["NeuronStats"];
             /** Timings Ms */
             timings_ms?: {
@@ -1246,6 +1341,66 @@ export interface components {
              * @description Its direct part of the actual tokens' centred logits, summed over the rows
              */
             total: number;
+        };
+        /**
+         * NeuronDescription
+         * @description A one-line description chosen on half the index's files and scored on the other half.
+         */
+        NeuronDescription: {
+            /** Both */
+            both: number;
+            /**
+             * Categories
+             * @description Kinds of the pattern's token, for search: closing bracket, digit, keyword def ...
+             */
+            categories: string[];
+            /**
+             * Examples Chosen
+             * @description Top examples (choose half, firing) it was chosen from
+             */
+            examples_chosen: number;
+            /**
+             * Examples Matched
+             * @description Top examples (choose half, firing) the pattern matches
+             */
+            examples_matched: number;
+            /**
+             * Fires
+             * @description Held-out tokens where the activation is above the threshold
+             */
+            fires: number;
+            /**
+             * Occurs
+             * @description Held-out tokens where the pattern occurs
+             */
+            occurs: number;
+            /**
+             * Pattern
+             * @description The pattern's token texts: [token] or [preceding token, token]
+             */
+            pattern: string[];
+            /** Pattern Ids */
+            pattern_ids: number[];
+            /**
+             * Precision
+             * @description Held-out: of the tokens where the pattern occurs, the share where the unit fires
+             */
+            precision: number | null;
+            /**
+             * Recall
+             * @description Held-out: of the tokens where the unit fires, the share where the pattern occurs
+             */
+            recall: number | null;
+            /**
+             * Text
+             * @description The line shown, e.g. fires on "]" after ")"  (precision 0.82, recall 0.64 on held-out text)
+             */
+            text: string;
+            /**
+             * Threshold
+             * @description Fires means above this: half the unit's max over the files the pattern was chosen on
+             */
+            threshold: number;
         };
         /** NeuronExample */
         NeuronExample: {
@@ -1299,9 +1454,11 @@ export interface components {
         };
         /** NeuronHit */
         NeuronHit: {
+            /** @default null */
+            description: components["schemas"]["NeuronDescription"] | null;
             /**
              * Hits
-             * @description How many of the neuron's top examples peak on the token
+             * @description How many of the neuron's top examples peak on the token (by description: match the pattern)
              */
             hits: number;
             /** Index */
@@ -1310,7 +1467,7 @@ export interface components {
             layer: number;
             /**
              * Score
-             * @description Sum of those examples' activations
+             * @description Sum of those examples' activations (by description: the description's held-out F1)
              */
             score: number;
         };
@@ -1337,6 +1494,12 @@ export interface components {
         };
         /** NeuronSearchResponse */
         NeuronSearchResponse: {
+            /**
+             * By
+             * @default token
+             * @enum {string}
+             */
+            by: "token" | "description";
             /** Model */
             model: string;
             /** Neurons */
@@ -1442,6 +1605,47 @@ export interface components {
             depth: number;
             /** Limit */
             limit: number;
+        };
+        /**
+         * SaeEntry
+         * @description A sparse autoencoder lenscope can read (shipped, or a folder under the server's model_dirs).
+         */
+        SaeEntry: {
+            /** D In */
+            d_in: number | null;
+            /**
+             * D Sae
+             * @description Number of features
+             */
+            d_sae: number | null;
+            /** Format */
+            format: ("sparsify" | "saelens") | null;
+            /**
+             * Hook Point
+             * @description TransformerLens hook name, e.g. blocks.0.mlp.hook_post
+             */
+            hook_point: string | null;
+            /**
+             * K
+             * @description Active features per token (TopK SAEs)
+             */
+            k: number | null;
+            /** Loadable */
+            loadable: boolean;
+            /**
+             * Model
+             * @description The model it reads, when its folder says
+             */
+            model: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Reason
+             * @description Why it cannot be read, when it cannot
+             */
+            reason: string;
+            /** Shipped */
+            shipped: boolean;
         };
         /** SkippedFile */
         SkippedFile: {
@@ -1994,6 +2198,122 @@ export interface operations {
                 content: {
                     "application/jsonl": unknown;
                     "text/csv": unknown;
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    featureSearch: {
+        parameters: {
+            query: {
+                /** @description Token text */
+                q: string;
+            };
+            header?: never;
+            path: {
+                /** @description Model name */
+                model: string;
+                /** @description SAE name (GET models lists them) */
+                sae: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description SAE features whose top examples peak on a token */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NeuronSearchResponse"];
+                    "application/msgpack": components["schemas"]["NeuronSearchResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    featureCard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Model name */
+                model: string;
+                /** @description SAE name (GET models lists them) */
+                sae: string;
+                index: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An SAE feature's card from a feature index: top corpus examples, logit effect of its decoder direction, histogram */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NeuronCardResponse"];
+                    "application/msgpack": components["schemas"]["NeuronCardResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */

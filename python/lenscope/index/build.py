@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,7 +22,11 @@ from lenscope.analysis import bos_id, capture, mlp_hook_names, model_dims
 from lenscope.errors import InvalidInput, JobCancelled
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document
+from lenscope.index.describe import describe_index
 from lenscope.tokens import token_strings, tokenize_with_spans
+
+if TYPE_CHECKING:
+    from lenscope.sae import SparseAutoencoder
 
 
 class IndexCancelled(JobCancelled):
@@ -47,11 +51,15 @@ def _windows_of(n_tokens: list[int], body: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def logit_effects(model: Any, top: int = 10, chunk: int = 1024) -> tuple[np.ndarray, ...]:
-    """Per neuron, the ``top`` most boosted and most suppressed tokens of ``W_out[n] @ W_U``."""
-    w_out = model.W_out.detach().float()  # [L, d_mlp, d_model]
+def logit_effects(model: Any, top: int = 10, chunk: int = 1024, directions: torch.Tensor | None = None) -> tuple[np.ndarray, ...]:
+    """Per neuron, the ``top`` most boosted and most suppressed tokens of ``W_out[n] @ W_U``
+    (or of ``directions[n] @ W_U``: an SAE feature's decoder direction in the residual stream)."""
     w_u = model.W_U.detach().float()  # [d_model, vocab]
-    flat = w_out.reshape(-1, w_out.shape[-1])
+    if directions is None:
+        w_out = model.W_out.detach().float()  # [L, d_mlp, d_model]
+        flat = w_out.reshape(-1, w_out.shape[-1])
+    else:
+        flat = directions.float().to(w_u.device)
     parts: list[list[torch.Tensor]] = [[], [], [], []]
     for i in range(0, flat.shape[0], chunk):
         effect = flat[i : i + chunk] @ w_u
@@ -70,9 +78,17 @@ def build_index(
     options: BuildOptions = BuildOptions(),
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
+    sae: SparseAutoencoder | None = None,
 ) -> IndexArrays:
+    """With ``sae``, the units are its features (encoded from its hook point) instead of the MLP
+    neurons, and logit effects follow each feature's decoder direction; all else is the same."""
     n_layers, d_mlp, _, n_ctx = model_dims(model)
-    if not d_mlp:
+    if sae is not None:
+        from lenscope.sae import check_fits
+
+        check_fits(sae, model, str(getattr(model.cfg, "model_name", "model")))
+        n_layers, d_mlp = 1, sae.d_sae
+    elif not d_mlp:
         raise InvalidInput("this model is attention-only: it has no MLP neurons to index")
     if not docs:
         raise InvalidInput("no documents to index")
@@ -84,7 +100,9 @@ def build_index(
     k, ctx = options.k, options.before + 1 + options.after
     device = next(model.parameters()).device
     bos = bos_id(model.tokenizer)
-    hooks = mlp_hook_names(model)
+    hooks = [sae.hook_point] if sae is not None else mlp_hook_names(model)
+    # an SAE's features are encoded inside the hook: its input is never kept
+    encode = (lambda act: sae.encode(act[:, 1:]).cpu()) if sae is not None else (lambda act: act[:, 1:].float().cpu())
 
     spans = [tokenize_with_spans(model.tokenizer, d.text) for d in docs]
     n_tokens = [len(s.ids) for s in spans]
@@ -115,8 +133,8 @@ def build_index(
         for i, (d, s, n) in enumerate(batch.tolist()):
             x[i, 1 : 1 + n] = torch.from_numpy(tokens[doc_offsets[d] + s : doc_offsets[d] + s + n].astype(np.int64))
         acts: list[torch.Tensor] = []
-        model.run_with_hooks(x.to(device), fwd_hooks=[(h, capture(acts)) for h in hooks])
-        a = torch.cat([t[:, 1:].float().cpu() for t in acts], dim=-1)  # [B, body, N], BOS dropped
+        model.run_with_hooks(x.to(device), fwd_hooks=[(h, capture(acts, encode)) for h in hooks])
+        a = torch.cat(acts, dim=-1)  # [B, body, N], BOS dropped
         lengths = torch.from_numpy(batch[:, 2].astype(np.int64))
         full = bool((lengths == body).all())
         for i, n in enumerate(batch[:, 2].tolist()):
@@ -152,9 +170,17 @@ def build_index(
             progress({"tokens_done": done, "tokens_total": total, "rate": rate, "eta_s": (total - done) / rate if rate else None})
 
     # one-time cost, independent of the corpus (for GPT-2 small: 36,864 x 50,257 dot products)
-    ids_hi, val_hi, ids_lo, val_lo = logit_effects(model)
+    if sae is None:
+        ids_hi, val_hi, ids_lo, val_lo = logit_effects(model)
+    else:
+        directions = sae.output_directions(model)
+        if directions is not None:
+            ids_hi, val_hi, ids_lo, val_lo = logit_effects(model, directions=directions)
+        else:  # a hook point with no linear path to the residual stream: no logit effects
+            none_i, none_v = np.zeros((n_neurons, 0), np.int32), np.zeros((n_neurons, 0), np.float32)
+            ids_hi, val_hi, ids_lo, val_lo = none_i, none_v, none_i, none_v
     used = sorted(set(tokens.tolist()) | set(ids_hi.reshape(-1).tolist()) | set(ids_lo.reshape(-1).tolist()))
-    return IndexArrays(
+    arrays = IndexArrays(
         k=k,
         before=options.before,
         after=options.after,
@@ -180,3 +206,6 @@ def build_index(
         logit_bottom_values=val_lo,
         strings=dict(zip(used, token_strings(model.tokenizer, used))),
     )
+    # a one-line description per unit, chosen on half the files and scored on the other half
+    arrays.descriptions = describe_index(model, arrays, [d.path for d in docs], hooks, encode, options.batch_windows, cancelled)
+    return arrays

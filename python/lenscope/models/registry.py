@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "default"
-EMBEDDED = {"lenscope-gelu-1l": "gelu-1l", "lenscope-attn-only-1l": "attn-only-1l"}
+EMBEDDED = {"lenscope-gelu-1l": "gelu-1l", "lenscope-attn-only-1l": "attn-only-1l", "lenscope-gelu-2l": "gelu-2l"}
 DEFAULT_MODEL = "lenscope-gelu-1l"
 LEGACY_PREFIXES = ("NeelNanda/", "ArthurConmy/", "Baidicoot/")
 

@@ -31,6 +31,7 @@ class Worker:
         self.idle_unload_s = idle_unload_s
         self.model_dirs = tuple(Path(d) for d in model_dirs)
         self.models: dict[str, Any] = {}
+        self.saes: dict[str, Any] = {}  # name -> SparseAutoencoder, on the worker's device
         self.last_used: dict[str, float] = {}
         self.cancel_events: dict[int, threading.Event] = {}
         self.write_lock = threading.Lock()
@@ -63,6 +64,14 @@ class Worker:
             gc.freeze()  # the model's objects live long: keep them out of every later collection
         self.last_used[name] = time.monotonic()
         return self.models[name]
+
+    def sae(self, name: str) -> Any:
+        if name not in self.saes:
+            from lenscope.models.sae_registry import load_named_sae
+
+            sae = load_named_sae(name, self.model_dirs)
+            self.saes[name] = sae.to(self.device) if self.device else sae
+        return self.saes[name]
 
     def unload(self, names: list[str]) -> None:
         if not names:
@@ -100,8 +109,13 @@ class Worker:
 
     def op_models(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.models.registry import list_models
+        from lenscope.models.sae_registry import list_saes
 
-        return {"models": [asdict(m) for m in list_models(self.model_dirs)], "loaded": sorted(self.models)}
+        return {
+            "models": [asdict(m) for m in list_models(self.model_dirs)],
+            "saes": [asdict(s) for s in list_saes(self.model_dirs)],
+            "loaded": sorted(self.models),
+        }
 
     def op_load(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         self.model(args["model"])
@@ -130,6 +144,8 @@ class Worker:
                 for iv in args.get("interventions", [])
             ],
             neuron_means={(int(la), int(ix)): float(m) for la, ix, m in args.get("neuron_means", [])},
+            sae=self.sae(args["sae"]) if args.get("sae") else None,
+            top_features=int(args.get("top_features") or 0) or 10,
         )
         return {"payload": encode(to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
 
@@ -224,6 +240,7 @@ class Worker:
             k=int(args["k"]),
             progress=progress,
             cancelled=cancelled.is_set,
+            sae=self.sae(args["sae"]) if args.get("sae") else None,
         )
 
     def op_compare_corpus(
