@@ -17,6 +17,7 @@ from lenscope.analysis import AnalysisResult, NeuronActivations
 
 if TYPE_CHECKING:
     from lenscope.attention import AttentionResult
+    from lenscope.logit_lens import LogitLens
 
 
 class View:
@@ -88,6 +89,45 @@ def attention(result: AttentionResult, layer: int | None = None) -> View:
         attention=dense.tolist(),
         attentionHeadNames=names,
         maskUpperTri=True,
+    )
+
+
+def _visible(text: str) -> str:
+    return html.escape(text.replace(" ", "·").replace("\n", "↵").replace("\t", "→"))
+
+
+def logit_lens(result: LogitLens, position: int | None = None) -> View:
+    """The logit lens at one text token (default: the first in the result) as a table: a row per
+    residual stream read (``embed``, ``L0`` ...), its top tokens with log-probs, and the actual next
+    token's rank and log-prob, shaded by rank (translucent, so light and dark themes both read)."""
+    position = result.positions[0] if position is None else position
+    if position not in result.positions:
+        raise ValueError(f"position {position} is not in this result (it has positions {result.positions[:20]})")
+    col = result.positions.index(position)
+    actual = int(result.actual_ids[col])
+    k = result.top_ids.shape[-1]
+    title = f"logit lens at token {position} {_visible(result.token_texts[position])!s}"
+    title += f" → next {_visible(result.strings[actual])}" if actual >= 0 else " (the last token: no next token)"
+    cell = "padding:2px 6px;border:1px solid rgba(128,128,128,0.3);font-family:monospace;white-space:pre"
+    head = "".join(f"<th style='{cell}'>{h}</th>" for h in ["", *(f"#{j + 1}" for j in range(k)), "rank", "log-prob"])
+    body = []
+    for r, name in enumerate(result.rows):
+        tops = []
+        for tok, lp in zip(result.top_ids[r, col].tolist(), result.top_logprobs[r, col].tolist()):
+            mark = "font-weight:bold;outline:1px solid rgba(34,139,34,0.9);" if tok == actual else ""
+            tops.append(f"<td style='{cell};{mark}'>{_visible(result.strings[tok])} <small>{lp:.2f}</small></td>")
+        rank, lp = int(result.actual_rank[r, col]), float(result.actual_logprob[r, col])
+        # shade: full green at rank 1, fading with log10(rank); nothing without a next token
+        alpha = 0.0 if rank <= 0 else max(0.0, 0.6 * (1 - np.log10(rank) / 4))
+        shade = f"background:rgba(34,139,34,{alpha:.2f})"
+        rank_text, lp_text = (str(rank), f"{lp:.2f}") if rank > 0 else ("", "")
+        body.append(
+            f"<tr><th style='{cell}'>{name}</th>{''.join(tops)}"
+            f"<td style='{cell};{shade}'>{rank_text}</td><td style='{cell}'>{lp_text}</td></tr>"
+        )
+    return View(
+        f"<div class='lenscope-logit-lens'><div>{title}</div><table style='border-collapse:collapse'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
     )
 
 

@@ -3,6 +3,7 @@ window, the final LayerNorm, ``W_U`` and ``b_U`` by hand, a full sort for ranks.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -165,3 +166,20 @@ def test_empty_text_and_too_large(gelu) -> None:
         logit_lens(gelu, "   ")
     with pytest.raises(InputTooLarge, match="positions x 2 rows"):
         logit_lens(gelu, "x = 1\n" * 3_000, top_k=100)
+
+
+def test_notebook_view_is_a_table_of_the_lens(gelu) -> None:
+    from lenscope.notebook import logit_lens as lens_view
+
+    got = logit_lens(gelu, CODE, positions=[3, 4])
+    markup = str(lens_view(got, 4))
+    assert "<script" not in markup  # plain HTML: offline
+    rows = re.findall(r"<tr><th[^>]*>(\w+)</th>(.*?)</tr>", markup)
+    assert [name for name, _ in rows] == ["embed", "L0"]
+    for r, (_, cells) in enumerate(rows):
+        texts = re.findall(r"<td[^>]*>(.*?)</td>", cells)
+        assert len(texts) == 5 + 2
+        assert texts[5] == str(got.actual_rank[r, 1])  # column 1 is position 4
+        assert texts[0].endswith(f"<small>{got.top_logprobs[r, 1, 0]:.2f}</small>")
+    with pytest.raises(ValueError, match="position 7 is not in this result"):
+        lens_view(got, 7)
