@@ -18,6 +18,13 @@ def gelu() -> Any:
 
 
 @pytest.fixture(scope="session")
+def gelu2() -> Any:
+    from lenscope.models.registry import load_model
+
+    return load_model("lenscope-gelu-2l")
+
+
+@pytest.fixture(scope="session")
 def attn_only() -> Any:
     from lenscope.models.registry import load_model
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from lenscope import defaults
 from lenscope.analysis import _model_device, _plan, bos_id, model_dims
 from lenscope.errors import InvalidInput
 from lenscope.validation import check_int
+
+if TYPE_CHECKING:
+    from lenscope.sae import SparseAutoencoder
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Attribution:
     source_text_index: list[int]  # for each source, its text token index (-1: BOS or context)
     neurons: np.ndarray  # [n_layers, d_mlp] (empty without an MLP)
     strings: dict[int, str] = field(default_factory=dict)
+    features: FeatureParts | None = None  # the SAE's re-split of its layer's MLP part, when asked
 
     def total(self) -> float:
         return float(
@@ -66,6 +70,20 @@ class Attribution:
             + self.heads.sum()
             + self.neurons.sum()
         )
+
+
+@dataclass
+class FeatureParts:
+    """An MLP-output SAE's view of one layer's neuron parts: ``sum(parts) + bias + error`` equals
+    the sum of that layer's neuron parts (the features re-split the MLP part; they are not added
+    to :meth:`Attribution.total`). ``error`` is what the reconstruction misses."""
+
+    sae: str
+    layer: int
+    parts: np.ndarray  # [d_sae]: activation x direct(W_dec[f] @ W_out)
+    activations: np.ndarray  # [d_sae]
+    bias: float  # the decoder bias's part
+    error: float
 
 
 def _final_ln(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,10 +116,12 @@ def attribute(
     target: int | None = None,
     baseline: int | None = None,
     model_name: str | None = None,
+    sae: SparseAutoencoder | None = None,
 ) -> Attribution:
     """The direct parts of the prediction made at text token ``position`` (it predicts token
     ``position + 1``) for ``target`` (default: the token that really came next, else the top
-    prediction), optionally as a difference against ``baseline``."""
+    prediction), optionally as a difference against ``baseline``. With an ``sae`` on an MLP's
+    post-activations, that layer's neuron parts are also split into the SAE's features."""
     n_layers, d_mlp, d_vocab, _ = model_dims(model)
     timings = {"tokenize": 0.0}
     plan = _plan(model, text, context, None, timings)
@@ -159,6 +179,13 @@ def attribute(
     w_o, b_o = model.W_O.detach().float(), model.b_O.detach().float()  # [layers, heads, d_head, d_model], [layers, d_model]
     w_out, b_out = (model.W_out.detach().float(), model.b_out.detach().float()) if d_mlp else (None, None)
     heads_out, sources_out, attn_bias, mlp_bias, neurons_out, patterns = [], [], [], [], [], []
+    features: FeatureParts | None = None
+    if sae is not None:
+        from lenscope.sae import check_fits
+
+        check_fits(sae, model, model_name or "model")
+        if not (sae.hook_point.startswith("blocks.") and sae.hook_point.endswith(".mlp.hook_post")):
+            raise InvalidInput(f"feature attribution needs an SAE on MLP post-activations; {sae.name!r} reads {sae.hook_point!r}")
     for layer in range(n_layers):
         g = direct(w_o[layer])  # [heads, d_head]: what one unit of each value dimension adds
         v = keep[f"blocks.{layer}.attn.hook_v"]  # [sources, heads, d_head]
@@ -171,6 +198,13 @@ def attribute(
             act = keep[f"blocks.{layer}.mlp.hook_post"]  # [d_mlp]
             neurons_out.append(act * direct(w_out[layer]))
             mlp_bias.append(float(direct(b_out[layer])))
+            if sae is not None and sae.hook_point == f"blocks.{layer}.mlp.hook_post":
+                f = sae.encode(act[None])[0]
+                per_unit = direct(w_out[layer])  # [d_mlp]: what one unit of each neuron adds
+                parts = f * (sae.W_dec @ per_unit)
+                bias = float(sae.b_dec @ per_unit)
+                features = FeatureParts(sae.name, layer, parts.cpu().numpy(), f.cpu().numpy(), bias,
+                                        float(neurons_out[-1].sum()) - float(parts.sum()) - bias)  # fmt: skip
         else:
             mlp_bias.append(0.0)
     n_sources = len(tokens)
@@ -197,6 +231,7 @@ def attribute(
         source_text_index=[i - text_start if i >= max(text_start, 1) else -1 for i in range(n_sources)],
         neurons=torch.stack(neurons_out).cpu().numpy() if d_mlp else np.zeros((n_layers, 0), dtype=np.float32),
         strings=dict(zip(ids, token_strings(model.tokenizer, ids))),
+        features=features,
     )
 
 
@@ -248,6 +283,19 @@ def attribution_to_wire(result: Attribution, top: int = defaults.TOP_NEURONS) ->
         "source_ids": np.asarray(result.source_tokens, dtype=np.int32),
         "source_text_index": np.asarray(result.source_text_index, dtype=np.int32),
         "strings": {"ids": sorted(result.strings), "values": [result.strings[i] for i in sorted(result.strings)]},
+        "features": None if result.features is None else _features_wire(result.features, top),
+    }
+
+
+def _features_wire(f: FeatureParts, top: int) -> dict[str, Any]:
+    order = [i for i in np.argsort(-np.abs(f.parts))[:top] if f.activations[i] > 0]
+    return {
+        "sae": f.sae,
+        "layer": f.layer,
+        "top": [{"index": int(i), "part": float(f.parts[i]), "activation": float(f.activations[i])} for i in order],
+        "total": float(f.parts.sum()),
+        "bias": f.bias,
+        "error": f.error,
     }
 
 

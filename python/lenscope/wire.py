@@ -266,6 +266,25 @@ class AttributeRequest(_Strict):
     target: int | None = Field(None, ge=0, le=2**31 - 1, description="Token id explained; default: the actual next token")
     baseline: int | None = Field(None, ge=0, le=2**31 - 1, description="Explain logit(target) - logit(baseline) instead")
     top: int = Field(defaults.TOP_NEURONS, ge=1, le=MAX_TOP_NEURONS, description="Neurons listed, largest |part| first")
+    sae: ModelName | None = Field(None, description="Also split its MLP layer's part into this SAE's features")
+
+
+class AttributedFeature(_Strict):
+    index: int
+    part: float
+    activation: float
+
+
+class FeatureAttribution(_Strict):
+    """An MLP SAE's re-split of one layer's neuron parts: sum of all features' parts + bias + error
+    equals that layer's ``mlp_total`` (features are not added to ``total`` again)."""
+
+    sae: str
+    layer: int
+    top: list[AttributedFeature] = Field(description="Active features, largest |part| first")
+    total: float = Field(description="All features' parts together")
+    bias: float = Field(description="The decoder bias's part")
+    error: float = Field(description="What the reconstruction misses")
 
 
 class AttributedNeuron(_Strict):
@@ -304,6 +323,7 @@ class AttributionResponse(_Strict):
     source_text_index: NDArray = Field(description="Text token index of each source; -1 for the BOS and context")
     strings: IdStrings = Field(description="Decoded string of the target, baseline and sources")
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    features: FeatureAttribution | None = Field(None, description="With sae in the request: its features' parts")
 
 
 class AttentionRequest(_Strict):
@@ -439,7 +459,7 @@ class NeuronDescription(_Strict):
     pattern: list[str] = Field(description="The pattern's token texts: [token] or [preceding token, token]")
     pattern_ids: list[int]
     categories: list[str] = Field(description="Kinds of the pattern's token, for search: closing bracket, digit, keyword def ...")
-    precision: float | None = Field(description="Held-out: of the tokens where the pattern occurs, the share where the unit fires")
+    precision: float | None = Field(description="Held-out: of the tokens where the pattern occurs, the share where it fires")
     recall: float | None = Field(description="Held-out: of the tokens where the unit fires, the share where the pattern occurs")
     occurs: int = Field(description="Held-out tokens where the pattern occurs")
     fires: int = Field(description="Held-out tokens where the activation is above the threshold")

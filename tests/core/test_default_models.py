@@ -18,17 +18,18 @@ def test_default_files_are_small_and_tokenizer_loads_with_autotokenizer() -> Non
     from transformers import AutoTokenizer
 
     size = sum(p.stat().st_size for p in DEFAULT_DIR.rglob("*") if p.is_file())
-    assert size < 25 * 2**20
+    assert size < 40 * 2**20  # all three models, the tokenizer and the card
     tok = AutoTokenizer.from_pretrained(str(DEFAULT_DIR / "tokenizer"))
     assert tok.decode(tok("def f(x):\n    return x")["input_ids"]) == "def f(x):\n    return x"
     assert (DEFAULT_DIR / "MODEL_CARD.md").is_file()
 
 
-def test_both_default_models_are_listed_and_loadable() -> None:
+def test_the_default_models_are_listed_and_loadable() -> None:
     models = {m.name: m for m in list_models()}
-    for name in ("lenscope-gelu-1l", "lenscope-attn-only-1l"):
+    for name in ("lenscope-gelu-1l", "lenscope-attn-only-1l", "lenscope-gelu-2l"):
         assert models[name].loadable and models[name].shape is not None
     assert models["lenscope-attn-only-1l"].shape.d_mlp is None  # type: ignore[union-attr]
+    assert models["lenscope-gelu-2l"].shape.n_layers == 2  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def held_out() -> tuple[torch.Tensor, object]:
     return split, present  # type: ignore[return-value]
 
 
-def test_gelu_beats_attention_only_and_both_beat_bigram(gelu, attn_only, held_out) -> None:
+def test_gelu_2l_beats_gelu_1l_beats_attention_only_and_all_beat_bigram(gelu, gelu2, attn_only, held_out) -> None:
     split, files = held_out
     tok = gelu.tokenizer
     bos = tok.bos_token_id
@@ -56,8 +57,10 @@ def test_gelu_beats_attention_only_and_both_beat_bigram(gelu, attn_only, held_ou
     base = ngram_baselines(train, windows, gelu.cfg.d_vocab)
     loss_gelu = model_loss(gelu, windows)
     loss_attn = model_loss(attn_only, windows)
-    assert loss_gelu < loss_attn < base.bigram < base.unigram
+    loss_gelu2 = model_loss(gelu2, windows)
+    assert loss_gelu2 < loss_gelu < loss_attn < base.bigram < base.unigram
     # and the card reports what the shipped weights really do
     card = CARD["held_out_loss"]
     assert abs(loss_gelu - card["gelu-1l"]) < 0.01 and abs(loss_attn - card["attn-only-1l"]) < 0.01
+    assert abs(loss_gelu2 - card["gelu-2l"]) < 0.01
     assert abs(base.bigram - card["bigram"]) < 0.01

@@ -188,3 +188,32 @@ def test_loading_errors_are_clear_and_fast(tmp_path, gelu, attn_only) -> None:
     wide.hook_point = hook  # a d_model-wide SAE pointed at the MLP (d_mlp wide)
     with pytest.raises(InvalidInput, match=r"expects d_in=256 at 'blocks.0.mlp.hook_post', but model 'gelu' has 1024 there"):
         analyze(gelu, CODE, model_name="gelu", sae=wide)
+
+
+def test_feature_attribution_re_splits_the_mlp_part(tmp_path, gelu) -> None:
+    from lenscope.attribution import attribute
+
+    hook = "blocks.0.mlp.hook_post"
+    sparsify_folder(tmp_path, 1024, 256, 16, hook)
+    sae = load_sae(tmp_path)
+    result = attribute(gelu, CODE, 12, sae=sae)
+    f = result.features
+    assert f is not None and f.layer == 0 and (f.activations > 0).sum() <= 16
+    # features + decoder bias + reconstruction error = the layer's neuron parts, and total() is unchanged
+    assert abs(f.parts.sum() + f.bias + f.error - result.neurons[0].sum()) < 1e-3
+    assert abs(result.total() - result.value) < 1e-2
+    # an identity "SAE" (W_enc = W_dec = I, ReLU): each feature's part is its neuron's part where it fires
+    eye = tmp_path / "eye"
+    eye.mkdir()
+    save_file({"W_enc": torch.eye(1024), "b_enc": torch.zeros(1024), "W_dec": torch.eye(1024), "b_dec": torch.zeros(1024)},
+              str(eye / "sae_weights.safetensors"))  # fmt: skip
+    (eye / "cfg.json").write_text(json.dumps({"d_in": 1024, "d_sae": 1024, "architecture": "standard", "meta": {"hook_name": hook}}))
+    ident = attribute(gelu, CODE, 12, sae=load_sae(eye)).features
+    assert ident is not None
+    on = ident.activations > 0
+    np.testing.assert_allclose(ident.parts[on], result.neurons[0][on], atol=1e-5)
+    assert abs(ident.bias) < 1e-9 and abs(ident.error - result.neurons[0][~on].sum()) < 1e-4
+    # an SAE elsewhere than an MLP's output cannot re-split it
+    saelens_folder(tmp_path / "resid", 256, 32, "standard", "blocks.0.hook_resid_pre")
+    with pytest.raises(InvalidInput, match="needs an SAE on MLP post-activations"):
+        attribute(gelu, CODE, 12, sae=load_sae(tmp_path / "resid"))

@@ -285,7 +285,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Neurons whose top examples peak on a token (by its text) */
+        /** Neurons whose top examples peak on a token (by its text), or whose description matches words */
         get: operations["neuronSearch"];
         put?: never;
         post?: never;
@@ -579,6 +579,12 @@ export interface components {
              */
             position: number;
             /**
+             * Sae
+             * @description Also split its MLP layer's part into this SAE's features
+             * @default null
+             */
+            sae: string | null;
+            /**
              * Target
              * @description Token id explained; default: the actual next token
              * @default null
@@ -592,6 +598,15 @@ export interface components {
              * @default 10
              */
             top: number;
+        };
+        /** AttributedFeature */
+        AttributedFeature: {
+            /** Activation */
+            activation: number;
+            /** Index */
+            index: number;
+            /** Part */
+            part: number;
         };
         /** AttributedNeuron */
         AttributedNeuron: {
@@ -622,6 +637,11 @@ export interface components {
             constant: number;
             /** Embed */
             embed: number;
+            /**
+             * @description With sae in the request: its features' parts
+             * @default null
+             */
+            features: components["schemas"]["FeatureAttribution"] | null;
             /** @description float32 [n_layers, n_heads, n_sources]: each head's part, by source */
             head_sources: components["schemas"]["NDArray"];
             /** @description float32 [n_layers, n_heads]: each head's part */
@@ -856,6 +876,37 @@ export interface components {
              * @description Relative to {base_url}lenscope/api/: an authenticated download
              */
             url: string;
+        };
+        /**
+         * FeatureAttribution
+         * @description An MLP SAE's re-split of one layer's neuron parts: sum of all features' parts + bias + error
+         *     equals that layer's ``mlp_total`` (features are not added to ``total`` again).
+         */
+        FeatureAttribution: {
+            /**
+             * Bias
+             * @description The decoder bias's part
+             */
+            bias: number;
+            /**
+             * Error
+             * @description What the reconstruction misses
+             */
+            error: number;
+            /** Layer */
+            layer: number;
+            /** Sae */
+            sae: string;
+            /**
+             * Top
+             * @description Active features, largest |part| first
+             */
+            top: components["schemas"]["AttributedFeature"][];
+            /**
+             * Total
+             * @description All features' parts together
+             */
+            total: number;
         };
         /**
          * FeaturesWire
@@ -1383,7 +1434,7 @@ export interface components {
             pattern_ids: number[];
             /**
              * Precision
-             * @description Held-out: of the tokens where the pattern occurs, the share where the unit fires
+             * @description Held-out: of the tokens where the pattern occurs, the share where it fires
              */
             precision: number | null;
             /**
@@ -2877,8 +2928,10 @@ export interface operations {
     neuronSearch: {
         parameters: {
             query: {
-                /** @description Token text */
+                /** @description Token text; with by=description, words such as 'closing bracket' */
                 q: string;
+                /** @description token: neurons whose top examples peak on it; description: neurons whose description matches */
+                by?: "token" | "description";
             };
             header?: never;
             path: {
@@ -2889,7 +2942,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Neurons whose top examples peak on a token (by its text) */
+            /** @description Neurons whose top examples peak on a token (by its text), or whose description matches words */
             200: {
                 headers: {
                     [name: string]: unknown;

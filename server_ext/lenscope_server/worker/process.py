@@ -171,6 +171,7 @@ class Worker:
             target=args.get("target"),
             baseline=args.get("baseline"),
             model_name=name,
+            sae=self.sae(args["sae"]) if args.get("sae") else None,
         )
         wire = {**attribution_to_wire(result, args["top"]), "timings_ms": {"attribute": (time.perf_counter() - t0) * 1000}}
         return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
