@@ -66,3 +66,4 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_loop
 	$(BIN)/python -m benchmarks.bench_attention
 	$(BIN)/python -m benchmarks.bench_interventions
+	$(BIN)/python -m benchmarks.bench_models
