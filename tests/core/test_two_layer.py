@@ -47,7 +47,8 @@ def test_analyze_matches_a_direct_run(two) -> None:
     got = analyze(model, TEXT, top_neurons=8)
     ref = reference(model, TEXT)
     n = len(ref.ids)
-    np.testing.assert_allclose(got.predictions.actual_logprob[:n], [float(ref.logprobs[j, t]) for j, t in enumerate(ref.ids)], atol=1e-4)
+    want = [float(ref.logprobs[j, t]) for j, t in enumerate(ref.ids)]
+    np.testing.assert_allclose(got.predictions.actual_logprob[:n], want, atol=1e-4)
     assert got.predictions.actual_rank[:n].tolist() == ref.ranks
     top = ref.neurons.topk(8, dim=-1)
     d_mlp = model.cfg.d_mlp
