@@ -454,6 +454,64 @@ def _where(row: Any) -> str:
     return f"{row.path}:{row.line}" if row.cell is None else f"{row.path} cell {row.cell}:{row.line}"
 
 
+def _open_index(spec: str | None) -> Any:
+    """An index folder, or the one shipped for the default model when none is named."""
+    import lenscope.models
+    from lenscope.index.store import open_index
+    from lenscope.models.registry import DEFAULT_MODEL
+
+    return open_index(Path(spec) if spec else Path(lenscope.models.__file__).resolve().parent / "indexes" / DEFAULT_MODEL)
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lenscope.index.describe import describe_stored
+    from lenscope.models.registry import load_model
+
+    path = Path(args.index)
+    model = load_model(args.model or _open_index(args.index).manifest["model"], device=args.device)
+    d = describe_stored(path, model)
+    both, occurs, fires = d.counts[:, 2], d.counts[:, 0], d.counts[:, 1]
+    has = (d.token >= 0) & (occurs > 0) & (fires > 0)
+    p, r = both[has] / occurs[has], both[has] / fires[has]
+    print(f"described {len(d.token):,} units of {path} in {d.meta['seconds']:.1f} s: {int((d.token >= 0).sum()):,} with a "
+          f"pattern, {int(has.sum()):,} scored; median precision {np.median(p):.2f}, recall {np.median(r):.2f} "
+          f"on {d.meta['score_tokens']:,} held-out tokens")  # fmt: skip
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from lenscope.errors import InvalidInput
+    from lenscope.index.card import neuron_card, neurons_for_description, neurons_for_token
+
+    index = _open_index(args.index)
+    if args.search:
+        found = (neurons_for_token if args.by == "token" else neurons_for_description)(index, args.search, args.top)
+        for h in found:
+            desc = h.get("description")
+            print(f"L{h['layer']}.N{h['index']}\t{h['score']:.3f}\t{desc['text'] if desc else ''}")
+        return 0
+    if not args.neuron:
+        raise InvalidInput("name a neuron (LAYER.INDEX) or --search WORDS")
+    layer, _, neuron = args.neuron.partition(".")
+    try:
+        card = neuron_card(index, int(layer), int(neuron))
+    except ValueError:
+        raise InvalidInput(f"a neuron is LAYER.INDEX, e.g. 0.42; got {args.neuron!r}") from None
+    desc = card["description"]
+    print(f"{card['model']} L{card['layer']}.N{card['index']} ({index.path.name})")
+    print(desc["text"] if desc else "(no description: the index was built before them; lenscope describe adds them)")
+    if desc:
+        print(f"  pattern {' + '.join(visible(t) for t in desc['pattern'])}, categories: {', '.join(desc['categories']) or '-'}; "
+              f"matches {desc['examples_matched']} of {desc['examples_chosen']} top examples it was chosen on")  # fmt: skip
+    for e in card["examples"][: args.top]:
+        at = e["max_token"]
+        text = "".join(e["tokens"][max(0, at - 8) : at]) + "[[" + e["tokens"][at] + "]]" + "".join(e["tokens"][at + 1 : at + 4])
+        print(f"  {e['value']:7.3f}  {e['file']}: {visible(text)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lenscope.models.registry import DEFAULT_MODEL
 
@@ -519,6 +577,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--min-count", type=int, default=defaults.MIN_COUNT)
     sc.add_argument("--device", default=None)
     sc.set_defaults(func=cmd_scan)
+    ds = sub.add_parser("describe", help="add a one-line description of every neuron to an index built before them")
+    ds.add_argument("index", help="the index folder")
+    ds.add_argument("--model", default=None, help="default: the index's model")
+    ds.add_argument("--device", default=None)
+    ds.set_defaults(func=cmd_describe)
+    cd = sub.add_parser("card", help="a neuron's card from an index (description, top examples), or search neurons")
+    cd.add_argument("neuron", nargs="?", help="LAYER.INDEX, e.g. 0.42")
+    cd.add_argument("--index", default=None, help="the index folder (default: the one shipped for the default model)")
+    cd.add_argument("--search", help="words to find in descriptions ('closing bracket'), or a token with --by token")
+    cd.add_argument("--by", choices=("description", "token"), default="description")
+    cd.add_argument("--top", type=int, default=10, help="examples shown, or neurons found")
+    cd.set_defaults(func=cmd_card)
     return parser
 
 

@@ -232,7 +232,10 @@ class NeuronSearchHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     def get(self, model: str) -> None:
-        self.send_plain(self.service.neuron_search(model, self.get_query_argument("q", "")))
+        by = self.get_query_argument("by", "token")
+        if by not in ("token", "description"):
+            raise RequestError("invalid_input", f"by must be token or description, got {by[:40]!r}")
+        self.send_plain(self.service.neuron_search(model, self.get_query_argument("q", ""), by))
 
 
 class IndexesHandler(LenscopeHandler):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lenscope.errors import LenscopeError
-from lenscope.index.card import neuron_card, neuron_row, neurons_for_token, stored_document
+from lenscope.index.card import neuron_card, neuron_row, neurons_for_description, neurons_for_token, stored_document
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
 from lenscope.wire import (
     ActivationsRequest,
@@ -213,8 +213,10 @@ class LenscopeService:
         card["timings_ms"] = {"lookup": round((time.perf_counter() - t0) * 1000, 3)}
         return card
 
-    def neuron_search(self, model: str, token: str) -> dict[str, Any]:
-        return {"model": model, "token": token, "neurons": neurons_for_token(self.indexes.for_model(model), token)}
+    def neuron_search(self, model: str, token: str, by: str = "token") -> dict[str, Any]:
+        index = self.indexes.for_model(model)
+        found = neurons_for_description(index, token) if by == "description" else neurons_for_token(index, token)
+        return {"model": model, "token": token, "by": by, "neurons": found}
 
     def feature_card(self, model: str, sae: str, feature: int) -> dict[str, Any]:
         """An SAE feature's card from the model's feature index for that SAE (same machinery as neurons)."""

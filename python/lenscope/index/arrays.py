@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lenscope.index.descriptions import Descriptions
+
 HIST_EDGES = np.linspace(-1.0, 15.0, 65, dtype=np.float32)
 """Fixed histogram bins ``[edge_i, edge_i+1)``, plus one underflow and one overflow bin, for every neuron."""
 
@@ -39,3 +41,4 @@ class IndexArrays:
     logit_bottom_ids: np.ndarray  # most suppressed
     logit_bottom_values: np.ndarray
     strings: dict[int, str] = field(default_factory=dict)  # decoded strings of the ids used
+    descriptions: Descriptions | None = None  # one-line descriptions (lenscope.index.describe), when computed

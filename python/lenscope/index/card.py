@@ -10,6 +10,7 @@ import numpy as np
 
 from lenscope.errors import InvalidInput
 from lenscope.index.corpus import locate
+from lenscope.index.descriptions import describe_row, search_descriptions
 from lenscope.index.store import Index, IndexBroken, IndexNotFound
 from lenscope.validation import check_int
 
@@ -95,6 +96,7 @@ def _card(index: Index, layer: int, neuron: int, n: int, available: Callable[[st
         "stats": {"count": int(m["tokens"]), "mean": float(a["mean"][n]), "max": _float(float(a["max"][n]))},
         "histogram": {"edges": m["hist_edges"], "counts": hist},
         "index_path": index.path.name,
+        "description": describe_row(n, a, s) if "describe_token" in a else None,  # older indexes have none
     }
 
 
@@ -116,10 +118,23 @@ def neurons_for_token(index: Index, token: str, limit: int = 20) -> list[dict[st
     order = np.argsort(-score)[:limit]
     d_mlp = index.d_mlp
     return [
-        {"layer": int(r // d_mlp), "index": int(r % d_mlp), "hits": int(hits[r].sum()), "score": float(score[r])}
+        {"layer": int(r // d_mlp), "index": int(r % d_mlp), "hits": int(hits[r].sum()), "score": float(score[r]),
+         "description": describe_row(int(r), a, index.strings) if "describe_token" in a else None}
         for r in order
         if score[r] > 0
     ]
+
+
+def neurons_for_description(index: Index, query: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Neurons whose description matches ``query``'s words ("closing bracket"), best held-out F1 first."""
+    if not query.strip():
+        raise InvalidInput("query is empty")
+    a, d_mlp = index.arrays, index.d_mlp
+    return [
+        {"layer": r // d_mlp, "index": r % d_mlp, "hits": int(a["describe_examples"][r, 0]), "score": f1,
+         "description": describe_row(r, a, index.strings)}
+        for r, f1 in search_descriptions(a, index.strings, query, limit)
+    ]  # fmt: skip
 
 
 def stored_document(index: Index, path: str, cell: int | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from lenscope import __version__
 from lenscope.errors import LenscopeError
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document, Skipped
+from lenscope.index.descriptions import ARRAYS as DESCRIBE_ARRAYS
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -67,6 +68,9 @@ def write_index(
     try:
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(arrays, name), allow_pickle=False)
+        if arrays.descriptions is not None:
+            for name, value in arrays.descriptions.as_arrays().items():
+                np.save(tmp / f"{name}.npy", value, allow_pickle=False)
         (tmp / "strings.json").write_text(
             json.dumps({str(k): v for k, v in arrays.strings.items()}, ensure_ascii=False), encoding="utf-8"
         )
@@ -77,6 +81,7 @@ def write_index(
             "lenscope": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": model,
+            **({"descriptions": arrays.descriptions.meta} if arrays.descriptions is not None else {}),
             "tokenizer": tokenizer,
             "neurons": n_neurons,
             "n_layers": n_layers,
@@ -147,7 +152,8 @@ def open_index(path: Path) -> Index:
         missing = [k for k in REQUIRED if k not in manifest]
         if missing:
             raise ValueError(f"manifest lacks {', '.join(missing)}")
-        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+        described = DESCRIBE_ARRAYS if "descriptions" in manifest else ()  # older indexes have none
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS + described}
         strings = {int(k): str(v) for k, v in json.loads((path / "strings.json").read_text(encoding="utf-8")).items()}
         _check_shapes(manifest, arrays)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
@@ -176,6 +182,12 @@ def _check_shapes(m: dict[str, Any], a: dict[str, np.ndarray]) -> None:
             raise ValueError(f"{name}.npy has shape {a[name].shape}, expected ({tokens},)")
     if a["text"].shape != (int(a["doc_chars"][-1]),) or a["windows"].ndim != 2 or a["windows"].shape[1:] != (3,):
         raise ValueError("text.npy or windows.npy does not match the documents")
+    if "descriptions" in m:
+        rows = {"describe_token": (n,), "describe_prev": (n,), "describe_threshold": (n,), "describe_counts": (n, 3),
+                "describe_examples": (n, 2), "describe_score": a["windows"].shape[:1]}  # fmt: skip
+        for name, shape in rows.items():
+            if a[name].shape != shape:
+                raise ValueError(f"{name}.npy has shape {a[name].shape}, the manifest implies {shape}")
     for name in ("logit_top_ids", "logit_top_values", "logit_bottom_ids", "logit_bottom_values"):
         if a[name].shape[:1] != (n,):
             raise ValueError(f"{name}.npy has {a[name].shape[:1]} rows, expected {n}")
