@@ -108,8 +108,9 @@ export class LenscopeClient {
     return this.call<HeadCard>('GET', `heads/${encodeURIComponent(model)}/${layer}/${head}`);
   }
 
-  searchNeurons(model: string, token: string): Promise<NeuronSearch> {
-    return this.call<NeuronSearch>('GET', `neurons/${encodeURIComponent(model)}/search?q=${encodeURIComponent(token)}`);
+  /** ``by: 'description'`` finds neurons whose one-line description matches words ("closing bracket"). */
+  searchNeurons(model: string, token: string, by: 'token' | 'description' = 'token'): Promise<NeuronSearch> {
+    return this.call<NeuronSearch>('GET', `neurons/${encodeURIComponent(model)}/search?q=${encodeURIComponent(token)}&by=${by}`);
   }
 
   indexes(): Promise<IndexesResponse> {

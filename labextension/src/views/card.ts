@@ -114,6 +114,17 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
     el('h2', '', `Neuron L${card.layer}.N${card.index} of ${card.model}`),
     el('p', 'ls-muted', `From the index “${card.index_path}”: max ${fmt(card.stats.max ?? NaN)}, mean ${fmt(card.stats.mean, 3)} over ${card.stats.count.toLocaleString()} tokens.`)
   );
+  const d = card.description;
+  if (d) {
+    // chosen on half the index's files, scored on the other half (docs/core.md)
+    const line = el('p', 'ls-card-description', d.text);
+    line.title =
+      `Fires: above ${fmt(d.threshold)} (half its max on the files the pattern was chosen on). On the other files the pattern ` +
+      `occurs ${d.occurs} times, the neuron fires ${d.fires} times, both ${d.both}. It matches ${d.examples_matched} of the ` +
+      `${d.examples_chosen} top examples it was chosen from.` +
+      (d.categories.length ? ` Kinds: ${d.categories.join(', ')}.` : '');
+    root.append(line);
+  }
 
   const effects = el('div', 'ls-effects');
   if (inputs) {

@@ -31,15 +31,15 @@ export class NeuronsView extends Widget {
   ) {
     super();
     const search = el('input', 'ls-search');
-    search.placeholder = 'neurons that peak on a token, e.g. self';
-    search.setAttribute('aria-label', 'Find neurons whose top examples peak on a token');
+    search.placeholder = 'a token (self) or words (closing bracket)';
+    search.setAttribute('aria-label', 'Find neurons whose top examples peak on a token, or whose description matches words');
     search.addEventListener('keydown', event => {
       if (event.key === 'Enter' && search.value) {
         void this.search(search.value);
       }
     });
     const find = el('div', 'ls-find');
-    find.append(el('h4', '', 'Find neurons by token (in the index)'), search, this.searchResults);
+    find.append(el('h4', '', 'Find neurons by token or description (in the index)'), search, this.searchResults);
     this.node.append(this.strongest, find);
     model.runChanged.connect((_, run) => this.showRun(run));
   }
@@ -82,19 +82,33 @@ export class NeuronsView extends Widget {
     this.strongest.append(list);
   }
 
+  /** Several words search the neurons' descriptions; one word is a token first, then a description word. */
   private async search(token: string): Promise<void> {
     const model = this.model.model;
     try {
-      const found = await this.model.client.searchNeurons(model, token);
+      const words = /\S\s+\S/.test(token);
+      let found = await this.model.client.searchNeurons(model, token, words ? 'description' : 'token');
+      if (!found.neurons.length && !words) {
+        found = await this.model.client.searchNeurons(model, token, 'description');
+      }
       this.searchResults.replaceChildren();
       if (!found.neurons.length) {
-        this.searchResults.append(el('p', 'ls-muted', `No neuron's top examples (${model}) peak on “${visible(token)}”.`));
+        this.searchResults.append(el('p', 'ls-muted', `No neuron's top examples (${model}) peak on “${visible(token)}”, and no description matches it.`));
         return;
       }
       for (const h of found.neurons) {
-        const c = chip(this.commands, model, h.layer, h.index, `L${h.layer}.N${h.index} ×${h.hits}`);
-        c.title = `${h.hits} of its top examples peak on this token (activation sum ${fmt(h.score)})`;
-        this.searchResults.append(c);
+        const byDescription = found.by === 'description';
+        const c = chip(this.commands, model, h.layer, h.index, byDescription ? `L${h.layer}.N${h.index}` : `L${h.layer}.N${h.index} ×${h.hits}`);
+        c.title =
+          (byDescription ? `held-out F1 ${fmt(h.score)}` : `${h.hits} of its top examples peak on this token (activation sum ${fmt(h.score)})`) +
+          (h.description ? `\n${h.description.text}` : '');
+        if (byDescription && h.description) {
+          const row = el('div', 'ls-search-described');
+          row.append(c, el('span', 'ls-muted', ` ${h.description.text}`));
+          this.searchResults.append(row);
+        } else {
+          this.searchResults.append(c);
+        }
       }
     } catch (err) {
       this.searchResults.replaceChildren(el('p', 'ls-error', describe(err)));
