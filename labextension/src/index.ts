@@ -67,6 +67,10 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
       factory: () => EditorExtensionRegistry.createImmutableExtension(annotationExtension({
             openNeuron: (layer, index) => model.openNeuron(layer, index),
             attribute: (position, target, baseline) => model.attribute(position, target, 10, baseline ?? null),
+            logitLens: position => {
+              model.updateLens({ token: position });
+              return model.logitLens(position);
+            },
             openHead: (name, layer, head) => void app.commands.execute(CommandIDs.openHead, { model: name, layer, head }),
             ablate: (what, position) => void app.commands.execute(CommandIDs.ablate, { component: what.component, layer: what.layer, index: what.index, position }),
             copyWhyCode: (button, position, target, baseline) => {

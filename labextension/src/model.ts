@@ -8,6 +8,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import type { Activations, Analysis } from './api/analysis';
 import type { Attention } from './api/attention';
 import type { Attribution } from './api/attribution';
+import type { LensColumn } from './api/logitlens';
 import { CompareJobResult, Job, LenscopeApiError, HeadCard, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
 import { describe, hintFor, isAbort } from './errors';
 import { AppliedIntervention, ComponentRef, deltas, deltaSpan, Intervention, InterventionWire, opsOf, sameWire, toWire } from './interventions';
@@ -69,6 +70,18 @@ export interface AttentionState {
   error: string | null;
 }
 
+/** The panel's logit lens section: the current token (the last tooltip's, or stepped in the panel) and its lens. */
+export interface LensState {
+  open: boolean;
+  token: number | null;
+  column: LensColumn | null;
+  loading: boolean;
+  error: string | null;
+}
+
+/** Lens columns kept (each a few hundred bytes): enough for every token a session hovers. */
+const LENS_CACHE_SIZE = 2000;
+
 /** Models with more layers than this get one layer's attention at a time. */
 const ALL_LAYERS_UP_TO = 4;
 
@@ -116,6 +129,10 @@ export class LenscopeModel {
   private attendingLayer = -1;
   private attentionValue: AttentionState = { layer: 0, heads: [0], mode: false, open: false, token: null, data: null, loading: false, error: null };
   private readonly attentionChangedSignal = new Signal<this, AttentionState>(this);
+  private lensValue: LensState = { open: false, token: null, column: null, loading: false, error: null };
+  private readonly lensChangedSignal = new Signal<this, LensState>(this);
+  private readonly lensCache = new Map<string, Promise<LensColumn>>();
+  private lensSeq = 0;
   private readonly settingsChangedSignal = new Signal<this, Settings>(this);
   private readonly modelsChangedSignal = new Signal<this, void>(this);
   private readonly statusChangedSignal = new Signal<this, Status>(this);
@@ -241,6 +258,88 @@ export class LenscopeModel {
     }
   }
 
+  /** The lens section's state (open, current token) or its column changed. */
+  get lensChanged(): ISignal<this, LensState> {
+    return this.lensChangedSignal;
+  }
+
+  get lens(): LensState {
+    return this.lensValue;
+  }
+
+  /**
+   * The logit lens at text token `position` of the current run (`POST logit_lens`, one position:
+   * one window's forward), fetched lazily and cached by (model, text, context, position), so the
+   * tooltip and the panel share one request. A failed fetch is not cached. Null without a run.
+   */
+  logitLens(position: number): Promise<LensColumn | null> {
+    const run = this.runValue;
+    if (!run) {
+      return Promise.resolve(null);
+    }
+    const { model } = run.analysis;
+    const { text, context } = run.target;
+    const key = JSON.stringify([model, text, context, position]);
+    let pending = this.lensCache.get(key);
+    if (!pending) {
+      pending = this.client.logitLens({ model, text, context, positions: [position], top_k: 5 }).then(lens => {
+        const column = lens.at(position);
+        if (!column) {
+          throw new Error(`the server's lens has no token ${position}`);
+        }
+        return column;
+      });
+      pending.catch(() => this.lensCache.delete(key));
+      this.lensCache.set(key, pending);
+      if (this.lensCache.size > LENS_CACHE_SIZE) {
+        this.lensCache.delete(this.lensCache.keys().next().value as string);
+      }
+    }
+    return pending;
+  }
+
+  /** Open or close the lens section, or make `token` the current one; the open section fetches its lens. */
+  updateLens(patch: Partial<Pick<LensState, 'open' | 'token'>>): void {
+    const changed = patch.token !== undefined && patch.token !== this.lensValue.token;
+    this.lensValue = { ...this.lensValue, ...patch, ...(changed ? { column: null, error: null } : {}) };
+    const l = this.lensValue;
+    const run = this.runValue;
+    const n = run?.analysis.tokens.length ?? 0;
+    if (l.open && run && n && (l.token === null || l.token >= n)) {
+      this.lensValue = { ...l, token: l.token === null ? 0 : n - 1, column: null, error: null };
+    }
+    const want = this.lensValue;
+    if (!want.open || want.token === null || want.column?.position === want.token || !run) {
+      this.lensChangedSignal.emit(this.lensValue);
+      return;
+    }
+    const seq = ++this.lensSeq;
+    const token = want.token;
+    this.lensValue = { ...want, loading: true, error: null };
+    this.lensChangedSignal.emit(this.lensValue);
+    this.logitLens(token).then(
+      column => {
+        if (seq === this.lensSeq && this.runValue === run) {
+          this.lensValue = { ...this.lensValue, column, loading: false };
+          this.lensChangedSignal.emit(this.lensValue);
+        }
+      },
+      (err: unknown) => {
+        if (seq === this.lensSeq && this.runValue === run) {
+          this.lensValue = { ...this.lensValue, loading: false, error: describe(err) };
+          this.lensChangedSignal.emit(this.lensValue);
+        }
+      }
+    );
+  }
+
+  /** A new run (or none): the lens section starts again at its first token (cached columns stay: they are keyed by text). */
+  private resetLens(): void {
+    ++this.lensSeq;
+    this.lensValue = { ...this.lensValue, token: null, column: null, loading: false, error: null };
+    this.updateLens({});
+  }
+
   /** A new run (or none): the attention of the old one is dropped (and its request aborted). */
   private resetAttention(): void {
     this.attending?.abort();
@@ -364,6 +463,7 @@ export class LenscopeModel {
       this.runChangedSignal.emit(run);
       this.statusChangedSignal.emit(this.statusValue);
       this.resetAttention();
+      this.resetLens();
       if (this.attentionValue.mode || this.attentionValue.open) {
         void this.loadAttention();
       }
@@ -480,6 +580,7 @@ export class LenscopeModel {
     this.resetInterventions();
     this.runChangedSignal.emit(null);
     this.resetAttention();
+    this.resetLens();
     this.setStatus({ kind: 'empty' });
   }
 

@@ -10,6 +10,7 @@ import { AnalysisView } from './views/analysis';
 import { AttentionView } from './views/attention';
 import { InterventionsView } from './views/interventions';
 import { JobsView } from './views/jobs';
+import { LogitLensView } from './views/logitlens';
 import { NeuronsView } from './views/neurons';
 import { ModelPicker } from './views/picker';
 
@@ -23,6 +24,7 @@ export class LenscopePanel extends Panel {
     this.addWidget(new AnalysisView(model, commands, this.node));
     this.addWidget(new InterventionsView(model));
     this.addWidget(new AttentionView(model, commands));
+    this.addWidget(new LogitLensView(model));
     this.addWidget(new NeuronsView(model, commands));
     this.addWidget(new JobsView(model, commands));
   }

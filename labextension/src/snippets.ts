@@ -256,6 +256,34 @@ export function attentionSnippet(request: Req<S['AttentionRequest'], 'text'> & {
   ]);
 }
 
+/** The logit lens section: at one token, each block's residual stream through the final LayerNorm and unembedding. */
+export function logitLensSnippet(request: Req<S['LogitLensRequest'], 'text'> & { position: number }): string {
+  return join([
+    ...header(
+      'The logit lens at text token POSITION: the top tokens and the actual next token\'s rank after the embeddings and each block.',
+      ['from lenscope import logit_lens'],
+      modelOf(request)
+    ),
+    `TEXT = ${pyString(request.text)}`,
+    `CONTEXT = ${pyString(request.context ?? '')}`,
+    `POSITION = ${request.position}`,
+    `TOP_K = ${request.top_k ?? 5}`,
+    '',
+    'lens = logit_lens(model, TEXT, context=CONTEXT, top_k=TOP_K, positions=[POSITION])',
+    'nxt = int(lens.actual_ids[0])',
+    'print(f"at token {POSITION} {lens.token_texts[POSITION]!r}; next: {lens.strings[nxt]!r}" if nxt >= 0 else "the last token: no next token")',
+    'rows = []',
+    'for r, name in enumerate(lens.rows):',
+    '    top = [[int(t), float(v)] for t, v in zip(lens.top_ids[r, 0], lens.top_logprobs[r, 0])]',
+    '    rank, lp = int(lens.actual_rank[r, 0]), float(lens.actual_logprob[r, 0])',
+    '    rows.append({"name": name, "top": top, "rank": rank, "logprob": lp})',
+    '    shown = ", ".join(f"{lens.strings[t]!r} {v:.2f}" for t, v in top)',
+    '    print(f"{name:>6}  rank {rank:>6}  log-prob {lp:8.3f}  {shown}")',
+    'result = {"kind": "logit_lens", "model": MODEL, "position": POSITION, "next": nxt, "rows": rows}',
+    ...FOOTER
+  ]);
+}
+
 function interventionLine(i: InterventionSnippetItem): string {
   const args = [pyString(i.component), String(i.layer), pyValue(i.index ?? null), pyString(i.op ?? 'zero'), pyValue(i.value ?? 0)];
   let line = `Intervention(${args.join(', ')}`;
@@ -461,6 +489,7 @@ export const SNIPPETS = {
   comparisonSnippet,
   attributionSnippet,
   attentionSnippet,
+  logitLensSnippet,
   interventionSnippet,
   patchSnippet,
   corpusCompareSnippet,

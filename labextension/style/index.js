@@ -1,3 +1,4 @@
 import './base.css';
 import './copycode.css';
 import './patching.css';
+import './logitlens.css';

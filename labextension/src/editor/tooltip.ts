@@ -1,6 +1,7 @@
 /** The hover tooltip of a token: predictions after it, the actual next token, its neurons, and why. */
 import type { Analysis } from '../api/analysis';
 import { Attribution, headParts, neuronParts, otherParts, sumOfParts } from '../api/attribution';
+import { LensColumn, rankLine } from '../api/logitlens';
 import { clampedDiff, colorFor, deltaColor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
 import { ComponentRef, componentLabel, signedDelta } from '../interventions';
@@ -27,6 +28,38 @@ export interface TooltipActions {
   ablate?: (what: ComponentRef, position: number) => void;
   /** "Copy as code" of a why view: the Python cell of this attribution onto the clipboard (`snippets.ts`) */
   copyWhyCode?: (button: HTMLElement, position: number, target: number | null, baseline: number | null) => void;
+  /** the logit lens at text token `position` (cached; it also becomes the panel's lens token) */
+  logitLens?: (position: number) => Promise<LensColumn | null>;
+}
+
+/**
+ * "lens: embed r812 · L0 r3 · L1 r1": the actual next token's rank after the embeddings and each
+ * block (the logit lens), fetched lazily when the tooltip opens; the panel's Logit lens section
+ * shows the whole of it.
+ */
+function lensLine(i: number, actions: TooltipActions): HTMLElement | null {
+  if (!actions.logitLens) {
+    return null;
+  }
+  const line = el('div', 'ls-tooltip-lens ls-muted', 'lens: …');
+  line.dataset.state = 'loading';
+  line.title = "The next token's rank after the embeddings and after each block, each read through the final LayerNorm and the unembedding (the logit lens; the panel's Logit lens section has the top tokens)";
+  actions.logitLens(i).then(
+    column => {
+      if (!column) {
+        line.remove();
+        return;
+      }
+      line.textContent = column.next ? rankLine(column) : 'lens: the last token has no next token';
+      line.dataset.state = 'done';
+      line.dataset.ranks = JSON.stringify(column.rows.map(r => r.actual?.rank ?? 0));
+    },
+    (err: unknown) => {
+      line.textContent = `lens: ${err instanceof Error ? err.message : String(err)}`;
+      line.dataset.state = 'error';
+    }
+  );
+  return line;
 }
 
 /** A small "ablate" button beside a chip: zero the component everywhere in this analysis (it re-runs). */
@@ -469,6 +502,10 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
     root.append(pair);
   } else {
     root.append(table);
+  }
+  const lens = lensLine(i, actions);
+  if (lens) {
+    root.append(lens);
   }
   // the why view: of the actual next token, or of any top-10 prediction (click or Enter on its row)
   const why = new WhySection(i, actions, () => analysis.knownStrings());
