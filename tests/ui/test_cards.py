@@ -125,6 +125,17 @@ def test_head_card_neuron_inputs_and_typed_target(page: Any, lab: Lab) -> None:
     assert shown_values == pytest.approx([e["value"] for e in inputs], rel=1e-5)
     assert rows.first.locator("code").text_content() == visible(inputs[0]["token"])
     assert "ignores position and attention" in ncard.locator(".ls-inputs").text_content()
+    # its one-line description (chosen on half the index's files, scored on the other), as the route gives it
+    described = lab.api(f"neurons/{MODEL}/{n_layer}/{n_index}")["description"]
+    line = ncard.locator(".ls-card-description")
+    assert (line.text_content() if described else line.count()) == (described["text"] if described else 0)
+    # and the panel's search takes words: neurons whose description is about closing brackets
+    page.locator("#lenscope-panel .ls-search").fill("closing brackets")
+    page.locator("#lenscope-panel .ls-search").press("Enter")
+    found = page.locator("#lenscope-panel .ls-search-described")
+    found.first.wait_for()
+    expect = lab.api(f"neurons/{MODEL}/search?q=closing%20brackets&by=description")["neurons"]
+    assert found.count() == len(expect) > 0 and expect[0]["description"]["text"] in found.first.text_content()
     hide = "const t = document.querySelector('.ls-tooltip-pinned'); if (t) t.parentElement.style.visibility = 'hidden';"
     page.evaluate(f"() => {{ {hide} }}")
     shot(page, "cards-neuron-light")
