@@ -74,8 +74,8 @@ export class LogitLensView extends Widget {
       this.status.textContent = '';
       return;
     }
-    this.heading.textContent = `${describeTarget(run.target)} · ${run.analysis.model} · the residual stream after each block, read through the final LayerNorm and the unembedding`;
-    this.heading.title = run.target.path;
+    this.heading.textContent = `${describeTarget(run.target)} · ${run.analysis.model}`;
+    this.heading.title = `${run.target.path}: the residual stream after the embeddings and after each block, each read through the final LayerNorm and the unembedding; the last row is the model's output`;
     const n = run.analysis.tokens.length;
     const token = s.token;
     this.where.textContent = token === null ? '' : `token ${token} ${visible(run.analysis.tokens[token]?.text ?? '')}`;
@@ -99,35 +99,41 @@ export class LogitLensView extends Widget {
   }
 
   private renderTable(column: LensColumn): void {
-    const k = column.rows[0]?.top.length ?? 0;
+    // a layer is two lines (a <tbody>): its name, the next token's rank and log-prob, then its
+    // top tokens, wrapping: the side panel is narrow
+    const head = el('thead');
     const header = el('tr');
-    header.append(el('th', '', 'after'));
-    for (let j = 0; j < k; j++) {
-      header.append(el('th', '', `#${j + 1}`));
-    }
-    header.append(el('th', '', 'rank'), el('th', '', 'log-prob'));
-    this.table.append(header);
+    header.append(el('th', '', 'after'), el('th', '', 'next token: rank'), el('th', '', 'log-prob'));
+    head.append(header);
+    this.table.append(head);
     for (const row of column.rows) {
-      const tr = el('tr', 'ls-lens-row');
-      tr.dataset.row = row.name;
-      tr.append(el('th', 'ls-lens-name', row.name));
-      for (const t of row.top) {
-        const td = el('td', column.next && t.id === column.next.id ? 'ls-lens-top ls-lens-actual' : 'ls-lens-top');
-        td.dataset.tokenId = String(t.id);
-        td.dataset.logprob = String(t.logprob);
-        td.title = `${visible(t.token)}: log-prob ${fmt(t.logprob, 3)}`;
-        td.append(el('code', 'ls-tooltip-token', visible(t.token)), el('span', 'ls-lens-lp', ` ${fmt(t.logprob)}`));
-        tr.append(td);
-      }
+      const body = el('tbody', 'ls-lens-row');
+      body.dataset.row = row.name;
+      const line = el('tr');
+      line.append(el('th', 'ls-lens-name', row.name));
       const rank = el('td', 'ls-num ls-lens-rank', row.actual ? String(row.actual.rank) : '');
       const lp = el('td', 'ls-num ls-lens-logprob', row.actual ? fmt(row.actual.logprob) : '');
       if (row.actual) {
         rank.dataset.rank = String(row.actual.rank);
+        rank.title = `the next token's rank among the whole vocabulary after ${row.name === 'embed' ? 'the embeddings' : `block ${row.name.slice(1)}`}`;
         lp.dataset.logprob = String(row.actual.logprob);
         rank.style.backgroundColor = rankColor(row.actual.rank);
       }
-      tr.append(rank, lp);
-      this.table.append(tr);
+      line.append(rank, lp);
+      const tops = el('td', 'ls-lens-tops');
+      tops.colSpan = 3;
+      tops.title = `the top ${row.top.length} after ${row.name} (log-prob); outlined: the actual next token`;
+      for (const t of row.top) {
+        const chip = el('span', column.next && t.id === column.next.id ? 'ls-lens-top ls-lens-actual' : 'ls-lens-top');
+        chip.dataset.tokenId = String(t.id);
+        chip.dataset.logprob = String(t.logprob);
+        chip.append(el('code', 'ls-tooltip-token', visible(t.token)), el('span', 'ls-lens-lp', ` ${fmt(t.logprob)}`));
+        tops.append(chip);
+      }
+      const second = el('tr');
+      second.append(tops);
+      body.append(line, second);
+      this.table.append(body);
     }
   }
 }
