@@ -71,3 +71,40 @@ def save_tiny_gpt2(folder: Any, tokenizer: Any, n_ctx: int = 64) -> Any:
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return model
+
+
+def save_tl_legacy(folder: Any, model: Any, tokenizer_files: bool = True, tokenizer_name: str | None = None) -> None:
+    """``model`` (a TL-native bridge) as a legacy TransformerLens checkpoint repo has it: a TL-style
+    ``config.json`` (no ``model_type``), the weights as ``model_final.pth`` in ``HookedTransformer``
+    property format (``embed.W_E``, ``blocks.0.attn.W_Q`` [heads, d_model, d_head], ...) written
+    from the bridge's own stacked properties, and the tokenizer's files unless ``tokenizer_files``
+    is false (then only ``tokenizer_name`` names it, as the hub repos do)."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg, sd = model.cfg, model.state_dict()
+    with torch.no_grad():
+        out = {"embed.W_E": model.W_E, "pos_embed.W_pos": model.W_pos, "ln_final.w": sd["ln_final.weight"],
+               "ln_final.b": sd["ln_final.bias"], "unembed.W_U": model.W_U, "unembed.b_U": model.b_U}  # fmt: skip
+        for layer in range(cfg.n_layers):
+            pre = f"blocks.{layer}"
+            out[f"{pre}.ln1.w"], out[f"{pre}.ln1.b"] = sd[f"{pre}.ln1.weight"], sd[f"{pre}.ln1.bias"]
+            for p in ("W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V", "W_O", "b_O"):
+                out[f"{pre}.attn.{p}"] = getattr(model, p)[layer]
+            out[f"{pre}.attn.mask"] = torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool))  # buffers HT saved
+            out[f"{pre}.attn.IGNORE"] = torch.tensor(-1e5)
+            if not cfg.attn_only:
+                out[f"{pre}.ln2.w"], out[f"{pre}.ln2.b"] = sd[f"{pre}.ln2.weight"], sd[f"{pre}.ln2.bias"]
+                for p in ("W_in", "b_in", "W_out", "b_out"):
+                    out[f"{pre}.mlp.{p}"] = getattr(model, p)[layer]
+    torch.save({k: v.detach().clone().contiguous() for k, v in out.items()}, folder / "model_final.pth")
+    config = {"model_name": folder.name, "d_model": cfg.d_model, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads,
+              "d_head": cfg.d_head, "d_mlp": None if cfg.attn_only else cfg.d_mlp, "n_ctx": cfg.n_ctx,
+              "d_vocab": cfg.d_vocab, "d_vocab_out": cfg.d_vocab, "act_fn": None if cfg.attn_only else cfg.act_fn,
+              "attn_only": bool(cfg.attn_only), "normalization_type": cfg.normalization_type,
+              "positional_embedding_type": "standard", "tokenizer_name": tokenizer_name, "seed": 0}  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    if tokenizer_files:
+        model.tokenizer.save_pretrained(str(folder))

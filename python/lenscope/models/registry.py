@@ -3,8 +3,9 @@
 Three sources, tried in this order for a name:
 
 1. **embedded**: the default models shipped inside the package (``models/default``);
-2. **local**: a folder on disk, either a native checkpoint (``config.json`` +
-   ``model.safetensors``) or a Hugging Face model folder;
+2. **local**: a folder on disk: a native checkpoint (``config.json`` +
+   ``model.safetensors``), a TransformerLens legacy checkpoint (TL-style ``config.json`` +
+   ``*final.pth``, see ``models.tl_legacy``) or a Hugging Face model folder;
 3. **hub**: any name TransformerLens knows: legacy TL checkpoints (``gelu-1l``,
    ``NeelNanda/...``) through ``TransformerBridge.boot_tl_legacy``, everything else through
    ``TransformerBridge.boot_transformers``.
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Literal
 
 from lenscope.errors import ModelUnavailable, UnknownModel
 from lenscope.models.native import is_native_checkpoint, load_native, read_native_config
+from lenscope.models.tl_legacy import is_tl_legacy_config, is_tl_legacy_folder, load_tl_legacy_folder, missing_config_keys
+from lenscope.models.tl_legacy import problem as tl_legacy_problem
 
 if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge
@@ -162,6 +165,10 @@ def _local_info(name: str, folder: Path) -> ModelInfo:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return ModelInfo(name, "local", False, f"{config_file} is not readable JSON: {exc}", path=str(folder))
+    if isinstance(config, dict) and is_tl_legacy_config(config):  # a TransformerLens legacy checkpoint
+        reason = tl_legacy_problem(folder)
+        shape = None if missing_config_keys(config) else _shape_of_native(folder)
+        return ModelInfo(name, "local", reason is None, reason or "", shape=shape, path=str(folder))
     if not isinstance(config, dict) or "model_type" not in config:
         return ModelInfo(name, "local", False, f"{config_file} names no model_type (not a Hugging Face model folder)",
                          path=str(folder))  # fmt: skip
@@ -201,6 +208,11 @@ def load_model(
         raise ModelUnavailable(f"cannot load model {name!r}: {info.reason}")
     if info.path and is_native_checkpoint(Path(info.path)):
         return load_native(Path(info.path), name, device)
+    if info.path and is_tl_legacy_folder(Path(info.path)):
+        try:
+            return load_tl_legacy_folder(Path(info.path), name, device)
+        except ModelUnavailable as exc:
+            raise ModelUnavailable(f"cannot load model {name!r}: {exc.message}") from exc
     from transformer_lens.model_bridge import TransformerBridge
 
     target = info.path or info.repo or name
