@@ -179,12 +179,19 @@ def _local_info(name: str, folder: Path) -> ModelInfo:
     return ModelInfo(name, "local", True, shape=_shape_of_hf(config), path=str(folder))
 
 
+def _is_sae_folder(folder: Path) -> bool:
+    from lenscope.models.sae_registry import is_sae_folder
+
+    return is_sae_folder(folder)
+
+
 def list_models(model_dirs: tuple[Path, ...] = ()) -> list[ModelInfo]:
     """Embedded models, local model folders, and the hub models already in the local cache."""
     out = [_embedded_info(n) for n in EMBEDDED]
     for base in model_dirs:
         if base.is_dir():
-            out += [_local_info(p.name, p.resolve()) for p in sorted(base.iterdir()) if p.is_dir()]
+            # SAE folders live beside models: ``lenscope.models.sae_registry`` lists those
+            out += [_local_info(p.name, p.resolve()) for p in sorted(base.iterdir()) if p.is_dir() and not _is_sae_folder(p)]
     alias, official = _hub_names()
     names_by_repo: dict[str, list[str]] = {}
     for a, repo in alias.items():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lenscope.errors import UnknownModel
-from lenscope.sae import CONFIG, LENSCOPE_META, SaeUnavailable, SparseAutoencoder, load_sae, sae_format
+from lenscope.sae import LENSCOPE_META, SaeUnavailable, SparseAutoencoder, load_sae, sae_format
 
 SHIPPED_SAES_DIR = Path(__file__).resolve().parent / "saes"
 
@@ -32,15 +32,15 @@ class SaeInfo:
     shipped: bool = False
 
 
-def _sae_folder(folder: Path) -> Path | None:
-    """``folder`` itself or its single hook-point subfolder when it holds an SAE."""
+def is_sae_folder(folder: Path) -> bool:
+    """``folder`` holds SAE weights (either format), or is a ``sparsify`` run folder of them; a
+    missing ``cfg.json`` then makes it a broken SAE, listed with that problem."""
     if sae_format(folder):
-        return folder
+        return True
     try:
-        inner = [p for p in folder.iterdir() if p.is_dir() and sae_format(p)]
+        return any(p.is_dir() and sae_format(p) for p in folder.iterdir())
     except OSError:
-        return None
-    return folder if inner else None
+        return False
 
 
 def _info(folder: Path, shipped: bool) -> SaeInfo:
@@ -66,7 +66,7 @@ def list_saes(model_dirs: tuple[Path, ...] = ()) -> list[SaeInfo]:
         except OSError:
             continue
         for child in children:
-            if _sae_folder(child) and ((child / CONFIG).is_file() or any(child.glob(f"*/{CONFIG}"))):
+            if is_sae_folder(child):
                 out.append(_info(child, shipped))
     return out
 
