@@ -159,6 +159,10 @@ export function addCommands(
     label: args => (args.layer === undefined ? 'lenscope: Open neuron' : `lenscope: Open neuron L${args.layer}.N${args.index}`),
     execute: args => model.openNeuron(int(args, 'layer'), int(args, 'index'), str(args, 'model') || undefined)
   });
+  commands.addCommand(CommandIDs.openFeature, {
+    label: args => (args.index === undefined ? 'lenscope: Open feature' : `lenscope: Open feature F${args.index}`),
+    execute: args => model.openFeature(int(args, 'index'), str(args, 'sae') || undefined, str(args, 'model') || undefined)
+  });
   commands.addCommand(CommandIDs.openHead, {
     label: args => (args.layer === undefined ? 'lenscope: Open head card…' : `lenscope: Open head L${args.layer}.H${args.head}`),
     caption: 'A head read from its weights: OV and QK token pairs, copying score',

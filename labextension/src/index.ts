@@ -66,6 +66,7 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
       name: 'lenscope:annotations',
       factory: () => EditorExtensionRegistry.createImmutableExtension(annotationExtension({
             openNeuron: (layer, index) => model.openNeuron(layer, index),
+            openFeature: index => model.openFeature(index),
             attribute: (position, target, baseline) => model.attribute(position, target, 10, baseline ?? null),
             logitLens: position => {
               model.updateLens({ token: position });
@@ -95,6 +96,7 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
         tab.toolbar.addItem('copy', copy);
       }
     });
+    model.featureRequested.connect((_, args) => views.openFeature(args));
     addCommands(app, model, views, { app, notebooks, editors }, panel.id, ICON, palette);
 
     // a closed file takes its analysis with it (the panel must not show a closed file's tokens)

@@ -11,6 +11,7 @@ import type { Widget } from '@lumino/widgets';
 import type { LenscopeModel } from './model';
 import { CommandIDs } from './tokens';
 import { cardLabel, CardArgs, NeuronCardView } from './views/card';
+import { FeatureArgs, featureCardLabel, FeatureCardView } from './views/featurecard';
 import { HeadArgs, headLabel } from './heads';
 import { CompareView } from './views/compare';
 import { HeadCardView } from './views/head';
@@ -23,6 +24,7 @@ type Tab<T extends Widget> = MainAreaWidget<T>;
 export class MainViews {
   readonly cards = new WidgetTracker<Tab<NeuronCardView>>({ namespace: 'lenscope-neuron' });
   readonly heads = new WidgetTracker<Tab<HeadCardView>>({ namespace: 'lenscope-head' });
+  readonly features = new WidgetTracker<Tab<FeatureCardView>>({ namespace: 'lenscope-feature' });
   readonly comparisons = new WidgetTracker<Tab<CompareView>>({ namespace: 'lenscope-comparison' });
   readonly stored = new WidgetTracker<Tab<StoredTextView>>({ namespace: 'lenscope-stored' });
   /** the patching tab (one; not restored on reload: its texts are this session's selections) */
@@ -40,6 +42,11 @@ export class MainViews {
       command: CommandIDs.openNeuron,
       args: w => ({ ...w.content.args }),
       name: w => cardKey(w.content.args)
+    });
+    void restorer?.restore(this.features, {
+      command: CommandIDs.openFeature,
+      args: w => ({ ...w.content.args }),
+      name: w => featureKey(w.content.args)
     });
     void restorer?.restore(this.heads, {
       command: CommandIDs.openHead,
@@ -68,6 +75,19 @@ export class MainViews {
     // beside the head cards when there are some: both are cards
     const ref = this.cards.currentWidget?.isAttached ? this.cards : this.heads.currentWidget?.isAttached ? this.heads : this.cards;
     this.place(tab, this.cards, 'split-right', ref);
+    return tab;
+  }
+
+  /** An SAE feature's card: a tab among the neuron cards (both are cards of units). */
+  openFeature(args: FeatureArgs): Tab<FeatureCardView> {
+    const open = this.features.find(w => featureKey(w.content.args) === featureKey(args));
+    if (open) {
+      this.app.shell.activateById(open.id);
+      return open;
+    }
+    const tab = this.tab(new FeatureCardView(args, this.model, this.app.commands), featureCardLabel(args), `lenscope-feature-${featureKey(args).replace(/[^\w-]/g, '_')}`);
+    const ref = this.features.currentWidget?.isAttached ? this.features : this.cards.currentWidget?.isAttached ? this.cards : this.features;
+    this.place(tab, this.features, 'split-right', ref);
     return tab;
   }
 
@@ -128,7 +148,7 @@ export class MainViews {
 
   /** A main-area widget that is not one of lenscope's (the current one if so): cards open beside it. */
   private editorRef(): string | undefined {
-    const ours = (w: Widget) => this.cards.has(w) || this.heads.has(w) || this.comparisons.has(w) || this.stored.has(w) || this.patchings.has(w);
+    const ours = (w: Widget) => this.cards.has(w) || this.features.has(w) || this.heads.has(w) || this.comparisons.has(w) || this.stored.has(w) || this.patchings.has(w);
     const current = this.app.shell.currentWidget;
     if (current && !ours(current)) {
       return current.id;
@@ -171,6 +191,10 @@ export class MainViews {
 
 function headKey(a: HeadArgs): string {
   return `${a.model}/${a.layer}/${a.head}`;
+}
+
+function featureKey(a: FeatureArgs): string {
+  return `${a.model}/${a.sae}/${a.index}`;
 }
 
 function cardKey(a: CardArgs): string {

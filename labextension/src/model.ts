@@ -8,11 +8,13 @@ import { ISignal, Signal } from '@lumino/signaling';
 import type { Activations, Analysis } from './api/analysis';
 import type { Attention } from './api/attention';
 import type { Attribution } from './api/attribution';
+import type { SaeEntry } from './api/features';
 import type { LensColumn } from './api/logitlens';
 import { CompareJobResult, Job, LenscopeApiError, HeadCard, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
 import { describe, hintFor, isAbort } from './errors';
 import { AppliedIntervention, ComponentRef, deltas, deltaSpan, Intervention, InterventionWire, opsOf, sameWire, toWire } from './interventions';
 import { JobPoller } from './jobs';
+import { chooseSae, SaeChoice } from './saes';
 import type { Settings } from './settings';
 import type { Target } from './target';
 
@@ -120,6 +122,10 @@ export class LenscopeModel {
   private listing: ModelEntry[] = [];
   private serverDefault = '';
   private pick = '';
+  private saeListing: SaeEntry[] = [];
+  /** the SAE picker's choice this session, per model ('none' or a name) */
+  private readonly saePicks = new Map<string, string>();
+  private readonly featureRequestedSignal = new Signal<this, { model: string; sae: string; index: number }>(this);
   private compareName = '';
   private statusValue: Status = { kind: 'empty' };
   private runValue: Run | null = null;
@@ -157,7 +163,7 @@ export class LenscopeModel {
   }
 
   set settings(value: Settings) {
-    const modelChanged = value.defaultModel !== this.settingsValue.defaultModel;
+    const modelChanged = value.defaultModel !== this.settingsValue.defaultModel || value.sae !== this.settingsValue.sae;
     this.settingsValue = value;
     this.settingsChangedSignal.emit(value);
     if (modelChanged) {
@@ -189,6 +195,11 @@ export class LenscopeModel {
   /** Someone asked to open a neuron's card (the plugin opens a main-area tab). */
   get neuronRequested(): ISignal<this, { model: string; layer: number; index: number }> {
     return this.neuronRequestedSignal;
+  }
+
+  /** Someone asked to open an SAE feature's card (the plugin opens a main-area tab). */
+  get featureRequested(): ISignal<this, { model: string; sae: string; index: number }> {
+    return this.featureRequestedSignal;
   }
 
   /** The head choice, the mode, the hovered token or the attention data changed. */
@@ -370,6 +381,22 @@ export class LenscopeModel {
     this.modelsChangedSignal.emit();
   }
 
+  /** Every SAE the server lists (`GET models`), for every model. */
+  get saes(): readonly SaeEntry[] {
+    return this.saeListing;
+  }
+
+  /** The SAE analyze asks for with the current model (the picker's choice for it, else the `sae` setting). */
+  get saeChoice(): SaeChoice {
+    return chooseSae(this.saePicks.get(this.model), this.settingsValue.sae, this.saeListing, this.model);
+  }
+
+  /** Choose the SAE for the current model this session: 'none', a name, or 'auto'. */
+  set sae(name: string) {
+    this.saePicks.set(this.model, name);
+    this.modelsChangedSignal.emit();
+  }
+
   get compareModel(): string {
     return this.compareName;
   }
@@ -397,6 +424,7 @@ export class LenscopeModel {
       const listing = await this.client.models();
       this.listing = listing.models;
       this.serverDefault = listing.default;
+      this.saeListing = listing.saes ?? [];
       if (this.pick && !this.listing.some(m => m.name === this.pick)) {
         this.pick = ''; // a pick from an earlier listing that is gone
       }
@@ -429,9 +457,10 @@ export class LenscopeModel {
     this.setStatus({ kind: 'loading', message: entry && entry.state !== 'loaded' ? `Loading ${model} and analyzing…` : `Analyzing with ${model}…` });
     const s = this.settingsValue;
     const request = { text: target.text, context: target.context, top_k: s.topK, top_neurons: s.topNeurons };
+    const sae = this.saeChoice.name;
     try {
       const [analysis, other] = await Promise.all([
-        this.client.analyze({ ...request, model }, controller.signal),
+        this.client.analyze({ ...request, model, ...(sae ? { sae } : {}) }, controller.signal),
         this.compareName ? this.client.analyze({ ...request, model: this.compareName, top_neurons: 0 }, controller.signal) : Promise.resolve(null)
       ]);
       if (controller.signal.aborted) {
@@ -549,6 +578,13 @@ export class LenscopeModel {
     this.neuronRequestedSignal.emit({ model, layer, index });
     if (this.runValue && this.runValue.analysis.model === model) {
       void this.colourByNeuron({ layer, index });
+    }
+  }
+
+  /** Open an SAE feature's card (a tab); its activations on the analyzed text come from the analysis. */
+  openFeature(index: number, sae = this.run?.analysis.features?.sae ?? this.saeChoice.name ?? '', model = this.runValue?.analysis.model ?? this.model): void {
+    if (sae) {
+      this.featureRequestedSignal.emit({ model, sae, index });
     }
   }
 
@@ -731,10 +767,10 @@ export class LenscopeModel {
     );
   }
 
-  /** Build the workspace's neuron index with the chosen model. */
-  async buildIndex(): Promise<void> {
+  /** Build the workspace's neuron index with the chosen model (with `sae`: its feature index, `workspace-<sae>`). */
+  async buildIndex(sae: string | null = null, model = this.model): Promise<void> {
     await this.startJob(() =>
-      this.client.buildIndex({ model: this.model || null, paths: ['.'], name: 'workspace', k: this.settingsValue.indexExamples })
+      this.client.buildIndex({ model: model || null, paths: ['.'], name: sae ? `workspace-${sae}`.slice(0, 64) : 'workspace', k: this.settingsValue.indexExamples, sae })
     , 'index');
   }
 

@@ -7,6 +7,8 @@ import type { ScaleName } from './colors';
 
 export interface Settings {
   defaultModel: string;
+  /** "auto" (the model's shipped SAE), "none", or an SAE's name */
+  sae: string;
   topK: number;
   topNeurons: number;
   colorScale: ScaleName;
@@ -32,6 +34,7 @@ export function readSettings(composite: Readonly<Record<string, unknown>>): Sett
   const scale = composite.colorScale;
   return {
     defaultModel: typeof composite.defaultModel === 'string' ? composite.defaultModel.trim() : '',
+    sae: typeof composite.sae === 'string' ? composite.sae.trim() : '',
     topK: num('topK'),
     topNeurons: num('topNeurons'),
     colorScale: SCALES.includes(scale as ScaleName) ? (scale as ScaleName) : 'surprise',

@@ -458,6 +458,39 @@ export function neuronCardSnippet(request: { model: string; layer: number; index
   ]);
 }
 
+/**
+ * An SAE feature card's logit effects: its decoder direction written into the residual stream
+ * (through the layer's `W_out` for an MLP hook), then `@ W_U` (`SparseAutoencoder.output_directions`).
+ */
+export function featureCardSnippet(request: { model: string; sae: string; index: number; top?: number }): string {
+  return join([
+    ...header(
+      'An SAE feature card: the logit effects of its decoder direction (-> W_out -> W_U), from the weights.',
+      ['from lenscope.models.sae_registry import load_named_sae'],
+      request.model
+    ),
+    `SAE = ${pyString(request.sae)}`,
+    `FEATURE = ${request.index}`,
+    `TOP = ${request.top ?? 10}`,
+    '',
+    'sae = load_named_sae(SAE)',
+    'directions = sae.output_directions(model)  # [d_sae, d_model]: each decoder direction in the residual stream',
+    'if directions is None:',
+    '    raise SystemExit(f"{SAE} reads {sae.hook_point}: no linear path to the logits")',
+    'effect = directions[FEATURE].float().cpu() @ model.W_U.detach().float().cpu()',
+    'up, down = effect.topk(TOP), effect.topk(TOP, largest=False)',
+    'name = model.tokenizer.decode',
+    'boosted = [{"id": int(i), "token": name([int(i)]), "value": float(v)} for v, i in zip(up.values, up.indices)]',
+    'suppressed = [{"id": int(i), "token": name([int(i)]), "value": float(v)} for v, i in zip(down.values, down.indices)]',
+    'print(f"F{FEATURE} of {SAE} ({sae.hook_point}, {sae.d_sae} features)")',
+    'print("raises: " + ", ".join(f"{e[\'token\']!r} {e[\'value\']:+.3f}" for e in boosted))',
+    'print("lowers: " + ", ".join(f"{e[\'token\']!r} {e[\'value\']:+.3f}" for e in suppressed))',
+    'result = {"kind": "feature", "model": MODEL, "sae": SAE, "index": FEATURE, "hook_point": sae.hook_point,',
+    '          "logit_boosted": boosted, "logit_suppressed": suppressed}',
+    ...FOOTER
+  ]);
+}
+
 /** A head card: copying score, positive share, OV and QK top token pairs (`lenscope.circuits.head_circuits`). */
 export function headCardSnippet(request: { model: string; layer: number; head: number; top?: number }): string {
   return join([
@@ -494,6 +527,7 @@ export const SNIPPETS = {
   patchSnippet,
   corpusCompareSnippet,
   neuronCardSnippet,
+  featureCardSnippet,
   headCardSnippet
 };
 

@@ -25,6 +25,8 @@ export namespace CommandIDs {
   export const copyCard = 'lenscope:copy-card';
   /** args: {model, layer, index} */
   export const openNeuron = 'lenscope:open-neuron';
+  /** args: {model, sae, index}: an SAE feature's card */
+  export const openFeature = 'lenscope:open-feature';
   /** args: {model, layer, head}; without layer / head (the palette) it asks for `L0.H3` */
   export const openHead = 'lenscope:open-head';
   /** args: {job} */

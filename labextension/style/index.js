@@ -2,3 +2,4 @@ import './base.css';
 import './copycode.css';
 import './patching.css';
 import './logitlens.css';
+import './features.css';

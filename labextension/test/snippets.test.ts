@@ -4,6 +4,7 @@ import {
   attributionSnippet,
   comparisonSnippet,
   corpusCompareSnippet,
+  featureCardSnippet,
   headCardSnippet,
   interventionSnippet,
   neuronCardSnippet,
@@ -89,6 +90,7 @@ describe('each view’s snippet', () => {
     ['patch', patchSnippet({ model: 'm', clean: text, corrupted: text, target: 1, baseline: 2, position: null })],
     ['corpus', corpusCompareSnippet({ model_a: 'm', model_b: 'b', paths: ['.'], clamp: -6, min_count: 5, root: "/home/o'k" })],
     ['neuron', neuronCardSnippet({ model: 'm', layer: 0, index: 5 })],
+    ['feature', featureCardSnippet({ model: 'm', sae: 's', index: 5 })],
     ['head', headCardSnippet({ model: 'm', layer: 0, head: 1 })]
   ];
 

@@ -3,6 +3,7 @@
  * over token j; "after token i" is row i + 1. Neuron row i is at token i.
  */
 import type { ServerTiming } from './timing';
+import { Features } from './features';
 import { decodeArray, NumericArray } from './ndarray';
 import type { components } from './schema';
 
@@ -60,6 +61,8 @@ export class Analysis {
   readonly neuronsPerToken: number;
   /** the interventions applied (an intervened analysis); empty for a plain one */
   readonly interventions: NonNullable<AnalyzeResponseWire['interventions']>;
+  /** the named SAE's strongest features per token (`POST analyze` with `sae`); null without one */
+  readonly features: Features | null;
 
   /**
    * @param text the analyzed text, which the spans index into (the server does not echo it)
@@ -93,6 +96,7 @@ export class Analysis {
     this.neuronsPerToken = layers.shape[1] ?? 0;
     this.neuronIndex = decodeArray(p.neuron_index).data;
     this.neuronActivation = decodeArray(p.neuron_activation).data;
+    this.features = wire.features ? new Features(wire.features) : null;
   }
 
   get length(): number {

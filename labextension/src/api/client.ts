@@ -11,7 +11,9 @@ import { AttributeRequest, Attribution, AttributionResponseWire } from './attrib
 import { parseServerTiming } from './timing';
 import type { components } from './schema';
 
-export type AnalyzeRequest = components['schemas']['AnalyzeRequest'];
+/** `sae` and `top_features` have server defaults (no SAE, 10): a request may leave them out. */
+export type AnalyzeRequest = Omit<components['schemas']['AnalyzeRequest'], 'sae' | 'top_features'> &
+  Partial<Pick<components['schemas']['AnalyzeRequest'], 'sae' | 'top_features'>>;
 export type { AttributeRequest } from './attribution';
 export type ActivationsRequest = components['schemas']['ActivationsRequest'];
 export type ModelsResponse = components['schemas']['ModelsResponse'];
@@ -96,6 +98,16 @@ export class LenscopeClient {
 
   neuronCard(model: string, layer: number, index: number): Promise<NeuronCard> {
     return this.call<NeuronCard>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}`);
+  }
+
+  /** SAE feature `index`'s card from the model's feature index for that SAE (a NeuronCard with `sae` set, layer 0). */
+  featureCard(model: string, sae: string, index: number): Promise<NeuronCard> {
+    return this.call<NeuronCard>('GET', `features/${encodeURIComponent(model)}/${encodeURIComponent(sae)}/${index}`);
+  }
+
+  /** SAE features whose top examples peak on a token (hits: layer 0, index = the feature). */
+  searchFeatures(model: string, sae: string, token: string): Promise<NeuronSearch> {
+    return this.call<NeuronSearch>('GET', `features/${encodeURIComponent(model)}/${encodeURIComponent(sae)}/search?q=${encodeURIComponent(token)}`);
   }
 
   /** What neuron (layer, index) reads: the tokens that most raise its pre-activation on their own. */

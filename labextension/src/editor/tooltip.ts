@@ -8,6 +8,7 @@ import { ComponentRef, componentLabel, signedDelta } from '../interventions';
 import { neuronPartLabel } from '../parts';
 import { resolveToken } from '../resolve';
 import type { Annotation } from './annotation';
+import { featureRow, OpenFeature } from './features';
 
 /** What a tooltip's neuron chip does: injected by the plugin (open the neuron's card, recolour). */
 export type OpenNeuron = (layer: number, index: number) => void;
@@ -15,6 +16,8 @@ export type OpenNeuron = (layer: number, index: number) => void;
 /** What a tooltip can ask for: injected by the plugin (the model) and the editor extension. */
 export interface TooltipActions {
   openNeuron: OpenNeuron;
+  /** open SAE feature `index`'s card (the analysis' SAE) */
+  openFeature?: OpenFeature;
   /**
    * the attribution of the prediction after text token `position` for `target` (null: actual
    * next); with `baseline`, of logit(target) − logit(baseline)
@@ -538,6 +541,10 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
       }
     }
     root.append(box);
+  }
+  const features = featureRow(analysis, i, actions.openFeature);
+  if (features) {
+    root.append(features);
   }
   const bar = el('div', 'ls-why-bar');
   bar.append(why.toggle);

@@ -110,8 +110,12 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
   const root = el('div', 'ls-card');
   root.dataset.layer = String(card.layer);
   root.dataset.index = String(card.index);
+  const unit = card.sae ? 'feature' : 'neuron'; // an SAE feature's card (views/featurecard.ts) says feature
+  if (card.sae) {
+    root.dataset.sae = card.sae;
+  }
   root.append(
-    el('h2', '', `Neuron L${card.layer}.N${card.index} of ${card.model}`),
+    el('h2', '', card.sae ? `Feature F${card.index} · ${card.sae}` : `Neuron L${card.layer}.N${card.index} of ${card.model}`),
     el('p', 'ls-muted', `From the index “${card.index_path}”: max ${fmt(card.stats.max ?? NaN)}, mean ${fmt(card.stats.mean, 3)} over ${card.stats.count.toLocaleString()} tokens.`)
   );
   const d = card.description;
@@ -120,7 +124,7 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
     const line = el('p', 'ls-card-description', d.text);
     line.title =
       `Fires: above ${fmt(d.threshold)} (half its max on the files the pattern was chosen on). On the other files the pattern ` +
-      `occurs ${d.occurs} times, the neuron fires ${d.fires} times, both ${d.both}. It matches ${d.examples_matched} of the ` +
+      `occurs ${d.occurs} times, the ${unit} fires ${d.fires} times, both ${d.both}. It matches ${d.examples_matched} of the ` +
       `${d.examples_chosen} top examples it was chosen from.` +
       (d.categories.length ? ` Kinds: ${d.categories.join(', ')}.` : '');
     root.append(line);
@@ -135,7 +139,7 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
     ['suppresses', card.logit_suppressed]
   ] as const) {
     const box = el('div', 'ls-effect');
-    box.append(el('h4', '', `Direct effect on the logits: ${title}`));
+    box.append(el('h4', '', card.sae ? `Direct effect on the logits (decoder direction → W_out → W_U): ${title}` : `Direct effect on the logits: ${title}`));
     for (const e of list) {
       const row = el('div', 'ls-effect-row');
       row.append(el('code', 'ls-tooltip-token', visible(e.token)), el('span', 'ls-num', ` ${fmt(e.value)}`));

@@ -11,6 +11,7 @@ import { el, fmt, visible } from '../format';
 import type { LenscopeModel, Run } from '../model';
 import { CommandIDs } from '../tokens';
 import { moveInList } from './analysis';
+import { featureSearchResults, strongestFeatures } from './features';
 
 function chip(commands: CommandRegistry, model: string, layer: number, index: number, label: string): HTMLButtonElement {
   const button = el('button', 'ls-neuron-chip', label);
@@ -24,6 +25,8 @@ export class NeuronsView extends Widget {
   private readonly strongest = el('div', 'ls-neurons');
   private readonly searchResults = el('div', 'ls-search-results');
   private shown: Analysis | null = null;
+  /** what the search box finds: neurons, or the chosen SAE's features */
+  private readonly searchKind = el('select', 'ls-search-kind');
 
   constructor(
     private readonly model: LenscopeModel,
@@ -35,11 +38,14 @@ export class NeuronsView extends Widget {
     search.setAttribute('aria-label', 'Find neurons whose top examples peak on a token, or whose description matches words');
     search.addEventListener('keydown', event => {
       if (event.key === 'Enter' && search.value) {
-        void this.search(search.value);
+        void (this.searchKind.value === 'features' ? this.searchFeatures(search.value) : this.search(search.value));
       }
     });
+    this.searchKind.setAttribute('aria-label', 'Search neurons or SAE features');
     const find = el('div', 'ls-find');
-    find.append(el('h4', '', 'Find neurons by token or description (in the index)'), search, this.searchResults);
+    find.append(el('h4', '', 'Find neurons (or SAE features) by token or description (in the index)'), this.searchKind, search, this.searchResults);
+    model.modelsChanged.connect(this.updateKinds, this);
+    this.updateKinds();
     this.node.append(this.strongest, find);
     model.runChanged.connect((_, run) => this.showRun(run));
   }
@@ -52,7 +58,15 @@ export class NeuronsView extends Widget {
     this.strongest.replaceChildren();
     if (run) {
       // after the frame that paints the editor's colours: they come first
-      requestAnimationFrame(() => this.shown === run.analysis && this.showStrongest(run));
+      requestAnimationFrame(() => {
+        if (this.shown === run.analysis) {
+          this.showStrongest(run);
+          const features = strongestFeatures(run.analysis, this.commands);
+          if (features) {
+            this.strongest.append(features);
+          }
+        }
+      });
     }
   }
 
@@ -80,6 +94,37 @@ export class NeuronsView extends Widget {
     // one tab stop; arrow keys move along the list, Enter opens (a button's own click)
     list.addEventListener('keydown', event => moveInList(event, list, '.ls-neuron-chip', i => list.querySelectorAll<HTMLElement>('.ls-neuron-chip')[i].click()));
     this.strongest.append(list);
+  }
+
+  /** The search box's kinds: neurons, and features when an SAE is chosen for the model. */
+  private updateKinds(): void {
+    const sae = this.model.saeChoice.name;
+    const kinds: [string, string][] = [['neurons', 'neurons'], ...(sae ? [['features', `features (${sae})`] as [string, string]] : [])];
+    const before = this.searchKind.value;
+    this.searchKind.replaceChildren(
+      ...kinds.map(([value, label]) => {
+        const option = el('option', '', label);
+        option.value = value;
+        return option;
+      })
+    );
+    this.searchKind.value = kinds.some(([v]) => v === before) ? before : 'neurons';
+    this.searchKind.hidden = kinds.length < 2;
+  }
+
+  /** Features of the chosen SAE whose top examples peak on a token (the SAE's feature index). */
+  private async searchFeatures(token: string): Promise<void> {
+    const model = this.model.model;
+    const sae = this.model.saeChoice.name;
+    if (!sae) {
+      return;
+    }
+    try {
+      const found = await this.model.client.searchFeatures(model, sae, token);
+      this.searchResults.replaceChildren(...featureSearchResults(found, sae, this.commands));
+    } catch (err) {
+      this.searchResults.replaceChildren(el('p', 'ls-error', describe(err)));
+    }
   }
 
   /** Several words search the neurons' descriptions; one word is a token first, then a description word. */

@@ -3,12 +3,16 @@ import { Widget } from '@lumino/widgets';
 
 import { el } from '../format';
 import type { LenscopeModel } from '../model';
+import { modelSummary } from '../saes';
+import { SaePicker } from './saepicker';
 
 export class ModelPicker extends Widget {
   private readonly select = el('select', 'ls-model-select');
   private readonly state = el('span', 'ls-model-state');
   private readonly compare = el('select', 'ls-compare-select');
   private readonly problem = el('p', 'ls-error ls-model-problem');
+  private readonly shape = el('p', 'ls-muted ls-model-shape');
+  private readonly saePicker: SaePicker;
 
   constructor(private readonly model: LenscopeModel) {
     super();
@@ -27,7 +31,8 @@ export class ModelPicker extends Widget {
     this.compare.title = 'Model B: colour tokens by lp(A) - max(lp(B), clamp), tooltips side by side';
     this.compare.addEventListener('change', () => (model.compareModel = this.compare.value));
     this.problem.hidden = true;
-    this.node.append(el('h2', 'ls-title', 'lenscope'), picker, this.problem, compare);
+    this.saePicker = new SaePicker(model);
+    this.node.append(el('h2', 'ls-title', 'lenscope'), picker, this.shape, this.problem, this.saePicker.node, compare);
     model.modelsChanged.connect(this.render, this);
     this.render();
   }
@@ -37,8 +42,10 @@ export class ModelPicker extends Widget {
     const models = this.model.models;
     this.select.replaceChildren();
     for (const m of models) {
-      const option = el('option', '', `${m.name}${m.loadable ? '' : ' (unavailable)'}`);
+      const summary = modelSummary(m);
+      const option = el('option', '', `${m.name}${m.loadable ? '' : ' (unavailable)'}${summary ? ` — ${summary}` : ''}`);
       option.value = m.name;
+      option.title = summary ?? m.reason;
       option.disabled = !m.loadable;
       this.select.append(option);
     }
@@ -60,6 +67,9 @@ export class ModelPicker extends Widget {
     this.select.title = entry?.shape
       ? `${entry.shape.n_layers} layers · d_model ${entry.shape.d_model} · ${entry.shape.d_mlp ?? 'no'} MLP neurons · vocab ${entry.shape.d_vocab} · context ${entry.shape.n_ctx}`
       : entry?.reason ?? '';
+    this.shape.textContent = entry ? modelSummary(entry) ?? '' : '';
+    this.shape.hidden = !this.shape.textContent;
+    this.saePicker.render();
     this.compare.replaceChildren(el('option', '', '(no comparison)'));
     (this.compare.firstChild as HTMLOptionElement).value = '';
     for (const m of models.filter(m => m.loadable)) {

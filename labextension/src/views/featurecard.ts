@@ -1,0 +1,168 @@
+/**
+ * An SAE feature's card, a main-area tab: the neuron card's view (`renderCard`) over
+ * `GET features/{model}/{sae}/{index}` (top examples, the logit effects of its decoder direction
+ * → W_out → W_U, histogram), and the feature on the current analysis' text, read from the
+ * analysis' feature arrays: coloured where the feature is among a token's top features, marked
+ * where it is not (its activation there is unknown, not zero).
+ */
+import type { CommandRegistry } from '@lumino/commands';
+import { Widget } from '@lumino/widgets';
+
+import type { Analysis } from '../api/analysis';
+import { LenscopeApiError, NeuronCard } from '../api/client';
+import { featureLabel } from '../api/features';
+import { activationColor } from '../colors';
+import { describe } from '../errors';
+import { el, fmt, visible } from '../format';
+import type { LenscopeModel, Run } from '../model';
+import { CommandIDs } from '../tokens';
+import { renderCard } from './card';
+import { copyCodeButton } from './copycode';
+import { activationLegend } from './legend';
+
+export interface FeatureArgs {
+  model: string;
+  sae: string;
+  index: number;
+}
+
+/** A feature card tab's label: `F123 · sae`. */
+export function featureCardLabel(a: FeatureArgs): string {
+  return `${featureLabel(a.index)} · ${a.sae}`;
+}
+
+/** Tokens of the current text shown at most (the rest is summarised). */
+const MAX_TOKENS = 400;
+
+/**
+ * The feature on the analysis' text: each token coloured by the feature's activation where it is
+ * among that token's top features, outlined as "not in the top" elsewhere; a click reveals the token.
+ */
+export function onTextSection(analysis: Analysis | null, args: FeatureArgs, commands: CommandRegistry): HTMLElement {
+  const box = el('div', 'ls-feature-on-text');
+  box.append(el('h4', '', 'On the current text'));
+  const features = analysis?.features ?? null;
+  if (!analysis || analysis.model !== args.model || !features || features.sae !== args.sae) {
+    box.dataset.state = 'none';
+    box.append(
+      el(
+        'p',
+        'ls-muted',
+        analysis
+          ? `The current analysis (${analysis.model}${features ? `, ${features.sae}` : ', no SAE'}) has no features of ${args.sae} on ${args.model}: pick ${args.sae} in the panel's SAE picker and analyze.`
+          : `Analyze a selection with ${args.model} and ${args.sae} to see ${featureLabel(args.index)} on it.`
+      )
+    );
+    return box;
+  }
+  box.dataset.state = 'shown';
+  const column = features.column(args.index);
+  const present = column.filter((v): v is number => v !== null);
+  const max = Math.max(0, ...present);
+  const at = column.indexOf(present.length ? max : NaN);
+  const summary = el(
+    'p',
+    'ls-muted ls-feature-on-text-summary',
+    present.length
+      ? `In the top ${features.perToken} features at ${present.length} of ${column.length} tokens; max ${fmt(max)} at “${visible(analysis.tokens[at].text)}” (token ${at}). Elsewhere it is not among the top ${features.perToken} (its activation there is not known: dotted).`
+      : `Not among the top ${features.perToken} features at any of the ${column.length} tokens.`
+  );
+  box.dataset.count = String(present.length);
+  box.append(summary, activationLegend(`${featureLabel(args.index)} activation`, max));
+  const line = el('div', 'ls-example-tokens ls-feature-tokens');
+  column.slice(0, MAX_TOKENS).forEach((v, i) => {
+    const span = el('span', v === null ? 'ls-flow-token ls-feature-absent' : 'ls-flow-token ls-feature-present', visible(analysis.tokens[i].text));
+    span.dataset.token = String(i);
+    if (v === null) {
+      span.title = `token ${i}: not among its top ${features.perToken} features`;
+    } else {
+      span.dataset.activation = String(v);
+      span.style.backgroundColor = activationColor(v, max);
+      span.title = `token ${i}: activation ${fmt(v, 3)} (click: go to the token)`;
+      span.addEventListener('click', () => void commands.execute(CommandIDs.revealToken, { index: i }));
+    }
+    line.append(span);
+  });
+  box.append(line);
+  if (column.length > MAX_TOKENS) {
+    box.append(el('p', 'ls-muted', `(the first ${MAX_TOKENS} of ${column.length} tokens)`));
+  }
+  return box;
+}
+
+export class FeatureCardView extends Widget {
+  card: NeuronCard | null = null;
+  private readonly onText = el('div', 'ls-feature-on-text-slot');
+  private shown: Analysis | null | undefined = undefined;
+
+  constructor(
+    readonly args: FeatureArgs,
+    private readonly model: LenscopeModel,
+    private readonly commands: CommandRegistry
+  ) {
+    super();
+    this.addClass('ls-card-view');
+    this.addClass('ls-feature-card-view');
+    this.node.tabIndex = -1;
+    this.node.dataset.sae = args.sae;
+    this.node.dataset.index = String(args.index);
+    this.node.dataset.model = args.model;
+    this.node.append(el('p', 'ls-spinner', `Loading the card of feature ${featureCardLabel(args)}…`));
+    model.runChanged.connect(this.followRun, this);
+    void this.load();
+  }
+
+  dispose(): void {
+    this.model.runChanged.disconnect(this.followRun, this);
+    super.dispose();
+  }
+
+  private followRun(_: unknown, run: Run | null): void {
+    const analysis = run?.analysis ?? null;
+    if (analysis !== this.shown) {
+      this.shown = analysis;
+      this.onText.replaceChildren(onTextSection(analysis, this.args, this.commands));
+    }
+  }
+
+  /** What the feature is of, and "Copy as code" (its logit effects from the weights). */
+  private header(): HTMLElement {
+    const { model, sae, index } = this.args;
+    const bar = el('div', 'ls-ablate-bar ls-feature-bar');
+    const entry = this.model.saes.find(s => s.name === sae);
+    const what = entry?.hook_point ? ` at ${entry.hook_point}` : '';
+    const size = entry?.d_sae ? ` · ${entry.d_sae.toLocaleString('en-US')} features${entry.k ? `, k=${entry.k}` : ''}` : '';
+    bar.append(
+      el('span', 'ls-muted ls-feature-of', `An SAE feature of ${model}${what}${size}. `),
+      copyCodeButton('this feature’s logit effects from the SAE’s decoder and the model’s weights', () => ({ kind: 'featureCardSnippet', request: { model, sae, index } }), 'ls-action ls-copy-code')
+    );
+    return bar;
+  }
+
+  private async load(): Promise<void> {
+    const { model, sae, index } = this.args;
+    this.followRun(null, this.model.run);
+    try {
+      this.card = await this.model.client.featureCard(model, sae, index);
+      const root = renderCard(this.card, this.commands);
+      root.querySelector('h2')?.after(this.header());
+      // the feature on the current text, before the corpus' examples
+      root.querySelector('.ls-effects')?.after(this.onText);
+      this.node.replaceChildren(root);
+    } catch (err) {
+      const missing = err instanceof LenscopeApiError && err.code === 'index_not_found';
+      const parts: HTMLElement[] = [
+        el('h2', '', `Feature ${featureCardLabel(this.args)}`),
+        this.header(),
+        el('p', missing ? 'ls-muted ls-feature-missing' : 'ls-error', missing ? `No feature index for ${sae} on ${model} yet: its examples, logit effects and histogram come from one.` : describe(err))
+      ];
+      if (missing) {
+        const build = el('button', 'ls-action ls-build-feature-index', 'Index the workspace for this SAE’s features');
+        build.title = `Build a feature index of ${sae} over the workspace (a job; the panel shows its progress), then reopen this card`;
+        build.addEventListener('click', () => void this.model.buildIndex(sae, model));
+        parts.push(build);
+      }
+      this.node.replaceChildren(...parts, this.onText);
+    }
+  }
+}
