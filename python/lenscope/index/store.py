@@ -61,6 +61,7 @@ def write_index(
     docs: list[Document],
     skipped: list[Skipped],
     root: str,
+    sae: dict[str, Any] | None = None,
 ) -> Path:
     out = out.resolve()
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -81,6 +82,7 @@ def write_index(
             "lenscope": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": model,
+            **({"sae": sae} if sae else {}),  # a feature index: {name, hook_point, d_sae}; its units are features
             **({"descriptions": arrays.descriptions.meta} if arrays.descriptions is not None else {}),
             "tokenizer": tokenizer,
             "neurons": n_neurons,
