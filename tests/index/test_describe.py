@@ -13,7 +13,7 @@ import torch
 from lenscope.index.build import BuildOptions, build_index
 from lenscope.index.card import neuron_card, neurons_for_description
 from lenscope.index.corpus import read_documents
-from lenscope.index.describe import choose_patterns, score_half, score_patterns
+from lenscope.index.describe import choose_patterns, describe_stored, score_half, score_patterns
 from lenscope.index.descriptions import categories, query_words
 from lenscope.index.store import open_index, write_index
 from tests.core.reference import random_multi_layer
@@ -217,3 +217,22 @@ def test_an_index_without_descriptions_still_opens(built, tmp_path: Path) -> Non
     assert "descriptions" not in index.manifest and not list(out.glob("describe_*"))
     assert neuron_card(index, 1, 3)["description"] is None
     assert neurons_for_description(index, "closing bracket") == []
+
+
+def test_describing_a_stored_index_equals_describing_at_build(built, model, tmp_path: Path) -> None:
+    """`lenscope describe` (how the shipped index got its descriptions) adds the same arrays a
+    build writes, and only after them the manifest entry that makes them visible."""
+    docs, arrays = built
+    out = write_index(
+        dataclasses.replace(arrays, descriptions=None), tmp_path / "old", model="m", n_layers=3, tokenizer={}, docs=docs,
+        skipped=[], root="r",
+    )  # fmt: skip
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "manifest.json"}
+    got = describe_stored(out, model, hooks=[f"blocks.{layer}.mlp.hook_post" for layer in range(3)], batch_windows=1)
+    for name, value in arrays.descriptions.as_arrays().items():
+        np.testing.assert_array_equal(got.as_arrays()[name], value)
+    index = open_index(out)
+    assert index.manifest["descriptions"]["score_files"] == arrays.descriptions.meta["score_files"]
+    np.testing.assert_array_equal(index.arrays["describe_counts"], arrays.descriptions.counts)
+    assert all((out / name).read_bytes() == data for name, data in before.items())  # nothing else touched
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -199,11 +199,14 @@ def describe_stored(
     to the model's MLP post-activations, which is what a neuron index holds.
     """
     from lenscope.analysis import mlp_hook_names
+    from lenscope.errors import InvalidInput
     from lenscope.index.arrays import IndexArrays
     from lenscope.index.store import ARRAYS, MANIFEST, open_index
 
     index = open_index(path)
     m = index.manifest
+    if m.get("sae") and hooks is None:
+        raise InvalidInput(f"{path.name} indexes SAE features: rebuild it to describe them (a build describes its units)")
     stored: dict[str, Any] = {name: np.asarray(index.arrays[name]) for name in ARRAYS}
     arrays = IndexArrays(
         k=int(m["k"]), before=int(m["before"]), after=int(m["after"]), window_tokens=int(m["window_tokens"]),
