@@ -50,7 +50,13 @@ def test_listed_and_resolved_with_the_shape_of_its_config(legacy: tuple[Path, An
     listed = {m.name: m for m in list_models((root,))}
     three, attn = listed["legacy-3l"], listed["legacy-attn-only"]
     assert three.loadable and three.source == "local" and three.shape is not None
-    assert (three.shape.n_layers, three.shape.d_model, three.shape.d_mlp, three.shape.d_vocab, three.shape.n_ctx) == (3, 32, 64, 4096, 24)
+    assert (three.shape.n_layers, three.shape.d_model, three.shape.d_mlp, three.shape.d_vocab, three.shape.n_ctx) == (
+        3,
+        32,
+        64,
+        4096,
+        24,
+    )
     assert attn.loadable and attn.shape is not None and attn.shape.d_mlp is None and attn.shape.n_layers == 1
     assert resolve(str(root / "legacy-3l")).shape == three.shape  # as a path (the CLI's --model)
     assert model.cfg.n_layers == 3 and not model.training
