@@ -17,7 +17,7 @@ from lenscope.analysis import AnalysisResult, NeuronActivations
 
 if TYPE_CHECKING:
     from lenscope.attention import AttentionResult
-    from lenscope.logit_lens import LogitLens
+    from lenscope.logitlens import LogitLens
 
 
 class View:

@@ -12,7 +12,7 @@ import torch
 
 from lenscope.analysis import analyze
 from lenscope.errors import InputTooLarge, InvalidInput
-from lenscope.logit_lens import logit_lens, logit_lens_to_wire
+from lenscope.logitlens import logit_lens, logit_lens_to_wire
 from lenscope.models.registry import load_model
 from lenscope.windows import plan_windows
 from lenscope.wire import decode_msgpack, encode_msgpack
@@ -183,3 +183,13 @@ def test_notebook_view_is_a_table_of_the_lens(gelu) -> None:
         assert texts[0].endswith(f"<small>{got.top_logprobs[r, 1, 0]:.2f}</small>")
     with pytest.raises(ValueError, match="position 7 is not in this result"):
         lens_view(got, 7)
+
+
+def test_the_package_exports_the_function() -> None:
+    """``from lenscope import logit_lens`` is the function even after its module was imported (the
+    module is ``lenscope.logitlens``: a submodule named like the function would shadow it)."""
+    import lenscope
+    from lenscope import LogitLens
+    from lenscope import logit_lens as exported
+
+    assert exported is logit_lens and callable(lenscope.logit_lens) and LogitLens.__name__ == "LogitLens"

@@ -20,7 +20,7 @@ from lenscope.index.build import BuildOptions, build_index
 from lenscope.index.card import neuron_card, neurons_for_token
 from lenscope.index.corpus import Document
 from lenscope.index.store import open_index, write_index
-from lenscope.logit_lens import logit_lens
+from lenscope.logitlens import logit_lens
 from lenscope.models.registry import load_model
 from tests.core.reference import reference, save_tiny_gpt2
 

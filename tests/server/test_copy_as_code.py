@@ -182,6 +182,19 @@ async def check_attention(jp_fetch: Any, kc: Any, tmp: Path) -> None:
             as_f16([w for _, w in row], weights[keep])
 
 
+async def check_logit_lens(jp_fetch: Any, kc: Any, tmp: Path) -> None:
+    request = {"model": GELU, "text": TEXT, "context": CONTEXT, "position": 9, "top_k": 5}
+    got = run_cell(kc, snippet("logitLensSnippet", request, tmp))
+    body = {"model": GELU, "text": TEXT, "context": CONTEXT, "positions": [9], "top_k": 5}
+    wire = decode_json((await post(jp_fetch, "logit_lens", body)).body)
+    assert [r["name"] for r in got["rows"]] == wire["rows"] and got["next"] == int(wire["actual_ids"][0])
+    for r, row in enumerate(got["rows"]):
+        assert [t for t, _ in row["top"]] == wire["top_ids"][r, 0].tolist()
+        as_f16([v for _, v in row["top"]], wire["top_logprobs"][r, 0])
+        assert row["rank"] == int(wire["actual_rank"][r, 0])
+        close(row["logprob"], wire["actual_logprob"][r, 0])
+
+
 async def check_intervention(jp_fetch: Any, kc: Any, tmp: Path, root: Path) -> None:
     interventions = [
         {"component": "neuron", "layer": 0, "index": 23, "op": "zero", "value": 0, "positions": None, "source": None},
@@ -275,6 +288,7 @@ async def test_every_views_code_prints_the_servers_numbers(jp_fetch, jp_root_dir
     await check_comparison(jp_fetch, kernel, tmp_path)
     await check_attribution(jp_fetch, kernel, tmp_path)
     await check_attention(jp_fetch, kernel, tmp_path)
+    await check_logit_lens(jp_fetch, kernel, tmp_path)
     await check_intervention(jp_fetch, kernel, tmp_path, jp_root_dir)
     await check_patch(jp_fetch, kernel, tmp_path)
     await check_neuron_card(jp_fetch, kernel, tmp_path)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lenscope.logit_lens import logit_lens, logit_lens_to_wire
+from lenscope.logitlens import logit_lens, logit_lens_to_wire
 from lenscope.wire import LogitLensResponse, decode_json, decode_msgpack, encode_msgpack, wire_equal
 from tests.server.helpers import MSGPACK, body_of, decoded, error_of, post_analyze
 

@@ -193,7 +193,7 @@ class Worker:
         return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
 
     def op_logit_lens(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        from lenscope.logit_lens import logit_lens, logit_lens_to_wire
+        from lenscope.logitlens import logit_lens, logit_lens_to_wire
 
         name = args["model"]
         result = logit_lens(
