@@ -481,11 +481,34 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_descriptions(index: Any, out: Path) -> int:
+    """Every unit's description as TSV (one row per unit, empty fields where it has none)."""
+    import csv
+
+    from lenscope.index.descriptions import describe_row
+
+    if "describe_token" not in index.arrays:
+        raise LenscopeError(f"{index.path.name} has no descriptions: lenscope describe {index.path} adds them")
+    fields = ["layer", "index", "text", "pattern", "precision", "recall", "occurs", "fires", "both", "categories"]
+    with open(out, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(fields)
+        for row in range(index.n_neurons):
+            d = describe_row(row, index.arrays, index.strings) or {}
+            w.writerow([row // index.d_mlp, row % index.d_mlp, d.get("text", ""), repr(d.get("pattern", [])),
+                        *(d.get(k, "") for k in ("precision", "recall", "occurs", "fires", "both")),
+                        "; ".join(d.get("categories", []))])  # fmt: skip
+    print(f"wrote {out}: {index.n_neurons:,} units")
+    return 0
+
+
 def cmd_card(args: argparse.Namespace) -> int:
     from lenscope.errors import InvalidInput
     from lenscope.index.card import neuron_card, neurons_for_description, neurons_for_token
 
     index = _open_index(args.index)
+    if args.export:
+        return _export_descriptions(index, Path(args.export))
     if args.search:
         found = (neurons_for_token if args.by == "token" else neurons_for_description)(index, args.search, args.top)
         for h in found:
@@ -588,6 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     cd.add_argument("--search", help="words to find in descriptions ('closing bracket'), or a token with --by token")
     cd.add_argument("--by", choices=("description", "token"), default="description")
     cd.add_argument("--top", type=int, default=10, help="examples shown, or neurons found")
+    cd.add_argument("--export", metavar="TSV", help="write every neuron's description to this file (tab-separated)")
     cd.set_defaults(func=cmd_card)
     return parser
 

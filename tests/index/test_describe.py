@@ -236,3 +236,23 @@ def test_describing_a_stored_index_equals_describing_at_build(built, model, tmp_
     np.testing.assert_array_equal(index.arrays["describe_counts"], arrays.descriptions.counts)
     assert all((out / name).read_bytes() == data for name, data in before.items())  # nothing else touched
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_card_search_and_export(built, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lenscope.cli import main
+
+    docs, arrays = built
+    out = write_index(arrays, tmp_path / "idx", model="random-3l", n_layers=3, tokenizer={}, docs=docs, skipped=[], root="r")
+    index = open_index(out)
+    row = int(np.flatnonzero(arrays.descriptions.token >= 0)[0])
+    desc = neuron_card(index, row // 64, row % 64)["description"]
+    assert main(["card", f"{row // 64}.{row % 64}", "--index", str(out)]) == 0
+    assert desc["text"] in capsys.readouterr().out
+    assert main(["card", "--index", str(out), "--search", "closing brackets", "--top", "1000"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in listed] == [
+        f"L{h['layer']}.N{h['index']}" for h in neurons_for_description(index, "closing brackets", 1000)
+    ]
+    assert main(["card", "--index", str(out), "--export", str(tmp_path / "d.tsv")]) == 0
+    rows = (tmp_path / "d.tsv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + index.n_neurons and rows[1 + row].split("\t")[:2] == [str(row // 64), str(row % 64)]
