@@ -109,7 +109,7 @@ so that multi-layer views (layer-1 neurons, the logit lens, composition) have a 
 | | `lenscope-gelu-1l` | `lenscope-attn-only-1l` | `lenscope-gelu-2l` |
 |---|---|---|---|
 | layers | 1 | 1 | 2 |
-| d_model / heads x d_head | {d_model} / {n_heads} x {d_head} | {d_model} / {n_heads} x {d_head} | {d_model} / {n_heads} x {d_head} |
+| d_model / heads x d_head | {width} | {width} | {width} |
 | MLP | {d_mlp} neurons, GELU (tanh approx.) | none | {d_mlp} neurons per layer, GELU |
 | context | {n_ctx} tokens (BOS + {body}) | {n_ctx} tokens | {n_ctx} tokens |
 | parameters | {params_gelu:,} | {params_attn:,} | {params_gelu2} |
@@ -159,6 +159,7 @@ def write_card(metrics: dict, out: Path) -> None:
     two = m.get("gelu-2l")
     text = CARD.format(
         **SHAPE,
+        width=f"{SHAPE['d_model']} / {SHAPE['n_heads']} x {SHAPE['d_head']}",
         body=SHAPE["n_ctx"] - 1,
         params_gelu=m["gelu-1l"]["params"],
         params_attn=m["attn-only-1l"]["params"],
