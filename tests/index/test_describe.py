@@ -177,9 +177,12 @@ def test_the_pattern_occurs_at_its_top_examples_and_the_card_shows_it(built, tmp
         hits = [e for e in chosen if e["tokens"][e["max_token"] - width + 1 : e["max_token"] + 1] == desc["pattern"]]
         assert len(hits) >= desc["examples_matched"] >= 1
         assert desc["text"].startswith(f'fires on "{desc["pattern"][-1]}"'.replace("\n", "\\n")) or "\\" in desc["text"]
-        if desc["precision"] is not None:
+        if desc["occurs"] and desc["fires"]:
             assert desc["precision"] == pytest.approx(desc["both"] / desc["occurs"])
-            assert f"precision {desc['precision']:.2f}" in desc["text"]
+            assert desc["recall"] == pytest.approx(desc["both"] / desc["fires"])
+            assert f"precision {desc['precision']:.2f}, recall {desc['recall']:.2f}" in desc["text"]
+        else:  # nothing to score on: said so, not a made-up number
+            assert "held-out" in desc["text"] and "precision" not in desc["text"]
     assert described > index.n_neurons // 2
 
 
@@ -256,3 +259,15 @@ def test_cli_card_search_and_export(built, tmp_path: Path, capsys: pytest.Captur
     assert main(["card", "--index", str(out), "--export", str(tmp_path / "d.tsv")]) == 0
     rows = (tmp_path / "d.tsv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + index.n_neurons and rows[1 + row].split("\t")[:2] == [str(row // 64), str(row % 64)]
+
+
+def test_counting_units_in_steps_changes_nothing(built, model, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lenscope.index.describe as describe
+
+    _, arrays = built
+    d = arrays.descriptions
+    monkeypatch.setattr(describe, "UNITS_PER_STEP", 50)  # 192 units: steps of 50, 50, 50, 42
+    hooks = [f"blocks.{layer}.mlp.hook_post" for layer in range(3)]
+    np.testing.assert_array_equal(
+        score_patterns(model, arrays, d.score, d.token, d.prev, d.threshold, hooks, batch_windows=3), d.counts
+    )

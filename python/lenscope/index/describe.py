@@ -40,6 +40,9 @@ from lenscope.analysis import bos_id, capture
 from lenscope.index.arrays import IndexArrays
 from lenscope.index.descriptions import METHOD, Descriptions
 
+UNITS_PER_STEP = 8192
+"""Units counted at once: ``[batch, body, 8192]`` booleans, 67 MB for 8 windows of 1,024 tokens."""
+
 
 def _default_encode(act: torch.Tensor) -> torch.Tensor:
     return act[:, 1:].float()
@@ -147,11 +150,14 @@ def score_patterns(
         model.run_with_hooks(x.to(device), fwd_hooks=[(h, capture(acts, encode)) for h in hooks])
         a = torch.cat(acts, dim=-1).to(device)  # [B, body, N]
         tok, before = tok.to(device), before.to(device)
-        fires = (a > thr) & (tok >= 0)[:, :, None]
-        occurs = (tok[:, :, None] == pat_tok) & (any_prev | (before[:, :, None] == pat_prev))
-        counts[0] += occurs.sum(dim=(0, 1))
-        counts[1] += fires.sum(dim=(0, 1))
-        counts[2] += (occurs & fires).sum(dim=(0, 1))
+        real = (tok >= 0)[:, :, None]
+        for u in range(0, n_units, UNITS_PER_STEP):  # bounds the [B, body, units] booleans (GPT-2 small: 36,864 units)
+            v = slice(u, u + UNITS_PER_STEP)
+            fires = (a[:, :, v] > thr[v]) & real
+            occurs = (tok[:, :, None] == pat_tok[v]) & (any_prev[v] | (before[:, :, None] == pat_prev[v]))
+            counts[0, v] += occurs.sum(dim=(0, 1))
+            counts[1, v] += fires.sum(dim=(0, 1))
+            counts[2, v] += (occurs & fires).sum(dim=(0, 1))
     result: np.ndarray = counts.T.cpu().numpy()
     return result
 
