@@ -271,3 +271,38 @@ def test_counting_units_in_steps_changes_nothing(built, model, monkeypatch: pyte
     np.testing.assert_array_equal(
         score_patterns(model, arrays, d.score, d.token, d.prev, d.threshold, hooks, batch_windows=3), d.counts
     )
+
+
+def test_an_sae_feature_index_is_described_from_its_features(gelu, tmp_path: Path) -> None:
+    """Units are whatever the build indexes: for an SAE, its features, encoded by the SAE at its
+    hook point. Thresholds and held-out counts recomputed with sparsify's own encoder."""
+    from lenscope.sae import load_sae
+    from tests.core.test_sae import sparsify_folder
+
+    hook = "blocks.0.mlp.hook_post"
+    coder = sparsify_folder(tmp_path, 1024, 128, 8, hook)
+    sae = load_sae(tmp_path / hook, name="rand")
+    (tmp_path / "corpus").mkdir()
+    docs = _corpus(tmp_path / "corpus", FILES)
+    d = build_index(gelu, docs, BuildOptions(k=5, window=32), sae=sae).descriptions
+    assert d is not None and d.token.shape == (128,) and (d.token >= 0).sum() > 64
+    picked = np.flatnonzero((d.token >= 0) & (d.counts[:, 1] > 0))[:4]
+    score_docs = set(d.meta["score_files"])
+    choose_max = np.full(len(picked), -np.inf)
+    counts = np.zeros((len(picked), 3), dtype=np.int64)
+    for i, doc in enumerate(docs):
+        ids = gelu.tokenizer(doc.text, add_special_tokens=False)["input_ids"]
+        for s in range(0, len(ids), 31):
+            chunk = ids[s : s + 31]
+            _, cache = gelu.run_with_cache(torch.tensor([[gelu.tokenizer.bos_token_id, *chunk]]), names_filter=[hook])
+            out = coder.encode(cache[hook][0, 1:].float())
+            acts = torch.zeros(len(chunk), 128).scatter_(-1, out.top_indices, out.top_acts).detach().numpy()[:, picked]
+            if i not in score_docs:
+                choose_max = np.maximum(choose_max, acts.max(axis=0))
+                continue
+            prev = np.array([-1, *chunk[:-1]])
+            occurs = (np.array(chunk)[:, None] == d.token[picked]) & ((d.prev[picked] < 0) | (prev[:, None] == d.prev[picked]))
+            fires = acts > d.threshold[picked]
+            counts += np.stack([occurs.sum(0), fires.sum(0), (occurs & fires).sum(0)], axis=1)
+    np.testing.assert_allclose(d.threshold[picked], choose_max / 2, atol=1e-4)
+    np.testing.assert_array_equal(d.counts[picked], counts)
