@@ -1,4 +1,5 @@
-"""Write real analyze, attribute and attention payloads for the frontend's unit tests (``labextension/test/fixtures``).
+"""Write real analyze, attribute, attention and logit lens payloads for the frontend's unit tests
+(``labextension/test/fixtures``).
 
     python scripts/make_ui_fixtures.py
 
@@ -30,6 +31,28 @@ ATTRIBUTE: dict[str, Any] = {**{k: REQUESTS["code"][k] for k in ("text", "contex
 
 ATTENTION: dict[str, Any] = {**{k: REQUESTS["code"][k] for k in ("text", "context")}, "k": 16,
                              "model": "lenscope-gelu-1l"}  # fmt: skip
+
+
+LOGIT_LENS: dict[str, Any] = {**{k: REQUESTS["code"][k] for k in ("text", "context")}, "positions": [0, 5, 16], "top_k": 5,
+                              "model": "lenscope-gelu-1l"}  # fmt: skip
+
+
+def logit_lens_payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
+    from lenscope.logitlens import logit_lens, logit_lens_to_wire
+
+    result = logit_lens(model, request["text"], context=request["context"], positions=request["positions"],
+                        top_k=request["top_k"], model_name=request["model"])  # fmt: skip
+    return {**logit_lens_to_wire(result), "timings_ms": {}}
+
+
+def write_logit_lens(model: Any) -> None:
+    from lenscope.wire import encode_json, encode_msgpack
+
+    (FIXTURES / "logit_lens.request.json").write_text(json.dumps(LOGIT_LENS, indent=1) + "\n", encoding="utf-8")
+    wire = logit_lens_payload(model, LOGIT_LENS)
+    (FIXTURES / "logit_lens.msgpack").write_bytes(encode_msgpack(wire))
+    (FIXTURES / "logit_lens.json").write_bytes(encode_json(wire))
+    print("wrote logit_lens")
 
 
 def attention_payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +100,7 @@ def main() -> None:
     (FIXTURES / "attention.msgpack").write_bytes(encode_msgpack(wire))
     (FIXTURES / "attention.json").write_bytes(encode_json(wire))
     print("wrote attention")
+    write_logit_lens(model)
 
 
 if __name__ == "__main__":

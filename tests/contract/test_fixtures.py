@@ -10,9 +10,11 @@ from scripts.make_ui_fixtures import (
     ATTENTION,
     ATTRIBUTE,
     FIXTURES,
+    LOGIT_LENS,
     REQUESTS,
     attention_payload,
     attribute_payload,
+    logit_lens_payload,
     payload,
 )
 
@@ -83,3 +85,19 @@ def test_attention_fixture_matches_the_core(gelu) -> None:
         gap = np.abs(np.diff(w, axis=-1, prepend=np.inf)) > 1e-2
         gap &= np.abs(np.diff(w, axis=-1, append=-np.inf)) > 1e-2
         assert np.array_equal(committed["sources"][gap], fresh["sources"][gap])
+
+
+def test_logit_lens_fixture_matches_the_core(gelu) -> None:
+    assert json.loads((FIXTURES / "logit_lens.request.json").read_text(encoding="utf-8")) == LOGIT_LENS
+    fresh = logit_lens_payload(gelu, LOGIT_LENS)
+    for committed in (
+        decode_msgpack((FIXTURES / "logit_lens.msgpack").read_bytes()),
+        decode_json((FIXTURES / "logit_lens.json").read_bytes()),
+    ):
+        assert committed.keys() == fresh.keys()
+        for key in ("model", "positions", "rows", "strings"):
+            assert committed[key] == fresh[key], key
+        for key in ("top_ids", "actual_ids", "actual_rank"):
+            assert np.array_equal(committed[key], fresh[key]), key
+        for key in ("top_logprobs", "actual_logprob"):
+            np.testing.assert_allclose(committed[key].astype(np.float32), fresh[key].astype(np.float32), atol=2e-3)
