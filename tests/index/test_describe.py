@@ -306,3 +306,17 @@ def test_an_sae_feature_index_is_described_from_its_features(gelu, tmp_path: Pat
             counts += np.stack([occurs.sum(0), fires.sum(0), (occurs & fires).sum(0)], axis=1)
     np.testing.assert_allclose(d.threshold[picked], choose_max / 2, atol=1e-4)
     np.testing.assert_array_equal(d.counts[picked], counts)
+
+
+def test_one_file_is_split_by_windows(model, tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    docs = _corpus(tmp_path / "one", {"only.py": FILES["a.py"] + FILES["f.py"]})
+    arrays = build_index(model, docs, BuildOptions(k=6, window=WINDOW))
+    d = arrays.descriptions
+    assert d.meta["split"] == "windows" and d.score.tolist() == [i % 2 for i in range(len(arrays.windows))]
+    assert d.meta["score_tokens"] == int(arrays.windows[1::2, 2].sum()) > 0
+    # every pattern is read off an example in an even (choose) window
+    for r in np.flatnonzero(d.token >= 0):
+        w = arrays.top_windows[r]
+        chosen = (w >= 0) & (w % 2 == 0) & (arrays.top_values[r] > d.threshold[r])
+        assert chosen.sum() == d.examples[r, 1] >= d.examples[r, 0] >= 1
