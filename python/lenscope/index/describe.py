@@ -133,12 +133,12 @@ def score_patterns(
     any_prev = pat_prev < 0
     thr = torch.from_numpy(threshold.astype(np.float32)).to(device)
     counts = torch.zeros((3, n_units), dtype=torch.int64, device=device)
-    chosen = np.flatnonzero(score)
+    scored = np.flatnonzero(score)
     tokens = arrays.tokens.astype(np.int64)
-    for b0 in range(0, len(chosen), batch_windows):
+    for b0 in range(0, len(scored), batch_windows):
         if cancelled and cancelled():
             raise IndexCancelled("the index build was cancelled")
-        batch = arrays.windows[chosen[b0 : b0 + batch_windows]]
+        batch = arrays.windows[scored[b0 : b0 + batch_windows]]
         x = torch.full((len(batch), body + 1), bos, dtype=torch.int64)
         tok = torch.full((len(batch), body), -2, dtype=torch.int64)  # -2: padding, never a pattern
         before = torch.full((len(batch), body), -1, dtype=torch.int64)  # -1 at the window's start: after the BOS
