@@ -208,6 +208,7 @@ def test_categories_and_query_words() -> None:
     assert "digit" in categories(" 42") and "string quote" in categories("'") and "operator" in categories(" +=")
     assert query_words("neurons about closing brackets") == ["closing", "bracket"]
     assert query_words("Opening parens") == ["opening", "bracket"]
+    assert query_words("neurons for the keyword for") == ["keyword", "for"] and query_words("in") == ["in"]
 
 
 def test_an_index_without_descriptions_still_opens(built, tmp_path: Path) -> None:

@@ -125,12 +125,14 @@ def describe_row(row: int, arrays: dict[str, np.ndarray], strings: dict[int, str
 
 def query_words(query: str) -> list[str]:
     """The content words of a search ("neurons about closing brackets" -> closing, bracket)."""
+    raw = re.findall(r"[a-z0-9_]+|[^\sa-z0-9_]+", query.lower())
     words = []
-    for w in re.findall(r"[a-z0-9_]+|[^\sa-z0-9_]+", query.lower()):
+    for i, w in enumerate(raw):
         w = _SYNONYMS.get(w, w)
         if w.endswith("s") and len(w) > 3 and not keyword.iskeyword(w) and w not in ("class", "pass", "whitespace"):
             w = _SYNONYMS.get(w[:-1], w[:-1])
-        if w not in _STOP:
+        # "for", "in", "and", "with" are Python keywords too: kept alone or after "keyword"
+        if w not in _STOP or (keyword.iskeyword(w) and (len(raw) == 1 or (i and raw[i - 1] == "keyword"))):
             words.append(w)
     return words
 
@@ -149,7 +151,7 @@ def search_descriptions(
     kept = []
     for i in ids.tolist():
         text = strings.get(i, "")
-        bag = {w for c in categories(text) for w in c.split()} | {text.strip().lower()}
+        bag = {w.lower() for c in categories(text) for w in c.split()} | {text.strip().lower()}
         if all(w in bag for w in words):
             kept.append(i)
     good = np.asarray(kept, dtype=np.int64)
