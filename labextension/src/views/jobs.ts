@@ -113,7 +113,7 @@ export class JobsView extends Widget {
           .map(i =>
             i.state === 'broken'
               ? `${i.name} (broken: ${i.problem ?? 'unreadable'})`
-              : `${i.name} (${i.model}, ${(i.tokens ?? 0).toLocaleString()} tokens${i.shipped ? ', shipped' : ''})`
+              : `${i.name} (${i.model}${i.sae ? `, features of ${i.sae}` : ''}, ${(i.tokens ?? 0).toLocaleString()} tokens${i.shipped ? ', shipped' : ''})`
           )
           .join(' · ')
       : 'Indexes: none yet';

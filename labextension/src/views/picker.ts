@@ -43,7 +43,8 @@ export class ModelPicker extends Widget {
     this.select.replaceChildren();
     for (const m of models) {
       const summary = modelSummary(m);
-      const option = el('option', '', `${m.name}${m.loadable ? '' : ' (unavailable)'}${summary ? ` — ${summary}` : ''}`);
+      // the name alone (the closed select stays readable); what it is in its tooltip and, for the current one, the line below
+      const option = el('option', '', `${m.name}${m.loadable ? '' : ' (unavailable)'}`);
       option.value = m.name;
       option.title = summary ?? m.reason;
       option.disabled = !m.loadable;

@@ -12,6 +12,8 @@ export class SaePicker {
   readonly node = el('div', 'ls-sae-picker-box');
   private readonly select = el('select', 'ls-sae-select');
   private readonly problem = el('p', 'ls-muted ls-sae-problem');
+  /** what the chosen SAE is (hook point, features, k, format) */
+  private readonly summary = el('p', 'ls-muted ls-sae-summary');
 
   constructor(private readonly model: LenscopeModel) {
     const label = el('label', 'ls-model-picker ls-sae-picker');
@@ -19,7 +21,7 @@ export class SaePicker {
     this.select.setAttribute('aria-label', 'SAE whose features each token shows');
     this.select.addEventListener('change', () => (model.sae = this.select.value));
     this.problem.hidden = true;
-    this.node.append(label, this.problem);
+    this.node.append(label, this.summary, this.problem);
   }
 
   render(): void {
@@ -30,7 +32,7 @@ export class SaePicker {
     none.title = 'No SAE: the tooltip shows neurons only';
     this.select.replaceChildren(none);
     for (const s of saes) {
-      const option = el('option', '', `${s.name}${s.loadable ? '' : ' (unavailable)'}${s.d_sae ? ` — ${s.d_sae.toLocaleString('en-US')} features` : ''}`);
+      const option = el('option', '', `${s.name}${s.loadable ? '' : ' (unavailable)'}`);
       option.value = s.name;
       option.title = saeSummary(s);
       option.disabled = !s.loadable;
@@ -46,6 +48,8 @@ export class SaePicker {
     const entry = saes.find(s => s.name === value);
     this.select.title = entry ? saeSummary(entry) : saes.length ? 'No SAE: pick one to see its features per token' : `No SAE for ${this.model.model}`;
     this.select.disabled = !saes.length && value === NO_SAE;
+    this.summary.textContent = entry ? saeSummary(entry) : '';
+    this.summary.hidden = !entry;
     this.node.dataset.sae = value;
     this.problem.hidden = !choice.problem;
     this.problem.textContent = choice.problem ?? '';
