@@ -274,6 +274,17 @@ async def check_neuron_card(jp_fetch: Any, kc: Any, tmp: Path) -> None:
     close([e["value"] for e in got["inputs"]], [e["value"] for e in inputs["inputs"]])
 
 
+async def check_feature_card(jp_fetch: Any, kc: Any, tmp: Path) -> None:
+    """The shipped SAE's feature card: the decoder direction's logit effects equal the card's (the shipped feature index)."""
+    sae = "lenscope-gelu-1l-mlp-topk"
+    got = run_cell(kc, snippet("featureCardSnippet", {"model": GELU, "sae": sae, "index": 7}, tmp))
+    card = await get(jp_fetch, "features", GELU, sae, "7")
+    assert (got["sae"], got["index"], card["sae"], card["index"]) == (sae, 7, sae, 7)
+    for key in ("logit_boosted", "logit_suppressed"):
+        assert [e["id"] for e in got[key]] == [e["id"] for e in card[key]]
+        close([e["value"] for e in got[key]], [e["value"] for e in card[key]])
+
+
 async def check_head_card(jp_fetch: Any, kc: Any, tmp: Path) -> None:
     got = run_cell(kc, snippet("headCardSnippet", {"model": ATTN, "layer": 0, "head": 1}, tmp))
     card = await get(jp_fetch, "heads", ATTN, "0", "1")
@@ -292,6 +303,7 @@ async def test_every_views_code_prints_the_servers_numbers(jp_fetch, jp_root_dir
     await check_intervention(jp_fetch, kernel, tmp_path, jp_root_dir)
     await check_patch(jp_fetch, kernel, tmp_path)
     await check_neuron_card(jp_fetch, kernel, tmp_path)
+    await check_feature_card(jp_fetch, kernel, tmp_path)
     await check_head_card(jp_fetch, kernel, tmp_path)
     await check_corpus_compare(jp_fetch, kernel, tmp_path, jp_root_dir)
 
