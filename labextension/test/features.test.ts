@@ -1,4 +1,13 @@
 import { encode, decode } from '@msgpack/msgpack';
+import type { EditorView } from '@codemirror/view';
+import { readFileSync } from 'fs';
+import { join } from 'path';
+
+import { LenscopeClient } from '../src/api/client';
+import { LenscopeModel } from '../src/model';
+import { readSettings, schemaDefaults } from '../src/settings';
+import type { Target } from '../src/target';
+import { fixture } from './fixture';
 
 import { featureLabel, Features, FeaturesWire, SaeEntry } from '../src/api/features';
 import { AUTO_SAE, chooseSae, modelSummary, NO_SAE, saesFor, saeSummary } from '../src/saes';
@@ -131,5 +140,68 @@ describe('the SAE choice', () => {
     expect(modelSummary({ shape: { n_layers: 2, d_model: 256, d_mlp: 1024, d_vocab: 4096, n_ctx: 256 } })).toBe('2 layers · d_model 256 · 1024 neurons/layer · vocab 4096');
     expect(modelSummary({ shape: { n_layers: 1, d_model: 256, d_mlp: null, d_vocab: 4096, n_ctx: 256 } })).toBe('1 layer · d_model 256 · no MLP (attention-only) · vocab 4096');
     expect(modelSummary({ shape: null })).toBeNull();
+  });
+});
+
+describe('LenscopeModel with SAEs', () => {
+  const settings = readSettings(schemaDefaults(JSON.parse(readFileSync(join(__dirname, '..', 'schema', 'plugin.json'), 'utf-8'))));
+  const shape = { n_layers: 1, d_model: 256, d_mlp: 1024, d_vocab: 4096, n_ctx: 256 };
+  const model = (name: string) => ({ name, aliases: [], default: false, loadable: true, reason: '', repo: null, shape, source: 'embedded', state: 'loaded' });
+
+  /** A server listing two models and the shipped SAE of one; analyze answers a real payload and records the request. */
+  function server() {
+    const f = fixture('code');
+    const asked: Record<string, unknown>[] = [];
+    const fetchFn = async (url: string, init: RequestInit): Promise<Response> => {
+      const route = url.split('/lenscope/api/')[1];
+      if (route === 'models') {
+        const body = { default: 'lenscope-gelu-1l', models: [model('lenscope-gelu-1l'), model('lenscope-gelu-2l')], saes: [entry({})] };
+        return new Response(JSON.stringify(body), { headers: { 'Content-Type': 'application/json' } });
+      }
+      asked.push(decode(init.body as Uint8Array) as Record<string, unknown>);
+      return new Response(Buffer.from(f.msgpack), { headers: { 'Content-Type': 'application/msgpack' } });
+    };
+    return { f, asked, client: new LenscopeClient('http://x/', fetchFn) };
+  }
+
+  const target = (text: string, context: string): Target => ({
+    view: { dom: { isConnected: true } } as Pick<EditorView, 'dom'> as EditorView,
+    from: 0,
+    text,
+    context,
+    path: 'tour.py',
+    cell: null,
+    lines: [1, 2]
+  });
+
+  it('asks for the model’s shipped SAE by default, none once “none” is picked, per model', async () => {
+    const s = server();
+    const m = new LenscopeModel(s.client, settings);
+    await m.refreshModels();
+    expect(m.saeChoice).toEqual({ name: 'lenscope-gelu-1l-mlp-topk', problem: null });
+    await m.analyze(target(s.f.text, s.f.context));
+    expect(s.asked[0].sae).toBe('lenscope-gelu-1l-mlp-topk');
+    m.sae = NO_SAE;
+    await m.analyze(target(s.f.text, s.f.context));
+    expect('sae' in s.asked[1]).toBe(false);
+    // another model has its own choice: gelu-2l has no SAE here
+    m.model = 'lenscope-gelu-2l';
+    expect(m.saeChoice.name).toBeNull();
+    m.model = 'lenscope-gelu-1l';
+    expect(m.saeChoice.name).toBeNull(); // the pick for gelu-1l holds
+  });
+
+  it('opens a feature of the analysis’ SAE', async () => {
+    const s = server();
+    const m = new LenscopeModel(s.client, settings);
+    await m.refreshModels();
+    const asked: unknown[] = [];
+    m.featureRequested.connect((_, args) => asked.push(args));
+    m.openFeature(12);
+    m.openFeature(3, 'other-sae', 'lenscope-gelu-2l');
+    expect(asked).toEqual([
+      { model: 'lenscope-gelu-1l', sae: 'lenscope-gelu-1l-mlp-topk', index: 12 },
+      { model: 'lenscope-gelu-2l', sae: 'other-sae', index: 3 }
+    ]);
   });
 });
