@@ -8,6 +8,7 @@ import { decode, encode } from '@msgpack/msgpack';
 import { Activations, Analysis, AnalyzeResponseWire, ActivationsResponseWire } from './analysis';
 import { Attention, AttentionRequest, AttentionResponseWire } from './attention';
 import { AttributeRequest, Attribution, AttributionResponseWire } from './attribution';
+import { LogitLens, LogitLensRequest, LogitLensResponseWire } from './logitlens';
 import { parseServerTiming } from './timing';
 import type { components } from './schema';
 
@@ -85,6 +86,11 @@ export class LenscopeClient {
   /** Every text token's `k` strongest sources for every head of `layers` (default: all). */
   async attention(request: Partial<AttentionRequest> & Pick<AttentionRequest, 'text'>, signal?: AbortSignal): Promise<Attention> {
     return new Attention(await this.call<AttentionResponseWire>('POST', 'attention', request, signal));
+  }
+
+  /** The logit lens at text tokens `positions` (default: every token): each block's residual stream through the final LayerNorm and the unembedding. */
+  async logitLens(request: Partial<LogitLensRequest> & Pick<LogitLensRequest, 'text'>, signal?: AbortSignal): Promise<LogitLens> {
+    return new LogitLens(await this.call<LogitLensResponseWire>('POST', 'logit_lens', request, signal));
   }
 
   /** Activation patching: the restored share of logit(target) − logit(baseline) per layer, component, position and head. */
