@@ -65,10 +65,7 @@ EXPORT_NAME = Param(
 )
 LAYER = Param("layer", "path", {"type": "integer", "minimum": 0, "maximum": MAX_LAYERS - 1}, pattern="[0-9]{1,6}")
 NEURON = Param("index", "path", {"type": "integer", "minimum": 0, "maximum": MAX_NEURON_INDEX}, pattern="[0-9]{1,7}")
-SAE = Param(
-    "sae", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}, pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}",
-    description="SAE name (GET models lists them)",
-)
+SAE = Param("sae", "path", INDEX_NAME.schema, pattern=INDEX_NAME.pattern, description="SAE name (GET models lists them)")
 HEAD = Param("head", "path", {"type": "integer", "minimum": 0, "maximum": 9999}, pattern="[0-9]{1,4}")
 TEXT_ERRORS = (400, 403, 404, 413, 415, 503, 504)
 MODEL_ERRORS = (400, 403, 404, 503, 504)

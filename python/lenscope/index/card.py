@@ -118,8 +118,13 @@ def neurons_for_token(index: Index, token: str, limit: int = 20) -> list[dict[st
     order = np.argsort(-score)[:limit]
     d_mlp = index.d_mlp
     return [
-        {"layer": int(r // d_mlp), "index": int(r % d_mlp), "hits": int(hits[r].sum()), "score": float(score[r]),
-         "description": describe_row(int(r), a, index.strings) if "describe_token" in a else None}
+        {
+            "layer": int(r // d_mlp),
+            "index": int(r % d_mlp),
+            "hits": int(hits[r].sum()),
+            "score": float(score[r]),
+            "description": describe_row(int(r), a, index.strings) if "describe_token" in a else None,
+        }
         for r in order
         if score[r] > 0
     ]
