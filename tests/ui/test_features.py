@@ -204,18 +204,19 @@ def test_sae_features_tooltip_panel_and_card(page: Any, lab: Lab) -> None:
             assert "ls-feature-absent" in span.get_attribute("class")
         else:
             assert float(span.get_attribute("data-activation")) == pytest.approx(np.float32(v), abs=0)
+    page.mouse.move(0, 0)
+    shot(page, "features-card-light")
+    set_theme(page, False)
+    on_text.scroll_into_view_if_needed()  # the feature on the text and the first examples
+    shot(page, "features-card-dark")
+    hover(page, token)
+    shot(page, "features-tooltip-dark")
+    set_theme(page, True)
     # Copy as code: the feature card's snippet and request
     copy = view.query_selector(".ls-copy-code")
     copy.click()
     assert copy.get_attribute("data-snippet") == "featureCardSnippet"
     assert json.loads(copy.get_attribute("data-request")) == {"model": GELU, "sae": SAE, "index": feature}
-    page.mouse.move(0, 0)
-    shot(page, "features-card-light")
-    set_theme(page, False)
-    shot(page, "features-card-dark")
-    hover(page, token)
-    shot(page, "features-tooltip-dark")
-    set_theme(page, True)
 
     # search by token for features: the route's answer, chips that open cards
     page.locator("#lenscope-panel .ls-search-kind").select_option("features")
