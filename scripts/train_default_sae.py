@@ -50,7 +50,7 @@ lenscope's SAE features work offline. Trained with EleutherAI `sparsify` {sparsi
 | stored as | float16 ({size_mb:.1f} MB) |
 | training data | {steps} steps of {batch} windows x {body} tokens ({tokens:,} activations, {epochs:.1f} epochs) |
 | optimiser | Adam lr {lr:.2e}, AuxK alpha {auxk_alpha} |
-| training time | {train_seconds:.0f} s on {threads} CPU threads |
+| training time | {train_seconds:.0f} s wall-clock, {threads} CPU thread(s), on a machine busy with other work |
 
 Measured on the held-out files (`../../default/held_out_files.txt`, {eval_tokens:,} tokens; the
 BOS position is neither counted nor spliced):
