@@ -507,23 +507,28 @@ def cmd_card(args: argparse.Namespace) -> int:
     from lenscope.index.card import neuron_card, neurons_for_description, neurons_for_token
 
     index = _open_index(args.index)
+    sae = (index.manifest.get("sae") or {}).get("name")
+
+    def unit(layer: int, i: int) -> str:  # a feature index's units are features: F123, not L0.N123
+        return f"F{i}" if sae else f"L{layer}.N{i}"
+
     if args.export:
         return _export_descriptions(index, Path(args.export))
     if args.search:
         found = (neurons_for_token if args.by == "token" else neurons_for_description)(index, args.search, args.top)
         for h in found:
             desc = h.get("description")
-            print(f"L{h['layer']}.N{h['index']}\t{h['score']:.3f}\t{desc['text'] if desc else ''}")
+            print(f"{unit(h['layer'], h['index'])}\t{h['score']:.3f}\t{desc['text'] if desc else ''}")
         return 0
     if not args.neuron:
-        raise InvalidInput("name a neuron (LAYER.INDEX) or --search WORDS")
-    layer, _, neuron = args.neuron.partition(".")
+        raise InvalidInput("name a neuron (LAYER.INDEX), a feature (F123, in a feature index) or --search WORDS")
+    layer, _, neuron = ("0", "", args.neuron[1:]) if sae and args.neuron[:1] in "Ff" else args.neuron.partition(".")
     try:
         card = neuron_card(index, int(layer), int(neuron))
     except ValueError:
         raise InvalidInput(f"a neuron is LAYER.INDEX, e.g. 0.42; got {args.neuron!r}") from None
     desc = card["description"]
-    print(f"{card['model']} L{card['layer']}.N{card['index']} ({index.path.name})")
+    print(f"{card['model']} {unit(card['layer'], card['index'])} ({index.path.name})")
     print(desc["text"] if desc else "(no description: the index was built before them; lenscope describe adds them)")
     if desc:
         print(f"  pattern {' + '.join(visible(t) for t in desc['pattern'])}, categories: {', '.join(desc['categories']) or '-'}; "
