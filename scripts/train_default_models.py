@@ -118,7 +118,8 @@ so that multi-layer views (layer-1 neurons, the logit lens, composition) have a 
 
 Training time is wall-clock on a 2-core machine that was doing other work at the same time. Measured alone,
 a training step (16 x 256 tokens) takes about 0.56 s for the GELU model and 0.34 s for the
-attention-only one; the 2-layer model's steps took 0.8 s to 3 s as other work came and went.
+attention-only one; the 2-layer model's take 0.84 s (22 minutes for its 1,600 steps), but its
+run shared the machine with test runs and took the wall-clock time above.
 
 Baselines on the same held-out tokens: unigram {unigram:.3f}, bigram {bigram:.3f} (interpolated
 with the unigram, weight {bigram_lambda:.2f} chosen on the held-out data itself, which can only
