@@ -104,6 +104,7 @@ def test_two_layer_model_layer_one_neuron(page: Any, lab: Lab) -> None:
     j = next(j for j, c in enumerate(chips) if c.get_attribute("data-layer") == "1")
     neuron = int(indices[token][j])
     assert chips[j].text_content().startswith(f"L1.N{neuron} ")
+    shot(page, "features-gelu-2l-tooltip-light")
 
     # a neuron index of the 2-layer model over a small folder, through the API
     build_index(lab, {"model": GELU2, "paths": ["tour.py", "tour.ipynb"], "name": "gelu-2l-test", "k": 8})
@@ -117,6 +118,9 @@ def test_two_layer_model_layer_one_neuron(page: Any, lab: Lab) -> None:
     assert tab.count() >= 1 and tab.first.text_content() == f"L1.N{neuron} · {GELU2}"
     page.mouse.move(0, 0)
     shot(page, "features-gelu-2l-card-light")
+    set_theme(page, False)
+    shot(page, "features-gelu-2l-card-dark")
+    set_theme(page, True)
 
 
 def feature_indexes(lab: Lab) -> list[str]:
