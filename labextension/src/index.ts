@@ -4,7 +4,7 @@
  * The model is provided as `ILenscope` for other plugins.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { Clipboard, ICommandPalette } from '@jupyterlab/apputils';
 import { EditorExtensionRegistry, IEditorExtensionRegistry } from '@jupyterlab/codemirror';
 import { IEditorTracker } from '@jupyterlab/fileeditor';
 import { INotebookTracker } from '@jupyterlab/notebook';
@@ -14,6 +14,7 @@ import { LabIcon, ToolbarButton } from '@jupyterlab/ui-components';
 
 import { LenscopeClient } from './api/client';
 import { addCommands } from './commands';
+import { cardJson } from './export';
 import { annotationExtension } from './editor/annotations';
 import { AttentionMode } from './editor/attentionmode';
 import { InlineView } from './editor/inline';
@@ -96,7 +97,18 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
         tab.toolbar.addItem('copy', copy);
       }
     });
-    model.featureRequested.connect((_, args) => views.openFeature(args));
+    model.featureRequested.connect((_, args) => {
+      const tab = views.openFeature(args);
+      if (!tab.toolbar.node.querySelector('.ls-copy-card')) {
+        const copy = new ToolbarButton({
+          label: 'Copy JSON',
+          className: 'ls-copy-card',
+          tooltip: 'Copy the feature card as JSON',
+          onClick: () => tab.content.card && Clipboard.copyToSystem(cardJson(tab.content.card))
+        });
+        tab.toolbar.addItem('copy', copy);
+      }
+    });
     addCommands(app, model, views, { app, notebooks, editors }, panel.id, ICON, palette);
 
     // a closed file takes its analysis with it (the panel must not show a closed file's tokens)

@@ -194,6 +194,7 @@ def test_sae_features_tooltip_panel_and_card(page: Any, lab: Lab) -> None:
     assert "Direct effect on the logits (decoder direction → W_out → W_U): boosts" in heads
     tab = page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel")
     assert f"F{feature} · {SAE}" in [t.text_content() for t in tab.all()]
+    assert page.locator(".jp-MainAreaWidget:has(.ls-feature-card-view) .ls-copy-card").count() == 1  # Copy JSON
     # the feature on the current text: the analysis' own numbers where it is among the top features
     on_text = view.query_selector('.ls-feature-on-text[data-state="shown"]')
     column = [
