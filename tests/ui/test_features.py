@@ -223,6 +223,23 @@ def test_sae_features_tooltip_panel_and_card(page: Any, lab: Lab) -> None:
     assert copy.get_attribute("data-snippet") == "featureCardSnippet"
     assert json.loads(copy.get_attribute("data-request")) == {"model": GELU, "sae": SAE, "index": feature}
 
+    # by keyboard: the caret's tooltip pinned (Alt+Shift+K), into it (again), Tab to the second feature chip, Enter
+    if len(want) > 1:
+        page.locator(f'.ls-token[data-ls-token="{token}"]').first.click()
+        page.keyboard.press("Alt+Shift+K")
+        page.wait_for_selector(f'.ls-tooltip-pinned[data-ls-token="{token}"] .ls-tooltip-features')
+        page.keyboard.press("Alt+Shift+K")
+        for _ in range(60):
+            on = "document.activeElement.classList.contains('ls-feature-chip') && document.activeElement.dataset.index"
+            if page.evaluate(f"() => {on}") == str(want[1][0]):
+                break
+            page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f'.ls-feature-card-view[data-index="{want[1][0]}"] .ls-card')
+        page.locator(f'.ls-token[data-ls-token="{token}"]').first.click()  # back in the editor: Esc closes the pinned tooltip
+        page.keyboard.press("Escape")
+        page.wait_for_function("() => !document.querySelector('.ls-tooltip-pinned')")
+
     # search by token for features: the route's answer, chips that open cards
     page.locator("#lenscope-panel .ls-search-kind").select_option("features")
     search = page.locator("#lenscope-panel .ls-search")
@@ -241,6 +258,7 @@ def test_sae_features_tooltip_panel_and_card(page: Any, lab: Lab) -> None:
 
     # "none" in the picker: the next analysis has no features, the tooltip says neurons only
     picker.select_option("none")
+    select_lines(page, ".jp-FileEditor", 8, 15)  # the same selection, its editor current again
     page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
     page.wait_for_selector("#lenscope-panel .ls-neuron-list")
     page.wait_for_function("() => !document.querySelector('#lenscope-panel .ls-features')")
