@@ -147,3 +147,26 @@ def test_analyze_with_interventions_prints_what_changed(gelu) -> None:
     assert shown == pytest.approx(float(np.nanmean(delta)), abs=2e-3)
     bad = lenscope("analyze", "examples/tour.py", "--ablate", "L0.H3=set:1", cwd=EXAMPLES.parent)
     assert bad.returncode == 2 and "a head can be zero, mean, scale, steer" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_readme_model_and_sae_commands(gelu) -> None:
+    """`lenscope analyze --model lenscope-gelu-2l`, `--sae ...` and `lenscope models` as the README shows them."""
+    from lenscope.analysis import analyze
+    from lenscope.cli import read_file, select_lines
+    from lenscope.models.sae_registry import load_named_sae
+
+    root = EXAMPLES.parent
+    two = lenscope("analyze", "examples/tour.py", "--lines", "8:15", "--model", "lenscope-gelu-2l", cwd=root)
+    assert two.returncode == 0, two.stderr
+    assert "lenscope-gelu-2l: " in two.stdout and re.search(r"\b1\.\d+=", two.stdout)  # a layer-1 neuron is listed
+    out = lenscope("analyze", "examples/tour.py", "--lines", "8:15", "--sae", "lenscope-gelu-1l-mlp-topk", cwd=root)
+    assert out.returncode == 0, out.stderr
+    context, selection = select_lines(read_file(EXAMPLES / "tour.py"), (8, 15))
+    want = analyze(gelu, selection, context=context, sae=load_named_sae("lenscope-gelu-1l-mlp-topk"))
+    first = want.predictions
+    shown = "  ".join(f"F{int(f)}={float(v):.2f}" for f, v in zip(first.feature_index[0][:3], first.feature_activation[0][:3]))
+    assert shown in out.stdout  # the first token's top-3 features, as the core finds them
+    models = lenscope("models", cwd=root)
+    assert models.returncode == 0, models.stderr
+    assert re.search(r"lenscope-gelu-2l\s+│ embedded │ yes\s+│ 2\s+│ 256\s+│ 1024\s+│ 4096", models.stdout)
+    assert re.search(r"lenscope-gelu-1l-mlp-topk\s+│ lenscope-gelu-1l │ blocks\.0\.mlp\.hook_post │ 2048\s+│ 32", models.stdout)
