@@ -38,7 +38,7 @@ async def test_mean_ablation_uses_the_models_index(jp_fetch, gelu) -> None:
     from lenscope.index.store import open_index
     from lenscope_server.indexes import _shipped_dir
 
-    index = open_index(next(p for p in _shipped_dir().iterdir() if p.is_dir()))
+    index = open_index(_shipped_dir() / "lenscope-gelu-1l")  # the neuron index (feature indexes ship beside it)
     mean = float(index.arrays["mean"][neuron_row(index, 0, 7)])
     got = decoded(
         await post_analyze(
