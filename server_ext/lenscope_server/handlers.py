@@ -203,7 +203,7 @@ class FeatureHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     def get(self, model: str, sae: str, index: str) -> None:
-        self.send_plain(self.service.feature_card(model, sae, int(index)))
+        self.send_plain(self.service.neuron_card(model, 0, int(index), sae=sae))
 
 
 class FeatureSearchHandler(LenscopeHandler):

@@ -205,11 +205,14 @@ class LenscopeService:
                 self.worker.loading.discard(model)
         return await self.worker.request(op, args, timeout_s=self.request_timeout_s)
 
-    def neuron_card(self, model: str, layer: int, neuron: int) -> dict[str, Any]:
-        """A neuron's card from its model's index (no worker: a few memory-mapped rows)."""
+    def neuron_card(self, model: str, layer: int, neuron: int, sae: str | None = None) -> dict[str, Any]:
+        """A neuron's card from its model's index, or with ``sae`` a feature's from that SAE's
+        feature index (no worker: a few memory-mapped rows)."""
         t0 = time.perf_counter()
-        index = self.indexes.for_model(model)
+        index = self.indexes.for_model(model, sae=sae)
         card = neuron_card(index, layer, neuron, self.indexes.availability(index))
+        if sae is not None:
+            card["sae"] = sae
         card["timings_ms"] = {"lookup": round((time.perf_counter() - t0) * 1000, 3)}
         return card
 
@@ -217,15 +220,6 @@ class LenscopeService:
         index = self.indexes.for_model(model)
         found = neurons_for_description(index, token) if by == "description" else neurons_for_token(index, token)
         return {"model": model, "token": token, "by": by, "neurons": found}
-
-    def feature_card(self, model: str, sae: str, feature: int) -> dict[str, Any]:
-        """An SAE feature's card from the model's feature index for that SAE (same machinery as neurons)."""
-        t0 = time.perf_counter()
-        index = self.indexes.for_model(model, sae=sae)
-        card = neuron_card(index, 0, feature, self.indexes.availability(index))
-        card["sae"] = sae
-        card["timings_ms"] = {"lookup": round((time.perf_counter() - t0) * 1000, 3)}
-        return card
 
     def feature_search(self, model: str, sae: str, token: str) -> dict[str, Any]:
         return {"model": model, "token": token, "neurons": neurons_for_token(self.indexes.for_model(model, sae=sae), token)}
