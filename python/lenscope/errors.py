@@ -42,3 +42,16 @@ class JobCancelled(LenscopeError):
     """Long work (an index build, a comparison) stopped because it was asked to."""
 
     code = "cancelled"
+
+
+class StorageFailed(LenscopeError):
+    """Writing results to disk failed (the disk is full, the folder is read-only): nothing
+    partial was left where a reader would take it for complete."""
+
+    code = "storage_failed"
+
+
+class EngineUnavailable(LenscopeError):
+    """The distributed engine asked for (a Ray cluster) is not installed or not reachable."""
+
+    code = "engine_unavailable"

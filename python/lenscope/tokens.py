@@ -63,15 +63,36 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return ids
 
 
-def _byte_lengths(tokenizer: Any, ids: list[int], text: str) -> list[int] | None:
-    """Bytes per token if the vocabulary is byte-level and the bytes add up to the text."""
+_BYTE_TABLES: weakref.WeakKeyDictionary[Any, tuple[int, np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def _byte_table(tokenizer: Any) -> np.ndarray:
+    """Bytes of every vocabulary entry if it is a byte-level piece, else -1; built once per
+    tokenizer (and again if tokens are added to it)."""
+    size = len(tokenizer)
+    cached = _BYTE_TABLES.get(tokenizer)
+    if cached is not None and cached[0] == size:
+        return cached[1]
     table = _byte_decoder()
-    lengths = []
-    for piece in tokenizer.convert_ids_to_tokens(ids):
-        if piece is None or any(ch not in table for ch in piece):
-            return None
-        lengths.append(len(piece))
-    return lengths if sum(lengths) == len(text.encode("utf-8")) else None
+    pieces = tokenizer.convert_ids_to_tokens(list(range(size)))
+    out = np.asarray(
+        [-1 if piece is None or any(ch not in table for ch in piece) else len(piece) for piece in pieces], dtype=np.int64
+    )
+    _BYTE_TABLES[tokenizer] = (size, out)
+    return out
+
+
+def _byte_lengths(tokenizer: Any, ids: list[int], text: str, nbytes: int | None = None) -> np.ndarray | None:
+    """Bytes per token if the vocabulary is byte-level and the bytes add up to the text."""
+    table = _byte_table(tokenizer)
+    arr = np.asarray(ids, dtype=np.int64)
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= len(table)):
+        return None
+    lengths = table[arr]
+    if arr.size and int(lengths.min()) < 0:
+        return None
+    total = len(text.encode("utf-8")) if nbytes is None else nbytes
+    return lengths if int(lengths.sum()) == total else None
 
 
 def _code_points(text: str) -> np.ndarray:
@@ -90,8 +111,21 @@ def _utf16_prefix(text: str, cps: np.ndarray | None = None) -> np.ndarray:
 
 def tokenize_with_spans(tokenizer: Any, text: str) -> TokenSpans:
     ids = encode(tokenizer, text)
-    lengths = _byte_lengths(tokenizer, ids, text)
     n = len(ids)
+    nbytes = len(text.encode("utf-8"))
+    lengths = _byte_lengths(tokenizer, ids, text, nbytes)
+    if lengths is not None and nbytes == len(text):
+        # ASCII: a byte is a character and a UTF-16 unit, so the spans are the byte offsets.
+        end = np.cumsum(lengths).astype(np.int32)
+        start = np.concatenate([[0], end[:-1]]).astype(np.int32) if n else np.zeros(0, np.int32)
+        return TokenSpans(
+            ids=np.asarray(ids, dtype=np.int64),
+            start=start,
+            end=end,
+            start_utf16=start.copy(),
+            end_utf16=end.copy(),
+            partial=np.zeros(n, dtype=bool),
+        )
     cps = _code_points(text)
     if lengths is not None:
         # char_end_byte[c] = byte offset just past character c; a token ending at byte b owns
@@ -99,13 +133,17 @@ def tokenize_with_spans(tokenizer: Any, text: str) -> TokenSpans:
         char_bytes = _utf8_lengths(cps)
         char_end_byte = np.cumsum(char_bytes)
         char_start_byte = char_end_byte - char_bytes
-        tok_end_byte = np.cumsum(np.asarray(lengths, dtype=np.int64))
-        tok_start_byte = tok_end_byte - np.asarray(lengths, dtype=np.int64)
+        tok_end_byte = np.cumsum(lengths)
+        tok_start_byte = tok_end_byte - lengths
         end = np.searchsorted(char_end_byte, tok_end_byte, side="right").astype(np.int32)
         start = np.concatenate([[0], end[:-1]]).astype(np.int32) if n else np.zeros(0, np.int32)
-        on_boundary_start = np.isin(tok_start_byte, char_start_byte) | (tok_start_byte == 0)
-        on_boundary_end = np.isin(tok_end_byte, char_end_byte)
-        partial = ~(on_boundary_start & on_boundary_end)
+        # which byte offsets are character boundaries (offset 0 counts as a start)
+        is_start = np.zeros(nbytes + 1, dtype=bool)
+        is_start[char_start_byte] = True
+        is_start[0] = True
+        is_end = np.zeros(nbytes + 1, dtype=bool)
+        is_end[char_end_byte] = True
+        partial = ~(is_start[tok_start_byte] & is_end[tok_end_byte])
     else:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         offsets = enc["offset_mapping"]

@@ -530,6 +530,9 @@ class IndexJobResult(_Strict):
     files: int
     tokens: int
     skipped: list[SkippedFile]
+    shards: int = Field(0, description="Shards the build was cut into")
+    shards_reused: int = Field(0, description="Shards whose stored results were reused: unchanged files, or a resumed build")
+    seconds: float = Field(0.0, description="Wall-clock time of the build, loading the model excluded")
 
 
 class CompareRow(_Strict):

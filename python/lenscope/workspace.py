@@ -21,6 +21,7 @@ from lenscope.index.corpus import Document, Skipped, read_documents
 from lenscope.paths import safe_relative
 
 if TYPE_CHECKING:
+    from lenscope.index.engines import Engine
     from lenscope.sae import SparseAutoencoder
 
 Progress = Callable[[dict[str, Any]], None]
@@ -75,13 +76,21 @@ def build_index_over(
     cancelled: CancelCheck | None = None,
     root_label: str = ".",
     sae: SparseAutoencoder | None = None,
+    engine: Engine | None = None,
+    model_key: str | None = None,
 ) -> dict[str, Any]:
-    """Build a neuron index of ``corpus`` (of ``sae``'s features, when given) and write it atomically to ``out``."""
+    """Build a neuron index of ``corpus`` (of ``sae``'s features, when given) and write it
+    atomically to ``out``; shard results are kept beside it (``.{out}.shards/``), so a build
+    that is killed resumes and one after an edit re-runs only the edited files' shards."""
     from lenscope.index.build import BuildOptions, build_index
+    from lenscope.index.shard_store import shards_dir_for
     from lenscope.index.store import write_index
 
     model = load()
-    arrays = build_index(model, corpus.docs, BuildOptions(k=k), progress=throttled(progress), cancelled=cancelled, sae=sae)
+    t0 = time.perf_counter()
+    stats: dict[str, int] = {}
+    arrays = build_index(model, corpus.docs, BuildOptions(k=k), progress=throttled(progress), cancelled=cancelled,
+                         sae=sae, shards_dir=shards_dir_for(out), engine=engine, model_key=model_key, stats=stats)  # fmt: skip
     tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
     write_index(
         arrays,
@@ -100,6 +109,9 @@ def build_index_over(
         "files": len(corpus.docs),
         "tokens": arrays.count,
         "skipped": corpus.skipped_wire(),
+        "shards": stats.get("shards", 0),
+        "shards_reused": stats.get("reused", 0),
+        "seconds": round(time.perf_counter() - t0, 3),
     }
 
 

@@ -29,6 +29,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "queue_full": 503,
     "out_of_memory": 503,
     "worker_timeout": 504,
+    "storage_failed": 507,
+    "engine_unavailable": 503,
     "internal": 500,
 }
 RETRY_AFTER_S: dict[str, int] = {"queue_full": 1, "worker_died": 2, "out_of_memory": 5, "model_unavailable": 30}

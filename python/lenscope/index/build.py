@@ -9,28 +9,30 @@ corpus size (plus the corpus's own tokens, which the index keeps to show example
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from lenscope import defaults
-from lenscope.analysis import bos_id, capture, mlp_hook_names, model_dims
-from lenscope.errors import InvalidInput, JobCancelled
+from lenscope.analysis import bos_id, model_dims
+from lenscope.errors import InvalidInput
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document
 from lenscope.index.describe import describe_index
+from lenscope.index.engines import Engine, LocalEngine, ReduceSettings, ShardTask
+from lenscope.index.reduce import IndexCancelled, shard_inputs, units_of
+from lenscope.index.shard_store import ShardStore
+from lenscope.index.shards import ShardResult, merge, plan_shards, settings_key
 from lenscope.tokens import token_strings, tokenize_with_spans
 
 if TYPE_CHECKING:
     from lenscope.sae import SparseAutoencoder
-
-
-class IndexCancelled(JobCancelled):
-    pass
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class BuildOptions:
 
 
 Progress = Callable[[dict[str, Any]], None]
+SHARD_FORMAT = 1
+__all__ = ["HIST_EDGES", "BuildOptions", "IndexArrays", "IndexCancelled", "build_index", "logit_effects"]
 
 
 def _windows_of(n_tokens: list[int], body: int) -> np.ndarray:
@@ -79,9 +83,21 @@ def build_index(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     sae: SparseAutoencoder | None = None,
+    shards_dir: Path | None = None,
+    engine: Engine | None = None,
+    model_key: str | None = None,
+    stats: dict[str, int] | None = None,
 ) -> IndexArrays:
     """With ``sae``, the units are its features (encoded from its hook point) instead of the MLP
-    neurons, and logit effects follow each feature's decoder direction; all else is the same."""
+    neurons, and logit effects follow each feature's decoder direction; all else is the same.
+
+    The windows are cut into shards (``lenscope.index.shards``) that ``engine`` (default: this
+    process) reduces and the build merges exactly. With ``shards_dir`` each shard's result is
+    kept there as it is done and reused when its files and the settings are unchanged: a
+    killed build resumes, an update after an edit re-runs only the edited files' shards.
+    ``model_key`` names the weights in the shards' keys (default: a fingerprint of them);
+    ``stats`` gets the number of shards and of those reused.
+    """
     n_layers, d_mlp, _, n_ctx = model_dims(model)
     if sae is not None:
         from lenscope.sae import check_fits
@@ -96,13 +112,10 @@ def build_index(
         raise InvalidInput("k must be at least 1")
     window = options.window or n_ctx
     body = window - 1
-    n_neurons = n_layers * d_mlp
+    n_units = n_layers * d_mlp
     k, ctx = options.k, options.before + 1 + options.after
-    device = next(model.parameters()).device
     bos = bos_id(model.tokenizer)
-    hooks = [sae.hook_point] if sae is not None else mlp_hook_names(model)
-    # an SAE's features are encoded inside the hook: its input is never kept
-    encode = (lambda act: sae.encode(act[:, 1:]).cpu()) if sae is not None else (lambda act: act[:, 1:].float().cpu())
+    hooks, encode = units_of(model, sae)
 
     spans = [tokenize_with_spans(model.tokenizer, d.text) for d in docs]
     n_tokens = [len(s.ids) for s in spans]
@@ -111,63 +124,48 @@ def build_index(
     windows = _windows_of(n_tokens, body)
     total = int(doc_offsets[-1])
 
-    top_v = torch.full((n_neurons, k), float("-inf"))
-    top_w = torch.full((n_neurons, k), -1, dtype=torch.int32)
-    top_p = torch.zeros((n_neurons, k), dtype=torch.int32)
-    top_c = torch.full((n_neurons, k, ctx), float("nan"), dtype=torch.float16)
-    act_sum = torch.zeros(n_neurons, dtype=torch.float64)
-    act_max = torch.full((n_neurons,), float("-inf"))
-    lo, inv_width = float(HIST_EDGES[0]), 1.0 / float(HIST_EDGES[1] - HIST_EDGES[0])
-    n_bins = len(HIST_EDGES) + 1
-    hist = torch.zeros(n_neurons * n_bins, dtype=torch.int64)
-    offsets = torch.arange(-options.before, options.after + 1)
-    neuron_ids = torch.arange(n_neurons)
-    neuron_offsets = neuron_ids * n_bins
+    key = settings_key(
+        model=model_key or weights_fingerprint(model), sae=None if sae is None else weights_fingerprint(sae),
+        hooks=hooks, k=k, before=options.before, after=options.after, window=window, batch=options.batch_windows,
+        bos=bos, format=SHARD_FORMAT,
+    )  # fmt: skip
+    plan = plan_shards([d.path for d in docs], [d.sha256 for d in docs], windows, key)
+    store = ShardStore(shards_dir, n_units, ctx) if shards_dir is not None else None
+    results: dict[str, ShardResult] = {}
+    for shard in plan:
+        found = store.load(shard.key) if store else None
+        if found is not None:
+            results[shard.key] = found
+    todo = [s for s in plan if s.key not in results]
+    if stats is not None:
+        stats.update(shards=len(plan), reused=len(plan) - len(todo))
+    settings = ReduceSettings(k, options.before, options.after, options.batch_windows)
+    tasks = [ShardTask(s, shard_inputs(s.windows, tokens, doc_offsets, body, bos), s.windows[:, 2].copy()) for s in todo]
 
-    started, done = time.monotonic(), 0
-    for b0 in range(0, len(windows), options.batch_windows):
-        if cancelled and cancelled():
-            raise IndexCancelled("the index build was cancelled")
-        batch = windows[b0 : b0 + options.batch_windows]
-        x = torch.full((len(batch), body + 1), bos, dtype=torch.int64)
-        for i, (d, s, n) in enumerate(batch.tolist()):
-            x[i, 1 : 1 + n] = torch.from_numpy(tokens[doc_offsets[d] + s : doc_offsets[d] + s + n].astype(np.int64))
-        acts: list[torch.Tensor] = []
-        model.run_with_hooks(x.to(device), fwd_hooks=[(h, capture(acts, encode)) for h in hooks])
-        a = torch.cat(acts, dim=-1)  # [B, body, N], BOS dropped
-        lengths = torch.from_numpy(batch[:, 2].astype(np.int64))
-        full = bool((lengths == body).all())
-        for i, n in enumerate(batch[:, 2].tolist()):
-            if n < body:
-                a[i, n:] = float("-inf")  # padding never wins a maximum
-        b_val, b_pos = a.max(dim=1)  # [B, N]: one example per (window, neuron)
-        # the activations around each maximum, NaN outside the window
-        p = b_pos[:, :, None] + offsets  # [B, N, ctx]
-        inside = (p >= 0) & (p < lengths[:, None, None])
-        pc = p.clamp(0, body - 1)
-        b_ctx = a[torch.arange(len(batch))[:, None, None], pc, neuron_ids[None, :, None]]
-        b_ctx = b_ctx.masked_fill(~inside, float("nan")).to(torch.float16)
-        # merge: one topk over the running store and this batch's maxima
-        cand_v = torch.cat([top_v, b_val.T], dim=1)
-        cand_w = torch.cat([top_w, torch.arange(b0, b0 + len(batch), dtype=torch.int32)[None, :].expand(n_neurons, -1)], dim=1)
-        cand_p = torch.cat([top_p, b_pos.T.to(torch.int32)], dim=1)
-        cand_c = torch.cat([top_c, b_ctx.transpose(0, 1)], dim=1)
-        top_v, idx = cand_v.topk(k, dim=1)
-        top_w, top_p = cand_w.gather(1, idx), cand_p.gather(1, idx)
-        top_c = cand_c.gather(1, idx[:, :, None].expand(-1, -1, ctx))
-        # running statistics over the real (unpadded) tokens
-        flat = a.reshape(-1, n_neurons) if full else a[torch.arange(body)[None, :] < lengths[:, None]]
-        act_sum += flat.sum(dim=0).double()
-        act_max = torch.maximum(act_max, b_val.max(dim=0).values)
-        # uniform bins [lo + i w, lo + (i+1) w): arithmetic, not a search (bucketize is 3x slower)
-        # shifted by one bin so truncation toward zero is the floor; below the first edge -> bin 0
-        bins = ((flat - lo) * inv_width + 1).clamp_(0, n_bins - 1).to(torch.int64) + neuron_offsets
-        hist += torch.bincount(bins.reshape(-1), minlength=n_neurons * n_bins)
-        done += int(lengths.sum())
+    started = time.monotonic()
+    reused = total - sum(s.n_tokens for s in todo)
+    done = [reused]
+
+    def on_tokens(n: int) -> None:
+        done[0] += n
         if progress:
             elapsed = time.monotonic() - started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            progress({"tokens_done": done, "tokens_total": total, "rate": rate, "eta_s": (total - done) / rate if rate else None})
+            rate = (done[0] - reused) / elapsed if elapsed > 0 else 0.0
+            eta = (total - done[0]) / rate if rate else None
+            progress({"tokens_done": done[0], "tokens_total": total, "rate": rate, "eta_s": eta})
+
+    def on_done(task: ShardTask, result: ShardResult) -> None:
+        if store:
+            store.save(task.shard.key, result)  # before it counts as done: a kill after this resumes past it
+        results[task.shard.key] = result
+
+    if cancelled and cancelled():
+        raise IndexCancelled("the index build was cancelled")
+    if tasks:
+        (engine or LocalEngine(model, hooks, encode)).run(tasks, settings, on_done, on_tokens, cancelled)
+    elif progress:
+        progress({"tokens_done": total, "tokens_total": total, "rate": 0.0, "eta_s": 0.0})
+    merged = merge([(s, results[s.key]) for s in plan], k)
 
     # one-time cost, independent of the corpus (for GPT-2 small: 36,864 x 50,257 dot products)
     if sae is None:
@@ -177,7 +175,7 @@ def build_index(
         if directions is not None:
             ids_hi, val_hi, ids_lo, val_lo = logit_effects(model, directions=directions)
         else:  # a hook point with no linear path to the residual stream: no logit effects
-            none_i, none_v = np.zeros((n_neurons, 0), np.int32), np.zeros((n_neurons, 0), np.float32)
+            none_i, none_v = np.zeros((n_units, 0), np.int32), np.zeros((n_units, 0), np.float32)
             ids_hi, val_hi, ids_lo, val_lo = none_i, none_v, none_i, none_v
     used = sorted(set(tokens.tolist()) | set(ids_hi.reshape(-1).tolist()) | set(ids_lo.reshape(-1).tolist()))
     arrays = IndexArrays(
@@ -185,10 +183,10 @@ def build_index(
         before=options.before,
         after=options.after,
         window_tokens=window,
-        top_values=top_v.numpy().astype(np.float32),
-        top_windows=top_w.numpy().astype(np.int32),
-        top_positions=top_p.numpy().astype(np.int32),
-        top_context=top_c.numpy(),
+        top_values=merged.values,
+        top_windows=merged.windows,
+        top_positions=merged.positions,
+        top_context=merged.context,
         windows=windows,
         tokens=tokens,
         token_start=np.concatenate([s.start for s in spans]).astype(np.int32),
@@ -196,16 +194,31 @@ def build_index(
         doc_offsets=doc_offsets,
         text=np.frombuffer("".join(d.text for d in docs).encode("utf-32-le"), dtype=np.uint32),
         doc_chars=np.concatenate([[0], np.cumsum([len(d.text) for d in docs])]).astype(np.int64),
-        count=total,
-        mean=(act_sum / max(total, 1)).numpy().astype(np.float32),
-        max=act_max.numpy().astype(np.float32),
-        hist=hist.reshape(n_neurons, n_bins).numpy(),
+        count=merged.count,
+        mean=(merged.act_sum / max(merged.count, 1)).astype(np.float32),
+        max=merged.act_max,
+        hist=merged.hist,
         logit_top_ids=ids_hi,
         logit_top_values=val_hi,
         logit_bottom_ids=ids_lo,
         logit_bottom_values=val_lo,
         strings=dict(zip(used, token_strings(model.tokenizer, used))),
     )
-    # a one-line description per unit, chosen on half the files and scored on the other half
-    arrays.descriptions = describe_index(model, arrays, [d.path for d in docs], hooks, encode, options.batch_windows, cancelled)
+    # a one-line description per unit, chosen on half the files and scored on the other half,
+    # shard by shard (a shard's counts are kept and reused while its files and the patterns stand)
+    arrays.descriptions = describe_index(model, arrays, [d.path for d in docs], hooks, encode, options.batch_windows,
+                                         cancelled, shards=plan, store=store)  # fmt: skip
+    if store:
+        store.prune({s.key for s in plan} | store.kept_counts)
     return arrays
+
+
+def weights_fingerprint(module: Any) -> str:
+    """A digest of a module's parameters (names, shapes and a strided sample of values): the
+    shards of one model's build are never reused for another's."""
+    h = hashlib.sha256()
+    for name, p in module.named_parameters() if hasattr(module, "named_parameters") else []:
+        flat = p.detach().reshape(-1)
+        h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
+        h.update(flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes())
+    return h.hexdigest()

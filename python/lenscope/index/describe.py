@@ -36,9 +36,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.analysis import bos_id, capture
+from lenscope.analysis import bos_id
 from lenscope.index.arrays import IndexArrays
 from lenscope.index.descriptions import METHOD, Descriptions
+from lenscope.index.shard_store import ShardStore, counts_key
+from lenscope.index.shards import Shard
 
 UNITS_PER_STEP = 8192
 """Units counted at once: ``[batch, body, 8192]`` booleans, 67 MB for 8 windows of 1,024 tokens."""
@@ -121,7 +123,7 @@ def score_patterns(
     """int64 [N, 3]: over the score half's tokens, where each pattern occurs, where each unit
     fires (activation > threshold), and both: one forward per batch of the index's own windows,
     counted for all units at once."""
-    from lenscope.index.build import IndexCancelled
+    from lenscope.index.reduce import IndexCancelled, run_units
 
     n_units = len(token)
     body = int(arrays.window_tokens) - 1
@@ -146,9 +148,7 @@ def score_patterns(
             g0 = int(arrays.doc_offsets[d]) + s
             x[i, 1 : 1 + n] = tok[i, :n] = torch.from_numpy(tokens[g0 : g0 + n])
             before[i, 1:n] = tok[i, : n - 1]
-        acts: list[torch.Tensor] = []
-        model.run_with_hooks(x.to(device), fwd_hooks=[(h, capture(acts, encode)) for h in hooks])
-        a = torch.cat(acts, dim=-1).to(device)  # [B, body, N]
+        a = run_units(model, x.to(device), hooks, encode).to(device)  # [B, body, N]
         tok, before = tok.to(device), before.to(device)
         real = (tok >= 0)[:, :, None]
         for u in range(0, n_units, UNITS_PER_STEP):  # bounds the [B, body, units] booleans (GPT-2 small: 36,864 units)
@@ -170,16 +170,40 @@ def describe_index(
     encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     batch_windows: int = 8,
     cancelled: Callable[[], bool] | None = None,
+    shards: list[Shard] | None = None,
+    store: ShardStore | None = None,
 ) -> Descriptions:
     """Choose every unit's pattern on the choose half and score it on the score half.
 
     ``hooks`` and ``encode`` are the build's: ``encode`` maps a hooked activation ``[B, 1 + body,
     ...]`` to ``[B, body, units]`` with the BOS dropped (default: the activation itself).
+    With the build's ``shards``, the score half is counted shard by shard (integer counts: the
+    sum is the same), and with a ``store`` each shard's counts are kept and reused while the
+    shard and every unit's pattern are unchanged.
     """
     t0 = time.perf_counter()
     score = score_half(arrays.windows, paths)
     token, prev, threshold, examples = choose_patterns(arrays, score)
-    counts = score_patterns(model, arrays, score, token, prev, threshold, hooks, encode, batch_windows, cancelled)
+    if shards is None:
+        counts = score_patterns(model, arrays, score, token, prev, threshold, hooks, encode, batch_windows, cancelled)
+    else:
+        digest = hashlib.sha256(b"".join(a.tobytes() for a in (token, prev, threshold))).hexdigest()
+        counts = np.zeros((len(token), 3), dtype=np.int64)
+        for shard in shards:
+            mask = np.zeros_like(score)
+            span = slice(shard.first_window, shard.first_window + len(shard.windows))
+            mask[span] = score[span]
+            if not mask.any():
+                continue
+            key = counts_key(shard.key, hashlib.sha256(digest.encode() + mask[span].tobytes()).hexdigest())
+            part = store.load_counts(key) if store else None
+            if part is None:
+                part = score_patterns(model, arrays, mask, token, prev, threshold, hooks, encode, batch_windows, cancelled)
+                if store:
+                    store.save_counts(key, part)
+            if store:
+                store.kept_counts.add(key)
+            counts += part
     docs = sorted(set(arrays.windows[score == 1, 0].tolist()))
     meta = {
         "method": METHOD,

@@ -1,0 +1,158 @@
+"""An index build cut into shards: what each shard is, what it computes, and the exact merge.
+
+A *shard* is a run of consecutive files (or a piece of one long file) whose windows are reduced
+on their own: per unit, its top examples (sorted by value, highest first, ties by the earlier
+window), the sum and max of its activations and its histogram. Merging shards is a stable sort
+of their examples in shard order plus sums, so the merged index equals the one-stream result of
+the same reduction whatever computed the shards, in which order, in how many processes.
+
+Shard boundaries depend on the files' paths (a group of files ends after a file whose path hash
+is 0 mod :data:`GROUP_EVERY`, or once it holds :data:`SHARD_WINDOWS` windows) and a shard's key
+on its files' paths and contents plus the build's settings: editing a file changes its own
+shard's key only, so an update re-runs that shard and reuses every other one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lenscope.index.arrays import HIST_EDGES
+
+GROUP_EVERY = 16
+"""A group of files ends after a file whose path hash is 0 mod this: ~16 small files a shard."""
+SHARD_WINDOWS = 128
+"""At most this many windows in a shard (128 windows of 256 tokens: ~33k tokens on the default model)."""
+N_BINS = len(HIST_EDGES) + 1
+
+
+@dataclass(frozen=True)
+class Shard:
+    key: str  # hex digest of the build's settings and the shard's files (paths and contents)
+    first_window: int  # index of the shard's first window among all the build's windows
+    windows: np.ndarray  # int32 [w, 3]: (document, first token, tokens), document indices global
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.windows[:, 2].sum())
+
+
+@dataclass
+class ShardResult:
+    """One shard's reduction; ``windows`` are local (0 = the shard's first window)."""
+
+    values: np.ndarray  # float32 [N, m], m = min(k, windows): sorted, highest first, ties by window
+    windows: np.ndarray  # int32 [N, m]
+    positions: np.ndarray  # int32 [N, m]
+    context: np.ndarray  # float16 [N, m, before + 1 + after]
+    act_sum: np.ndarray  # float64 [N]
+    act_max: np.ndarray  # float32 [N]
+    hist: np.ndarray  # int64 [N, N_BINS]
+    count: int
+
+    FIELDS = ("values", "windows", "positions", "context", "act_sum", "act_max", "hist")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**{f: getattr(self, f) for f in self.FIELDS}, "count": np.asarray(self.count, dtype=np.int64)}
+
+    @classmethod
+    def from_arrays(cls, a: Any, n_units: int, ctx: int) -> ShardResult:
+        """From a loaded ``.npz``; raises ValueError when a shape is not the one expected."""
+        r = cls(**{f: np.asarray(a[f]) for f in cls.FIELDS}, count=int(a["count"]))
+        m = r.values.shape[1] if r.values.ndim == 2 else -1
+        want = {"values": (n_units, m), "windows": (n_units, m), "positions": (n_units, m), "context": (n_units, m, ctx),
+                "act_sum": (n_units,), "act_max": (n_units,), "hist": (n_units, N_BINS)}  # fmt: skip
+        for f, shape in want.items():
+            if getattr(r, f).shape != shape:
+                raise ValueError(f"{f} has shape {getattr(r, f).shape}, expected {shape}")
+        return r
+
+
+def _path_hash(path: str) -> int:
+    return int.from_bytes(hashlib.sha256(path.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+
+
+def plan_shards(paths: list[str], sha256s: list[str], windows: np.ndarray, settings_key: str) -> list[Shard]:
+    """Cut the build's windows (in document order) into shards; see the module's docstring."""
+    doc_windows: list[list[int]] = [[] for _ in paths]
+    for w, d in enumerate(windows[:, 0].tolist()):
+        doc_windows[d].append(w)
+    groups: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for d, path in enumerate(paths):
+        current.append(d)
+        size += len(doc_windows[d])
+        if _path_hash(path) % GROUP_EVERY == 0 or size >= SHARD_WINDOWS or d == len(paths) - 1:
+            groups.append(current)
+            current, size = [], 0
+    shards: list[Shard] = []
+    for group in groups:
+        ids = [w for d in group for w in doc_windows[d]]
+        files = json.dumps([[paths[d], sha256s[d]] for d in group], ensure_ascii=False)
+        for piece, at in enumerate(range(0, len(ids), SHARD_WINDOWS)):
+            part = ids[at : at + SHARD_WINDOWS]
+            key = hashlib.sha256(f"{settings_key}\n{files}\n{piece}".encode("utf-8", "surrogatepass")).hexdigest()
+            shards.append(Shard(key[:32], part[0], windows[part[0] : part[-1] + 1]))
+    return shards
+
+
+def settings_key(**settings: Any) -> str:
+    """A digest of everything a shard's result depends on besides its files."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def fold(store: ShardResult | None, shard: ShardResult, window_offset: int, k: int) -> ShardResult:
+    """``store`` (all its windows before ``window_offset``) merged with the next shard's result:
+    a stable sort, so ties stay in window order and the result does not depend on how the
+    windows were cut into shards."""
+    windows = np.where(shard.windows >= 0, shard.windows + window_offset, -1).astype(np.int32)
+    if store is None:
+        return ShardResult(shard.values, windows, shard.positions, shard.context, shard.act_sum.copy(),
+                           shard.act_max.copy(), shard.hist.astype(np.int64), shard.count)  # fmt: skip
+    values = np.concatenate([store.values, shard.values], axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    rows = np.arange(values.shape[0])[:, None]
+    return ShardResult(
+        values[rows, order],
+        np.concatenate([store.windows, windows], axis=1)[rows, order],
+        np.concatenate([store.positions, shard.positions], axis=1)[rows, order],
+        np.concatenate([store.context, shard.context], axis=1)[rows, order],
+        store.act_sum + shard.act_sum,
+        np.maximum(store.act_max, shard.act_max),
+        store.hist + shard.hist,
+        store.count + shard.count,
+    )
+
+
+def padded(r: ShardResult, k: int) -> ShardResult:
+    """Widen to ``k`` examples per unit: -inf values, window -1, position 0, NaN context."""
+    n, m = r.values.shape
+    if m >= k:
+        return r
+    extra = k - m
+    return ShardResult(
+        np.concatenate([r.values, np.full((n, extra), -np.inf, np.float32)], axis=1),
+        np.concatenate([r.windows, np.full((n, extra), -1, np.int32)], axis=1),
+        np.concatenate([r.positions, np.zeros((n, extra), np.int32)], axis=1),
+        np.concatenate([r.context, np.full((n, extra, r.context.shape[2]), np.nan, np.float16)], axis=1),
+        r.act_sum, r.act_max, r.hist, r.count,
+    )  # fmt: skip
+
+
+def merge(results: list[tuple[Shard, ShardResult]], k: int) -> ShardResult:
+    """All shards' results, in window order, folded into one store of ``k`` examples per unit."""
+    store: ShardResult | None = None
+    for shard, result in sorted(results, key=lambda sr: sr[0].first_window):
+        store = fold(store, result, shard.first_window, k)
+    if store is None:
+        raise ValueError("no shards to merge")
+    return padded(store, k)
+
+
+ShardRunner = Callable[[Shard], ShardResult]
