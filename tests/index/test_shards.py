@@ -203,8 +203,9 @@ def test_a_full_disk_leaves_no_corrupt_shard_and_the_old_index(
 
 
 def test_padded_store_marks_missing_examples() -> None:
-    r = ShardResult(np.ones((2, 1), np.float32), np.zeros((2, 1), np.int32), np.zeros((2, 1), np.int32),
-                    np.ones((2, 1, 3), np.float16), np.zeros(2), np.ones(2, np.float32), np.zeros((2, 66), np.int64), 1)  # fmt: skip
+    one, zero = np.ones((2, 1), np.float32), np.zeros((2, 1), np.int32)
+    r = ShardResult(one, zero, zero, np.ones((2, 1, 3), np.float16), np.zeros(2), np.ones(2, np.float32),
+                    np.zeros((2, 66), np.int64), 1)  # fmt: skip
     p = padded(r, 3)
     assert p.values.shape == (2, 3) and np.isneginf(p.values[:, 1:]).all() and (p.windows[:, 1:] == -1).all()
     assert np.isnan(p.context[:, 1:].astype(np.float32)).all()

@@ -6,6 +6,7 @@ Ray worker imports exactly this and the model.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -63,10 +64,8 @@ def run_units(model: Any, x: torch.Tensor, hooks: list[str], encode: Encode) -> 
         if len(acts) == len(hooks):
             raise _Enough
 
-    try:
+    with contextlib.suppress(_Enough):
         model.run_with_hooks(x, fwd_hooks=[(h, hook) for h in hooks])
-    except _Enough:
-        pass
     if len(acts) != len(hooks):
         raise RuntimeError(f"{len(hooks) - len(acts)} of the index's hooks did not fire: {hooks}")
     return torch.cat(acts, dim=-1)
