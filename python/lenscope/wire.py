@@ -614,6 +614,9 @@ class JobResponse(_Strict):
     result: Annotated[IndexJobResult | CompareJobResult, Field(discriminator="kind")] | None
     error: ErrorDetail | None
     created: float
+    trigger: Literal["request", "save"] = Field(
+        "request", description="save: an index update started by saving a file the index covers"
+    )
 
 
 class JobsResponse(_Strict):

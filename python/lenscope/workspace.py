@@ -33,6 +33,7 @@ class Corpus:
     root: Path
     docs: list[Document]
     skipped: list[Skipped]
+    sources: tuple[str, ...] = ()  # the paths asked for (files or folders), relative to root: an update reads them again
 
     def skipped_wire(self) -> list[dict[str, str]]:
         return [{"path": s.path, "reason": s.reason} for s in self.skipped]
@@ -50,7 +51,7 @@ def read_corpus(root: Path, paths: list[str], *, allow_hidden: bool = False, whe
     if not docs:
         listed = ", ".join(f"{s.path} ({s.reason})" for s in skipped[:10]) or "none"
         raise InvalidInput(f"no readable text among the paths; skipped: {listed}")
-    return Corpus(root, docs, skipped)
+    return Corpus(root, docs, skipped, tuple(rel))
 
 
 def throttled(progress: Progress | None, per_s: float = 5.0) -> Progress:
@@ -102,6 +103,7 @@ def build_index_over(
         skipped=corpus.skipped,
         root=root_label,
         sae=None if sae is None else {"name": sae.name, "hook_point": sae.hook_point, "d_sae": sae.d_sae},
+        sources=list(corpus.sources),
     )
     return {
         "kind": "index",

@@ -15,7 +15,7 @@ from lenscope.errors import LenscopeError
 from lenscope.models.registry import DEFAULT_MODEL
 from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
-from lenscope_server.jobs import JobManager
+from lenscope_server.jobs import EngineSettings, JobManager
 from lenscope_server.service import LenscopeService
 from lenscope_server.worker.client import WorkerClient, WorkerConfig
 
@@ -41,6 +41,12 @@ class LenscopeApp(ExtensionApp):
     model_dirs = List(Unicode(), help="Folders (relative to the server root) whose sub-folders are models").tag(config=True)
     preload = Bool(True, help="Start the worker and load the default model when the server starts").tag(config=True)
     max_body_bytes = Int(4 * 2**20, help="Largest request body accepted").tag(config=True)
+    index_engine = Unicode("local", help="Where index builds run: 'local' (the job worker) or 'ray'").tag(config=True)
+    ray_address = Unicode("", help="The Ray cluster for index builds (host:port); empty: a local one").tag(config=True)
+    ray_workers = Int(2, help="Worker processes of a local Ray cluster (one model each)").tag(config=True)
+    update_on_save_max_files = Int(
+        2000, help="Saving a file updates the workspace indexes that cover it, for indexes of at most this many files; 0: off"
+    ).tag(config=True)
 
     def initialize_settings(self) -> None:
         assert self.serverapp is not None
@@ -70,7 +76,14 @@ class LenscopeApp(ExtensionApp):
         )
         # long jobs get a worker of their own, started on the first job
         job_worker = WorkerClient(replace(self.worker.config, preload=None, queue_limit=8))
-        self.jobs = JobManager(job_worker, root, index_dir, allow_hidden=allow_hidden, cancel_grace_s=self.cancel_grace_s)
+        if self.index_engine not in ("local", "ray"):
+            raise ValueError(f"LenscopeApp.index_engine must be 'local' or 'ray', not {self.index_engine!r}")
+        engine = EngineSettings(self.index_engine, self.ray_address, self.ray_workers)
+        self.jobs = JobManager(job_worker, root, index_dir, allow_hidden=allow_hidden, cancel_grace_s=self.cancel_grace_s,
+                               engine=engine, update_max_files=self.update_on_save_max_files)  # fmt: skip
+        contents = self.serverapp.contents_manager
+        if hasattr(contents, "register_post_save_hook"):
+            contents.register_post_save_hook(self.jobs.post_save_hook)
         self.settings.update(
             lenscope_service=self.service,
             lenscope_jobs=self.jobs,
@@ -84,6 +97,7 @@ class LenscopeApp(ExtensionApp):
         self.handlers.extend(route_table())
 
     async def _start_jupyter_server_extension(self, serverapp: object) -> None:  # type: ignore[override]
+        self.jobs.loop = asyncio.get_running_loop()
         if self.preload:  # in the background: the server must not wait for torch to import
             self._preload_task = asyncio.ensure_future(self._preload())
 

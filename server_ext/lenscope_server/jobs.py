@@ -48,6 +48,8 @@ class Job:
     rid: int | None = None
     task: asyncio.Task[None] | None = None
     cancel_requested: bool = False
+    index: str | None = None  # the index a build writes
+    trigger: str = "request"  # request | save: an update started by saving a file the index covers
 
     def public(self) -> dict[str, Any]:
         return {
@@ -59,19 +61,35 @@ class Job:
             "result": self.result,
             "error": self.error,
             "created": self.created,
+            "trigger": self.trigger,
         }
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where index builds run: ``local`` (the job worker itself) or ``ray`` (a cluster at
+    ``address``, or a local one of ``workers`` processes when it is empty)."""
+
+    kind: str = "local"
+    address: str = ""
+    workers: int = 2
 
 
 class JobManager:
     def __init__(self, worker: WorkerClient, root: Path, index_dir: Path, *, allow_hidden: bool = False,
-                 cancel_grace_s: float = 5.0) -> None:  # fmt: skip
+                 cancel_grace_s: float = 5.0, engine: EngineSettings = EngineSettings(),
+                 update_max_files: int = 0) -> None:  # fmt: skip
         self.worker = worker
         self.root = root
         self.index_dir = index_dir
         self.allow_hidden = allow_hidden
         self.cancel_grace_s = cancel_grace_s
+        self.engine = engine
+        self.update_max_files = update_max_files  # indexes of more files are not updated on save; 0: never
         self.jobs: dict[str, Job] = {}
         self._ids = itertools.count(1)
+        self._pending: dict[str, str] = {}  # index -> a file saved while its update ran: updated again after it
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def _check_paths(self, paths: list[str]) -> list[str]:
         """Every argument is checked before a job is accepted: a job that starts can run."""
@@ -91,12 +109,74 @@ class JobManager:
         job.task = asyncio.ensure_future(self._run(job, op, {**args, "root": str(self.root), "allow_hidden": self.allow_hidden}))
         return job
 
-    def start_index_build(self, model: str, paths: list[str], name: str, k: int, sae: str | None = None) -> Job:
+    def start_index_build(self, model: str, paths: list[str], name: str, k: int, sae: str | None = None,
+                          trigger: str = "request") -> Job:  # fmt: skip
         rel = self._check_paths(paths)
-        args: dict[str, Any] = {"model": model, "paths": rel, "out": str(self.index_dir / name), "k": k}
+        args: dict[str, Any] = {"model": model, "paths": rel, "out": str(self.index_dir / name), "k": k,
+                                "engine": vars(self.engine)}  # fmt: skip
         if sae:
             args["sae"] = sae
-        return self._start("index", model, "build_index", args)
+        job = self._start("index", model, "build_index", args)
+        job.index, job.trigger = name, trigger
+        return job
+
+    # -- updates on save -------------------------------------------------------------------
+    def post_save_hook(self, os_path: str, **_: Any) -> None:
+        """A ``ContentsManager`` post-save hook: may run off the event loop, so it only schedules."""
+        if self.update_max_files <= 0:
+            return
+        try:
+            asyncio.get_running_loop().call_soon(self.on_saved, os_path)  # the async contents manager: on the loop
+        except RuntimeError:  # a synchronous contents manager's thread
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self.on_saved, os_path)
+
+    def on_saved(self, os_path: str) -> list[Job]:
+        """Update every workspace index built here whose sources cover the saved file: only the
+        shards of the files that changed are run again (``lenscope.index.shards``)."""
+        try:
+            rel = Path(os_path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return []
+        if rel.startswith(".") or "/." in rel:
+            return []  # hidden files (lenscope's own outputs among them) are never indexed
+        started: list[Job] = []
+        for name, m in self._updatable_indexes():
+            if not any(src in (".", rel) or rel.startswith(src.rstrip("/") + "/") for src in m["sources"]):
+                continue
+            if any(j.index == name and j.state in ("queued", "running") for j in self.jobs.values()):
+                self._pending[name] = os_path  # one update at a time per index; the next one reads the latest files
+                continue
+            try:
+                sae = (m.get("sae") or {}).get("name")
+                job = self.start_index_build(m["model"], m["sources"], name, int(m["k"]), sae, trigger="save")
+            except (LenscopeError, OSError) as exc:  # a source removed since, the queue full: the next save retries
+                log.info("lenscope: no update of index %s after saving %s: %s", name, rel, getattr(exc, "message", exc))
+                continue
+            started.append(job)
+        return started
+
+    def _updatable_indexes(self) -> list[tuple[str, dict[str, Any]]]:
+        from lenscope.index.store import IndexNotFound, open_index
+
+        out: list[tuple[str, dict[str, Any]]] = []
+        try:
+            folders = sorted(p for p in self.index_dir.iterdir() if not p.name.startswith("."))
+        except OSError:
+            return out
+        for folder in folders:
+            try:
+                m = open_index(folder).manifest
+            except IndexNotFound:
+                continue
+            if m.get("sources") and m.get("root") == "." and len(m["files"]) <= self.update_max_files:
+                out.append((folder.name, m))
+        return out
+
+    def _after(self, job: Job) -> None:
+        saved = self._pending.pop(job.index, None) if job.index else None
+        if saved is not None:
+            self.on_saved(saved)
 
     def start_compare(self, model_a: str, model_b: str, paths: list[str], clamp: float, min_count: int) -> Job:
         rel = self._check_paths(paths)
@@ -122,6 +202,8 @@ class JobManager:
         except Exception as exc:  # a bug: the job still ends, and the log has the traceback
             log.exception("lenscope job %s failed", job.id)
             job.state, job.error = "failed", {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self._after(job)
 
     def get(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)

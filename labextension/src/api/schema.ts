@@ -1082,6 +1082,24 @@ export interface components {
              * @description The index folder's name
              */
             name: string;
+            /**
+             * Seconds
+             * @description Wall-clock time of the build, loading the model excluded
+             * @default 0
+             */
+            seconds: number;
+            /**
+             * Shards
+             * @description Shards the build was cut into
+             * @default 0
+             */
+            shards: number;
+            /**
+             * Shards Reused
+             * @description Shards whose stored results were reused: unchanged files, or a resumed build
+             * @default 0
+             */
+            shards_reused: number;
             /** Skipped */
             skipped: components["schemas"]["SkippedFile"][];
             /** Tokens */
@@ -1173,6 +1191,13 @@ export interface components {
              * @enum {string}
              */
             state: "queued" | "running" | "done" | "failed" | "cancelled";
+            /**
+             * Trigger
+             * @description save: an index update started by saving a file the index covers
+             * @default request
+             * @enum {string}
+             */
+            trigger: "request" | "save";
         };
         /** JobsResponse */
         JobsResponse: {

@@ -6,10 +6,12 @@ window), the sum and max of its activations and its histogram. Merging shards is
 of their examples in shard order plus sums, so the merged index equals the one-stream result of
 the same reduction whatever computed the shards, in which order, in how many processes.
 
-Shard boundaries depend on the files' paths (a group of files ends after a file whose path hash
-is 0 mod :data:`GROUP_EVERY`, or once it holds :data:`SHARD_WINDOWS` windows) and a shard's key
-on its files' paths and contents plus the build's settings: editing a file changes its own
-shard's key only, so an update re-runs that shard and reuses every other one.
+Files are grouped into shards by a rule that looks at each file alone: a group ends after a
+file with probability ``windows / GROUP_WINDOWS``, decided by a hash of the file's path (so
+groups hold about :data:`GROUP_WINDOWS` windows, and a long file ends its group). A shard's key
+is a digest of its files' paths and contents plus the build's settings. Editing a file changes
+its own group's key and at most merges or splits that group with the next one; every other
+shard is reused by an update.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import numpy as np
 
 from lenscope.index.arrays import HIST_EDGES
 
-GROUP_EVERY = 16
-"""A group of files ends after a file whose path hash is 0 mod this: ~16 small files a shard."""
-SHARD_WINDOWS = 128
-"""At most this many windows in a shard (128 windows of 256 tokens: ~33k tokens on the default model)."""
+GROUP_WINDOWS = 64
+"""Files are grouped into shards of about this many windows (64 windows of 256 tokens: ~16k tokens)."""
+SHARD_WINDOWS = 256
+"""A group of more windows (a long file) is cut into pieces of at most this many."""
 N_BINS = len(HIST_EDGES) + 1
 
 
@@ -84,13 +86,13 @@ def plan_shards(paths: list[str], sha256s: list[str], windows: np.ndarray, setti
         doc_windows[d].append(w)
     groups: list[list[int]] = []
     current: list[int] = []
-    size = 0
     for d, path in enumerate(paths):
         current.append(d)
-        size += len(doc_windows[d])
-        if _path_hash(path) % GROUP_EVERY == 0 or size >= SHARD_WINDOWS or d == len(paths) - 1:
+        # a group ends after a file with probability (its windows / GROUP_WINDOWS), decided by a
+        # hash of its path: a file's edit moves at most the boundary after it, never others
+        if _path_hash(path) < min(1.0, len(doc_windows[d]) / GROUP_WINDOWS) * 2**64 or d == len(paths) - 1:
             groups.append(current)
-            current, size = [], 0
+            current = []
     shards: list[Shard] = []
     for group in groups:
         ids = [w for d in group for w in doc_windows[d]]

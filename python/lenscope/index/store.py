@@ -62,6 +62,7 @@ def write_index(
     skipped: list[Skipped],
     root: str,
     sae: dict[str, Any] | None = None,
+    sources: list[str] | None = None,
 ) -> Path:
     out = out.resolve()
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -95,6 +96,7 @@ def write_index(
             "tokens": arrays.count,
             "hist_edges": HIST_EDGES.tolist(),
             "root": root,
+            **({"sources": sources} if sources else {}),  # the paths the build was asked for: what an update reads again
             "files": [
                 {
                     "path": d.path,

@@ -233,6 +233,14 @@ class Worker:
         from lenscope.workspace import build_index_over, read_corpus
 
         corpus = read_corpus(Path(args["root"]), args["paths"], allow_hidden=bool(args.get("allow_hidden")))
+        engine = None
+        settings = args.get("engine") or {}
+        if settings.get("kind") == "ray":
+            from lenscope.index.ray_engine import ray_engine_for
+
+            engine = ray_engine_for(args["model"], model_dirs=self.model_dirs, device=self.device,
+                                    sae_name=args.get("sae"), address=settings.get("address") or None,
+                                    workers=int(settings.get("workers") or 2))  # fmt: skip
         return build_index_over(
             lambda: self.model(args["model"]),
             args["model"],
@@ -242,6 +250,7 @@ class Worker:
             progress=progress,
             cancelled=cancelled.is_set,
             sae=self.sae(args["sae"]) if args.get("sae") else None,
+            engine=engine,
         )
 
     def op_compare_corpus(
