@@ -83,7 +83,7 @@ class LenscopeApp(ExtensionApp):
                                engine=engine, update_max_files=self.update_on_save_max_files)  # fmt: skip
         contents = self.serverapp.contents_manager
         if hasattr(contents, "register_post_save_hook"):
-            contents.register_post_save_hook(self.jobs.post_save_hook)
+            contents.register_post_save_hook(self.jobs.post_save_hook)  # type: ignore[no-untyped-call]
         self.settings.update(
             lenscope_service=self.service,
             lenscope_jobs=self.jobs,

@@ -4,6 +4,7 @@ files' shards run again, and the cards then show the new text."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ def workspace(jp_root_dir: Path) -> Path:
     return jp_root_dir
 
 
+async def build_ws(jp_fetch: Any) -> dict[str, Any]:
+    job = body_of(await post_json(jp_fetch, "indexes", {"paths": ["src"], "name": "ws", "k": 8}))
+    return await wait_job(jp_fetch, job["id"])
+
+
 async def save(jp_fetch: Any, path: str, text: str) -> None:
     """The contents API's PUT: what JupyterLab's save does."""
     body = json.dumps({"type": "file", "format": "text", "content": text})
@@ -49,7 +55,7 @@ async def save_jobs(jp_fetch: Any, n: int, timeout: float = 120) -> list[dict[st
 
 
 async def test_saving_a_covered_file_updates_its_cards(jp_fetch: Any, workspace: Path) -> None:
-    built = await wait_job(jp_fetch, body_of(await post_json(jp_fetch, "indexes", {"paths": ["src"], "name": "ws", "k": 8}))["id"])
+    built = await build_ws(jp_fetch)
     assert built["state"] == "done" and built["result"]["shards"] >= 2, built
     await save(jp_fetch, "notes.txt", "not covered by any index\n")  # outside the sources: no update
     edited = (workspace / "src" / "m05.py").read_text() + NEW_BLOCK
@@ -75,7 +81,7 @@ async def test_saving_a_covered_file_updates_its_cards(jp_fetch: Any, workspace:
 
 
 async def test_saves_during_an_update_are_not_lost(jp_fetch: Any, workspace: Path) -> None:
-    built = await wait_job(jp_fetch, body_of(await post_json(jp_fetch, "indexes", {"paths": ["src"], "name": "ws", "k": 8}))["id"])
+    built = await build_ws(jp_fetch)
     assert built["state"] == "done"
     for i in range(3):  # while the first update runs, the next saves wait; the last text wins
         await save(jp_fetch, "src/m01.py", f"# edit {i}\n" + NEW_BLOCK * (i + 1))
@@ -83,6 +89,4 @@ async def test_saves_during_an_update_are_not_lost(jp_fetch: Any, workspace: Pat
     assert all(j["state"] == "done" for j in jobs)
     index = open_index(workspace / ".lenscope" / "indexes" / "ws")
     [entry] = [f for f in index.manifest["files"] if f["path"] == "src/m01.py"]
-    import hashlib
-
-    assert entry["sha256"] == hashlib.sha256((f"# edit 2\n" + NEW_BLOCK * 3).encode()).hexdigest()
+    assert entry["sha256"] == hashlib.sha256(("# edit 2\n" + NEW_BLOCK * 3).encode()).hexdigest()
