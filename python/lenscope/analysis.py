@@ -132,7 +132,7 @@ def _run_hooked(model: Any, x: torch.Tensor, fwd: list[tuple[Any, Callable[..., 
     if not fwd:
         out: torch.Tensor = model(x)
         return out
-    points = [_hook_point(model, name) if isinstance(name, str) else None for name, _ in fwd]
+    points: list[Any] = [_hook_point(model, name) if isinstance(name, str) else None for name, _ in fwd]
     if any(hp is None for hp in points):
         out = model.run_with_hooks(x, fwd_hooks=fwd)
         return out
@@ -406,17 +406,17 @@ def analyze(
     arr = {f: t.cpu().numpy() for f, t in out.items()}  # n + 1 rows: positions first .. end
     preds = Predictions(
         top_ids=arr["top_ids"].astype(np.int32),
-        top_logprobs=arr["top_logprobs"].astype(np.float32),
-        actual_logprob=arr["actual_logprob"].astype(np.float32),
-        actual_rank=arr["actual_rank"].astype(np.int32),
-        entropy=arr["entropy"].astype(np.float32),
+        top_logprobs=arr["top_logprobs"].astype(np.float32, copy=False),
+        actual_logprob=arr["actual_logprob"].astype(np.float32, copy=False),
+        actual_rank=arr["actual_rank"].astype(np.int32, copy=False),
+        entropy=arr["entropy"].astype(np.float32, copy=False),
         neuron_layer=arr["neuron_layer"][1:].astype(np.int32),  # neurons are at tokens: drop row 0
         neuron_index=arr["neuron_index"][1:].astype(np.int32),
         neuron_activation=arr["neuron_activation"][1:].astype(np.float32),
         feature_index=arr["feature_index"][1:].astype(np.int32),
         feature_activation=arr["feature_activation"][1:].astype(np.float32),
     )
-    ids = sorted(set(preds.top_ids.reshape(-1).tolist()) | set(spans.ids.tolist()))
+    ids = np.unique(np.concatenate([preds.top_ids.reshape(-1), spans.ids])).tolist()
     strings = dict(zip(ids, token_strings(model.tokenizer, ids)))
     timings["derive"] += (time.perf_counter() - t1) * 1000
     return AnalysisResult(

@@ -34,9 +34,13 @@ MIN_CLAMP = -50.0
 
 
 def _lone_surrogate_at(text: str) -> int:
-    for i, ch in enumerate(text):
-        if 0xD800 <= ord(ch) <= 0xDFFF:
-            return i
+    """Index of the first lone surrogate in ``text``, or -1: the only code points strict UTF-8
+    cannot encode, so the codec finds them at C speed (a Python loop cost ~0.3 ms per 4k
+    characters, on every analyze request, three times)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return int(exc.start)
     return -1
 
 
