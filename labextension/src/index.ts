@@ -111,6 +111,14 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
     });
     addCommands(app, model, views, { app, notebooks, editors }, panel.id, ICON, palette);
 
+    // saving a file may start updates of the indexes that cover it (server side): the panel shows them
+    app.serviceManager.contents.fileChanged.connect((_, change) => {
+      const saved = change.type === 'save' ? change.newValue : null;
+      if (saved?.path) {
+        model.jobs.saved(saved.path, saved.last_modified);
+      }
+    });
+
     // a closed file takes its analysis with it (the panel must not show a closed file's tokens)
     for (const tracker of [notebooks, editors]) {
       // (Lumino emits `disposed` before it detaches the node: ask whose editor it was, not whether it is gone)

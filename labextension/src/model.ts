@@ -810,6 +810,7 @@ export class LenscopeModel {
         model: this.model,
         created: Date.now() / 1000,
         state: 'failed',
+        trigger: 'request',
         progress: null,
         result: null,
         error: { code: err instanceof LenscopeApiError ? err.code : 'error', message: describe(err) }

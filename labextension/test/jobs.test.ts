@@ -1,13 +1,14 @@
 import type { Job } from '../src/api/client';
-import { JobPoller, jobStatus, JobView } from '../src/jobs';
+import { buildNote, JobPoller, jobStatus, JobView, seconds, updateLabel } from '../src/jobs';
 
-function job(id: string, state: Job['state'], done = 0, kind: Job['kind'] = 'index'): Job {
+function job(id: string, state: Job['state'], done = 0, kind: Job['kind'] = 'index', trigger: Job['trigger'] = 'request'): Job {
   return {
     id,
     kind,
     model: 'm',
     created: Number(id.replace(/\D/g, '')),
     state,
+    trigger,
     error: null,
     result: null,
     progress: { tokens_done: done, tokens_total: 100, rate: 10, eta_s: null }
@@ -16,24 +17,31 @@ function job(id: string, state: Job['state'], done = 0, kind: Job['kind'] = 'ind
 
 /** A server with jobs that advance 50 tokens per poll; it counts what it is asked. */
 class FakeServer {
-  jobs = new Map<string, Job>();
+  store = new Map<string, Job>();
   polls: string[] = [];
   cancelGate: Promise<void> = Promise.resolve();
 
   async job(id: string): Promise<Job> {
     this.polls.push(id);
-    const j = this.jobs.get(id)!;
+    const j = this.store.get(id)!;
     if (j.state === 'running' || j.state === 'queued') {
       const done = (j.progress?.tokens_done ?? 0) + 50;
-      this.jobs.set(id, { ...j, state: done >= 100 ? 'done' : 'running', progress: { ...j.progress!, tokens_done: Math.min(done, 100) } });
+      this.store.set(id, { ...j, state: done >= 100 ? 'done' : 'running', progress: { ...j.progress!, tokens_done: Math.min(done, 100) } });
     }
-    return this.jobs.get(id)!;
+    return this.store.get(id)!;
+  }
+
+  listed = 0;
+
+  async jobs(): Promise<{ jobs: Job[] }> {
+    this.listed++;
+    return { jobs: [...this.store.values()] };
   }
 
   async cancelJob(id: string): Promise<Job> {
     await this.cancelGate;
-    this.jobs.set(id, { ...this.jobs.get(id)!, state: 'cancelled' });
-    return this.jobs.get(id)!;
+    this.store.set(id, { ...this.store.get(id)!, state: 'cancelled' });
+    return this.store.get(id)!;
   }
 }
 
@@ -47,7 +55,7 @@ describe('job poller', () => {
     const seen: string[] = [];
     poller.changed.connect((_, v) => seen.push(`${v.job.id}:${v.job.state}:${v.job.progress?.tokens_done}`));
     for (const id of ['j1', 'j2']) {
-      server.jobs.set(id, job(id, 'running'));
+      server.store.set(id, job(id, 'running'));
       poller.track(job(id, 'running'));
     }
     expect(jest.getTimerCount()).toBe(1); // one timer for both
@@ -69,7 +77,7 @@ describe('job poller', () => {
     const server = new FakeServer();
     let open!: () => void;
     server.cancelGate = new Promise(resolve => (open = resolve));
-    server.jobs.set('j3', job('j3', 'running'));
+    server.store.set('j3', job('j3', 'running'));
     const poller = new JobPoller(server, 300);
     const states: string[] = [];
     poller.changed.connect((_, v: JobView) => states.push(v.cancelling ? 'cancelling' : v.job.state));
@@ -118,8 +126,80 @@ describe('a job’s status line', () => {
     expect(jobStatus({ job: { ...running, state: 'cancelled', error: { code: 'cancelled', message: 'the build was cancelled' } }, cancelling: false })).toBe(
       'cancelled: the build was cancelled'
     );
-    const done: Job = { ...running, state: 'done', result: { kind: 'index', name: 'workspace', files: 3, tokens: 1603, skipped: [{ path: 'x.bin', reason: 'binary' }] } };
+    const done: Job = { ...running, state: 'done', result: { kind: 'index', name: 'workspace', files: 3, tokens: 1603, skipped: [{ path: 'x.bin', reason: 'binary' }], shards: 0, shards_reused: 0, seconds: 0 } };
     expect(jobStatus({ job: done, cancelling: false })).toBe('done: 1,603 tokens in 3 files (1 file skipped)');
     expect(jobStatus({ job: { ...running, state: 'queued', progress: null }, cancelling: false })).toBe('queued…');
+  });
+});
+
+describe('index updates after a save', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  const SAVED_AT = '1970-01-01T00:01:40.000Z'; // 100 s, the server's time of the save
+
+  it('asks for the job list a few times after a save, never otherwise, and follows the update it finds', async () => {
+    const server = new FakeServer();
+    server.store.set('j50', job('j50', 'done', 100, 'index', 'save')); // an older update (before the save)
+    const poller = new JobPoller(server, 300, [100, 400, 1000]);
+    await jest.advanceTimersByTimeAsync(5000);
+    expect(server.listed).toBe(0); // nothing saved: nothing asked
+    poller.saved('src/m05.py', SAVED_AT);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(server.listed).toBe(1);
+    expect(poller.latest('index')).toBeNull(); // j50 started before the save
+    server.store.set('j120', job('j120', 'running', 0, 'index', 'save'));
+    await jest.advanceTimersByTimeAsync(400);
+    expect(server.listed).toBe(2);
+    const view = poller.latest('index')!;
+    expect(view.job.id).toBe('j120');
+    expect(view.saved).toBe('src/m05.py');
+    expect(jobStatus(view)).toBe('updating the index after saving src/m05.py: 0 / 100 tokens · 10 tok/s');
+    await jest.advanceTimersByTimeAsync(600); // polled to its end (two polls)
+    expect(poller.get('j120')!.job.state).toBe('done');
+    expect(server.listed).toBe(2); // found: the third look was not made
+    await jest.advanceTimersByTimeAsync(100); // its end: one look for an update a save made meanwhile
+    expect(server.listed).toBe(3);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(server.listed).toBe(3);
+    expect(jest.getTimerCount()).toBe(0);
+    poller.dispose();
+  });
+
+  it('gives up after the last look when the save started nothing; a new save starts over', async () => {
+    const server = new FakeServer();
+    const poller = new JobPoller(server, 300, [100, 400, 1000]);
+    poller.saved('notes.txt', SAVED_AT);
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(server.listed).toBe(3);
+    expect(jest.getTimerCount()).toBe(0);
+    poller.saved('notes.txt', SAVED_AT);
+    poller.saved('notes.txt', SAVED_AT); // saves in a row: one look at a time
+    await jest.advanceTimersByTimeAsync(100);
+    expect(server.listed).toBe(4);
+    poller.dispose();
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(server.listed).toBe(4);
+  });
+
+  it('labels an update by the file saved, and says what a build reused and how long it took', () => {
+    const result = { kind: 'index' as const, name: 'ws', files: 24, tokens: 63_345, skipped: [], shards: 4, shards_reused: 3, seconds: 2.34 };
+    const running: JobView = { job: job('j1', 'running', 50, 'index', 'save'), cancelling: false, saved: 'src/m05.py' };
+    expect(updateLabel(running)).toBe('updating the index after saving src/m05.py');
+    const done: JobView = { ...running, job: { ...running.job, state: 'done', result } };
+    expect(updateLabel(done)).toBe('index ws updated after saving src/m05.py');
+    expect(jobStatus(done)).toBe('index ws updated after saving src/m05.py: 3 of 4 shards reused · 2.3 s · 63,345 tokens in 24 files');
+    expect(jobStatus({ ...done, saved: null })).toBe('index ws updated after saving a file: 3 of 4 shards reused · 2.3 s · 63,345 tokens in 24 files');
+    expect(jobStatus({ ...running, job: { ...running.job, state: 'queued', progress: null } })).toBe('updating the index after saving src/m05.py: queued…');
+    expect(jobStatus({ ...running, job: { ...running.job, state: 'failed', error: { code: 'x', message: 'disk full' } } })).toBe(
+      'update after saving src/m05.py failed: disk full'
+    );
+    // a build asked for: the same note after its size
+    const built: JobView = { job: { ...job('j2', 'done'), result: { ...result, shards_reused: 0, seconds: 41.6 } }, cancelling: false };
+    expect(jobStatus(built)).toBe('done: 63,345 tokens in 24 files · 0 of 4 shards reused · 42 s');
+    expect(buildNote({ shards: 1, shards_reused: 1, seconds: 0 })).toBe('1 of 1 shard reused');
+    expect(buildNote({ shards: 0, shards_reused: 0, seconds: 0 })).toBe(''); // an older server: nothing said
+    expect(seconds(0.04)).toBe('< 0.1 s');
+    expect(seconds(0.44)).toBe('0.4 s');
   });
 });

@@ -25,6 +25,7 @@ export type NeuronCard = components['schemas']['NeuronCardResponse'];
 export type IndexBuildRequest = components['schemas']['IndexBuildRequest'];
 export type Job = components['schemas']['JobResponse'];
 export type IndexesResponse = components['schemas']['IndexesResponse'];
+export type JobsResponse = components['schemas']['JobsResponse'];
 export type NeuronSearch = components['schemas']['NeuronSearchResponse'];
 export type CompareRequest = components['schemas']['CompareRequest'];
 export type CompareJobResult = components['schemas']['CompareJobResult'];
@@ -151,6 +152,11 @@ export class LenscopeClient {
   /** Absolute URL of an export (a download; Jupyter's cookie authenticates a plain GET). */
   exportUrl(link: ExportLink): string {
     return `${this.baseUrl}lenscope/api/${link.url}`;
+  }
+
+  /** Every job the server knows (index updates started by saving a file among them). */
+  jobs(): Promise<JobsResponse> {
+    return this.call<JobsResponse>('GET', 'jobs');
   }
 
   job(id: string): Promise<Job> {

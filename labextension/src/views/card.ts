@@ -11,6 +11,7 @@ import { Widget } from '@lumino/widgets';
 import { LenscopeApiError, NeuronCard, NeuronExample, NeuronInputs } from '../api/client';
 import { activationColor } from '../colors';
 import { describe } from '../errors';
+import type { JobView } from '../jobs';
 import { el, fmt, visible } from '../format';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
@@ -57,8 +58,17 @@ export function inputsBox(inputs: NeuronInputs | Error): HTMLElement {
   return box;
 }
 
+/** A finished index job (a build, or an update after a save): the open cards fetch themselves again. */
+export function refreshesCards(view: JobView): boolean {
+  return view.job.kind === 'index' && view.job.state === 'done';
+}
+
 export class NeuronCardView extends Widget {
   card: NeuronCard | null = null;
+  /** the input side, read from the weights: fetched once, an index update does not change it */
+  private inputs: Promise<NeuronInputs | Error> | null = null;
+  /** how many times the card was fetched (a finished index job fetches it again) */
+  private loads = 0;
 
   constructor(
     readonly args: CardArgs,
@@ -72,7 +82,19 @@ export class NeuronCardView extends Widget {
     this.node.dataset.index = String(args.index);
     this.node.dataset.model = args.model;
     this.node.append(el('p', 'ls-spinner', `Loading the card of ${cardLabel(args)}…`));
+    model.jobs.changed.connect(this.onJob, this);
     void this.load();
+  }
+
+  dispose(): void {
+    this.model.jobs.changed.disconnect(this.onJob, this);
+    super.dispose();
+  }
+
+  private onJob(_: unknown, view: JobView): void {
+    if (refreshesCards(view) && !this.isDisposed) {
+      void this.load(); // the old card stays on screen until the new one is here
+    }
   }
 
   /** "Ablate in the current analysis": zero this neuron at every position of the analyzed text. */
@@ -89,12 +111,25 @@ export class NeuronCardView extends Widget {
   private async load(): Promise<void> {
     const { model, layer, index } = this.args;
     // the input side is read from the weights: it needs no index, and its failure is its own
-    const inputs = this.model.neuronInputs(model, layer, index).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    const inputs = (this.inputs ??= this.model.neuronInputs(model, layer, index).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+    const load = ++this.loads;
     try {
-      this.card = await this.model.neuronCard(model, layer, index);
-      this.node.replaceChildren(renderCard(this.card, this.commands, await inputs));
-      this.node.firstElementChild?.querySelector('h2')?.after(this.ablateBar());
+      const card = await this.model.neuronCard(model, layer, index);
+      if (load !== this.loads || this.isDisposed) {
+        return; // a newer fetch is under way
+      }
+      this.card = card;
+      const rendered = renderCard(card, this.commands, await inputs);
+      rendered.querySelector('h2')?.after(this.ablateBar());
+      const top = this.node.scrollTop; // a refreshed card stays where the reader was
+      this.node.replaceChildren(rendered);
+      this.node.scrollTop = top;
+      this.node.dataset.loads = String(load);
     } catch (err) {
+      if (load !== this.loads || this.isDisposed) {
+        return;
+      }
+      this.node.dataset.loads = String(load);
       const missing = err instanceof LenscopeApiError && err.code === 'index_not_found';
       this.node.replaceChildren(
         el('h2', '', `Neuron L${layer}.N${index} of ${model}`),

@@ -13,10 +13,11 @@ import { LenscopeApiError, NeuronCard } from '../api/client';
 import { featureLabel } from '../api/features';
 import { activationColor } from '../colors';
 import { describe } from '../errors';
+import type { JobView } from '../jobs';
 import { el, fmt, visible } from '../format';
 import type { LenscopeModel, Run } from '../model';
 import { CommandIDs } from '../tokens';
-import { renderCard } from './card';
+import { refreshesCards, renderCard } from './card';
 import { copyCodeButton } from './copycode';
 import { activationLegend } from './legend';
 
@@ -94,6 +95,8 @@ export class FeatureCardView extends Widget {
   card: NeuronCard | null = null;
   private readonly onText = el('div', 'ls-feature-on-text-slot');
   private shown: Analysis | null | undefined = undefined;
+  /** how many times the card was fetched (a finished index job fetches it again) */
+  private loads = 0;
 
   constructor(
     readonly args: FeatureArgs,
@@ -109,12 +112,21 @@ export class FeatureCardView extends Widget {
     this.node.dataset.model = args.model;
     this.node.append(el('p', 'ls-spinner', `Loading the card of feature ${featureCardLabel(args)}…`));
     model.runChanged.connect(this.followRun, this);
+    model.jobs.changed.connect(this.onJob, this);
     void this.load();
   }
 
   dispose(): void {
     this.model.runChanged.disconnect(this.followRun, this);
+    this.model.jobs.changed.disconnect(this.onJob, this);
     super.dispose();
+  }
+
+  /** A finished index build or update: fetch the card again (the old one stays until then). */
+  private onJob(_: unknown, view: JobView): void {
+    if (refreshesCards(view) && !this.isDisposed) {
+      void this.load();
+    }
   }
 
   private followRun(_: unknown, run: Run | null): void {
@@ -142,14 +154,26 @@ export class FeatureCardView extends Widget {
   private async load(): Promise<void> {
     const { model, sae, index } = this.args;
     this.followRun(null, this.model.run);
+    const load = ++this.loads;
     try {
-      this.card = await this.model.client.featureCard(model, sae, index);
-      const root = renderCard(this.card, this.commands);
+      const card = await this.model.client.featureCard(model, sae, index);
+      if (load !== this.loads || this.isDisposed) {
+        return; // a newer fetch is under way
+      }
+      this.card = card;
+      this.node.dataset.loads = String(load);
+      const root = renderCard(card, this.commands);
       root.querySelector('h2')?.after(this.header());
       // the feature on the current text, before the corpus' examples
       root.querySelector('.ls-effects')?.after(this.onText);
+      const top = this.node.scrollTop; // a refreshed card stays where the reader was
       this.node.replaceChildren(root);
+      this.node.scrollTop = top;
     } catch (err) {
+      if (load !== this.loads || this.isDisposed) {
+        return;
+      }
+      this.node.dataset.loads = String(load);
       const missing = err instanceof LenscopeApiError && err.code === 'index_not_found';
       const parts: HTMLElement[] = [
         el('h2', '', `Feature ${featureCardLabel(this.args)}`),

@@ -2,6 +2,8 @@
  * The side panel's jobs: building the workspace's neuron index, and comparing two models over
  * the workspace. Each shows its newest job: progress, "cancelling…" as soon as cancel is
  * pressed, and its last state ("done", "failed: …", "cancelled") until the next job starts.
+ * The index's newest job may be an update the server started because a file it covers was
+ * saved: "updating the index after saving src/m05.py", then what it reused.
  */
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
@@ -40,6 +42,7 @@ class JobSection {
     const { job } = view;
     const running = isActive(job);
     this.node.dataset.jobState = view.cancelling ? 'cancelling' : job.state;
+    this.node.dataset.trigger = job.trigger ?? 'request'; // "save": an update after saving a file it covers
     this.progress.hidden = false;
     this.cancel.hidden = !running;
     this.cancel.disabled = view.cancelling;
