@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 
 from lenscope import defaults
 from lenscope.errors import LenscopeError
+
+DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64")  # lenscope.models.registry.DTYPES, without importing torch
 
 
 def _line_range(spec: str) -> tuple[int, int]:
@@ -54,7 +57,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     text = read_file(path)
     context, selection = select_lines(text, args.lines)
     interventions = [parse_intervention(spec) for spec in args.ablate]
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
     kwargs: dict[str, Any] = {"context": context, "top_k": args.top_k, "top_neurons": args.top_neurons, "model_name": args.model}
     if args.sae:
         from lenscope.models.sae_registry import load_named_sae
@@ -207,7 +210,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     if not 1 <= args.line <= len(lines) or not 1 <= args.col <= len(lines[args.line - 1].rstrip("\n")) + 1:
         raise LenscopeError(f"--line {args.line} --col {args.col} is outside {path} ({len(lines)} lines)")
     offset = sum(len(line) for line in lines[: args.line - 1]) + args.col - 1
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
     _, spans = split_context(model.tokenizer, "", text)
     position = max(0, int(np.searchsorted(spans.end, offset, side="right")))
     position = min(position, len(spans.ids) - 2)
@@ -270,6 +273,7 @@ def _progress_bar(label: str) -> Any:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    from lenscope.index.shard_store import shards_dir_for
     from lenscope.index.store import changed_files
     from lenscope.models.registry import load_model
     from lenscope.workspace import build_index_over
@@ -280,9 +284,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     if changed == [] and not args.force:
         print(f"{out} is up to date ({len(corpus.docs)} files unchanged); --force rebuilds it")
         return 0
-    if changed:
+    if args.force:
+        shutil.rmtree(shards_dir_for(out), ignore_errors=True)  # a full rebuild: no stored shard is reused
+    elif changed:
         listed = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "")
-        print(f"{len(changed)} files changed since {out} was built ({listed}): rebuilding")
+        print(f"{len(changed)} files changed since {out} was built ({listed}): updating")
+    engine = None
+    if args.engine == "ray":
+        from lenscope.index.ray_engine import ray_engine_for
+
+        engine = ray_engine_for(
+            args.model, device=args.device, dtype=args.dtype, sae_name=args.sae, address=args.address, workers=args.workers
+        )
     sae = None
     if args.sae:
         from lenscope.models.sae_registry import load_named_sae
@@ -293,7 +306,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     with _progress_bar("indexing") as bar:
         task = bar.add_task("index", total=None)
         result = build_index_over(
-            lambda: load_model(args.model, device=args.device),
+            lambda: load_model(args.model, device=args.device, dtype=args.dtype),
             args.model,
             corpus,
             out,
@@ -301,18 +314,21 @@ def cmd_index(args: argparse.Namespace) -> int:
             progress=lambda p: bar.update(task, completed=p["tokens_done"], total=p["tokens_total"]),
             root_label=str(corpus.root),
             sae=sae,
+            engine=engine,
         )
     unit = f"feature of {sae.name}" if sae else "neuron"
-    print(f"wrote {out}: {result['files']} files, {result['tokens']:,} tokens, {args.k} examples per {unit}")
+    reused = f", {result['shards_reused']} of {result['shards']} shards reused" if result["shards_reused"] else ""
+    print(f"wrote {out}: {result['files']} files, {result['tokens']:,} tokens, {args.k} examples per {unit}"
+          f" ({args.engine} engine, {result['seconds']:.1f} s{reused})")  # fmt: skip
     return 0
 
 
-def _scan_for(name: str, docs: list[Any], scans_dir: Path, device: str | None) -> Any:
+def _scan_for(name: str, docs: list[Any], scans_dir: Path, device: str | None, dtype: str | None = None) -> Any:
     """The stored scan of these files by ``name``, or a new one (then stored): a join, not a re-run."""
     from lenscope.compare import scan_path, stored_or_new_scan
     from lenscope.models.registry import load_model
 
-    result, reused = stored_or_new_scan(lambda: load_model(name, device=device), name, docs, scans_dir)
+    result, reused = stored_or_new_scan(lambda: load_model(name, device=device, dtype=dtype), name, docs, scans_dir)
     if reused:
         print(f"{name}: reusing the scan in {scan_path(scans_dir, name)}", file=sys.stderr)
     return result
@@ -326,7 +342,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from lenscope.compare import good_at
 
     corpus = _corpus(args)
-    result = _scan_for(args.model, corpus.docs, corpus.root / args.scans, args.device)
+    result = _scan_for(args.model, corpus.docs, corpus.root / args.scans, args.device, args.dtype)
     groups, confident = good_at(result, min_count=args.min_count)
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"What {args.model} is good at: mean log-prob over the corpus's own bigram baseline")
@@ -354,7 +370,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from lenscope.workspace import compare_over
 
     corpus = _corpus(args)
-    load = functools.cache(lambda name: load_model(name, device=args.device))
+    load = functools.cache(lambda name: load_model(name, device=args.device, dtype=args.dtype))
     with _progress_bar("comparing") as bar:
         task = bar.add_task("compare", total=None)
         result, rows = compare_over(
@@ -470,7 +486,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     from lenscope.models.registry import load_model
 
     path = Path(args.index)
-    model = load_model(args.model or _open_index(args.index).manifest["model"], device=args.device)
+    model = load_model(args.model or _open_index(args.index).manifest["model"], device=args.device, dtype=args.dtype)
     d = describe_stored(path, model)
     both, occurs, fires = d.counts[:, 2], d.counts[:, 0], d.counts[:, 1]
     has = (d.token >= 0) & (occurs > 0) & (fires > 0)
@@ -550,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--lines", type=_line_range, help="A:B, 1-based inclusive; earlier lines are context")
     an.add_argument("--model", default=DEFAULT_MODEL)
     an.add_argument("--device", default=None)
+    an.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
     an.add_argument("--top-k", type=int, default=defaults.TOP_K)
     an.add_argument("--top-neurons", type=int, default=defaults.TOP_NEURONS)
     an.add_argument("--json", action="store_true", help="print the wire schema's JSON instead of a table")
@@ -570,6 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     wy.add_argument("--model", default=DEFAULT_MODEL)
     wy.add_argument("--top", type=int, default=defaults.TOP_NEURONS, help="heads and neurons listed")
     wy.add_argument("--device", default=None)
+    wy.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
     wy.set_defaults(func=cmd_why)
     ix = sub.add_parser("index", help="build a neuron index (Neuroscope over your files)")
     ix.add_argument("paths", nargs="+", help="files or folders under --root")
@@ -578,8 +596,13 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--root", default=".", help="the paths are relative to this folder, and recorded so")
     ix.add_argument("--k", type=int, default=defaults.INDEX_K, help="top examples kept per neuron")
     ix.add_argument("--device", default=None)
+    ix.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
     ix.add_argument("--force", action="store_true", help="rebuild even when no file changed")
     ix.add_argument("--sae", help="index this SAE's features instead of the MLP neurons")
+    ix.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="where the forward passes run: here, or on a Ray cluster (pip install 'lenscope[ray]')")  # fmt: skip
+    ix.add_argument("--address", help="with --engine ray: the cluster's host:port (default: start a local one)")
+    ix.add_argument("--workers", type=int, default=2, help="with --engine ray: worker processes, one model each")
     ix.set_defaults(func=cmd_index)
     cp = sub.add_parser("compare", help="two models token by token over files: where does A beat B?")
     cp.add_argument("paths", nargs="+", help="files or folders under --root")
@@ -592,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--csv", help="write every token's row as CSV")
     cp.add_argument("--jsonl", help="write every token's row as JSON lines")
     cp.add_argument("--device", default=None)
+    cp.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
     cp.add_argument("--scans", default=defaults.SCANS_DIR, help="where per-model scans are stored (under --root)")
     cp.add_argument("--ablate", type=int, default=0, metavar="N",
                     help="zero-ablate the top N neurons that carry A's advantage at the top rows: how much is lost?")  # fmt: skip
@@ -604,11 +628,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--top", type=int, default=25)
     sc.add_argument("--min-count", type=int, default=defaults.MIN_COUNT)
     sc.add_argument("--device", default=None)
+    sc.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
     sc.set_defaults(func=cmd_scan)
     ds = sub.add_parser("describe", help="add a one-line description of every neuron to an index built before them")
     ds.add_argument("index", help="the index folder")
     ds.add_argument("--model", default=None, help="default: the index's model")
     ds.add_argument("--device", default=None)
+    ds.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
     ds.set_defaults(func=cmd_describe)
     cd = sub.add_parser("card", help="a neuron's card from an index (description, top examples), or search neurons")
     cd.add_argument("neuron", nargs="?", help="LAYER.INDEX, e.g. 0.42")

@@ -24,7 +24,10 @@ class LenscopeApp(ExtensionApp):
     name = "lenscope"
 
     default_model = Unicode(DEFAULT_MODEL, help="Model used when a request names none").tag(config=True)
-    device = Unicode("", help="Torch device for the worker ('cpu', 'cuda', ...); empty: CPU").tag(config=True)
+    device = Unicode("", help="Torch device for the worker ('cpu', 'cuda', 'mps', ...); empty: CPU").tag(config=True)
+    dtype = Unicode("", help="Load models in this dtype ('float32', 'float16', 'bfloat16', 'float64'); empty: as stored").tag(
+        config=True
+    )
     cache_size = Int(256, help="Finished analyses kept in memory (LRU), at most").tag(config=True)
     cache_mb = Int(256, help="Memory the cached analyses may take, in MB (one response over a quarter of it is not kept)").tag(
         config=True
@@ -55,6 +58,7 @@ class LenscopeApp(ExtensionApp):
         self.worker = WorkerClient(
             WorkerConfig(
                 device=self.device or None,
+                dtype=self.dtype or None,
                 memory_limit_mb=self.worker_memory_limit_mb,
                 idle_unload_s=self.idle_unload_s,
                 model_dirs=dirs,

@@ -32,7 +32,7 @@ CONNECT_TIMEOUT_S = 3.0
 
 
 def load_units(
-    model_name: str, model_dirs: tuple[str, ...], device: str | None, sae_name: str | None
+    model_name: str, model_dirs: tuple[str, ...], device: str | None, sae_name: str | None, dtype: str | None = None
 ) -> tuple[Any, list[str], Encode]:
     """The model and the hooks and encoding of its units, as a build's own process has them."""
     from lenscope.index.reduce import units_of
@@ -40,7 +40,7 @@ def load_units(
     from lenscope.models.sae_registry import load_named_sae
 
     dirs = tuple(Path(d) for d in model_dirs)
-    model = load_model(model_name, device=device, model_dirs=dirs, allow_paths=False)
+    model = load_model(model_name, device=device, model_dirs=dirs, allow_paths=False, dtype=dtype)
     sae = None
     if sae_name:
         sae = load_named_sae(sae_name, dirs)
@@ -152,6 +152,7 @@ class RayEngine:
 
 
 def ray_engine_for(model_name: str, *, model_dirs: tuple[Path, ...] = (), device: str | None = None,
-                   sae_name: str | None = None, address: str | None = None, workers: int = 2) -> RayEngine:  # fmt: skip
-    load = functools.partial(load_units, model_name, tuple(str(d) for d in model_dirs), device, sae_name)
+                   dtype: str | None = None, sae_name: str | None = None, address: str | None = None,
+                   workers: int = 2) -> RayEngine:  # fmt: skip
+    load = functools.partial(load_units, model_name, tuple(str(d) for d in model_dirs), device, sae_name, dtype)
     return RayEngine(load, address=address, workers=workers)

@@ -21,9 +21,9 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from lenscope.errors import ModelUnavailable, UnknownModel
+from lenscope.errors import InvalidInput, ModelUnavailable, UnknownModel
 from lenscope.models.native import is_native_checkpoint, load_native, read_native_config
 from lenscope.models.tl_legacy import is_tl_legacy_config, is_tl_legacy_folder, load_tl_legacy_folder, missing_config_keys
 from lenscope.models.tl_legacy import problem as tl_legacy_problem
@@ -202,14 +202,38 @@ def list_models(model_dirs: tuple[Path, ...] = ()) -> list[ModelInfo]:
     return out
 
 
+DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "float64": "float64"}
+
+
+def parse_dtype(dtype: str | None) -> Any:
+    """A ``torch.dtype`` from its name (``float32``, ``float16``, ``bfloat16``, ``float64``); None stays None."""
+    if not dtype:
+        return None
+    import torch
+
+    if dtype not in DTYPES:
+        raise InvalidInput(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    return getattr(torch, DTYPES[dtype])
+
+
 def load_model(
-    name: str, device: str | None = None, model_dirs: tuple[Path, ...] = (), allow_paths: bool = True
-) -> TransformerBridge:
-    """Load ``name`` as a ``TransformerBridge`` in eval mode.
+    name: str, device: str | None = None, model_dirs: tuple[Path, ...] = (), allow_paths: bool = True,
+    dtype: str | None = None,
+) -> TransformerBridge:  # fmt: skip
+    """Load ``name`` as a ``TransformerBridge`` in eval mode, on ``device`` (default: CPU) in
+    ``dtype`` (default: as stored).
 
     Raises :class:`UnknownModel` or :class:`ModelUnavailable` (naming the model and what is
     missing) without touching the network for an uncached hub model.
     """
+    torch_dtype = parse_dtype(dtype)  # checked before anything loads
+    bridge = _load_model(name, device, model_dirs, allow_paths)
+    if torch_dtype is not None:
+        bridge = bridge.to(torch_dtype)
+    return bridge
+
+
+def _load_model(name: str, device: str | None, model_dirs: tuple[Path, ...], allow_paths: bool) -> TransformerBridge:
     info = resolve(name, model_dirs, allow_paths)
     if not info.loadable:
         raise ModelUnavailable(f"cannot load model {name!r}: {info.reason}")

@@ -56,6 +56,7 @@ class WorkerError(LenscopeError):
 @dataclass
 class WorkerConfig:
     device: str | None = None
+    dtype: str | None = None
     memory_limit_mb: int = 0
     idle_unload_s: float = 0
     model_dirs: list[str] = field(default_factory=list)
@@ -159,6 +160,7 @@ class WorkerClient:
         c = self.config
         return {
             "device": c.device,
+            "dtype": c.dtype,
             "memory_limit_mb": c.memory_limit_mb,
             "idle_unload_s": c.idle_unload_s,
             "model_dirs": c.model_dirs,

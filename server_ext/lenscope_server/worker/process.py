@@ -24,9 +24,11 @@ from lenscope_server.worker.protocol import pack_frame, read_frame
 
 
 class Worker:
-    def __init__(self, out: BinaryIO, device: str | None, memory_limit_mb: int, idle_unload_s: float, model_dirs: list[str]):
+    def __init__(self, out: BinaryIO, device: str | None, memory_limit_mb: int, idle_unload_s: float, model_dirs: list[str],
+                 dtype: str | None = None):  # fmt: skip
         self.out = out
         self.device = device
+        self.dtype = dtype
         self.memory_limit_mb = memory_limit_mb
         self.idle_unload_s = idle_unload_s
         self.model_dirs = tuple(Path(d) for d in model_dirs)
@@ -60,7 +62,8 @@ class Worker:
         if name not in self.models:
             from lenscope.models.registry import load_model
 
-            self.models[name] = load_model(name, device=self.device, model_dirs=self.model_dirs, allow_paths=False)
+            self.models[name] = load_model(name, device=self.device, model_dirs=self.model_dirs, allow_paths=False,
+                                           dtype=self.dtype)  # fmt: skip
             gc.freeze()  # the model's objects live long: keep them out of every later collection
         self.last_used[name] = time.monotonic()
         return self.models[name]
@@ -238,7 +241,7 @@ class Worker:
         if settings.get("kind") == "ray":
             from lenscope.index.ray_engine import ray_engine_for
 
-            engine = ray_engine_for(args["model"], model_dirs=self.model_dirs, device=self.device,
+            engine = ray_engine_for(args["model"], model_dirs=self.model_dirs, device=self.device, dtype=self.dtype,
                                     sae_name=args.get("sae"), address=settings.get("address") or None,
                                     workers=int(settings.get("workers") or 2))  # fmt: skip
         return build_index_over(
@@ -351,6 +354,7 @@ def main() -> None:
         memory_limit_mb=int(config.get("memory_limit_mb", 0)),
         idle_unload_s=float(config.get("idle_unload_s", 0)),
         model_dirs=list(config.get("model_dirs", [])),
+        dtype=config.get("dtype") or None,
     )
     # the heartbeat first: importing torch below can take seconds on a loaded machine
     threading.Thread(target=worker.heartbeat, args=(HEARTBEAT_S,), daemon=True).start()
