@@ -209,6 +209,7 @@ def _forward_windows(
     timings: dict[str, float],
     reduce: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
     intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
+    reported_logits_only: bool = False,
 ) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
     """Run the plan's windows in batches; yield ``(window, positions, logits, hooked acts)``.
 
@@ -219,6 +220,11 @@ def _forward_windows(
     change the forward of a batch of windows (row ``b`` is ``batch[b]``, BOS first); they run
     before the captures, so what is captured is the intervened activation. Time spent outside the forward (in the
     caller, between yields) is the caller's to count.
+
+    With ``reported_logits_only`` the unembedding is applied to the reported positions only (a
+    hook hands it just those rows of its input): windows overlap by half, so a long text's
+    forward otherwise computes logits for about twice the positions anyone reads, and on a
+    small model the unembedding is the largest matmul of the pass.
     """
     device = _model_device(model)
     d_vocab = model_dims(model)[2]
@@ -234,13 +240,42 @@ def _forward_windows(
         fwd = (intervene(batch) if intervene else []) + [
             (h, capture(acts, (reduce or {}).get(h))) if isinstance(h, str) else (h[0], capture(acts, h[1])) for h in hooks
         ]
-        logits = _run_hooked(model, x, fwd)
+        locals_ = [slice(max(w.report_from, plan.first) - w.start + 1, w.report_to - w.start + 1) for w in batch]
+        rows = None
+        if reported_logits_only and _hook_point(model, UNEMBED_IN) is not None:
+            width = body + 1
+            rows = torch.cat(
+                [torch.arange(b * width + sl.start, b * width + sl.stop, device=device) for b, sl in enumerate(locals_)]
+            )
+            logits = _run_hooked(model, x, [*fwd, (UNEMBED_IN, _pick_rows(rows))])
+            if logits.shape[:2] != (1, len(rows)):  # the model reshaped what it unembeds: do it all
+                acts.clear()
+                rows, logits = None, _run_hooked(model, x, fwd)
+        else:
+            logits = _run_hooked(model, x, fwd)
         timings["forward"] += (time.perf_counter() - t0) * 1000
-        for b, w in enumerate(batch):
-            lo = max(w.report_from, plan.first)
+        offset = 0
+        for b, (w, local) in enumerate(zip(batch, locals_)):
+            lo = local.start + w.start - 1
             positions = torch.arange(lo, w.report_to, device=device)
-            local = slice(lo - w.start + 1, w.report_to - w.start + 1)  # a view, not a copy
-            yield w, positions, logits[b, local], [a[b, local] for a in acts]
+            if rows is None:
+                window_logits = logits[b, local]  # a view, not a copy
+            else:
+                window_logits = logits[0, offset : offset + len(positions)]
+                offset += len(positions)
+            yield w, positions, window_logits, [a[b, local] for a in acts]
+
+
+UNEMBED_IN = "unembed.hook_in"
+
+
+def _pick_rows(rows: torch.Tensor) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+    """A hook giving the unembedding only ``rows`` of its ``[batch, pos, d_model]`` input (as ``[1, rows, d_model]``)."""
+
+    def hook(resid: torch.Tensor, hook: Any) -> torch.Tensor:
+        return resid.reshape(-1, resid.shape[-1]).index_select(0, rows)[None]
+
+    return hook
 
 
 @torch.inference_mode()
@@ -276,7 +311,8 @@ def _derive_predictions(
     # Rows are derived in chunks so each temporary stays ~16 MB: fresh multi-hundred-MB
     # tensors cost more in page faults than the arithmetic on them (GPT-2's vocabulary).
     chunk = max(1, DERIVE_CHUNK_ELEMENTS // max(model_dims(model)[2], d_mlp * model_dims(model)[0], 1))
-    for _, positions, window_logits, window_acts in _forward_windows(model, plan, hooks, timings, intervene=intervene):
+    windows = _forward_windows(model, plan, hooks, timings, intervene=intervene, reported_logits_only=True)
+    for _, positions, window_logits, window_acts in windows:
         t1 = time.perf_counter()
         first = int(positions[0]) if len(positions) else 0  # positions are consecutive
         for c in range(0, len(positions), chunk):
