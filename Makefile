@@ -67,3 +67,5 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_attention
 	$(BIN)/python -m benchmarks.bench_interventions
 	$(BIN)/python -m benchmarks.bench_models
+	$(BIN)/python -m benchmarks.bench_index
+	$(BIN)/python -m benchmarks.bench_scale

@@ -21,7 +21,7 @@ import torch
 
 from lenscope import defaults
 from lenscope.analysis import bos_id, model_dims
-from lenscope.errors import InvalidInput
+from lenscope.errors import InvalidInput, StorageFailed
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document
 from lenscope.index.describe import describe_index
@@ -131,11 +131,12 @@ def build_index(
     )  # fmt: skip
     plan = plan_shards([d.path for d in docs], [d.sha256 for d in docs], windows, key)
     store = ShardStore(shards_dir, n_units, ctx) if shards_dir is not None else None
-    results: dict[str, ShardResult] = {}
+    # with a store, results live on disk and are read back one at a time to merge: memory
+    # stays O(units x k) however many shards (10M tokens of the default model: ~600 shards)
+    results: dict[str, ShardResult | None] = {}
     for shard in plan:
-        found = store.load(shard.key) if store else None
-        if found is not None:
-            results[shard.key] = found
+        if store and store.has(shard.key):
+            results[shard.key] = None
     todo = [s for s in plan if s.key not in results]
     if stats is not None:
         stats.update(shards=len(plan), reused=len(plan) - len(todo))
@@ -157,7 +158,7 @@ def build_index(
     def on_done(task: ShardTask, result: ShardResult) -> None:
         if store:
             store.save(task.shard.key, result)  # before it counts as done: a kill after this resumes past it
-        results[task.shard.key] = result
+        results[task.shard.key] = None if store else result
 
     if cancelled and cancelled():
         raise IndexCancelled("the index build was cancelled")
@@ -165,7 +166,7 @@ def build_index(
         (engine or LocalEngine(model, hooks, encode)).run(tasks, settings, on_done, on_tokens, cancelled)
     elif progress:
         progress({"tokens_done": total, "tokens_total": total, "rate": 0.0, "eta_s": 0.0})
-    merged = merge([(s, results[s.key]) for s in plan], k)
+    merged = merge(((s, results[s.key] or _load(store, s.key)) for s in plan), k)
 
     # one-time cost, independent of the corpus (for GPT-2 small: 36,864 x 50,257 dot products)
     if sae is None:
@@ -211,6 +212,13 @@ def build_index(
     if store:
         store.prune({s.key for s in plan} | store.kept_counts)
     return arrays
+
+
+def _load(store: ShardStore | None, key: str) -> ShardResult:
+    found = store.load(key) if store else None
+    if found is None:  # removed or damaged since it was checked: the next build computes it again
+        raise StorageFailed(f"stored index shard {key} could not be read back; run the build again")
+    return found
 
 
 def weights_fingerprint(module: Any) -> str:

@@ -42,6 +42,10 @@ class ShardStore:
         for stale in self.folder.glob(".tmp-*"):  # left by a killed build: never complete
             stale.unlink(missing_ok=True)
 
+    def has(self, key: str) -> bool:
+        """A stored result that loads whole (checked once here, so a damaged file is computed again)."""
+        return self.load(key) is not None
+
     def load(self, key: str) -> ShardResult | None:
         try:
             with np.load(self.folder / f"{key}{SUFFIX}", allow_pickle=False) as a:

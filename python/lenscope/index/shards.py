@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,14 +147,16 @@ def padded(r: ShardResult, k: int) -> ShardResult:
     )  # fmt: skip
 
 
-def merge(results: list[tuple[Shard, ShardResult]], k: int) -> ShardResult:
-    """All shards' results, in window order, folded into one store of ``k`` examples per unit."""
+def merge(results: Iterable[tuple[Shard, ShardResult]], k: int) -> ShardResult:
+    """All shards' results, given in window order (an iterator may load them one at a time:
+    memory stays one shard plus the store), folded into one store of ``k`` examples per unit."""
     store: ShardResult | None = None
-    for shard, result in sorted(results, key=lambda sr: sr[0].first_window):
+    last = -1
+    for shard, result in results:
+        if shard.first_window <= last:
+            raise ValueError("shards must be merged in window order")
+        last = shard.first_window
         store = fold(store, result, shard.first_window, k)
     if store is None:
         raise ValueError("no shards to merge")
     return padded(store, k)
-
-
-ShardRunner = Callable[[Shard], ShardResult]
