@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from lenscope.errors import StorageFailed
 from lenscope.index import shard_store
@@ -211,3 +212,21 @@ def test_padded_store_marks_missing_examples() -> None:
     assert np.isnan(p.context[:, 1:].astype(np.float32)).all()
     with pytest.raises(ValueError):
         merge([], 3)
+
+
+def test_stored_shards_are_never_reused_for_other_weights(gelu: Any, corpus: Path, tmp_path: Path) -> None:
+    """One weight edited (as a researcher patching a neuron does): every shard runs again."""
+    from lenscope.models.registry import load_model
+
+    docs, _ = read_documents(corpus, ["."])
+    docs = docs[:6]
+    stats: dict[str, int] = {}
+    build_index(gelu, docs, OPTIONS, shards_dir=tmp_path / "s", stats=stats)
+    edited = load_model("lenscope-gelu-1l")
+    [w_out] = [p for n, p in edited.named_parameters() if "fc_out" in n and n.endswith("weight")]
+    with torch.no_grad():
+        w_out[7, 5] += 1e-3  # one weight of one neuron's output
+    build_index(edited, docs, OPTIONS, shards_dir=tmp_path / "s", stats=stats)
+    assert stats["shards"] > 0 and stats["reused"] == 0
+    build_index(gelu, docs, OPTIONS, shards_dir=tmp_path / "s", stats=stats)
+    assert stats["reused"] == 0  # pruned when the edited model's build ended: only current shards are kept
