@@ -29,7 +29,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "queue_full": 503,
     "out_of_memory": 503,
     "worker_timeout": 504,
-    "storage_failed": 507,
+    "storage_failed": 503,  # a full disk: only in job errors today; 503 if one ever surfaces in a request
     "engine_unavailable": 503,
     "internal": 500,
 }
