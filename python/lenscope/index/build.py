@@ -178,7 +178,7 @@ def build_index(
         else:  # a hook point with no linear path to the residual stream: no logit effects
             none_i, none_v = np.zeros((n_units, 0), np.int32), np.zeros((n_units, 0), np.float32)
             ids_hi, val_hi, ids_lo, val_lo = none_i, none_v, none_i, none_v
-    used = sorted(set(tokens.tolist()) | set(ids_hi.reshape(-1).tolist()) | set(ids_lo.reshape(-1).tolist()))
+    used = np.union1d(np.unique(tokens), np.union1d(ids_hi.reshape(-1), ids_lo.reshape(-1))).tolist()  # no list of every token
     arrays = IndexArrays(
         k=k,
         before=options.before,
