@@ -43,14 +43,16 @@ def ray_rows(model: Any, docs: list[Document]) -> list[dict[str, Any]]:
     rows = []
     t = time.perf_counter()
     local = build_index(model, docs, BuildOptions())
-    rows.append({"engine": "local (this process)", "workers": 1, "seconds": time.perf_counter() - t, "shards_s": None})
+    rows.append({"engine": "local (this process)", "workers": 1, "seconds": time.perf_counter() - t, "shards_s": None,
+                 "first_s": None})  # fmt: skip
     for workers in (1, 2):
         ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
         engine = ray_engine_for("lenscope-gelu-1l", workers=workers)
         engine.threads_per_worker = 2 // workers  # the same 2 cores in both runs
         t = time.perf_counter()
         on_ray = build_index(model, docs, BuildOptions(), engine=engine)
-        rows.append({"engine": "ray", "workers": workers, "seconds": time.perf_counter() - t, "shards_s": engine.info["seconds"]})
+        rows.append({"engine": "ray", "workers": workers, "seconds": time.perf_counter() - t, "shards_s": engine.info["seconds"],
+                     "first_s": engine.info["first_shard_s"]})  # fmt: skip
         assert on_ray.top_values.tobytes() == local.top_values.tobytes()
         ray.shutdown()
     return rows
@@ -188,26 +190,44 @@ def build_memory_row(tokens: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument("--parts", default="ray,update,lookup,build", help="which tables (comma-separated)")
     parser.add_argument("--skip-big", action="store_true", help="no 10M-token rows")
     parser.add_argument("--tokens", type=int, default=60_000, help="corpus of the Ray and update rows")
     args = parser.parse_args()
     torch.set_num_threads(2)
     model = default_model()
     docs = held_out_docs(args.tokens, model.tokenizer)
-    if not args.skip_ray:
-        print("| engine | workers | build (s) | of which shards (s) |\n|---|---:|---:|---:|")
+    parts = set(args.parts.split(","))
+    if "ray" in parts:
+        print("| engine | workers | build (s) | of which shards (s) | until the first shard: workers up, model loaded (s) |")
+        print("|---|---:|---:|---:|---:|")
         for r in ray_rows(model, docs):
             shards = "" if r["shards_s"] is None else f"{r['shards_s']:.1f}"
-            print(f"| {r['engine']} | {r['workers']} | {r['seconds']:.1f} | {shards} |")
+            first = "" if r["first_s"] is None else f"{r['first_s']:.1f}"
+            print(f"| {r['engine']} | {r['workers']} | {r['seconds']:.1f} | {shards} | {first} |")
         print()
+    if "update" in parts:
+        update_table(model, docs)
+    sizes = [1_000_000] + ([] if args.skip_big else [10_000_000])
+    if "lookup" in parts:
+        lookup_table(sizes)
+    if "build" in parts:
+        print("| tokens (synthetic) | build (s) | build peak RSS above the model (MiB) |\n|---:|---:|---:|")
+        for n in sizes:
+            b = build_memory_row(n)
+            print(f"| {int(b['tokens']):,} | {b['seconds']:.0f} | {b['peak_mib']:.0f} |", flush=True)
+
+
+def update_table(model: Any, docs: list[Document]) -> None:
     u = update_rows(model, docs)
     print("| workspace | full build (s) | update after editing the 1,000-line file (s) | shards reused | ratio |")
     print("|---|---:|---:|---:|---:|")
     print(f"| {u['files']} files, {u['tokens']:,} tokens | {u['full_s']:.2f} | {u['update_s']:.2f} | "
           f"{u['reused']} of {u['shards']} | {u['update_s'] / u['full_s']:.2f}x |")  # fmt: skip
     print()
-    sizes = [1_000_000] + ([] if args.skip_big else [10_000_000])
+
+
+def lookup_table(sizes: list[int]) -> None:
     print("| tokens | card p50 (ms) | card p99 (ms) | lookup peak RSS, mapped pages included (MiB) "
           "| lookup anonymous memory (MiB) | index on disk (MB) | corpus (MB) | top-k (MB) | disk / (2 x corpus + top-k) |\n"
           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")  # fmt: skip
@@ -222,10 +242,6 @@ def main() -> None:
               f"{s['corpus_bytes'] / mb:.0f} | {s['topk_bytes'] / mb:.1f} | "
               f"{s['disk_bytes'] / (2 * s['corpus_bytes'] + s['topk_bytes']):.2f} |")  # fmt: skip
     print()
-    print("| tokens (synthetic) | build (s) | build peak RSS above the model (MiB) |\n|---:|---:|---:|")
-    for n in sizes:
-        b = build_memory_row(n)
-        print(f"| {int(b['tokens']):,} | {b['seconds']:.0f} | {b['peak_mib']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -132,8 +132,10 @@ class RayEngine:
             num_gpus=1 if gpus else 0,
         )
         started = time.monotonic()
+        first: float | None = None
         try:
             for row in ds.iter_rows():
+                first = first if first is not None else time.monotonic() - started  # workers started, model loaded
                 if cancelled and cancelled():
                     raise IndexCancelled("the index build was cancelled")
                 task = tasks[int(row["i"])]
@@ -148,7 +150,7 @@ class RayEngine:
             if type(exc).__module__.startswith("ray"):
                 raise EngineUnavailable(f"the Ray build failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
             raise
-        self.info = {"workers": self.workers, "gpus": gpus, "seconds": time.monotonic() - started}
+        self.info = {"workers": self.workers, "gpus": gpus, "seconds": time.monotonic() - started, "first_shard_s": first}
 
 
 def ray_engine_for(model_name: str, *, model_dirs: tuple[Path, ...] = (), device: str | None = None,
