@@ -67,6 +67,12 @@ def test_readme_workspace_commands(tmp_path: Path) -> None:
     assert notebook["cells"], "a notebook is indexed as its cells' sources"
     again = lenscope("index", "examples", "--out", "examples/.lenscope/indexes/workspace", cwd=tmp_path)
     assert again.returncode == 0 and "is up to date" in again.stdout
+    ray_out = lenscope("index", "examples", "--out", "/tmp/lenscope-ray-index", "--engine", "ray", "--workers", "2", "--force",
+                       cwd=tmp_path)  # fmt: skip
+    assert ray_out.returncode == 0 and "(ray engine," in ray_out.stdout, ray_out.stderr
+    for name in ("top_values", "top_windows", "top_context", "hist", "mean"):  # the same index as the local engine's
+        local = (tmp_path / "examples/.lenscope/indexes/workspace" / f"{name}.npy").read_bytes()
+        assert Path(f"/tmp/lenscope-ray-index/{name}.npy").read_bytes() == local, name
 
     out = lenscope(
         "compare", "examples", "--a", "lenscope-gelu-1l", "--b", "lenscope-attn-only-1l", "--min-count", "3", "--ablate", "5",
