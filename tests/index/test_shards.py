@@ -230,3 +230,13 @@ def test_stored_shards_are_never_reused_for_other_weights(gelu: Any, corpus: Pat
     assert stats["shards"] > 0 and stats["reused"] == 0
     build_index(gelu, docs, OPTIONS, shards_dir=tmp_path / "s", stats=stats)
     assert stats["reused"] == 0  # pruned when the edited model's build ended: only current shards are kept
+
+
+def test_the_build_bounds_native_memory_on_glibc() -> None:
+    """glibc's mmap threshold is fixed by the build (see lenscope.native_memory); this machine is glibc Linux."""
+    import platform
+
+    from lenscope.native_memory import bound_native_memory
+
+    assert platform.libc_ver()[0] == "glibc"
+    assert bound_native_memory() is True
