@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from lenscope.errors import EngineUnavailable
+from lenscope.errors import EngineUnavailable, LenscopeError
 from lenscope.index.engines import Done, ReduceSettings, ShardTask
 from lenscope.index.reduce import Encode, IndexCancelled
 
@@ -147,12 +147,11 @@ class RayEngine:
                 result = ShardResult(**{f: np.asarray(row[f]) for f in ShardResult.FIELDS}, count=int(row["count"]))
                 on_done(task, result)
                 on_tokens(result.count)
-        except IndexCancelled:
+        except LenscopeError:  # cancelled, or a shard could not be stored: the build's own errors
             raise
         except Exception as exc:  # a worker died and its retries ran out, the cluster went away, ...
-            if type(exc).__module__.startswith("ray"):
-                raise EngineUnavailable(f"the Ray build failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
-            raise
+            first_line = (str(exc).splitlines() or [""])[0][:300]
+            raise EngineUnavailable(f"the Ray build failed: {type(exc).__name__}: {first_line}") from None
         self.info = {"workers": self.workers, "gpus": gpus, "seconds": time.monotonic() - started, "first_shard_s": first}
 
 
