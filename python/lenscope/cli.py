@@ -284,7 +284,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if changed == [] and not args.force:
         print(f"{out} is up to date ({len(corpus.docs)} files unchanged); --force rebuilds it")
         return 0
-    if args.force:
+    if args.force or args.no_shards:
         shutil.rmtree(shards_dir_for(out), ignore_errors=True)  # a full rebuild: no stored shard is reused
     elif changed:
         listed = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "")
@@ -315,6 +315,7 @@ def cmd_index(args: argparse.Namespace) -> int:
             root_label=str(corpus.root),
             sae=sae,
             engine=engine,
+            keep_shards=not args.no_shards,
         )
     unit = f"feature of {sae.name}" if sae else "neuron"
     reused = f", {result['shards_reused']} of {result['shards']} shards reused" if result["shards_reused"] else ""
@@ -603,6 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where the forward passes run: here, or on a Ray cluster (pip install 'lenscope[ray]')")  # fmt: skip
     ix.add_argument("--address", help="with --engine ray: the cluster's host:port (default: start a local one)")
     ix.add_argument("--workers", type=int, default=2, help="with --engine ray: worker processes, one model each")
+    ix.add_argument("--no-shards", action="store_true",
+                    help="keep no shard results beside the index (no resume, no incremental update; saves disk)")  # fmt: skip
     ix.set_defaults(func=cmd_index)
     cp = sub.add_parser("compare", help="two models token by token over files: where does A beat B?")
     cp.add_argument("paths", nargs="+", help="files or folders under --root")

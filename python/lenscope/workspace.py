@@ -79,10 +79,12 @@ def build_index_over(
     sae: SparseAutoencoder | None = None,
     engine: Engine | None = None,
     model_key: str | None = None,
+    keep_shards: bool = True,
 ) -> dict[str, Any]:
     """Build a neuron index of ``corpus`` (of ``sae``'s features, when given) and write it
     atomically to ``out``; shard results are kept beside it (``.{out}.shards/``), so a build
-    that is killed resumes and one after an edit re-runs only the edited files' shards."""
+    that is killed resumes and one after an edit re-runs only the edited files' shards
+    (``keep_shards=False``: none are kept, for a corpus too big to keep its shards' results)."""
     from lenscope.index.build import BuildOptions, build_index
     from lenscope.index.shard_store import shards_dir_for
     from lenscope.index.store import write_index
@@ -90,8 +92,9 @@ def build_index_over(
     model = load()
     t0 = time.perf_counter()
     stats: dict[str, int] = {}
+    shards_dir = shards_dir_for(out) if keep_shards else None
     arrays = build_index(model, corpus.docs, BuildOptions(k=k), progress=throttled(progress), cancelled=cancelled,
-                         sae=sae, shards_dir=shards_dir_for(out), engine=engine, model_key=model_key, stats=stats)  # fmt: skip
+                         sae=sae, shards_dir=shards_dir, engine=engine, model_key=model_key, stats=stats)  # fmt: skip
     tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
     write_index(
         arrays,
