@@ -24,6 +24,8 @@ from benchmarks.common import bare_forward, default_model, gpt2_small_shaped, me
 from lenscope.analysis import analyze, bos_id
 from lenscope.windows import plan_windows
 
+MODELS = ("lenscope-gelu-1l", "gpt2-small-shaped")
+
 
 def windows_batch(model: Any, text: str) -> torch.Tensor:
     ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -36,11 +38,13 @@ def windows_batch(model: Any, text: str) -> torch.Tensor:
     return x
 
 
-def run(repeat: int) -> list[dict[str, Any]]:
+def run(repeat: int, models: tuple[str, ...] = MODELS) -> list[dict[str, Any]]:
     torch.set_num_threads(2)
     gelu = default_model()
     rows = []
-    for label, model in (("lenscope-gelu-1l", gelu), ("gpt2-small-shaped", gpt2_small_shaped(gelu.tokenizer))):
+    built = {"lenscope-gelu-1l": lambda: gelu, "gpt2-small-shaped": lambda: gpt2_small_shaped(gelu.tokenizer)}
+    for label in models:
+        model = built[label]()
         for n in (256, 1024):
             text = text_of_tokens(model.tokenizer, n)
             x = windows_batch(model, text)
@@ -64,8 +68,9 @@ def run(repeat: int) -> list[dict[str, Any]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
     args = ap.parse_args()
-    rows = run(args.repeat)
+    rows = run(args.repeat, tuple(args.models.split(",")))
     print(
         "| model | tokens | windows | analyze (ms) | bare forward (ms) | ratio | analyze's tokenize / forward / derive (ms) "
         "| ratio with analyze's forward replaced by the bare one |"

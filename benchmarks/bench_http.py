@@ -35,6 +35,7 @@ from benchmarks.server import TOKEN, jupyter_server
 from lenscope.wire import decode_msgpack
 
 MSGPACK = "application/msgpack"
+MODELS = ("lenscope-gelu-1l", "gpt2-small-shaped")
 
 
 class KeepAlive:
@@ -71,7 +72,7 @@ def post(base: str, body: dict[str, Any], accept: str) -> tuple[bytes, float]:
     return payload, (time.perf_counter() - t) * 1000
 
 
-def run(repeat: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def run(repeat: int, models: tuple[str, ...] = MODELS) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     torch.set_num_threads(2)
     gelu = default_model()
     rows, sizes = [], []
@@ -81,7 +82,9 @@ def run(repeat: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         extra = ("--LenscopeApp.model_dirs=models", "--LenscopeApp.cache_size=0", "--LenscopeApp.worker_threads=2")
         with jupyter_server(root, *extra) as base:
             client = KeepAlive(base)
-            for name, model in (("lenscope-gelu-1l", gelu), ("gpt2-small-shaped", gpt2_small_shaped(gelu.tokenizer))):
+            built = {"lenscope-gelu-1l": lambda: gelu, "gpt2-small-shaped": lambda: gpt2_small_shaped(gelu.tokenizer)}
+            for name in models:
+                model = built[name]()
                 for n in (256, 1024):
                     text = text_of_tokens(model.tokenizer, n)
                     body = {"text": text, "model": name}
@@ -116,7 +119,9 @@ def run(repeat: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
-    rows, sizes = run(ap.parse_args().repeat)
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    args = ap.parse_args()
+    rows, sizes = run(args.repeat, tuple(args.models.split(",")))
     print(
         "| model | tokens | windows | HTTP analyze, msgpack (ms) | bare forward (ms) | ratio | target "
         "| analyze's own forward (ms) | ratio with it replaced by the bare forward "
