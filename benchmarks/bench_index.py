@@ -71,8 +71,8 @@ def throughput(model: Any, label: str, max_tokens: int, batch: int) -> dict[str,
     docs = held_out_docs(max_tokens, model.tokenizer)
     bare_forward_tps(model, docs[:1], batch)  # warm up
     fw = bare_forward_tps(model, docs, batch)
-    # the streaming pass is timed by its own progress reports: the one-time logit effect after
-    # it (W_out @ W_U for every neuron, independent of the corpus) is reported apart
+    # the streaming pass is timed by its own progress reports; what follows it (the merge, the
+    # one-time logit effects W_out @ W_U, the descriptions' scoring pass) is reported apart
     marks: list[tuple[float, int]] = []
     t = time.perf_counter()
     arrays = build_index(
@@ -165,7 +165,8 @@ def main() -> None:
         throughput(gelu, "lenscope-gelu-1l", 60_000, 8),
         throughput(gpt2_small_shaped(gelu.tokenizer), "gpt2-small-shaped", 4_000, 1),
     ]
-    print("| model | tokens | index build (tok/s) | bare forward (tok/s) | ratio | target >= 0.85x | one-time logit effect (s) |")
+    print("| model | tokens | index build (tok/s) | bare forward (tok/s) | ratio | target >= 0.85x "
+          "| after the pass: merge, logit effects, descriptions (s) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---|---:|")
     for r in rows:
         ratio = r["build_tps"] / r["forward_tps"]
