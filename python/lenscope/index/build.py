@@ -29,7 +29,6 @@ from lenscope.index.engines import Engine, LocalEngine, ReduceSettings, ShardTas
 from lenscope.index.reduce import IndexCancelled, shard_inputs, units_of
 from lenscope.index.shard_store import ShardStore
 from lenscope.index.shards import ShardResult, merge, plan_shards, settings_key
-from lenscope.native_memory import bound_native_memory
 from lenscope.tokens import token_strings, tokenize_with_spans
 
 if TYPE_CHECKING:
@@ -99,7 +98,6 @@ def build_index(
     ``model_key`` names the weights in the shards' keys (default: a fingerprint of them);
     ``stats`` gets the number of shards and of those reused.
     """
-    bound_native_memory()  # else the heap keeps every batch's freed temporaries (see the module)
     n_layers, d_mlp, _, n_ctx = model_dims(model)
     if sae is not None:
         from lenscope.sae import check_fits

@@ -56,9 +56,6 @@ class ShardReducer:
         import torch
 
         torch.set_num_threads(threads)
-        from lenscope.native_memory import bound_native_memory
-
-        bound_native_memory()
         self.model, self.hooks, self.encode = load()
         self.settings = settings
 

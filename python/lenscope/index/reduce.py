@@ -16,6 +16,7 @@ import torch
 from lenscope.errors import JobCancelled
 from lenscope.index.arrays import HIST_EDGES
 from lenscope.index.shards import N_BINS, ShardResult
+from lenscope.native_memory import release_freed_memory
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 
@@ -140,6 +141,7 @@ def reduce_shard(
         hist += torch.bincount(bins.reshape(-1), minlength=n_units * N_BINS)
         if on_batch:
             on_batch(int(lengths_b.sum()))
+    release_freed_memory()  # the batches' freed temporaries, back to the system (see lenscope.native_memory)
     if top_v is None:
         raise ValueError("a shard has no windows")
     assert top_w is not None and top_p is not None and top_c is not None and hist is not None
