@@ -27,6 +27,7 @@ import numpy as np
 from lenscope.errors import EngineUnavailable, LenscopeError
 from lenscope.index.engines import Done, ReduceSettings, ShardTask
 from lenscope.index.reduce import Encode, IndexCancelled
+from lenscope.index.shards import ShardResult
 
 CONNECT_TIMEOUT_S = 3.0
 
@@ -139,8 +140,6 @@ class RayEngine:
                 if cancelled and cancelled():
                     raise IndexCancelled("the index build was cancelled")
                 task = tasks[int(row["i"])]
-                from lenscope.index.shards import ShardResult
-
                 result = ShardResult(**{f: np.asarray(row[f]) for f in ShardResult.FIELDS}, count=int(row["count"]))
                 on_done(task, result)
                 on_tokens(result.count)
