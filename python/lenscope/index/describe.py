@@ -136,7 +136,7 @@ def score_patterns(
     thr = torch.from_numpy(threshold.astype(np.float32)).to(device)
     counts = torch.zeros((3, n_units), dtype=torch.int64, device=device)
     scored = np.flatnonzero(score)
-    tokens = arrays.tokens.astype(np.int64)
+    tokens = arrays.tokens  # converted per window below: this runs once per shard, never copy the corpus
     for b0 in range(0, len(scored), batch_windows):
         if cancelled and cancelled():
             raise IndexCancelled("the index build was cancelled")
@@ -146,7 +146,7 @@ def score_patterns(
         before = torch.full((len(batch), body), -1, dtype=torch.int64)  # -1 at the window's start: after the BOS
         for i, (d, s, n) in enumerate(batch.tolist()):
             g0 = int(arrays.doc_offsets[d]) + s
-            x[i, 1 : 1 + n] = tok[i, :n] = torch.from_numpy(tokens[g0 : g0 + n])
+            x[i, 1 : 1 + n] = tok[i, :n] = torch.from_numpy(tokens[g0 : g0 + n].astype(np.int64))
             before[i, 1:n] = tok[i, : n - 1]
         a = run_units(model, x.to(device), hooks, encode).to(device)  # [B, body, N]
         tok, before = tok.to(device), before.to(device)

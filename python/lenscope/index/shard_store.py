@@ -43,8 +43,14 @@ class ShardStore:
             stale.unlink(missing_ok=True)
 
     def has(self, key: str) -> bool:
-        """A stored result that loads whole (checked once here, so a damaged file is computed again)."""
-        return self.load(key) is not None
+        """A stored result whose archive is whole: its zip directory (at the end of the file, so a
+        truncated write fails here) names every field. Reads the directory only, not the arrays,
+        which the merge reads once; a shard damaged inside is reported there."""
+        try:
+            with np.load(self.folder / f"{key}{SUFFIX}", allow_pickle=False) as a:
+                return set(ShardResult.FIELDS) | {"count"} <= set(a.files)
+        except (OSError, ValueError, EOFError):
+            return False
 
     def load(self, key: str) -> ShardResult | None:
         try:
