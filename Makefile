@@ -9,7 +9,14 @@ PORT ?= 8888
 export PATH := $(abspath $(BIN)):$(PATH)
 LABEXT := server_ext/lenscope_server/labextension
 
-.PHONY: install build browser lab test lint bench dist
+.PHONY: install build browser lab test lint bench dist vscode vscode-test code-server
+
+# the VS Code extension (vscode/): its .vsix, and code-server for its browser test
+CODE_SERVER_VERSION ?= 4.100.3
+CODE_SERVER_DIR := .cache/code-server
+CODE_SERVER := $(CODE_SERVER_DIR)/node_modules/.bin/code-server
+VSIX := vscode/lenscope.vsix
+VSCODE_SRC := $(wildcard vscode/src/*.ts vscode/src/webview/*.ts) $(wildcard labextension/src/api/*.ts) labextension/src/colors.ts labextension/src/format.ts labextension/src/errors.ts
 
 $(STAMP): pyproject.toml hatch_build.py Makefile package.json yarn.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,8 +57,9 @@ lint: install
 	$(BIN)/python -m lenscope.openapi --check
 	$(BIN)/jlpm lint
 
-test: lint build browser
+test: lint build browser vscode code-server
 	$(BIN)/jlpm test
+	$(BIN)/jlpm jest --config vscode/jest.config.js
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # the sdist, then the wheel from it, as a release builds them (Node.js from the system; jlpm comes
@@ -69,3 +77,28 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_models
 	$(BIN)/python -m benchmarks.bench_index
 	$(BIN)/python -m benchmarks.bench_scale
+
+# the extension's own tools (esbuild, @vscode/vsce, @types/vscode); tsc and jest are the repo's
+vscode/node_modules/.installed: vscode/package.json vscode/package-lock.json
+	cd vscode && npm ci --no-audit --no-fund
+	touch $@
+
+# type-check, bundle (the API client is labextension/src/api: one copy), package
+$(VSIX): $(STAMP) vscode/node_modules/.installed $(VSCODE_SRC) vscode/esbuild.mjs vscode/tsconfig.json
+	cd vscode && ../node_modules/.bin/tsc -p tsconfig.json
+	cd vscode && node esbuild.mjs --production
+	cd vscode && node_modules/.bin/vsce package --no-dependencies --allow-missing-repository -o lenscope.vsix
+
+vscode: $(VSIX)
+
+vscode-test: vscode
+	$(BIN)/jlpm jest --config vscode/jest.config.js
+
+# code-server from the npm registry (its Node.js engine is this machine's: 20), cached in
+# .cache/; Debian's ripgrep stands in for the one its install script would download
+$(CODE_SERVER): vscode/install-code-server.sh
+	command -v rg >/dev/null && test -e /usr/include/gssapi/gssapi.h || (apt-get update -qq && apt-get install -y -qq --no-install-recommends ripgrep libkrb5-dev build-essential python3)
+	bash vscode/install-code-server.sh $(CODE_SERVER_DIR) $(CODE_SERVER_VERSION)
+	touch $@
+
+code-server: $(CODE_SERVER)
