@@ -1,0 +1,276 @@
+"""The VS Code extension in a real VS Code: code-server with the .vsix installed, driven by
+Playwright in Debian's Chromium, against the real Jupyter server of ``conftest.lab``.
+
+Select, analyze (command palette), decorations, hover with the top-10, a neuron chip opens the
+card in the panel's webview; the panel's comparison; a wrong token and a server that is not
+running give messages that say what to do. ``make vscode code-server`` builds and installs what
+this needs (``make test`` does); without them the module is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from benchmarks.server import free_port
+
+from tests.ui.conftest import ARTIFACTS, ROOT, Lab
+
+CODE_SERVER = ROOT / ".cache" / "code-server" / "node_modules" / ".bin" / "code-server"
+VSIX = ROOT / "vscode" / "lenscope.vsix"
+
+pytestmark = pytest.mark.skipif(
+    not (CODE_SERVER.exists() and VSIX.exists()), reason="needs `make vscode code-server` (the .vsix and code-server)"
+)
+
+
+@dataclass
+class CodeServer:
+    url: str
+    settings: Path
+    folder: Path
+    base_settings: dict[str, Any]
+
+    def set(self, **overrides: Any) -> None:
+        """Rewrite the user settings (VS Code watches the file and applies them)."""
+        self.settings.write_text(json.dumps({**self.base_settings, **overrides}, indent=1))
+
+
+@pytest.fixture(scope="module")
+def code_server(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CodeServer]:
+    base = tmp_path_factory.mktemp("code-server")
+    data, extensions, xdg = base / "user-data", base / "extensions", base / "xdg"
+    (data / "User").mkdir(parents=True)
+    settings: dict[str, Any] = {
+        "lenscope.serverUrl": lab.url,
+        "lenscope.token": lab.token,
+        "lenscope.requestTimeoutSeconds": 120,
+        "workbench.startupEditor": "none",
+        "security.workspace.trust.enabled": False,
+        "telemetry.telemetryLevel": "off",
+        "update.mode": "none",
+        "extensions.autoCheckUpdates": False,
+        "extensions.autoUpdate": False,
+        "workbench.tips.enabled": False,
+        "chat.disableAIFeatures": True,
+        "editor.hover.delay": 200,
+        "editor.minimap.enabled": False,
+        "workbench.colorTheme": "Default Dark Modern",
+    }
+    cs = CodeServer("", data / "User" / "settings.json", lab.root, settings)
+    cs.set()
+    env = dict(os.environ, XDG_DATA_HOME=str(xdg), XDG_CONFIG_HOME=str(xdg / "config"))
+    common = [f"--user-data-dir={data}", f"--extensions-dir={extensions}", f"--config={base / 'config.yaml'}"]
+    subprocess.run(
+        [str(CODE_SERVER), *common, "--install-extension", str(VSIX)], check=True, env=env, capture_output=True, timeout=120
+    )
+    assert any(p.name.startswith("lenscope.lenscope-vscode-") for p in extensions.iterdir())
+    port = free_port()
+    cmd = [
+        str(CODE_SERVER), *common, f"--bind-addr=127.0.0.1:{port}", "--auth=none", "--disable-telemetry",
+        "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override", str(lab.root),
+    ]  # fmt: skip
+    log = open(base / "code-server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    cs.url = f"http://127.0.0.1:{port}/?folder={lab.root}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"code-server did not start; see {log.name}") from None
+                time.sleep(0.25)
+        yield cs
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(xdg, ignore_errors=True)
+
+
+@pytest.fixture
+def vs(browser: Any, code_server: CodeServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(code_server.url)
+    page.wait_for_selector(".monaco-workbench")
+    yield page
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"vscode-{name}.png"))
+
+
+def open_file(page: Any, name: str) -> None:
+    # the explorer lists the workspace once the remote file system is up
+    page.locator(f".explorer-folders-view .monaco-list-row[aria-label='{name}']").click()
+    page.locator(f".tabs-container .tab[aria-label^='{name}']").wait_for()
+    page.locator(".editor-instance .monaco-editor .view-lines").first.wait_for()
+
+
+def select_lines(page: Any, n: int) -> None:
+    page.locator(".editor-instance .monaco-editor .view-lines").first.click()
+    page.keyboard.press("Control+Home")
+    for _ in range(n):
+        page.keyboard.press("Shift+ArrowDown")
+
+
+def run_command(page: Any, title: str) -> None:
+    page.keyboard.press("F1")
+    box = page.locator(".quick-input-widget input")
+    box.wait_for()
+    box.fill(f">{title}")
+    page.locator(".quick-input-widget .monaco-list-row", has_text=title).first.wait_for()
+    page.keyboard.press("Enter")
+
+
+def decorations(page: Any) -> Any:
+    return page.locator(".editor-instance .monaco-editor .view-overlays [class*='ced-']")
+
+
+def panel(page: Any) -> Any:
+    """The lenscope webview (the view's iframe, then its content frame)."""
+    return page.frame_locator("iframe.webview.ready").frame_locator("iframe#active-frame")
+
+
+def toast(page: Any, text: str) -> Any:
+    return page.locator(".notifications-toasts .notification-toast", has_text=text)
+
+
+def test_analyze_hover_and_card(vs: Any, code_server: CodeServer) -> None:
+    page = vs
+    open_file(page, "tour.py")
+    select_lines(page, 16)
+    run_command(page, "lenscope: Analyze selection")
+    deco = decorations(page)
+    deco.first.wait_for(timeout=90_000)
+    page.keyboard.press("Control+End")  # collapse the selection: only the colouring remains
+    time.sleep(0.5)
+    count = deco.count()
+    assert count > 30, count
+    # the colouring stays inside the 16 selected lines (a newline token may end at the start of line 17)
+    tops = [b["y"] for b in (deco.nth(i).bounding_box() for i in range(count)) if b]
+    line = page.locator(".editor-instance .monaco-editor .view-line").first.bounding_box()["height"]
+    first_line_top = page.locator(".editor-instance .monaco-editor .view-lines").first.bounding_box()["y"]
+    assert max(tops) <= first_line_top + 16 * line, (max(tops), first_line_top, line)
+    shot(page, "decorations")
+
+    # hover a token in the middle of the selection: the top-10, the rank and log-prob, neuron chips
+    box = deco.nth(count // 2).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    hover = page.locator(".monaco-hover:visible", has_text="top-10 next token")
+    hover.wait_for(timeout=20_000)
+    text = hover.inner_text()
+    assert "lenscope-gelu-1l" in text
+    assert "this token: log-prob" in text and "rank" in text
+    assert hover.locator("table tr").count() == 11  # header + 10 predictions
+    chips = hover.locator("a[data-href^='command:lenscope.openNeuron']")
+    assert chips.count() >= 1
+    shot(page, "hover")
+    chip_label = chips.first.inner_text()  # "L0/N389 2.62"
+    layer, index = chip_label.split()[0][1:].split("/N")
+
+    # the chip opens that neuron's card in the panel's webview
+    chips.first.click()
+    card = panel(page).locator("#lenscope-card")
+    card.wait_for(timeout=60_000)
+    assert card.get_attribute("data-neuron") == f"{layer}.{index}"
+    assert f"layer {layer} · neuron {index}" in card.inner_text()
+    assert card.locator(".example").count() >= 5
+    page.mouse.move(1400, 900)
+    page.keyboard.press("Escape")
+    time.sleep(0.5)
+    shot(page, "card")
+
+    # the panel shows the selection's strongest neurons; clicking one opens its card
+    neurons = panel(page).locator("#lenscope-neurons .chip")
+    assert neurons.count() >= 5
+    target = neurons.nth(1).get_attribute("data-neuron")
+    neurons.nth(1).click()
+    panel(page).locator(f"#lenscope-card[data-neuron='{target}']").wait_for(timeout=60_000)
+
+    # compare with the attention-only model on the same text (whole file: the selection is empty now)
+    panel(page).locator("#lenscope-compare-model").select_option("lenscope-attn-only-1l")
+    page.locator(".editor-instance .monaco-editor .view-lines").first.click()
+    page.keyboard.press("Control+Home")
+    for _ in range(16):
+        page.keyboard.press("Shift+ArrowDown")
+    panel(page).locator("#lenscope-compare").click()
+    table = panel(page).locator("#lenscope-compare-table")
+    table.wait_for(timeout=120_000)
+    header = table.locator("tr").first.inner_text()
+    assert "lenscope-gelu-1l" in header and "lenscope-attn-only-1l" in header
+    assert table.locator("tr").count() > 10
+    page.keyboard.press("Control+End")
+    time.sleep(0.5)
+    shot(page, "compare")
+
+
+@pytest.mark.parametrize(
+    ("case", "settings", "expect", "button"),
+    [
+        (
+            "wrong-token",
+            {"lenscope.token": "not-the-token"},
+            ["refused the token (403)", "lenscope.token", "jupyter server list"],
+            "Open settings",
+        ),
+        (
+            "no-server",
+            {"lenscope.serverUrl": "DEAD"},
+            ["cannot reach", "Is it running?", "lenscope: Start a Jupyter server"],
+            "Start Jupyter server",
+        ),
+    ],
+)
+def test_bad_server_settings_say_what_to_do(
+    browser: Any, code_server: CodeServer, case: str, settings: dict[str, str], expect: list[str], button: str
+) -> None:
+    """A wrong token, or a server that is not running: an error notification that says what to do."""
+    if settings.get("lenscope.serverUrl") == "DEAD":
+        settings = {"lenscope.serverUrl": f"http://127.0.0.1:{free_port()}/"}
+    code_server.set(**settings)  # before the window opens: it reads the settings at start-up
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(code_server.url)
+        page.wait_for_selector(".monaco-workbench")
+        open_file(page, "tour.py")
+        select_lines(page, 3)
+        run_command(page, "lenscope: Analyze selection")
+        msg = toast(page, expect[0])
+        try:
+            msg.wait_for(timeout=30_000)
+        except Exception:
+            shot(page, f"{case}-failed")
+            raise
+        text = msg.inner_text()
+        for part in expect:
+            assert part in text, text
+        if "lenscope.serverUrl" in settings:
+            assert settings["lenscope.serverUrl"] in text, text
+        assert msg.locator("a.monaco-button", has_text=button).count() == 1
+        assert decorations(page).count() == 0
+        shot(page, case)
+    finally:
+        context.close()
+        code_server.set()
