@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -181,7 +182,9 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer) -> None:
     text = hover.inner_text()
     assert "lenscope-gelu-1l" in text
     assert "this token: log-prob" in text and "rank" in text
-    assert hover.locator("table tr").count() == 11  # header + 10 predictions
+    # the top-10 in two columns of five: ranks 1..10, each with its probability
+    assert hover.locator("table tr").count() == 6
+    assert len(re.findall(r"\d+(?:\.\d+)?%", hover.locator("table").inner_text())) == 10
     chips = hover.locator("a[data-href^='command:lenscope.openNeuron']")
     assert chips.count() >= 1
     shot(page, "hover")
@@ -207,7 +210,7 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer) -> None:
     neurons.nth(1).click()
     panel(page).locator(f"#lenscope-card[data-neuron='{target}']").wait_for(timeout=60_000)
 
-    # compare with the attention-only model on the same text (whole file: the selection is empty now)
+    # compare with the attention-only model on the same 16 lines
     panel(page).locator("#lenscope-compare-model").select_option("lenscope-attn-only-1l")
     page.locator(".editor-instance .monaco-editor .view-lines").first.click()
     page.keyboard.press("Control+Home")
@@ -219,6 +222,8 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer) -> None:
     header = table.locator("tr").first.inner_text()
     assert "lenscope-gelu-1l" in header and "lenscope-attn-only-1l" in header
     assert table.locator("tr").count() > 10
+    assert deco.count() > 30  # recoloured by the diff
+    page.locator(".editor-instance .monaco-editor .view-lines").first.click()
     page.keyboard.press("Control+End")
     time.sleep(0.5)
     shot(page, "compare")

@@ -34,29 +34,39 @@ export function hoverMarkdown(analysis: Analysis, i: number, opts: HoverOptions 
   const token = analysis.tokens[i];
   const own = analysis.logprobOf(i);
   const rank = analysis.rankOf(i);
-  lines.push(
-    `**lenscope** · ${escapeMarkdown(analysis.model)} · token ${i} \`${visible(token.text).replace(/`/g, 'ˋ')}\``,
-    '',
+  const code = (t: string): string => `\`${visible(t).replace(/`/g, 'ˋ')}\``;
+  // one paragraph, hard line breaks: the hover stays short enough to show the whole table
+  const head = [
+    `**lenscope** · ${escapeMarkdown(analysis.model)} · token ${i} ${code(token.text)}`,
     `this token: log-prob **${fmt(own)}**${rank > 0 ? ` · rank **${rank}**` : ' · (first token: no prediction)'}`
-  );
+  ];
   if (opts.compare) {
     const b = opts.compare.analysis;
     const diff = clampedDiff(own, b.logprobOf(i), opts.compare.clamp);
-    lines.push('', `vs ${escapeMarkdown(b.model)}: ${fmt(b.logprobOf(i))} · diff **${fmt(diff)}** (B clamped at ${opts.compare.clamp})`);
+    head.push(`vs ${escapeMarkdown(b.model)}: ${fmt(b.logprobOf(i))} · diff **${fmt(diff)}** (B clamped at ${opts.compare.clamp})`);
   }
   const pred = analysis.after(i);
-  lines.push('');
-  if (pred.actual) {
-    lines.push(`next token \`${visible(pred.actual.token).replace(/`/g, 'ˋ')}\`: rank **${pred.actual.rank}** · log-prob **${fmt(pred.actual.logprob)}** · entropy ${fmt(pred.entropy)}`);
-  } else {
-    lines.push(`after the selection · entropy ${fmt(pred.entropy)}`);
-  }
-  lines.push('', `| # | top-${pred.top.length} next token | p | log-prob |`, '|--:|:--|--:|--:|');
-  pred.top.forEach((c, j) => {
+  head.push(
+    pred.actual
+      ? `next token ${code(pred.actual.token)}: rank **${pred.actual.rank}** · log-prob **${fmt(pred.actual.logprob)}** · entropy ${fmt(pred.entropy)}`
+      : `after the selection · entropy ${fmt(pred.entropy)}`
+  );
+  lines.push(head.join('  \n'));
+  // two columns of five: the whole top-10 fits in the hover without scrolling
+  const half = Math.ceil(pred.top.length / 2);
+  const cell = (j: number): string => {
+    const c = pred.top[j];
+    if (!c) {
+      return ' | | | ';
+    }
+    const tok = code(c.token);
     const mark = pred.actual && c.id === pred.actual.id;
-    const tok = `\`${visible(c.token).replace(/`/g, 'ˋ')}\``;
-    lines.push(`| ${j + 1} | ${mark ? `**${tok}** ←` : tok} | ${pct(c.prob)} | ${fmt(c.logprob)} |`);
-  });
+    return ` ${j + 1} | ${mark ? `**${tok}** ←` : tok} | ${pct(c.prob)} | ${fmt(c.logprob)} `;
+  };
+  lines.push('', `| # | top-${pred.top.length} next token | p | log-prob | # | | p | log-prob |`, '|--:|:--|--:|--:|--:|:--|--:|--:|');
+  for (let r = 0; r < half; r++) {
+    lines.push(`|${cell(r)}|${cell(r + half)}|`);
+  }
   const neurons = analysis.neurons(i).filter(n => Number.isFinite(n.activation)).slice(0, opts.chips ?? 5);
   if (neurons.length > 0) {
     lines.push('', 'neurons: ' + neurons.map(n => `[L${n.layer}/N${n.index} ${fmt(n.activation)}](${neuronCommandUri(analysis.model, n.layer, n.index)} "open the card of neuron ${n.layer}.${n.index}")`).join(' · '));

@@ -12,7 +12,10 @@ describe('hover', () => {
     const pred = a.after(i);
     expect(pred.top).toHaveLength(10);
     const rows = md.split('\n').filter(l => /^\| \d+ \|/.test(l));
-    expect(rows).toHaveLength(10);
+    expect(rows).toHaveLength(5);
+    const ranks = [...md.matchAll(/\| (\d+) \| (\*\*)?`/g)].map(m => Number(m[1]));
+    expect(ranks.sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    pred.top.forEach(c => expect(md).toContain(c.logprob.toFixed(2)));
     expect(md).toContain(`rank **${pred.actual!.rank}** · log-prob **${pred.actual!.logprob.toFixed(2)}**`);
     expect(md).toContain(`this token: log-prob **${a.logprobOf(i).toFixed(2)}** · rank **${a.rankOf(i)}**`);
     const n = a.neurons(i)[0];
