@@ -324,8 +324,9 @@ def _derive_predictions(
             parts["top_ids"].append(top_id)
             parts["top_logprobs"].append(top_lp)
             parts["actual_logprob"].append(actual)
-            parts["actual_rank"].append((lp > actual[:, None]).sum(-1, dtype=torch.int32) + 1)  # no sort: count what beats it
-            parts["entropy"].append(-torch.linalg.vecdot(lp.exp(), lp))
+            parts["actual_rank"].append(ranks(lp, actual, top_lp))
+            # -vecdot(exp(lp), lp), which is -(exp(lp) * lp).sum(-1), with one temporary instead of two
+            parts["entropy"].append(-lp.exp().mul_(lp).sum(-1))
             if n_mlp:
                 acts = window_acts[0][part] if n_mlp == 1 else torch.cat([a[part] for a in window_acts[:n_mlp]], dim=-1)
                 n_val, n_flat = acts.float().topk(top_neurons, dim=-1)
@@ -363,24 +364,50 @@ def top_k_rows(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     The row is cut into blocks of 64; an entry of the top k is in a block whose maximum is
     among the k largest block maxima, so only those k blocks (and the ragged tail) are searched:
-    one vectorised max over the row instead of a per-row partial sort of all of it.
+    one vectorised max over the row instead of a per-row partial sort of all of it. The
+    candidates are laid out as before (the k blocks in the order of their maxima, then the tail),
+    so ties come out as they did; their indices are worked out for the k winners only.
     """
     rows, width = x.shape
     nb = width // TOPK_BLOCK
-    if nb <= 2 * k or rows == 0 or x.stride(1) != 1:
+    if nb <= 2 * k or rows == 0 or not x.is_contiguous():
         values, indices = x.topk(k, dim=-1)
         return values, indices
     main = nb * TOPK_BLOCK
-    blocks = x.as_strided((rows, nb, TOPK_BLOCK), (x.stride(0), TOPK_BLOCK, 1))
+    blocks = x.as_strided((rows, nb, TOPK_BLOCK), (width, TOPK_BLOCK, 1))
     _, best = blocks.amax(-1).topk(k, dim=-1)  # [rows, k] block numbers
-    cand = blocks.gather(1, best[:, :, None].expand(rows, k, TOPK_BLOCK)).reshape(rows, k * TOPK_BLOCK)
-    cand_idx = (best[:, :, None] * TOPK_BLOCK + torch.arange(TOPK_BLOCK, device=x.device)).reshape(rows, k * TOPK_BLOCK)
+    if main == width:  # one copy of whole blocks
+        flat = best + torch.arange(0, rows * nb, nb, device=x.device)[:, None]
+        cand = x.view(rows * nb, TOPK_BLOCK).index_select(0, flat.reshape(-1)).view(rows, k * TOPK_BLOCK)
+    else:  # rows do not split into whole blocks: no such view
+        cand = blocks.gather(1, best[:, :, None].expand(rows, k, TOPK_BLOCK)).reshape(rows, k * TOPK_BLOCK)
     if main < width:
         cand = torch.cat([cand, x[:, main:]], dim=-1)
-        tail = torch.arange(main, width, device=x.device).expand(rows, width - main)
-        cand_idx = torch.cat([cand_idx, tail], dim=-1)
     values, at = cand.topk(k, dim=-1)
-    return values, cand_idx.gather(1, at)
+    in_block = at < k * TOPK_BLOCK
+    from_blocks = best.gather(1, torch.where(in_block, at // TOPK_BLOCK, 0)) * TOPK_BLOCK + at % TOPK_BLOCK
+    return values, torch.where(in_block, from_blocks, at - k * TOPK_BLOCK + main)
+
+
+RANK_SUBSET = 0.5
+"""Count the whole vocabulary for the rows outside the top k only when they are fewer than this share."""
+
+
+def ranks(lp: torch.Tensor, actual: torch.Tensor, top_lp: torch.Tensor) -> torch.Tensor:
+    """1 + how many entries of each row of ``lp`` are greater than ``actual`` (int32; no sort).
+
+    When the actual entry is at least the row's k-th largest value (``top_lp[:, -1]``) every
+    greater entry is among the top k, so the count comes from ``top_lp`` alone; only the other
+    rows read the whole vocabulary.
+    """
+    rank = (top_lp > actual[:, None]).sum(-1, dtype=torch.int32) + 1
+    outside = (actual < top_lp[:, -1]).nonzero()[:, 0]
+    if len(outside) > RANK_SUBSET * len(lp):
+        return (lp > actual[:, None]).sum(-1, dtype=torch.int32) + 1
+    if len(outside):
+        sub = lp.index_select(0, outside) > actual.index_select(0, outside)[:, None]
+        rank.index_copy_(0, outside, sub.sum(-1, dtype=torch.int32) + 1)
+    return rank
 
 
 def analyze(
