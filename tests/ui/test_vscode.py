@@ -9,6 +9,7 @@ this needs (``make test`` does); without them the module is skipped.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -143,6 +144,16 @@ def run_command(page: Any, title: str) -> None:
     page.keyboard.press("Enter")
 
 
+def array(wire: dict[str, Any]) -> Any:
+    """An ndarray of the JSON wire format: {dtype, shape, data (a list; base64 bytes also read)}."""
+    import numpy as np
+
+    data = wire["data"]
+    if isinstance(data, str):
+        return np.frombuffer(base64.b64decode(data), dtype=np.dtype(wire["dtype"]).newbyteorder("<")).reshape(wire["shape"])
+    return np.asarray(data, dtype=wire["dtype"]).reshape(wire["shape"])
+
+
 def decorations(page: Any) -> Any:
     return page.locator(".editor-instance .monaco-editor .view-overlays [class*='ced-']")
 
@@ -156,7 +167,7 @@ def toast(page: Any, text: str) -> Any:
     return page.locator(".notifications-toasts .notification-toast", has_text=text)
 
 
-def test_analyze_hover_and_card(vs: Any, code_server: CodeServer) -> None:
+def test_analyze_hover_and_card(vs: Any, code_server: CodeServer, lab: Lab) -> None:
     page = vs
     open_file(page, "tour.py")
     select_lines(page, 16)
@@ -185,6 +196,13 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer) -> None:
     # the top-10 in two columns of five: ranks 1..10, each with its probability
     assert hover.locator("table tr").count() == 6
     assert len(re.findall(r"\d+(?:\.\d+)?%", hover.locator("table").inner_text())) == 10
+    # the numbers are the server's: check the hovered token's log-prob and rank against the API
+    i = int(re.search(r"token (\d+)", text).group(1))
+    logprob, rank = re.search(r"this token: log-prob (-?\d+\.\d+) · rank (\d+)", text).groups()
+    selected = "".join((lab.root / "tour.py").read_text().splitlines(keepends=True)[:16])
+    wire = lab.api("analyze", {"text": selected, "context": "", "top_k": 10, "top_neurons": 10})
+    assert float(logprob) == pytest.approx(float(array(wire["predictions"]["actual_logprob"])[i]), abs=0.006)
+    assert int(rank) == int(array(wire["predictions"]["actual_rank"])[i])
     chips = hover.locator("a[data-href^='command:lenscope.openNeuron']")
     assert chips.count() >= 1
     shot(page, "hover")
