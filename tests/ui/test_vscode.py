@@ -14,7 +14,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -297,3 +299,37 @@ def test_bad_server_settings_say_what_to_do(
     finally:
         context.close()
         code_server.set()
+
+
+def test_start_server_command(browser: Any, code_server: CodeServer) -> None:
+    """No server configured: "lenscope: Start a Jupyter server" starts one (free port, fresh token)
+    in the workspace, and the next analysis uses it."""
+    jupyter = str(Path(sys.executable).parent / "jupyter")
+    code_server.set(**{"lenscope.serverUrl": "", "lenscope.token": "", "lenscope.jupyterCommand": jupyter})
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    started: str | None = None
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(code_server.url)
+        page.wait_for_selector(".monaco-workbench")
+        open_file(page, "tour.py")
+        run_command(page, "lenscope: Start a Jupyter server")
+        msg = toast(page, "Jupyter server started at")
+        msg.wait_for(timeout=90_000)
+        started = re.search(r"started at (http://127\.0\.0\.1:\d+/)", msg.inner_text()).group(1)
+        select_lines(page, 5)
+        run_command(page, "lenscope: Analyze selection")
+        decorations(page).first.wait_for(timeout=120_000)
+        page.keyboard.press("Control+Home")  # collapse the selection (the output panel leaves little room)
+        time.sleep(0.5)
+        assert decorations(page).count() > 5
+        shot(page, "started-server")
+    finally:
+        context.close()
+        code_server.set()
+        if started:  # the server the extension started: stop it (it outlives the closed window)
+            listed = subprocess.run([jupyter, "server", "list", "--json"], capture_output=True, text=True, timeout=60).stdout
+            for line in listed.splitlines():
+                if line.startswith("{") and json.loads(line).get("url") == started:
+                    os.kill(json.loads(line)["pid"], signal.SIGTERM)

@@ -47,7 +47,9 @@ export async function startServer(jupyter: string, rootDir: string, log: (line: 
     `--ServerApp.port=${port}`,
     '--ServerApp.port_retries=0',
     `--ServerApp.root_dir=${rootDir}`,
-    `--IdentityProvider.token=${token}`
+    `--IdentityProvider.token=${token}`,
+    // Jupyter refuses to run as root without it (containers, CI)
+    ...(process.getuid?.() === 0 ? ['--allow-root'] : [])
   ];
   log(`$ ${jupyter} ${args.map(a => (a.startsWith('--IdentityProvider.token') ? '--IdentityProvider.token=…' : a)).join(' ')}`);
   const child = spawn(jupyter, args, { cwd: rootDir, stdio: ['ignore', 'pipe', 'pipe'] });
