@@ -269,7 +269,8 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer, lab: Lab) -> N
 def test_bad_server_settings_say_what_to_do(
     browser: Any, code_server: CodeServer, case: str, settings: dict[str, str], expect: list[str], button: str
 ) -> None:
-    """A wrong token, or a server that is not running: an error notification that says what to do."""
+    """A wrong token, or a server that is not running: an error notification that says what to do.
+    (Run from the editor's context menu and from the keybinding: the palette is tested above.)"""
     if settings.get("lenscope.serverUrl") == "DEAD":
         settings = {"lenscope.serverUrl": f"http://127.0.0.1:{free_port()}/"}
     code_server.set(**settings)  # before the window opens: it reads the settings at start-up
@@ -281,7 +282,11 @@ def test_bad_server_settings_say_what_to_do(
         page.wait_for_selector(".monaco-workbench")
         open_file(page, "tour.py")
         select_lines(page, 3)
-        run_command(page, "lenscope: Analyze selection")
+        if case == "wrong-token":  # the editor's context menu
+            page.locator(".editor-instance .monaco-editor .view-lines").first.click(button="right", position={"x": 40, "y": 10})
+            page.locator(".monaco-menu .action-label", has_text="Analyze selection").click()
+        else:  # the keybinding
+            page.keyboard.press("Control+Alt+L")
         msg = toast(page, expect[0])
         try:
             msg.wait_for(timeout=30_000)

@@ -64,7 +64,7 @@ export class Lenscope implements vscode.Disposable {
     this.disposables.push(
       this.output,
       vscode.window.registerWebviewViewProvider(LenscopePanel.viewId, this.panel, { webviewOptions: { retainContextWhenHidden: true } }),
-      vscode.languages.registerHoverProvider({ pattern: '**' }, { provideHover: (doc, pos) => this.hover(doc, pos) }),
+      vscode.languages.registerHoverProvider([{ pattern: '**' }, { scheme: 'untitled' }, { scheme: 'vscode-notebook-cell' }], { provideHover: (doc, pos) => this.hover(doc, pos) }),
       vscode.workspace.onDidChangeTextDocument(e => this.onEdit(e)),
       vscode.window.onDidChangeVisibleTextEditors(editors => editors.forEach(ed => this.paint(ed))),
       vscode.workspace.onDidCloseTextDocument(doc => this.analyses.delete(doc.uri.toString())),
