@@ -63,8 +63,14 @@ function renderServer(root: HTMLElement): void {
     ob.disabled = !m.loadable;
     pickB.append(ob);
   }
-  pick.addEventListener('change', () => vscode.postMessage({ type: 'pickModel', model: pick.value }));
-  pickB.addEventListener('change', () => vscode.postMessage({ type: 'pickCompare', model: pickB.value }));
+  pick.addEventListener('change', () => {
+    state.model = pick.value;
+    vscode.postMessage({ type: 'pickModel', model: pick.value });
+  });
+  pickB.addEventListener('change', () => {
+    state.compareModel = pickB.value || null;
+    vscode.postMessage({ type: 'pickCompare', model: pickB.value });
+  });
   row.append(el('span', '', 'model'), pick);
   root.append(row);
   const row2 = el('div', 'row');
@@ -187,7 +193,8 @@ function renderCard(root: HTMLElement, card: NeuronCard): void {
   root.append(box);
 }
 
-function render(): void {
+/** Render, then bring the part that just changed into view. */
+function render(focus?: string): void {
   const app = document.getElementById('app')!;
   app.replaceChildren();
   renderServer(app);
@@ -207,10 +214,14 @@ function render(): void {
   } else {
     app.append(el('p', 'muted', 'Select text in an editor and run "lenscope: Analyze selection" (Ctrl+Alt+L).'));
   }
+  if (focus) {
+    document.getElementById(focus)?.scrollIntoView({ block: 'start' });
+  }
 }
 
 window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
   const m = event.data;
+  let focus: string | undefined;
   switch (m.type) {
     case 'server':
       Object.assign(state, { url: m.url, models: m.models, model: m.model, compareModel: m.compareModel, serverError: m.error });
@@ -219,16 +230,19 @@ window.addEventListener('message', (event: MessageEvent<ToWebview>) => {
       state.analysis = m.analysis;
       state.compare = m.compare;
       state.error = null;
+      focus = m.compare ? 'lenscope-compare-table' : undefined;
       break;
     case 'card':
       state.card = m.card;
       state.error = null;
+      focus = 'lenscope-card';
       break;
     case 'error':
       state.error = m.message;
+      focus = 'lenscope-error';
       break;
   }
-  render();
+  render(focus);
 });
 
 render();
