@@ -199,8 +199,11 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer, lab: Lab) -> N
     assert hover.locator("table tr").count() == 6
     assert len(re.findall(r"\d+(?:\.\d+)?%", hover.locator("table").inner_text())) == 10
     # the numbers are the server's: check the hovered token's log-prob and rank against the API
-    i = int(re.search(r"token (\d+)", text).group(1))
-    logprob, rank = re.search(r"this token: log-prob (-?\d+\.\d+) · rank (\d+)", text).groups()
+    token_m = re.search(r"token (\d+)", text)
+    numbers_m = re.search(r"this token: log-prob (-?\d+\.\d+) · rank (\d+)", text)
+    assert token_m and numbers_m, text
+    i = int(token_m.group(1))
+    logprob, rank = numbers_m.groups()
     selected = "".join((lab.root / "tour.py").read_text().splitlines(keepends=True)[:16])
     wire = lab.api("analyze", {"text": selected, "context": "", "top_k": 10, "top_neurons": 10})
     assert float(logprob) == pytest.approx(float(array(wire["predictions"]["actual_logprob"])[i]), abs=0.006)
@@ -322,7 +325,9 @@ def test_start_server_command(browser: Any, code_server: CodeServer) -> None:
         run_command(page, "lenscope: Start a Jupyter server")
         msg = toast(page, "Jupyter server started at")
         msg.wait_for(timeout=90_000)
-        started = re.search(r"started at (http://127\.0\.0\.1:\d+/)", msg.inner_text()).group(1)
+        url_m = re.search(r"started at (http://127\.0\.0\.1:\d+/)", msg.inner_text())
+        assert url_m, msg.inner_text()
+        started = url_m.group(1)
         select_lines(page, 5)
         run_command(page, "lenscope: Analyze selection")
         decorations(page).first.wait_for(timeout=120_000)
