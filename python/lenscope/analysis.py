@@ -202,6 +202,34 @@ def _plan(model: Any, text: str, context: str, window: int | None, timings: dict
     return _Plan(spans, seq, keep, keep - 1, windows, window, bos_id(model.tokenizer))
 
 
+@dataclass
+class _ForwardBatch:
+    """One forward over a batch of windows: the logits and hooked activations, with where each
+    window's reported positions are in them."""
+
+    windows: list[Window]
+    locals_: list[slice]  # the reported positions of window b in row b of the batch
+    positions: list[torch.Tensor]  # the S positions window b reports
+    logits: torch.Tensor  # [1, reported rows of every window in order, vocab] when ``picked``, else [batch, width, vocab]
+    picked: bool
+    acts: list[torch.Tensor]
+
+    def reported_logits(self) -> torch.Tensor | None:
+        """The logits of every reported position of the batch, in S order, as one 2-D view (None
+        when the whole batch was unembedded: then they are not one block)."""
+        return self.logits[0] if self.picked else None
+
+    def per_window(self) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
+        offset = 0
+        for b, (w, local, positions) in enumerate(zip(self.windows, self.locals_, self.positions)):
+            if self.picked:
+                window_logits = self.logits[0, offset : offset + len(positions)]
+                offset += len(positions)
+            else:
+                window_logits = self.logits[b, local]  # a view, not a copy
+            yield w, positions, window_logits, [a[b, local] for a in self.acts]
+
+
 def _forward_windows(
     model: Any,
     plan: _Plan,
@@ -226,6 +254,20 @@ def _forward_windows(
     forward otherwise computes logits for about twice the positions anyone reads, and on a
     small model the unembedding is the largest matmul of the pass.
     """
+    for batch in _forward_batches(model, plan, hooks, timings, reduce, intervene, reported_logits_only):
+        yield from batch.per_window()
+
+
+def _forward_batches(
+    model: Any,
+    plan: _Plan,
+    hooks: Sequence[str | tuple[str, Callable[[torch.Tensor], torch.Tensor]]],
+    timings: dict[str, float],
+    reduce: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+    intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
+    reported_logits_only: bool = False,
+) -> Iterator[_ForwardBatch]:
+    """What :func:`_forward_windows` yields window by window, one forward batch at a time."""
     device = _model_device(model)
     d_vocab = model_dims(model)[2]
     body = max(w.stop - w.start for w in plan.windows)
@@ -254,16 +296,8 @@ def _forward_windows(
         else:
             logits = _run_hooked(model, x, fwd)
         timings["forward"] += (time.perf_counter() - t0) * 1000
-        offset = 0
-        for b, (w, local) in enumerate(zip(batch, locals_)):
-            lo = local.start + w.start - 1
-            positions = torch.arange(lo, w.report_to, device=device)
-            if rows is None:
-                window_logits = logits[b, local]  # a view, not a copy
-            else:
-                window_logits = logits[0, offset : offset + len(positions)]
-                offset += len(positions)
-            yield w, positions, window_logits, [a[b, local] for a in acts]
+        positions = [torch.arange(sl.start + w.start - 1, w.report_to, device=device) for w, sl in zip(batch, locals_)]
+        yield _ForwardBatch(batch, locals_, positions, logits, rows is not None, acts)
 
 
 UNEMBED_IN = "unembed.hook_in"
@@ -311,14 +345,12 @@ def _derive_predictions(
     # Rows are derived in chunks so each temporary stays ~16 MB: fresh multi-hundred-MB
     # tensors cost more in page faults than the arithmetic on them (GPT-2's vocabulary).
     chunk = max(1, DERIVE_CHUNK_ELEMENTS // max(model_dims(model)[2], d_mlp * model_dims(model)[0], 1))
-    windows = _forward_windows(model, plan, hooks, timings, intervene=intervene, reported_logits_only=True)
-    for _, positions, window_logits, window_acts in windows:
-        t1 = time.perf_counter()
-        first = int(positions[0]) if len(positions) else 0  # positions are consecutive
-        for c in range(0, len(positions), chunk):
-            part = slice(c, c + chunk)
+
+    def predictions(logits: torch.Tensor, first: int) -> None:
+        """The fields read off the logits of consecutive S positions ``first, first + 1, ...``."""
+        for c in range(0, len(logits), chunk):
             lo = first + c
-            lp = torch.log_softmax(window_logits[part].float(), dim=-1)
+            lp = torch.log_softmax(logits[c : c + chunk].float(), dim=-1)
             top_lp, top_id = top_k_rows(lp, top_k)
             actual = lp.gather(1, seq_t[lo + 1 : lo + 1 + len(lp), None])[:, 0]
             parts["top_ids"].append(top_id)
@@ -327,17 +359,32 @@ def _derive_predictions(
             parts["actual_rank"].append(ranks(lp, actual, top_lp))
             # -vecdot(exp(lp), lp), which is -(exp(lp) * lp).sum(-1), with one temporary instead of two
             parts["entropy"].append(-lp.exp().mul_(lp).sum(-1))
-            if n_mlp:
-                acts = window_acts[0][part] if n_mlp == 1 else torch.cat([a[part] for a in window_acts[:n_mlp]], dim=-1)
-                n_val, n_flat = acts.float().topk(top_neurons, dim=-1)
-                parts["neuron_layer"].append(n_flat // d_mlp)
-                parts["neuron_index"].append(n_flat % d_mlp)
-                parts["neuron_activation"].append(n_val)
-            if len(window_acts) > n_mlp:
-                f = window_acts[n_mlp][part]
-                f_val, f_idx = f[:, :top_features], f[:, top_features:].long()
-                parts["feature_index"].append(torch.where(f_val > 0, f_idx, -1))  # an off feature is no feature
-                parts["feature_activation"].append(f_val)
+
+    for batch in _forward_batches(model, plan, hooks, timings, intervene=intervene, reported_logits_only=True):
+        t1 = time.perf_counter()
+        # The reported rows of all the batch's windows are consecutive S positions, unembedded
+        # as one block: read them in one go (a short text's second window reports a row or two,
+        # and each of the dozen operations below has a fixed cost).
+        together = batch.reported_logits()
+        if together is not None and len(together):
+            predictions(together, int(batch.positions[0][0]))
+        for _, positions, window_logits, window_acts in batch.per_window():
+            first = int(positions[0]) if len(positions) else 0  # positions are consecutive
+            if together is None and len(positions):
+                predictions(window_logits, first)
+            for c in range(0, len(positions), chunk):
+                part = slice(c, c + chunk)
+                if n_mlp:
+                    acts = window_acts[0][part] if n_mlp == 1 else torch.cat([a[part] for a in window_acts[:n_mlp]], dim=-1)
+                    n_val, n_flat = acts.float().topk(top_neurons, dim=-1)
+                    parts["neuron_layer"].append(n_flat // d_mlp)
+                    parts["neuron_index"].append(n_flat % d_mlp)
+                    parts["neuron_activation"].append(n_val)
+                if len(window_acts) > n_mlp:
+                    f = window_acts[n_mlp][part]
+                    f_val, f_idx = f[:, :top_features], f[:, top_features:].long()
+                    parts["feature_index"].append(torch.where(f_val > 0, f_idx, -1))  # an off feature is no feature
+                    parts["feature_activation"].append(f_val)
         timings["derive"] += (time.perf_counter() - t1) * 1000
     t1 = time.perf_counter()
     rows = len(plan.seq) - plan.first
