@@ -29,6 +29,7 @@ from benchmarks.common import default_model, gpt2_small_shaped
 from benchmarks.server import TOKEN, jupyter_server
 from lenscope.index.build import HIST_EDGES, BuildOptions, IndexArrays, build_index
 from lenscope.index.corpus import Document, read_documents
+from lenscope.index.corpus_store import CorpusWriter
 from lenscope.index.store import write_index
 from lenscope.models.registry import DEFAULT_DIR
 from lenscope.models.stdlib_corpus import stdlib_root
@@ -113,18 +114,15 @@ def random_gpt2_index(folder: Path) -> None:
     rng = np.random.default_rng(0)
     text = "def f(x):\n    return x\n" * 2000
     tokens = np.arange(len(text) // 4, dtype=np.int32) % 50257
+    writer = CorpusWriter(None, 1023, table=np.full(50257, 4, dtype=np.int16))  # 4 ASCII bytes a token
+    writer.add_tokens(text, tokens, np.arange(len(tokens)) * 4, np.arange(len(tokens)) * 4 + 4)
     arrays = IndexArrays(
         k=k, before=50, after=10, window_tokens=1024,
         top_values=np.sort(rng.random((n, k), dtype=np.float32), axis=1)[:, ::-1].copy(),
         top_windows=rng.integers(0, 8, (n, k), dtype=np.int32),
         top_positions=rng.integers(60, 900, (n, k), dtype=np.int32),
         top_context=rng.random((n, k, ctx), dtype=np.float32).astype(np.float16),
-        windows=np.asarray([(0, i * 1023, 1023) for i in range(8)], dtype=np.int32),
-        tokens=tokens,
-        token_start=(np.arange(len(tokens)) * 4).astype(np.int32),
-        token_end=(np.arange(len(tokens)) * 4 + 4).astype(np.int32),
-        doc_offsets=np.asarray([0, len(tokens)], dtype=np.int64),
-        text=np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), doc_chars=np.asarray([0, len(text)], dtype=np.int64),
+        windows=writer.windows_array(), corpus=writer.finish(),
         count=len(tokens), mean=rng.random(n, dtype=np.float32), max=rng.random(n, dtype=np.float32),
         hist=rng.integers(0, 1000, (n, len(HIST_EDGES) + 1)),
         logit_top_ids=rng.integers(0, 50257, (n, 10), dtype=np.int32),

@@ -31,6 +31,7 @@ from benchmarks.common import default_model
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.build import BuildOptions, build_index
 from lenscope.index.corpus import Document
+from lenscope.index.corpus_store import CorpusWriter
 from lenscope.index.store import write_index
 from lenscope.workspace import build_index_over, read_corpus
 
@@ -90,12 +91,15 @@ def synthetic_index(folder: Path, n_tokens: int, n_units: int = 1024, k: int = 2
     n_docs = n_tokens // doc_tokens
     docs = [Document(f"doc{i:05d}.txt", "", "0" * 64) for i in range(n_docs)]
     chars = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz _\n.", dtype=np.uint8)
-    text = rng.choice(chars, size=n_tokens * 4).astype(np.uint32)
     body = 255
-    per_doc = [(d, s, min(body, doc_tokens - s)) for d in range(n_docs) for s in range(0, doc_tokens, body)]
-    windows = np.asarray(per_doc, dtype=np.int32)
+    writer = CorpusWriter(None, body, table=np.full(4096, 4, dtype=np.int16))  # 4 ASCII bytes a token
+    spans = np.arange(doc_tokens, dtype=np.int32) * 4
+    for _ in range(n_docs):
+        text = rng.choice(chars, size=doc_tokens * 4).tobytes().decode("ascii")
+        writer.add_tokens(text, rng.integers(0, 4096, doc_tokens), spans, spans + 4)
+    corpus = writer.finish()
+    windows = writer.windows_array()
     n_win = len(windows)
-    starts = (np.arange(n_tokens, dtype=np.int64) % doc_tokens * 4).astype(np.int32)
 
     def ids() -> np.ndarray:
         return rng.integers(0, 4096, (n_units, 10), dtype=np.int32)
@@ -106,10 +110,7 @@ def synthetic_index(folder: Path, n_tokens: int, n_units: int = 1024, k: int = 2
         top_windows=rng.integers(0, n_win, (n_units, k), dtype=np.int32),
         top_positions=rng.integers(0, 100, (n_units, k), dtype=np.int32),  # every window has 100 tokens or more
         top_context=rng.random((n_units, k, 61), dtype=np.float32).astype(np.float16),
-        windows=windows, tokens=rng.integers(0, 4096, n_tokens, dtype=np.int32),
-        token_start=starts, token_end=starts + 4,
-        doc_offsets=np.arange(n_docs + 1, dtype=np.int64) * doc_tokens,
-        text=text, doc_chars=np.arange(n_docs + 1, dtype=np.int64) * doc_tokens * 4,
+        windows=windows, corpus=corpus,
         count=n_tokens, mean=rng.random(n_units, dtype=np.float32), max=rng.random(n_units, dtype=np.float32),
         hist=rng.integers(0, 1000, (n_units, len(HIST_EDGES) + 1)),
         logit_top_ids=ids(), logit_top_values=rng.random((n_units, 10), dtype=np.float32),

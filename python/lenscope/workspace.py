@@ -66,6 +66,11 @@ def throttled(progress: Progress | None, per_s: float = 5.0) -> Progress:
     return report
 
 
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def build_index_over(
     load: Callable[[], Any],
     model_name: str,
@@ -94,7 +99,8 @@ def build_index_over(
     stats: dict[str, int] = {}
     shards_dir = shards_dir_for(out) if keep_shards else None
     arrays = build_index(model, corpus.docs, BuildOptions(k=k), progress=throttled(progress), cancelled=cancelled,
-                         sae=sae, shards_dir=shards_dir, engine=engine, model_key=model_key, stats=stats)  # fmt: skip
+                         sae=sae, shards_dir=shards_dir, engine=engine, model_key=model_key, stats=stats,
+                         scratch_dir=_made(out.parent))  # fmt: skip
     tokenizer = {"name_or_path": str(getattr(model.tokenizer, "name_or_path", "")), "vocab": len(model.tokenizer)}
     write_index(
         arrays,

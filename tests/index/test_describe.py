@@ -76,7 +76,7 @@ def test_patterns_come_only_from_the_choose_half(built) -> None:
             doc, start, n = arrays.windows[w]
             g = arrays.doc_offsets[doc] + start
             tokens[g : g + n] = rng.integers(0, 4000, n)
-        return dataclasses.replace(arrays, tokens=tokens)
+        return dataclasses.replace(arrays, corpus=arrays.corpus.with_arrays(tokens=tokens))
 
     same = choose_patterns(scrambled(1), d.score)
     for got, want in zip(same, (d.token, d.prev, d.threshold, d.examples)):
@@ -97,7 +97,7 @@ def test_score_uses_only_the_score_half(built, model) -> None:
             doc, start, n = arrays.windows[w]
             g = arrays.doc_offsets[doc] + start
             tokens[g : g + n] = np.roll(tokens[g : g + n], 3) if n > 3 else 7
-        other = dataclasses.replace(arrays, tokens=tokens)
+        other = dataclasses.replace(arrays, corpus=arrays.corpus.with_arrays(tokens=tokens))
         counts = score_patterns(model, other, d.score, d.token, d.prev, d.threshold, hooks, batch_windows=1)
         assert np.array_equal(counts, d.counts) == expect_same
 

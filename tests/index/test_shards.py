@@ -48,6 +48,10 @@ def same_index(a: IndexArrays, b: IndexArrays) -> None:
         if isinstance(value, np.ndarray):
             assert value.dtype == other.dtype and value.shape == other.shape, name
             assert value.tobytes() == other.tobytes(), f"{name} differs"
+        elif name == "corpus":
+            for key, arr in value.arrays().items():
+                assert arr.dtype == other.array(key).dtype and arr.tobytes() == other.array(key).tobytes(), f"{key} differs"
+            assert value.names == other.names
         elif name == "descriptions":
             for key, arr in value.as_arrays().items():
                 assert arr.tobytes() == other.as_arrays()[key].tobytes(), f"descriptions: {key} differs"

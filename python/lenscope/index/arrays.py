@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lenscope.index.corpus_store import StoredCorpus
 from lenscope.index.descriptions import Descriptions
 
 HIST_EDGES = np.linspace(-1.0, 15.0, 65, dtype=np.float32)
@@ -26,12 +27,7 @@ class IndexArrays:
     top_positions: np.ndarray  # int32 [N, k], token position of the max inside its window
     top_context: np.ndarray  # float16 [N, k, before + 1 + after], NaN outside the window
     windows: np.ndarray  # int32 [W, 3]: document, first token (in the document), tokens
-    tokens: np.ndarray  # int32 [T]: the corpus's tokens, documents one after another
-    token_start: np.ndarray  # int32 [T]: character offsets in the document (code points)
-    token_end: np.ndarray
-    doc_offsets: np.ndarray  # int64 [D + 1]: first token of each document in ``tokens``
-    text: np.ndarray  # uint32 [C]: the documents' code points, one after another (examples are shown from it)
-    doc_chars: np.ndarray  # int64 [D + 1]: first code point of each document in ``text``
+    corpus: StoredCorpus  # the documents' text and tokens, on disk (lenscope.index.corpus_store)
     count: int  # activations seen per neuron (= corpus tokens)
     mean: np.ndarray  # float32 [N]
     max: np.ndarray  # float32 [N]
@@ -42,3 +38,13 @@ class IndexArrays:
     logit_bottom_values: np.ndarray
     strings: dict[int, str] = field(default_factory=dict)  # decoded strings of the ids used
     descriptions: Descriptions | None = None  # one-line descriptions (lenscope.index.describe), when computed
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """[T]: the corpus's token ids, documents one after another (memory-mapped)."""
+        return self.corpus.array("tokens")
+
+    @property
+    def doc_offsets(self) -> np.ndarray:
+        """int64 [D + 1]: first token of each document in ``tokens``."""
+        return self.corpus.array("doc_offsets")

@@ -3,8 +3,9 @@ shard (``lenscope.index.reduce``, on an engine), merge exactly (``lenscope.index
 
 Per unit it keeps the top-k examples by max activation, at most one per (window, unit), with
 the activations around each maximum, and statistics (count, mean, max, a fixed-bin histogram).
-Memory is O(units x k) plus the corpus's own tokens and text, which the index keeps to show
-examples; with a shard store, shard results wait on disk, not in memory.
+Memory is O(units x k) plus O(documents + windows): the corpus's text and tokens, which the
+index keeps to show examples, are streamed to disk while tokenizing, each shard's inputs are
+read when it runs, and with a shard store, shard results wait on disk, not in memory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +26,13 @@ from lenscope.analysis import bos_id, model_dims
 from lenscope.errors import InvalidInput, StorageFailed
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document
+from lenscope.index.corpus_store import CorpusWriter
 from lenscope.index.describe import describe_index
 from lenscope.index.engines import Engine, LocalEngine, ReduceSettings, ShardTask
 from lenscope.index.reduce import IndexCancelled, shard_inputs, units_of
 from lenscope.index.shard_store import ShardStore
-from lenscope.index.shards import ShardResult, merge, plan_shards, settings_key
-from lenscope.tokens import token_strings, tokenize_with_spans
+from lenscope.index.shards import OrderedFold, ShardResult, plan_shards, settings_key
+from lenscope.tokens import token_strings
 
 if TYPE_CHECKING:
     from lenscope.sae import SparseAutoencoder
@@ -49,9 +52,16 @@ SHARD_FORMAT = 1
 __all__ = ["HIST_EDGES", "BuildOptions", "IndexArrays", "IndexCancelled", "build_index", "logit_effects"]
 
 
-def _windows_of(n_tokens: list[int], body: int) -> np.ndarray:
-    rows = [(d, s, min(body, n - s)) for d, n in enumerate(n_tokens) for s in range(0, n, body)]
-    return np.asarray(rows, dtype=np.int32).reshape(-1, 3)
+def _distinct(tokens: np.ndarray, chunk: int = 1 << 22) -> np.ndarray:
+    """The ids that occur, counted a chunk at a time (no sorted copy of the corpus)."""
+    seen = np.zeros(0, dtype=bool)
+    for i in range(0, len(tokens), chunk):
+        part = np.asarray(tokens[i : i + chunk]).astype(np.int64)
+        if part.size:
+            counts = np.bincount(part)
+            seen = np.pad(seen, (0, max(0, len(counts) - len(seen))))
+            seen[: len(counts)] |= counts > 0
+    return np.flatnonzero(seen)
 
 
 @torch.inference_mode()
@@ -87,6 +97,7 @@ def build_index(
     engine: Engine | None = None,
     model_key: str | None = None,
     stats: dict[str, int] | None = None,
+    scratch_dir: Path | None = None,
 ) -> IndexArrays:
     """With ``sae``, the units are its features (encoded from its hook point) instead of the MLP
     neurons, and logit effects follow each feature's decoder direction; all else is the same.
@@ -96,7 +107,9 @@ def build_index(
     kept there as it is done and reused when its files and the settings are unchanged: a
     killed build resumes, an update after an edit re-runs only the edited files' shards.
     ``model_key`` names the weights in the shards' keys (default: a fingerprint of them);
-    ``stats`` gets the number of shards and of those reused.
+    ``stats`` gets the number of shards and of those reused. The corpus's text and tokens are
+    written to a scratch folder in ``scratch_dir`` (default: the system's temporary folder;
+    put it on the index's file system so that writing the index moves them, not copies).
     """
     n_layers, d_mlp, _, n_ctx = model_dims(model)
     if sae is not None:
@@ -117,11 +130,19 @@ def build_index(
     bos = bos_id(model.tokenizer)
     hooks, encode = units_of(model, sae)
 
-    spans = [tokenize_with_spans(model.tokenizer, d.text) for d in docs]
-    n_tokens = [len(s.ids) for s in spans]
-    doc_offsets = np.concatenate([[0], np.cumsum(n_tokens)]).astype(np.int64)
-    tokens = np.concatenate([s.ids for s in spans]).astype(np.int32)
-    windows = _windows_of(n_tokens, body)
+    # the corpus goes to disk as it is tokenized, a document at a time: memory stays flat in its size
+    writer = CorpusWriter(model.tokenizer, body, scratch_dir)
+    try:
+        for d in docs:
+            if cancelled and cancelled():
+                raise IndexCancelled("the index build was cancelled")
+            writer.add(d.text)
+        corpus = writer.finish()
+    except BaseException:
+        writer.discard()
+        raise
+    windows = writer.windows_array()
+    tokens, doc_offsets = corpus.array("tokens"), corpus.array("doc_offsets")
     total = int(doc_offsets[-1])
 
     key = settings_key(
@@ -131,17 +152,14 @@ def build_index(
     )  # fmt: skip
     plan = plan_shards([d.path for d in docs], [d.sha256 for d in docs], windows, key)
     store = ShardStore(shards_dir, n_units, ctx) if shards_dir is not None else None
-    # with a store, results live on disk and are read back one at a time to merge: memory
-    # stays O(units x k) however many shards (10M tokens of the default model: ~600 shards)
-    results: dict[str, ShardResult | None] = {}
-    for shard in plan:
-        if store and store.has(shard.key):
-            results[shard.key] = None
-    todo = [s for s in plan if s.key not in results]
+    todo = [s for s in plan if not (store and store.has(s.key))]
+    # each result is folded in as soon as those before it are (stored ones read back at their
+    # turn): memory stays O(units x k) however many shards (10M tokens of the default model: ~600)
+    folding = OrderedFold(plan, {s.key for s in todo}, k, lambda key: _load(store, key))
     if stats is not None:
         stats.update(shards=len(plan), reused=len(plan) - len(todo))
     settings = ReduceSettings(k, options.before, options.after, options.batch_windows)
-    tasks = [ShardTask(s, shard_inputs(s.windows, tokens, doc_offsets, body, bos), s.windows[:, 2].copy()) for s in todo]
+    tasks = [ShardTask(s, partial(shard_inputs, s.windows, tokens, doc_offsets, body, bos)) for s in todo]
 
     started = time.monotonic()
     reused = total - sum(s.n_tokens for s in todo)
@@ -158,7 +176,7 @@ def build_index(
     def on_done(task: ShardTask, result: ShardResult) -> None:
         if store:
             store.save(task.shard.key, result)  # before it counts as done: a kill after this resumes past it
-        results[task.shard.key] = None if store else result
+        folding.add(task.shard.key, result)
 
     if cancelled and cancelled():
         raise IndexCancelled("the index build was cancelled")
@@ -166,7 +184,7 @@ def build_index(
         (engine or LocalEngine(model, hooks, encode)).run(tasks, settings, on_done, on_tokens, cancelled)
     elif progress:
         progress({"tokens_done": total, "tokens_total": total, "rate": 0.0, "eta_s": 0.0})
-    merged = merge(((s, results[s.key] or _load(store, s.key)) for s in plan), k)
+    merged = folding.result()
 
     # one-time cost, independent of the corpus (for GPT-2 small: 36,864 x 50,257 dot products)
     if sae is None:
@@ -178,7 +196,7 @@ def build_index(
         else:  # a hook point with no linear path to the residual stream: no logit effects
             none_i, none_v = np.zeros((n_units, 0), np.int32), np.zeros((n_units, 0), np.float32)
             ids_hi, val_hi, ids_lo, val_lo = none_i, none_v, none_i, none_v
-    used = np.union1d(np.unique(tokens), np.union1d(ids_hi.reshape(-1), ids_lo.reshape(-1))).tolist()  # no list of every token
+    used = np.union1d(_distinct(tokens), np.union1d(ids_hi.reshape(-1), ids_lo.reshape(-1))).tolist()  # no list of every token
     arrays = IndexArrays(
         k=k,
         before=options.before,
@@ -189,12 +207,7 @@ def build_index(
         top_positions=merged.positions,
         top_context=merged.context,
         windows=windows,
-        tokens=tokens,
-        token_start=np.concatenate([s.start for s in spans]).astype(np.int32),
-        token_end=np.concatenate([s.end for s in spans]).astype(np.int32),
-        doc_offsets=doc_offsets,
-        text=np.frombuffer("".join(d.text for d in docs).encode("utf-32-le"), dtype=np.uint32),
-        doc_chars=np.concatenate([[0], np.cumsum([len(d.text) for d in docs])]).astype(np.int64),
+        corpus=corpus,
         count=merged.count,
         mean=(merged.act_sum / max(merged.count, 1)).astype(np.float32),
         max=merged.act_max,

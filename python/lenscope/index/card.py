@@ -10,6 +10,7 @@ import numpy as np
 
 from lenscope.errors import InvalidInput
 from lenscope.index.corpus import locate
+from lenscope.index.corpus_store import corpus_reader
 from lenscope.index.descriptions import describe_row, search_descriptions
 from lenscope.index.store import Index, IndexBroken, IndexNotFound
 from lenscope.validation import check_int
@@ -20,10 +21,6 @@ def neuron_row(index: Index, layer: int, neuron: int) -> int:
     check_int(layer, "layer", 0, n_layers - 1)
     check_int(neuron, "neuron index", 0, index.d_mlp - 1)
     return layer * index.d_mlp + neuron
-
-
-def _text(codepoints: np.ndarray, start: int, end: int) -> str:
-    return np.asarray(codepoints[start:end]).tobytes().decode("utf-32-le")
 
 
 def _float(x: float) -> float | None:
@@ -46,6 +43,7 @@ def neuron_card(index: Index, layer: int, neuron: int, available: Callable[[str]
 def _card(index: Index, layer: int, neuron: int, n: int, available: Callable[[str], bool]) -> dict[str, Any]:
     a, m, s = index.arrays, index.manifest, index.strings
     before = int(m["before"])
+    corpus = corpus_reader(a)
     examples = []
     for j in range(int(m["k"])):
         w = int(a["top_windows"][n, j])
@@ -57,27 +55,28 @@ def _card(index: Index, layer: int, neuron: int, n: int, available: Callable[[st
         keep = ~np.isnan(acts)  # context positions inside the example's window
         first = start + pos - before + int(np.argmax(keep))
         count = int(keep.sum())
-        g0 = int(a["doc_offsets"][doc]) + first
-        base = int(a["doc_chars"][doc])
-        starts, ends = a["token_start"][g0 : g0 + count], a["token_end"][g0 : g0 + count]
-        max_start = int(a["token_start"][g0 + before - int(np.argmax(keep))])
+        if count < 1:
+            raise ValueError(f"example {j} of row {n} has no activations")
+        strings, starts, ends = corpus.tokens(w, first, count)
+        max_start = int(starts[before - int(np.argmax(keep))])
         entry = m["files"][doc]
         cells = entry.get("cells", [])
         cell, within = locate(cells, max_start)
         shift = max_start - within  # the cell's start: offsets are reported within the cell
-        width = cells[cell][1] - cells[cell][0] if cell is not None else int(a["doc_chars"][doc + 1]) - base
+        doc_chars = int(a["doc_chars"][doc + 1]) - int(a["doc_chars"][doc])
+        width = cells[cell][1] - cells[cell][0] if cell is not None else doc_chars
         examples.append(
             {
                 "file": entry["path"],
                 "cell": cell,
                 "available": available(entry["path"]),
                 "value": float(a["top_values"][n, j]),
-                "tokens": [_text(a["text"], base + int(b), base + int(e)) for b, e in zip(starts, ends)],
+                "tokens": strings,
                 "activations": [float(x) for x in acts[keep]],
                 "max_token": before - int(np.argmax(keep)),  # index of the maximum in "tokens"
                 # clipped to the cell: an example's context may reach into the cells around it
-                "char_start": min(max(0, int(a["token_start"][g0]) - shift), width),
-                "char_end": min(max(0, int(a["token_end"][g0 + count - 1]) - shift), width),
+                "char_start": min(max(0, int(starts[0]) - shift), width),
+                "char_end": min(max(0, int(ends[-1]) - shift), width),
                 "max_char_start": min(within, width),
             }
         )
@@ -148,11 +147,13 @@ def stored_document(index: Index, path: str, cell: int | None = None) -> dict[st
     doc = next((i for i, f in enumerate(files) if f["path"] == path), None)
     if doc is None:
         raise IndexNotFound(f"index {index.path.name} has no file {path!r}")
-    a = index.arrays
-    lo, hi = int(a["doc_chars"][doc]), int(a["doc_chars"][doc + 1])
     cells = files[doc].get("cells") or []
+    if cell is not None and not 0 <= cell < len(cells):
+        raise InvalidInput(f"{path!r} has no cell {cell}")
+    try:
+        text = corpus_reader(index.arrays).document(doc)
+    except (IndexError, ValueError) as exc:
+        raise IndexBroken(f"index {index.path.name} is broken: {exc}") from None
     if cell is not None:
-        if not 0 <= cell < len(cells):
-            raise InvalidInput(f"{path!r} has no cell {cell}")
-        lo, hi = lo + cells[cell][0], lo + cells[cell][1]
-    return {"path": path, "cell": cell, "text": _text(a["text"], lo, hi)}
+        text = text[cells[cell][0] : cells[cell][1]]
+    return {"path": path, "cell": cell, "text": text}

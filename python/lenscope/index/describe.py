@@ -231,7 +231,7 @@ def describe_stored(
     from lenscope.analysis import mlp_hook_names
     from lenscope.errors import InvalidInput
     from lenscope.index.arrays import IndexArrays
-    from lenscope.index.store import ARRAYS, MANIFEST, open_index
+    from lenscope.index.store import ARRAYS, MANIFEST, open_index, stored_corpus
 
     index = open_index(path)
     m = index.manifest
@@ -240,7 +240,7 @@ def describe_stored(
     stored: dict[str, Any] = {name: np.asarray(index.arrays[name]) for name in ARRAYS}
     arrays = IndexArrays(
         k=int(m["k"]), before=int(m["before"]), after=int(m["after"]), window_tokens=int(m["window_tokens"]),
-        count=int(m["tokens"]), strings=index.strings, **stored,
+        count=int(m["tokens"]), strings=index.strings, corpus=stored_corpus(index), **stored,
     )  # fmt: skip
     paths = [f["path"] for f in m["files"]]
     d = describe_index(model, arrays, paths, hooks or mlp_hook_names(model), encode, batch_windows)

@@ -27,8 +27,12 @@ class ReduceSettings:
 @dataclass(frozen=True)
 class ShardTask:
     shard: Shard
-    x: np.ndarray  # int32 [w, 1 + body]: the shard's windows after a BOS
-    lengths: np.ndarray  # int32 [w]: real tokens per window
+    read: Callable[[], np.ndarray]  # int32 [w, 1 + body]: the shard's windows after a BOS, read when it runs
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """int32 [w]: real tokens per window."""
+        return self.shard.windows[:, 2].copy()
 
 
 Done = Callable[[ShardTask, ShardResult], None]
@@ -53,7 +57,7 @@ class LocalEngine:
     def run(self, tasks: list[ShardTask], settings: ReduceSettings, on_done: Done,
             on_tokens: Callable[[int], None], cancelled: Callable[[], bool] | None) -> None:  # fmt: skip
         for task in tasks:
-            result = reduce_shard(self.model, self.hooks, self.encode, task.x, task.lengths, k=settings.k,
+            result = reduce_shard(self.model, self.hooks, self.encode, task.read(), task.lengths, k=settings.k,
                                   before=settings.before, after=settings.after, batch_windows=settings.batch_windows,
                                   cancelled=cancelled, on_batch=on_tokens)  # fmt: skip
             on_done(task, result)

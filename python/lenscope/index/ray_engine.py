@@ -122,7 +122,7 @@ class RayEngine:
         DataContext.get_current().enable_progress_bars = False  # the build reports progress itself
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         gpus = ray.cluster_resources().get("GPU", 0)
-        rows = [{"i": i, "x": t.x, "lengths": t.lengths} for i, t in enumerate(tasks)]
+        rows = [{"i": i, "x": t.read(), "lengths": t.lengths} for i, t in enumerate(tasks)]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
             ShardReducer,
             fn_constructor_kwargs={"load": self.load, "settings": settings, "threads": self.threads_per_worker},

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,3 +160,33 @@ def merge(results: Iterable[tuple[Shard, ShardResult]], k: int) -> ShardResult:
     if store is None:
         raise ValueError("no shards to merge")
     return padded(store, k)
+
+
+class OrderedFold:
+    """:func:`merge`, done as results arrive (in any order): each is folded as soon as every
+    shard before it has been, so memory is the store plus the results that came early, not every
+    shard's result until the end. The shards not in ``computed`` (stored by an earlier build)
+    are read with ``load`` when their turn comes; the fold order, and so the index, is the same."""
+
+    def __init__(self, plan: list[Shard], computed: set[str], k: int, load: Callable[[str], ShardResult]) -> None:
+        self.plan, self.computed, self.k, self.load = plan, computed, k, load
+        self.waiting: dict[str, ShardResult] = {}
+        self.store: ShardResult | None = None
+        self.next = 0
+
+    def add(self, key: str, result: ShardResult) -> None:
+        self.waiting[key] = result
+        self._advance(lambda s: s.key in self.waiting or s.key not in self.computed)
+
+    def result(self) -> ShardResult:
+        self._advance(lambda s: True)
+        if self.store is None:
+            raise ValueError("no shards to merge")
+        return padded(self.store, self.k)
+
+    def _advance(self, ready: Callable[[Shard], bool]) -> None:
+        while self.next < len(self.plan) and ready(self.plan[self.next]):
+            shard = self.plan[self.next]
+            found = self.waiting.pop(shard.key, None)
+            self.store = fold(self.store, found if found is not None else self.load(shard.key), shard.first_window, self.k)
+            self.next += 1

@@ -27,14 +27,19 @@ from lenscope import __version__
 from lenscope.errors import LenscopeError
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document, Skipped
+from lenscope.index.corpus_store import ALWAYS as CORPUS_ALWAYS
+from lenscope.index.corpus_store import DERIVED as CORPUS_DERIVED
+from lenscope.index.corpus_store import FORMAT1 as FORMAT1_CORPUS
+from lenscope.index.corpus_store import STORED_SPANS as CORPUS_STORED_SPANS
+from lenscope.index.corpus_store import StoredCorpus
 from lenscope.index.descriptions import ARRAYS as DESCRIBE_ARRAYS
 
-FORMAT = 1
+FORMAT = 2  # 1: the corpus as code points and stored spans; 2: UTF-8 and uint16 ids (lenscope.index.corpus_store)
+READABLE = (1, 2)
 MANIFEST = "manifest.json"
 ARRAYS = (
-    "top_values", "top_windows", "top_positions", "top_context", "windows", "tokens", "token_start",
-    "token_end", "doc_offsets", "text", "doc_chars", "mean", "max", "hist", "logit_top_ids", "logit_top_values",
-    "logit_bottom_ids", "logit_bottom_values",
+    "top_values", "top_windows", "top_positions", "top_context", "windows", "mean", "max", "hist", "logit_top_ids",
+    "logit_top_values", "logit_bottom_ids", "logit_bottom_values",
 )  # fmt: skip
 
 
@@ -70,6 +75,7 @@ def write_index(
     try:
         for name in ARRAYS:
             np.save(tmp / f"{name}.npy", getattr(arrays, name), allow_pickle=False)
+        arrays.corpus.move_into(tmp)  # streamed to disk by the build: moved, never read into memory
         if arrays.descriptions is not None:
             for name, value in arrays.descriptions.as_arrays().items():
                 np.save(tmp / f"{name}.npy", value, allow_pickle=False)
@@ -94,6 +100,7 @@ def write_index(
             "after": arrays.after,
             "window_tokens": arrays.window_tokens,
             "tokens": arrays.count,
+            "corpus": list(arrays.corpus.names),
             "hist_edges": HIST_EDGES.tolist(),
             "root": root,
             **({"sources": sources} if sources else {}),  # the paths the build was asked for: what an update reads again
@@ -116,6 +123,7 @@ def write_index(
         if out.exists():
             out.rename(old)
         tmp.rename(out)
+        arrays.corpus.folder = out
         shutil.rmtree(old, ignore_errors=True)
         return out
     finally:
@@ -151,18 +159,34 @@ def open_index(path: Path) -> Index:
         raise IndexNotFound(f"no lenscope index at {path.name}: {exc.strerror or exc}") from None
     try:
         manifest = json.loads(raw)
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not manifest.get("complete"):
-            raise ValueError(f"not a complete lenscope index of format {FORMAT}")
+        if not isinstance(manifest, dict) or manifest.get("format") not in READABLE or not manifest.get("complete"):
+            raise ValueError(f"not a complete lenscope index of format {' or '.join(map(str, READABLE))}")
         missing = [k for k in REQUIRED if k not in manifest]
         if missing:
             raise ValueError(f"manifest lacks {', '.join(missing)}")
         described = DESCRIBE_ARRAYS if "descriptions" in manifest else ()  # older indexes have none
-        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS + described}
+        names = ARRAYS + corpus_names(manifest) + described
+        arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in names}
         strings = {int(k): str(v) for k, v in json.loads((path / "strings.json").read_text(encoding="utf-8")).items()}
         _check_shapes(manifest, arrays)
     except (OSError, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
         raise IndexBroken(f"index {path.name} is broken: {exc}") from None
     return Index(path, manifest, arrays, strings)
+
+
+def corpus_names(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The corpus arrays an index of this manifest holds."""
+    if manifest["format"] == 1:
+        return FORMAT1_CORPUS
+    names = manifest.get("corpus")
+    allowed = set(CORPUS_ALWAYS + CORPUS_DERIVED + CORPUS_STORED_SPANS)
+    if not isinstance(names, list) or not set(CORPUS_ALWAYS) <= set(names) or not set(names) <= allowed:
+        raise ValueError("manifest's corpus arrays are malformed")
+    return tuple(names)
+
+
+def stored_corpus(index: Index) -> StoredCorpus:
+    return StoredCorpus(index.path, corpus_names(index.manifest))
 
 
 def _check_shapes(m: dict[str, Any], a: dict[str, np.ndarray]) -> None:
@@ -182,10 +206,20 @@ def _check_shapes(m: dict[str, Any], a: dict[str, np.ndarray]) -> None:
             raise ValueError(f"{name}.npy has shape {a[name].shape}, the manifest implies {shape}")
     tokens = int(a["doc_offsets"][-1]) if len(files) else 0
     for name in ("tokens", "token_start", "token_end"):
-        if a[name].shape != (tokens,):
+        if name in a and a[name].shape != (tokens,):
             raise ValueError(f"{name}.npy has shape {a[name].shape}, expected ({tokens},)")
-    if a["text"].shape != (int(a["doc_chars"][-1]),) or a["windows"].ndim != 2 or a["windows"].shape[1:] != (3,):
-        raise ValueError("text.npy or windows.npy does not match the documents")
+    if a["windows"].ndim != 2 or a["windows"].shape[1:] != (3,):
+        raise ValueError("windows.npy does not match the documents")
+    if m["format"] == 1:
+        if a["text"].shape != (int(a["doc_chars"][-1]),):
+            raise ValueError("text.npy does not match the documents")
+    else:
+        if a["doc_bytes"].shape != (len(files) + 1,) or a["text"].shape != (int(a["doc_bytes"][-1]),):
+            raise ValueError("text.npy does not match the documents")
+        if a["window_text"].shape != (len(a["windows"]), 3) or a["text"].dtype != np.uint8:
+            raise ValueError("window_text.npy or text.npy does not match the windows")
+        if "token_bytes" in a and a["token_bytes"].ndim != 1:  # an id past its end fails the lookup as broken
+            raise ValueError("token_bytes.npy is not a table of the vocabulary")
     if "descriptions" in m:
         rows = {"describe_token": (n,), "describe_prev": (n,), "describe_threshold": (n,), "describe_counts": (n, 3),
                 "describe_examples": (n, 2), "describe_score": a["windows"].shape[:1]}  # fmt: skip
