@@ -72,7 +72,11 @@ def code_server(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     }
     cs = CodeServer("", data / "User" / "settings.json", lab.root, settings)
     cs.set()
-    env = dict(os.environ, XDG_DATA_HOME=str(xdg), XDG_CONFIG_HOME=str(xdg / "config"))
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    # code-server's own state under a temporary XDG home; `jupyter server list` in its extension
+    # host must still find the servers of this machine (their runtime files)
+    env = dict(os.environ, XDG_DATA_HOME=str(xdg), XDG_CONFIG_HOME=str(xdg / "config"), JUPYTER_RUNTIME_DIR=jupyter_runtime_dir())
     common = [f"--user-data-dir={data}", f"--extensions-dir={extensions}", f"--config={base / 'config.yaml'}"]
     subprocess.run(
         [str(CODE_SERVER), *common, "--install-extension", str(VSIX)], check=True, env=env, capture_output=True, timeout=120
@@ -166,7 +170,7 @@ def panel(page: Any) -> Any:
 
 
 def toast(page: Any, text: str) -> Any:
-    return page.locator(".notifications-toasts .notification-toast", has_text=text)
+    return page.locator(".notifications-toasts .notification-toast", has_text=text).first
 
 
 def test_analyze_hover_and_card(vs: Any, code_server: CodeServer, lab: Lab) -> None:
@@ -287,7 +291,13 @@ def test_bad_server_settings_say_what_to_do(
         select_lines(page, 3)
         if case == "wrong-token":  # the editor's context menu
             page.locator(".editor-instance .monaco-editor .view-lines").first.click(button="right", position={"x": 40, "y": 10})
-            page.locator(".monaco-menu .action-label", has_text="Analyze selection").click()
+            item = page.locator(".monaco-menu .action-label", has_text="Analyze selection")
+            # VS Code's menu ignores a click that comes too soon after it opened: hover the item
+            # (which focuses it) and press Enter
+            item.hover()
+            page.wait_for_timeout(300)
+            page.keyboard.press("Enter")
+            item.wait_for(state="hidden")
         else:  # the keybinding
             page.keyboard.press("Control+Alt+L")
         msg = toast(page, expect[0])
@@ -304,6 +314,30 @@ def test_bad_server_settings_say_what_to_do(
         assert msg.locator("a.monaco-button", has_text=button).count() == 1
         assert decorations(page).count() == 0
         shot(page, case)
+    finally:
+        context.close()
+        code_server.set()
+
+
+def test_server_found_with_jupyter_server_list(browser: Any, code_server: CodeServer, lab: Lab) -> None:
+    """No URL and no token in the settings: `jupyter server list --json` finds the test's server
+    (its root is the workspace) and its token."""
+    jupyter = str(Path(sys.executable).parent / "jupyter")
+    code_server.set(**{"lenscope.serverUrl": "", "lenscope.token": "", "lenscope.jupyterCommand": jupyter})
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(code_server.url)
+        page.wait_for_selector(".monaco-workbench")
+        open_file(page, "tour.py")
+        select_lines(page, 5)
+        run_command(page, "lenscope: Analyze selection")
+        decorations(page).first.wait_for(timeout=60_000)
+        run_command(page, "lenscope: Show panel")
+        server = panel(page).locator(".muted", has_text="http://")
+        server.first.wait_for()
+        assert server.first.inner_text().strip() == lab.url
     finally:
         context.close()
         code_server.set()
