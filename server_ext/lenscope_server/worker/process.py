@@ -339,7 +339,10 @@ HEARTBEAT_S = 2.0
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 * 2**20
 """glibc's largest: smaller allocations (every temporary of a small model's forward) reuse heap pages."""
-TRIM_THRESHOLD = 1 << 30
+TRIM_THRESHOLD = 256 * 2**20
+"""Free heap above this is still given back at once: a small model's requests fit under it (the
+default model's 1,024-token analyze touches ~80 MB), a GPT-2-sized one's do not (~650 MB at
+1,024 tokens, whose faults are a small share of a far longer forward)."""
 
 
 def _libc() -> Any:
@@ -362,8 +365,9 @@ def keep_heap() -> bool:
     (and allocations above a dynamic threshold are fresh mappings), so the next request's
     temporaries fault in fresh zeroed pages again: ~7,000 page faults per analyze of 256 tokens
     on the default model, ~20,000 at 1,024, several ms each time (more on a busy machine).
-    Fixing both thresholds keeps those pages; :func:`release_heap` gives them back when the
-    worker is idle or over its memory limit (index builds trim after each shard anyway).
+    Fixing both thresholds keeps up to ``TRIM_THRESHOLD`` of those pages; :func:`release_heap`
+    gives them back when the worker is idle or over its memory limit (index builds trim after
+    each shard anyway).
     """
     libc = _libc()
     if libc is None:
