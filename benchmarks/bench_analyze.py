@@ -1,6 +1,6 @@
 """analyze() vs a bare TransformerLens forward on the same tokens, measured side by side.
 
-    python benchmarks/bench_analyze.py [--repeat 5]
+    python -m benchmarks.bench_analyze [--repeat 5] [--models lenscope-gelu-1l] [--threads 2]
 
 For each model and length, the bare forward runs the very windows ``analyze`` runs ([BOS] +
 tokens, split as ``lenscope.windows`` splits them), with no hooks and nothing derived. The
@@ -38,8 +38,8 @@ def windows_batch(model: Any, text: str) -> torch.Tensor:
     return x
 
 
-def run(repeat: int, models: tuple[str, ...] = MODELS) -> list[dict[str, Any]]:
-    torch.set_num_threads(2)
+def run(repeat: int, models: tuple[str, ...] = MODELS, threads: int = 2) -> list[dict[str, Any]]:
+    torch.set_num_threads(threads)
     gelu = default_model()
     rows = []
     built = {"lenscope-gelu-1l": lambda: gelu, "gpt2-small-shaped": lambda: gpt2_small_shaped(gelu.tokenizer)}
@@ -69,8 +69,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 is steadier on a busy machine)")
     args = ap.parse_args()
-    rows = run(args.repeat, tuple(args.models.split(",")))
+    rows = run(args.repeat, tuple(args.models.split(",")), args.threads)
     print(
         "| model | tokens | windows | analyze (ms) | bare forward (ms) | ratio | analyze's tokenize / forward / derive (ms) "
         "| ratio with analyze's forward replaced by the bare one |"

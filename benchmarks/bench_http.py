@@ -1,10 +1,12 @@
 """HTTP analyze (msgpack) vs a bare in-process forward on the same tokens; msgpack vs JSON bytes.
 
-    python -m benchmarks.bench_http [--repeat 5]
+    python -m benchmarks.bench_http [--repeat 5] [--models lenscope-gelu-1l] [--threads 2]
 
 Starts a real Jupyter server with lenscope (its worker with 2 torch threads, the response cache
 off so every request computes), on loopback. The bare forward runs in this process, also with
-2 threads, on the same windows, with no hooks and nothing derived. Both are timed alternately
+2 threads, on the same windows, with no hooks and nothing derived. ``--threads 1`` gives both
+sides one thread: on a machine other processes keep busy, two OpenMP threads spin at every
+barrier while one of them waits for a core, and milliseconds become hundreds. Both are timed alternately
 in one run; the ratio is end-to-end HTTP analyze time over bare forward time.
 
 Requests go over one kept-alive connection, as a browser's do (the ratio's figure); the same
@@ -72,14 +74,14 @@ def post(base: str, body: dict[str, Any], accept: str) -> tuple[bytes, float]:
     return payload, (time.perf_counter() - t) * 1000
 
 
-def run(repeat: int, models: tuple[str, ...] = MODELS) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    torch.set_num_threads(2)
+def run(repeat: int, models: tuple[str, ...] = MODELS, threads: int = 2) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    torch.set_num_threads(threads)
     gelu = default_model()
     rows, sizes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         save_gpt2_small_shaped(root / "models" / "gpt2-small-shaped")
-        extra = ("--LenscopeApp.model_dirs=models", "--LenscopeApp.cache_size=0", "--LenscopeApp.worker_threads=2")
+        extra = ("--LenscopeApp.model_dirs=models", "--LenscopeApp.cache_size=0", f"--LenscopeApp.worker_threads={threads}")
         with jupyter_server(root, *extra) as base:
             client = KeepAlive(base)
             built = {"lenscope-gelu-1l": lambda: gelu, "gpt2-small-shaped": lambda: gpt2_small_shaped(gelu.tokenizer)}
@@ -120,8 +122,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    ap.add_argument("--threads", type=int, default=2, help="torch threads, in the worker and for the bare forward")
     args = ap.parse_args()
-    rows, sizes = run(args.repeat, tuple(args.models.split(",")))
+    rows, sizes = run(args.repeat, tuple(args.models.split(",")), args.threads)
     print(
         "| model | tokens | windows | HTTP analyze, msgpack (ms) | bare forward (ms) | ratio | target "
         "| analyze's own forward (ms) | ratio with it replaced by the bare forward "
