@@ -108,7 +108,7 @@ def synthetic_index(folder: Path, n_tokens: int, n_units: int = 1024, k: int = 2
         k=k, before=50, after=10, window_tokens=256,
         top_values=-np.sort(-rng.random((n_units, k), dtype=np.float32), axis=1),
         top_windows=rng.integers(0, n_win, (n_units, k), dtype=np.int32),
-        top_positions=rng.integers(0, 100, (n_units, k), dtype=np.int32),  # every window has 100 tokens or more
+        top_positions=rng.integers(50, 100, (n_units, k), dtype=np.int32),  # the 61-token context inside every window
         top_context=rng.random((n_units, k, 61), dtype=np.float32).astype(np.float16),
         windows=windows, corpus=corpus,
         count=n_tokens, mean=rng.random(n_units, dtype=np.float32), max=rng.random(n_units, dtype=np.float32),

@@ -31,6 +31,10 @@ _EXPORTS = {
     "DEFAULT_MODEL": "lenscope.models.registry",
     "list_models": "lenscope.models.registry",
     "load_model": "lenscope.models.registry",
+    # a model of a notebook's kernel, served to the panel over a comm: the kernel half of the
+    # server extension (it imports ipykernel and comm, never jupyter_server)
+    "attach": "lenscope_server.kernel_side",
+    "detach": "lenscope_server.kernel_side",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -656,9 +656,16 @@ class ModelShapeWire(_Strict):
     n_ctx: int
 
 
+class KernelWire(_Strict):
+    """Where a model attached with ``lenscope.attach`` lives."""
+
+    id: str = Field(description="The kernel's id")
+    notebook: str | None = Field(description="The path of the notebook (or console) using that kernel, when known")
+
+
 class ModelEntry(_Strict):
     name: str
-    source: Literal["embedded", "local", "hub"]
+    source: Literal["embedded", "local", "hub", "kernel"]
     loadable: bool = Field(description="Whether it can be loaded here and now (hub models: only from the local cache)")
     reason: str = Field(description="Why it is not loadable, when it is not")
     state: Literal["loaded", "loading", "unloaded", "unavailable"]
@@ -666,6 +673,9 @@ class ModelEntry(_Strict):
     shape: ModelShapeWire | None = Field(description="Known without loading for embedded and native models")
     repo: str | None
     aliases: list[str]
+    kernel: KernelWire | None = Field(
+        default=None, description="Set for a model attached in a notebook's kernel: it runs there, and is gone when it restarts"
+    )
 
 
 class SaeEntry(_Strict):

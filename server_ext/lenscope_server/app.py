@@ -16,6 +16,7 @@ from lenscope.models.registry import DEFAULT_MODEL
 from lenscope_server.cache import LRUCache
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.jobs import EngineSettings, JobManager
+from lenscope_server.kernel_models import KernelModels
 from lenscope_server.service import LenscopeService
 from lenscope_server.worker.client import WorkerClient, WorkerConfig
 
@@ -77,6 +78,7 @@ class LenscopeApp(ExtensionApp):
             LRUCache(self.cache_size, self.cache_mb * 2**20),
             IndexRegistry(index_dir, root, allow_hidden),
             self.request_timeout_s,
+            KernelModels(self.serverapp.kernel_manager, getattr(self.serverapp, "session_manager", None)),
         )
         # long jobs get a worker of their own, started on the first job
         job_worker = WorkerClient(replace(self.worker.config, preload=None, queue_limit=8))
@@ -112,5 +114,7 @@ class LenscopeApp(ExtensionApp):
             self.log.warning("lenscope: %s", exc.message)
 
     async def stop_extension(self) -> None:
+        if self.service.kernels is not None:
+            self.service.kernels.close()
         await self.worker.stop()
         await self.jobs.stop()

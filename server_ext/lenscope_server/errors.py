@@ -31,6 +31,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "worker_timeout": 504,
     "storage_failed": 503,  # a full disk: only in job errors today; 503 if one ever surfaces in a request
     "engine_unavailable": 503,
+    "kernel_unavailable": 503,
+    "kernel_busy": 504,
     "internal": 500,
 }
 RETRY_AFTER_S: dict[str, int] = {"queue_full": 1, "worker_died": 2, "out_of_memory": 5, "model_unavailable": 30}

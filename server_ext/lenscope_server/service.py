@@ -26,6 +26,7 @@ from lenscope.wire import (
 from lenscope_server.cache import LRUCache
 from lenscope_server.errors import relative_to_root
 from lenscope_server.indexes import IndexRegistry
+from lenscope_server.kernel_models import KernelModels
 from lenscope_server.worker.client import WorkerClient
 
 AnalyzeKey = tuple[str, str, str, int, int, str, str, str, int]  # ..., encoding, interventions (JSON), sae, top_features
@@ -52,9 +53,16 @@ class Served:
 
 class LenscopeService:
     def __init__(
-        self, worker: WorkerClient, default_model: str, cache: LRUCache, indexes: IndexRegistry, request_timeout_s: float
+        self,
+        worker: WorkerClient,
+        default_model: str,
+        cache: LRUCache,
+        indexes: IndexRegistry,
+        request_timeout_s: float,
+        kernels: KernelModels | None = None,
     ) -> None:
         self.worker = worker
+        self.kernels = kernels  # models attached in notebook kernels (lenscope.attach)
         self.indexes = indexes
         self.default_model = default_model
         self.cache = cache
@@ -75,7 +83,8 @@ class LenscopeService:
             model, request.text, request.context, request.top_k, request.top_neurons, encoding, interventions,
             request.sae or "", request.top_features if request.sae else 0,
         )  # fmt: skip
-        body = self.cache.get(key)
+        live = self._in_kernel(model)  # weights that can change between two calls: never served from the cache
+        body = None if live else self.cache.get(key)
         source, worker_ms = "cache", None
         if body is None:
             shared = self._inflight.get(key)
@@ -102,7 +111,8 @@ class LenscopeService:
                 args |= {"interventions": changes, "neuron_means": self._index_means(model, changes)}
             result = await self._tracked(model, "analyze", {**args, "encoding": encoding})
             payload: bytes = result["payload"]
-            self.cache.put(key, payload)
+            if not self._in_kernel(model):
+                self.cache.put(key, payload)
             future.set_result(payload)
             return payload
         except BaseException as exc:
@@ -197,6 +207,10 @@ class LenscopeService:
         Loading has no deadline (a large model may take minutes; the heartbeat still catches
         a hung worker): the request's deadline covers the work itself.
         """
+        if self.kernels is not None:
+            if self._in_kernel(model):
+                return await self.kernels.request(model, op, args, self.request_timeout_s)
+            self.kernels.check_gone(model)
         if model not in self.worker.loaded:
             self.worker.loading.add(model)
             try:
@@ -204,6 +218,9 @@ class LenscopeService:
             finally:
                 self.worker.loading.discard(model)
         return await self.worker.request(op, args, timeout_s=self.request_timeout_s)
+
+    def _in_kernel(self, model: str) -> bool:
+        return self.kernels is not None and model in self.kernels.attached()
 
     def neuron_card(self, model: str, layer: int, neuron: int, sae: str | None = None) -> dict[str, Any]:
         """A neuron's card from its model's index, or with ``sae`` a feature's from that SAE's
@@ -245,6 +262,17 @@ class LenscopeService:
             {**{k: v for k, v in s.items() if k != "path"}, "reason": relative_to_root(s["reason"], self.indexes.root)}
             for s in result.get("saes", [])
         ]
+        if self.kernels is not None:
+            taken = {e["name"] for e in entries}
+            for name, found in self.kernels.attached().items():
+                notebook = await self.kernels.notebook_of(found["kernel_id"])
+                clash = name in taken
+                entries.append({
+                    "name": name, "source": "kernel", "loadable": not clash, "state": "unavailable" if clash else "loaded",
+                    "reason": f"{name!r} is also one of this server's models: attach it under another name" if clash else "",
+                    "default": False, "shape": found["shape"], "repo": None, "aliases": [],
+                    "kernel": {"id": found["kernel_id"], "notebook": notebook},
+                })  # fmt: skip
         return {"default": self.default_model, "models": entries, "saes": saes}
 
     def health(self) -> dict[str, Any]:

@@ -1204,6 +1204,22 @@ export interface components {
             /** Jobs */
             jobs: components["schemas"]["JobResponse"][];
         };
+        /**
+         * KernelWire
+         * @description Where a model attached with ``lenscope.attach`` lives.
+         */
+        KernelWire: {
+            /**
+             * Id
+             * @description The kernel's id
+             */
+            id: string;
+            /**
+             * Notebook
+             * @description The path of the notebook (or console) using that kernel, when known
+             */
+            notebook: string | null;
+        };
         /** LogitEffect */
         LogitEffect: {
             /** Id */
@@ -1285,6 +1301,11 @@ export interface components {
             /** Default */
             default: boolean;
             /**
+             * @description Set for a model attached in a notebook's kernel: it runs there, and is gone when it restarts
+             * @default null
+             */
+            kernel: components["schemas"]["KernelWire"] | null;
+            /**
              * Loadable
              * @description Whether it can be loaded here and now (hub models: only from the local cache)
              */
@@ -1304,7 +1325,7 @@ export interface components {
              * Source
              * @enum {string}
              */
-            source: "embedded" | "local" | "hub";
+            source: "embedded" | "local" | "hub" | "kernel";
             /**
              * State
              * @enum {string}
