@@ -24,6 +24,7 @@ import { LenscopePanel } from './panel';
 import { readSettings } from './settings';
 import { CommandIDs, ILenscope } from './tokens';
 import { copyCode } from './views/copycode';
+import { outputsPlugin } from './mime/plugin';
 
 export { ILenscope, CommandIDs } from './tokens';
 export type { LenscopeModel, Run, Status } from './model';
@@ -129,4 +130,4 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
   }
 };
 
-export default plugin;
+export default [plugin, outputsPlugin];

@@ -1,14 +1,26 @@
-"""lenscope in a notebook: results as circuitsvis views and tables, rendered offline.
+"""lenscope in a notebook: results as circuitsvis views and tables, rendered offline, and
+``show(result)``: lenscope's own MIME output.
 
 circuitsvis's own ``RenderedHTML`` pings an internet host to choose between its CDN and its
 inline bundle; these views always inline the bundle that ships in the circuitsvis package, so
-they render the same with no network and never wait on one.
+they render the same with no network and never wait on one. The bundle (1.3 MB) is evaluated
+once per page: a guard on ``window.CircuitsVis`` skips it in every later output (each output
+still carries it, so any one of them renders on its own, in any order, after a reload).
+
+``show(result)`` returns an object whose MIME bundle holds the result in lenscope's wire schema
+(``application/vnd.lenscope.analysis+json``: the ``POST analyze`` response as JSON, with the
+text it is of), which lenscope's JupyterLab extension renders with the editor's colours and
+tooltips; ``text/html`` (the circuitsvis view) where that renderer is absent, and ``text/plain``.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import json
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,10 +45,38 @@ class View:
         return self.markup
 
 
-def _circuitsvis(element: str, **props: Any) -> View:
-    from circuitsvis.utils.render import render_local
+CIRCUITSVIS_LOADS = "__lenscopeCircuitsVisLoads"
+"""A window global the guarded bundle increments each time it is evaluated (tests read it)."""
 
-    return View(render_local(element, **props))
+
+@functools.cache
+def _circuitsvis_bundle() -> str:
+    """circuitsvis's browser bundle as a guarded classic script body: evaluated only when the
+    page has no ``window.CircuitsVis`` yet (the first circuitsvis output on the page)."""
+    import circuitsvis
+
+    source = (Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js").read_text(encoding="utf-8")
+    source = source.replace("</script", "<\\/script")  # (circuitsvis itself drops "</script>"; this keeps the code)
+    source = source.replace("//# sourceMappingURL=iife.js.map", "")
+    # in a function, so its "use strict" prologue still applies and its `var` stays local
+    return (
+        "if (!window.CircuitsVis) {\n"
+        f"window.{CIRCUITSVIS_LOADS} = (window.{CIRCUITSVIS_LOADS} || 0) + 1;\n"
+        f"window.CircuitsVis = (function () {{\n{source}\nreturn CircuitsVis;\n}})();\n}}\n"
+    )
+
+
+def _circuitsvis(element: str, **props: Any) -> View:
+    """A circuitsvis component, offline: the bundle inline (evaluated once per page), then the
+    render call. Props are JSON with ``</`` escaped, so a token ``</script>`` cannot end the script."""
+    from circuitsvis.utils.convert_props import convert_props
+
+    uid = f"circuits-vis-{uuid.uuid4().hex[:12]}"
+    data = convert_props(props).replace("</", "<\\/")
+    return View(
+        f'<div id="{uid}" style="margin: 15px 0;"></div>\n'
+        f'<script>\n{_circuitsvis_bundle()}\nCircuitsVis.render(\n  "{uid}",\n  CircuitsVis.{element},\n  {data}\n)\n</script>'
+    )
 
 
 def token_log_probs(result: AnalysisResult) -> View:
@@ -143,3 +183,115 @@ def table(rows: Sequence[Any], columns: Sequence[str], limit: int = 50) -> View:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{cell(getattr(r, c))}</td>" for c in columns) + "</tr>" for r in list(rows)[:limit])
     return View(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+ANALYSIS_MIME = "application/vnd.lenscope.analysis+json"
+"""``{"version", "text", "context", "analysis"}``: ``analysis`` is the ``POST analyze`` response
+(``AnalyzeResponse``) as the server's JSON encodes it; ``text`` is what its spans index into (the
+response does not echo it); ``context`` the text before it, or null when not known."""
+COMPARISON_MIME = "application/vnd.lenscope.comparison+json"
+"""``{"version", "text", "context", "a", "b", "clamp"}``: two ``AnalyzeResponse`` of the same text
+and tokens; the colour is ``lp_a - max(lp_b, clamp)``, as the editor's comparison."""
+MIME_VERSION = 1
+
+
+class Output:
+    """What :func:`show` returns: Jupyter displays it through ``_repr_mimebundle_`` (lenscope's
+    MIME type, ``text/html``, ``text/plain``); ``data`` is the MIME type's JSON."""
+
+    def __init__(self, mime: str, data: dict[str, Any], plain: str, html: Any) -> None:
+        self.mime = mime
+        self.data = data
+        self.plain = plain
+        self._html = html  # a callable: the circuitsvis view is built only when displayed
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle: dict[str, Any] = {self.mime: self.data, "text/plain": self.plain}
+        if self._html is not None:
+            bundle["text/html"] = self._html()
+        return bundle
+
+    def __repr__(self) -> str:
+        return self.plain
+
+
+def _analysis_json(result: AnalysisResult) -> dict[str, Any]:
+    from lenscope.wire import encode_json, to_wire
+
+    out: dict[str, Any] = json.loads(encode_json(to_wire(result)))
+    return out
+
+
+def _text_of(result: AnalysisResult) -> str:
+    return "".join(result.token_texts)  # the spans tile the analyzed text
+
+
+def _summary(result: AnalysisResult) -> str:
+    n = len(result.token_texts)
+    lp = result.predictions.actual_logprob[:n]
+    scored = lp[result.predictions.actual_rank[:n] > 0]
+    mean = f" · mean log-prob {float(np.mean(scored)):.2f}" if scored.size else ""
+    return f"{result.model} · {n} tokens{mean}"
+
+
+def show(
+    result: AnalysisResult,
+    compare: AnalysisResult | None = None,
+    *,
+    context: str | None = None,
+    clamp: float | None = None,
+    html: bool = True,
+) -> Output:
+    """lenscope's view of an analysis in a notebook: ``show(analyze(model, text))``.
+
+    In JupyterLab with lenscope's extension it renders like the editor's decorations: tokens
+    coloured by log-prob, a hover tooltip with the top-k, the actual token's rank and log-prob
+    and the neuron chips (a chip opens the neuron's card). The output is saved with the notebook
+    and renders again when it is reopened, with no kernel. ``compare``: a second model's analysis
+    of the same text (the editor's comparison colours, ``lp - max(lp_compare, clamp)``).
+
+    ``context``: the text the analysis was conditioned on, if any; with it (or with no context),
+    the tooltip's "Why?" and logit lens ask the server for the same model by name. ``html=False``
+    leaves out the ``text/html`` fallback (circuitsvis; its bundle is 1.3 MB per output in the
+    saved notebook), for notebooks only ever opened where lenscope's extension is installed.
+    """
+    from lenscope.defaults import CLAMP
+
+    if context is None and result.context_tokens == 0:
+        context = ""
+    text = _text_of(result)
+    if compare is None:
+        data = {"version": MIME_VERSION, "text": text, "context": context, "analysis": _analysis_json(result)}
+        plain = f"lenscope analysis · {_summary(result)}"
+        return Output(ANALYSIS_MIME, data, plain, (lambda: token_log_probs(result).markup) if html else None)
+    if compare.token_texts != result.token_texts or not np.array_equal(compare.tokens.ids, result.tokens.ids):
+        raise ValueError("show(a, compare=b): the two analyses must be of the same text with the same tokens")
+    clamp = CLAMP if clamp is None else float(clamp)
+    data = {
+        "version": MIME_VERSION,
+        "text": text,
+        "context": context,
+        "a": _analysis_json(result),
+        "b": _analysis_json(compare),
+        "clamp": clamp,
+    }
+    plain = f"lenscope comparison · {_summary(result)} vs {_summary(compare)}"
+    return Output(COMPARISON_MIME, data, plain, (lambda: comparison(result, compare, clamp).markup) if html else None)
+
+
+def comparison(a: AnalysisResult, b: AnalysisResult, clamp: float | None = None) -> View:
+    """circuitsvis ``ColoredTokensMulti`` of two models on the same tokens: buttons switch the
+    colour between the clamped difference ``lp_a - max(lp_b, clamp)``, ``lp_a`` and ``lp_b``."""
+    from lenscope.defaults import CLAMP
+
+    clamp = CLAMP if clamp is None else clamp
+    n = len(a.token_texts)
+    lp_a = np.nan_to_num(a.predictions.actual_logprob[:n].astype(np.float64))
+    lp_b = np.nan_to_num(b.predictions.actual_logprob[:n].astype(np.float64))
+    values = np.stack([lp_a - np.maximum(lp_b, clamp), lp_a, lp_b], axis=1)
+    return _circuitsvis(
+        "ColoredTokensMulti",
+        tokens=a.token_texts,
+        values=values.round(4).tolist(),
+        labels=[f"{a.model} − max({b.model}, {clamp:g})", f"log-prob {a.model}", f"log-prob {b.model}"],
+    )

@@ -1,0 +1,132 @@
+/**
+ * Notebook outputs of `lenscope.notebook.show(result)`: the MIME types, and their data read into
+ * the same `Analysis` objects the editor's decorations use. No JupyterLab and no DOM here.
+ *
+ * The data is the server's JSON wire schema (`AnalyzeResponse`, as `POST analyze` answers with
+ * `Accept: application/json`), wrapped with the text its spans index into (the response does not
+ * echo it) and the context it was conditioned on (null when the kernel did not say).
+ */
+import { Analysis, AnalyzeResponseWire } from '../api/analysis';
+import type { ScaleName } from '../colors';
+import type { Annotation } from '../editor/annotation';
+
+export const ANALYSIS_MIME = 'application/vnd.lenscope.analysis+json';
+export const COMPARISON_MIME = 'application/vnd.lenscope.comparison+json';
+export const OUTPUT_MIMES = [ANALYSIS_MIME, COMPARISON_MIME];
+/** The data's format version this frontend reads (python/lenscope/notebook.py's MIME_VERSION). */
+export const MIME_VERSION = 1;
+
+interface Common {
+  text: string;
+  /** the text before `text` that conditioned it; null when not known (then no server-side "Why?") */
+  context: string | null;
+  analysis: Analysis;
+}
+
+export interface AnalysisOutput extends Common {
+  kind: 'analysis';
+}
+
+export interface ComparisonOutput extends Common {
+  kind: 'comparison';
+  compare: { analysis: Analysis; clamp: number };
+}
+
+export type OutputPayload = AnalysisOutput | ComparisonOutput;
+
+/** Data that is not a lenscope output this frontend can show: the message says why. */
+export class OutputDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OutputDataError';
+  }
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function analysisOf(wire: unknown, text: string, field: string): Analysis {
+  if (!isObject(wire) || typeof wire.model !== 'string' || !isObject(wire.tokens) || !isObject(wire.predictions) || !isObject(wire.strings)) {
+    throw new OutputDataError(`“${field}” is not an analyze response`);
+  }
+  let analysis: Analysis;
+  try {
+    analysis = new Analysis(wire as unknown as AnalyzeResponseWire, text);
+  } catch (err) {
+    throw new OutputDataError(`“${field}” cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let last = 0;
+  for (const t of analysis.tokens) {
+    if (!(t.from >= last && t.to >= t.from && t.to <= text.length)) {
+      throw new OutputDataError(`“${field}”: its token spans do not tile the text (${text.length} UTF-16 units)`);
+    }
+    last = t.to;
+  }
+  return analysis;
+}
+
+/** The MIME data of `mime` read and checked; throws `OutputDataError` with what is wrong. */
+export function parseOutput(mime: string, data: unknown): OutputPayload {
+  if (!isObject(data)) {
+    throw new OutputDataError('the output holds no lenscope data');
+  }
+  const version = data.version;
+  if (typeof version !== 'number' || version > MIME_VERSION) {
+    throw new OutputDataError(`format version ${String(version)}: made by a newer lenscope than this extension (reads ${MIME_VERSION})`);
+  }
+  if (typeof data.text !== 'string') {
+    throw new OutputDataError('the output has no text');
+  }
+  const text = data.text;
+  const context = typeof data.context === 'string' ? data.context : null;
+  if (mime === ANALYSIS_MIME) {
+    return { kind: 'analysis', text, context, analysis: analysisOf(data.analysis, text, 'analysis') };
+  }
+  if (mime === COMPARISON_MIME) {
+    const a = analysisOf(data.a, text, 'a');
+    const b = analysisOf(data.b, text, 'b');
+    if (a.length !== b.length || a.tokens.some((t, i) => t.from !== b.tokens[i].from || t.to !== b.tokens[i].to)) {
+      throw new OutputDataError(`the two analyses (${a.model}, ${b.model}) do not have the same tokens`);
+    }
+    const clamp = typeof data.clamp === 'number' ? data.clamp : -6;
+    return { kind: 'comparison', text, context, analysis: a, compare: { analysis: b, clamp } };
+  }
+  throw new OutputDataError(`not a lenscope MIME type: ${mime}`);
+}
+
+/** The editor's annotation of a payload: the same colours and tooltips as decorations over `text`. */
+export function annotationOf(payload: OutputPayload, scale: ScaleName, floor: number): Annotation {
+  return {
+    analysis: payload.analysis,
+    offset: 0,
+    scale,
+    floor,
+    neuron: null,
+    compare: payload.kind === 'comparison' ? payload.compare : null,
+    intervened: null
+  };
+}
+
+/** One line over the output: the model(s), the token count, whether it was windowed. */
+export function describeOutput(payload: OutputPayload): string {
+  const a = payload.analysis;
+  const models = payload.kind === 'comparison' ? `${a.model} vs ${payload.compare.analysis.model}` : a.model;
+  const extras = [a.windowed ? 'windowed' : '', a.contextTokens ? `${a.contextTokens} context tokens before it` : ''].filter(Boolean);
+  return `lenscope · ${models} · ${a.length} tokens${extras.length ? ` (${extras.join(', ')})` : ''}`;
+}
+
+/**
+ * Why server-side extras (the tooltip's "Why?", the logit lens) cannot run for this output, or
+ * null when they can: they ask the server's model of the same name for the same text and context.
+ */
+export function serverExtrasBlocked(payload: OutputPayload, serverModels: readonly string[] | null): string | null {
+  const model = payload.analysis.model;
+  if (payload.context === null) {
+    return `the output does not carry the context its analysis was conditioned on (pass show(result, context=...))`;
+  }
+  if (serverModels !== null && !serverModels.includes(model)) {
+    return `${model} is not a model of this Jupyter server (the output was made in a kernel)`;
+  }
+  return null;
+}

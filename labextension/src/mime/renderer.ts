@@ -1,0 +1,88 @@
+/**
+ * The notebook output of `lenscope.notebook.show(result)`: the analyzed text in a read-only
+ * CodeMirror view carrying the editor's own annotation extension, so its tokens have exactly the
+ * decorations' colours and hover tooltip (top-k, rank, log-prob, neuron chips, Why?), and the
+ * keyboard keys (Alt+Shift+→/←, Alt+Shift+K) work the same. A legend says what the colours mean.
+ * It needs no kernel: everything it shows is in the saved output.
+ */
+import { EditorState } from '@codemirror/state';
+import { EditorView, tooltips } from '@codemirror/view';
+import { jupyterTheme } from '@jupyterlab/codemirror';
+import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { Widget } from '@lumino/widgets';
+
+import type { ScaleName } from '../colors';
+import { annotationExtension, setAnnotation } from '../editor/annotations';
+import type { TooltipActions } from '../editor/tooltip';
+import { el } from '../format';
+import { diffLegend, logprobLegend } from '../views/legend';
+import { annotationOf, describeOutput, OutputPayload, parseOutput } from './payload';
+
+/** What an output needs from the page: the colour settings and the tooltip's actions. */
+export interface OutputHost {
+  colours(): { scale: ScaleName; floor: number };
+  actions(payload: OutputPayload): Omit<TooltipActions, 'toggleHead'>;
+}
+
+export class LenscopeOutput extends Widget implements IRenderMime.IRenderer {
+  private view: EditorView | null = null;
+
+  constructor(
+    private readonly mimeType: string,
+    private readonly host: OutputHost
+  ) {
+    super();
+    this.addClass('ls-output');
+  }
+
+  renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    this.view?.destroy();
+    this.view = null;
+    this.node.replaceChildren();
+    let payload: OutputPayload;
+    try {
+      payload = parseOutput(this.mimeType, model.data[this.mimeType]);
+    } catch (err) {
+      this.node.dataset.state = 'error';
+      this.node.append(el('div', 'ls-error', `lenscope cannot show this output: ${err instanceof Error ? err.message : String(err)}`));
+      return Promise.resolve();
+    }
+    const { scale, floor } = this.host.colours();
+    const a = payload.analysis;
+    this.node.dataset.state = 'ready';
+    this.node.dataset.kind = payload.kind;
+    this.node.dataset.model = a.model;
+    this.node.dataset.tokens = String(a.length);
+    const head = el('div', 'ls-output-head');
+    head.append(el('span', 'ls-output-title', describeOutput(payload)));
+    head.append(payload.kind === 'comparison' ? diffLegend(a.model, payload.compare.analysis.model, payload.compare.clamp) : logprobLegend(scale, floor));
+    const body = el('div', 'ls-output-text');
+    this.node.append(head, body);
+    this.view = new EditorView({
+      parent: body,
+      state: EditorState.create({
+        doc: payload.text,
+        extensions: [
+          EditorState.readOnly.of(true),
+          EditorView.lineWrapping,
+          jupyterTheme,
+          // as JupyterLab's own editors: on <body>, positioned absolutely (Lumino's `contain`)
+          tooltips({ position: 'absolute', parent: document.body }),
+          EditorView.contentAttributes.of({ 'aria-label': `${describeOutput(payload)}: Alt+Shift+→/← move between tokens, Alt+Shift+K shows a token's predictions` }),
+          annotationExtension(this.host.actions(payload))
+        ]
+      })
+    });
+    this.view.dispatch({ effects: setAnnotation.of(annotationOf(payload, scale, floor)) });
+    return Promise.resolve();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this.view?.destroy();
+    this.view = null;
+    super.dispose();
+  }
+}
