@@ -56,3 +56,73 @@ def test_attention_view_is_hook_pattern_over_bos_and_the_text(gelu) -> None:
     got = torch.tensor(props["attention"]).numpy()
     assert got.shape == want.shape
     assert abs(got - want).max() < 1e-6
+
+
+def test_show_bundle_is_the_servers_json_schema_with_the_text(gelu) -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    from lenscope.notebook import ANALYSIS_MIME, MIME_VERSION, show
+    from lenscope.wire import AnalyzeResponse, decode_json, encode_json, to_wire, wire_equal
+
+    r = analyze(gelu, TEXT)
+    out = show(r)
+    bundle = out._repr_mimebundle_()
+    assert set(bundle) == {ANALYSIS_MIME, "text/html", "text/plain"}
+    data = bundle[ANALYSIS_MIME]
+    assert data["version"] == MIME_VERSION and data["text"] == TEXT and data["context"] == ""
+    # exactly what POST analyze answers as JSON (the same encoder), and valid against its schema
+    assert data["analysis"] == json.loads(encode_json(to_wire(r)))
+    AnalyzeResponse.model_validate(data["analysis"])
+    assert wire_equal(decode_json(json.dumps(data["analysis"])), decode_json(encode_json(to_wire(r))))
+    # the spans index into the text carried beside them
+    spans = zip(data["analysis"]["tokens"]["start_utf16"]["data"], data["analysis"]["tokens"]["end_utf16"]["data"])
+    assert [TEXT[s:e] for s, e in spans] == r.token_texts
+    json.dumps(bundle, allow_nan=False)  # a notebook stores it as JSON: no NaN
+    assert bundle["text/plain"].startswith(f"lenscope analysis · {r.model} · {len(r.token_texts)} tokens")
+    # what IPython displays (and a notebook saves) is this bundle
+    formatted, _ = DisplayFormatter().format(out)
+    assert formatted[ANALYSIS_MIME] == data and "CircuitsVis.TokenLogProbs" in formatted["text/html"]
+    assert "text/html" not in show(r, html=False)._repr_mimebundle_()
+
+
+def test_show_says_when_the_context_is_unknown(gelu) -> None:
+    from lenscope.notebook import ANALYSIS_MIME, show
+
+    r = analyze(gelu, TEXT, context="import os\n")
+    assert r.context_tokens > 0
+    assert show(r, html=False).data["context"] is None  # the tooltip's "Why?" then does not ask the server
+    assert show(r, context="import os\n", html=False)._repr_mimebundle_()[ANALYSIS_MIME]["context"] == "import os\n"
+
+
+def test_show_comparison_of_two_models(gelu, attn_only) -> None:
+    import numpy as np
+    import pytest
+
+    from lenscope.notebook import COMPARISON_MIME, show
+    from lenscope.wire import encode_json, to_wire
+
+    a, b = analyze(gelu, TEXT), analyze(attn_only, TEXT, model_name="b")
+    bundle = show(a, compare=b, clamp=-4)._repr_mimebundle_()
+    data = bundle[COMPARISON_MIME]
+    assert data["a"] == json.loads(encode_json(to_wire(a))) and data["b"] == json.loads(encode_json(to_wire(b)))
+    assert data["clamp"] == -4 and data["text"] == TEXT
+    props = props_of(bundle["text/html"], "ColoredTokensMulti")
+    n = len(a.token_texts)
+    lp_a, lp_b = a.predictions.actual_logprob[:n], b.predictions.actual_logprob[:n]
+    assert np.allclose([v[0] for v in props["values"]], lp_a - np.maximum(lp_b, -4), atol=1e-4)
+    with pytest.raises(ValueError, match="same text"):
+        show(a, compare=analyze(attn_only, TEXT + "x"))
+
+
+def test_circuitsvis_bundle_is_guarded_and_token_text_cannot_end_the_script(gelu) -> None:
+    from lenscope.notebook import CIRCUITSVIS_LOADS
+
+    r = analyze(gelu, "x = '</script><b>'\n")
+    one, two = token_log_probs(r).markup, token_log_probs(r).markup
+    # the bundle runs only where the page has no CircuitsVis yet, and counts its runs
+    assert one.count("if (!window.CircuitsVis)") == 1 and f"window.{CIRCUITSVIS_LOADS} =" in one
+    assert re.search(r'id="(circuits-vis-\w+)"', one).group(1) != re.search(r'id="(circuits-vis-\w+)"', two).group(1)
+    # one script element: a "</script" inside the bundle or a token would end it early
+    assert one.count("</script") == 1 and one.rstrip().endswith("</script>")
+    assert "<script src=" not in one and "sourceMappingURL" not in one
+    assert "</script><b>" in "".join(props_of(one, "TokenLogProbs")["prompt"])
