@@ -146,7 +146,7 @@ describe('the SAE choice', () => {
 describe('LenscopeModel with SAEs', () => {
   const settings = readSettings(schemaDefaults(JSON.parse(readFileSync(join(__dirname, '..', 'schema', 'plugin.json'), 'utf-8'))));
   const shape = { n_layers: 1, d_model: 256, d_mlp: 1024, d_vocab: 4096, n_ctx: 256 };
-  const model = (name: string) => ({ name, aliases: [], default: false, loadable: true, reason: '', repo: null, shape, source: 'embedded', state: 'loaded' });
+  const model = (name: string) => ({ name, aliases: [], default: false, kernel: null, loadable: true, reason: '', repo: null, shape, source: 'embedded', state: 'loaded' });
 
   /** A server listing two models and the shipped SAE of one; analyze answers a real payload and records the request. */
   function server() {

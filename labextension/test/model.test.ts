@@ -12,7 +12,7 @@ import { join } from 'path';
 const settings = readSettings(schemaDefaults(JSON.parse(readFileSync(join(__dirname, '..', 'schema', 'plugin.json'), 'utf-8'))));
 
 function entry(name: string, extra: Partial<ModelEntry> = {}): ModelEntry {
-  return { name, aliases: [], default: false, loadable: true, reason: '', repo: null, shape: null, source: 'embedded', state: 'loaded', ...extra };
+  return { name, aliases: [], default: false, kernel: null, loadable: true, reason: '', repo: null, shape: null, source: 'embedded', state: 'loaded', ...extra };
 }
 
 const LISTING = [entry('lenscope-gelu-1l', { default: true }), entry('lenscope-attn-only-1l'), entry('gpt2', { loadable: false, reason: 'not in the cache', state: 'unavailable' })];

@@ -257,7 +257,7 @@ class LenscopeService:
                 state = "unloaded" if m["loadable"] else "unavailable"
             entry = {k: v for k, v in m.items() if k != "path"}  # server paths stay on the server
             entry["reason"] = relative_to_root(entry["reason"], self.indexes.root)
-            entries.append({**entry, "state": state, "default": m["name"] == self.default_model})
+            entries.append({**entry, "state": state, "default": m["name"] == self.default_model, "kernel": None})
         saes = [
             {**{k: v for k, v in s.items() if k != "path"}, "reason": relative_to_root(s["reason"], self.indexes.root)}
             for s in result.get("saes", [])

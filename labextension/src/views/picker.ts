@@ -21,6 +21,9 @@ export class ModelPicker extends Widget {
     picker.append(el('span', '', 'Model '), this.select, this.state);
     this.select.setAttribute('aria-label', 'Model');
     this.select.addEventListener('change', () => (model.model = this.select.value));
+    // models attached in a kernel come and go (lenscope.attach, a restart): list them afresh when the picker is opened
+    this.select.addEventListener('mousedown', () => this.refreshSoon());
+    this.select.addEventListener('focus', () => this.refreshSoon());
     const refresh = el('button', 'ls-button ls-refresh', '↻');
     refresh.title = 'Refresh the model list';
     refresh.setAttribute('aria-label', 'Refresh the model list');
@@ -37,6 +40,15 @@ export class ModelPicker extends Widget {
     this.render();
   }
 
+  private lastRefresh = 0;
+
+  private refreshSoon(): void {
+    if (performance.now() - this.lastRefresh > 1000) {
+      this.lastRefresh = performance.now();
+      void this.model.refreshModels();
+    }
+  }
+
   private render(): void {
     const { name, problem } = this.model.choice;
     const models = this.model.models;
@@ -44,9 +56,9 @@ export class ModelPicker extends Widget {
     for (const m of models) {
       const summary = modelSummary(m);
       // the name alone (the closed select stays readable); what it is in its tooltip and, for the current one, the line below
-      const option = el('option', '', `${m.name}${m.loadable ? '' : ' (unavailable)'}`);
+      const option = el('option', '', `${m.name}${m.kernel ? ` (kernel: ${m.kernel.notebook ?? m.kernel.id.slice(0, 8)})` : ''}${m.loadable ? '' : ' (unavailable)'}`);
       option.value = m.name;
-      option.title = summary ?? m.reason;
+      option.title = m.kernel ? `${summary ?? ''} · lives in ${kernelLabel(m.kernel)}: gone when it restarts` : summary ?? m.reason;
       option.disabled = !m.loadable;
       this.select.append(option);
     }
@@ -68,7 +80,7 @@ export class ModelPicker extends Widget {
     this.select.title = entry?.shape
       ? `${entry.shape.n_layers} layers · d_model ${entry.shape.d_model} · ${entry.shape.d_mlp ?? 'no'} MLP neurons · vocab ${entry.shape.d_vocab} · context ${entry.shape.n_ctx}`
       : entry?.reason ?? '';
-    this.shape.textContent = entry ? modelSummary(entry) ?? '' : '';
+    this.shape.textContent = entry ? [modelSummary(entry), entry.kernel ? `runs in ${kernelLabel(entry.kernel)}` : null].filter(Boolean).join(' · ') : '';
     this.shape.hidden = !this.shape.textContent;
     this.saePicker.render();
     this.compare.replaceChildren(el('option', '', '(no comparison)'));
@@ -80,4 +92,9 @@ export class ModelPicker extends Widget {
     }
     this.compare.value = this.model.compareModel;
   }
+}
+
+/** Where an attached model lives, for people: its notebook, or the kernel's id. */
+export function kernelLabel(kernel: { id: string; notebook?: string | null }): string {
+  return kernel.notebook ? `the kernel of ${kernel.notebook}` : `kernel ${kernel.id.slice(0, 8)}`;
 }
