@@ -2,22 +2,32 @@ import { Analysis, AnalyzeResponseWire } from '../src/api/analysis';
 import {
   ANALYSIS_MIME,
   annotationOf,
+  CARD_MIME,
   COMPARISON_MIME,
   describeOutput,
   MIME_VERSION,
   OutputDataError,
   parseOutput,
-  serverExtrasBlocked
+  serverExtrasBlocked,
+  TextOutput
 } from '../src/mime/payload';
 import { fixture } from './fixture';
 
 const f = fixture('code');
 const wire = (): AnalyzeResponseWire => JSON.parse(f.json) as AnalyzeResponseWire;
+/** An output over a text (not a card), or the test fails. */
+function parseText(mime: string, d: unknown): TextOutput {
+  const out = parseOutput(mime, d);
+  if (out.kind === 'card') {
+    throw new Error('a card');
+  }
+  return out;
+}
 const data = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ version: MIME_VERSION, text: f.text, context: f.context, analysis: wire(), ...extra });
 
 describe('notebook output data (lenscope.notebook.show)', () => {
   it('reads the analysis exactly as the client reads the server’s JSON', () => {
-    const out = parseOutput(ANALYSIS_MIME, data());
+    const out = parseText(ANALYSIS_MIME, data());
     const direct = new Analysis(wire(), f.text);
     expect(out.kind).toBe('analysis');
     expect(out.context).toBe(f.context);
@@ -31,7 +41,7 @@ describe('notebook output data (lenscope.notebook.show)', () => {
   });
 
   it('is annotated like the editor: offset 0, the settings’ colours, no neuron or interventions', () => {
-    const out = parseOutput(ANALYSIS_MIME, data());
+    const out = parseText(ANALYSIS_MIME, data());
     const a = annotationOf(out, 'viridis', -8);
     expect(a).toMatchObject({ offset: 0, scale: 'viridis', floor: -8, neuron: null, compare: null, intervened: null });
     expect(a.analysis).toBe(out.analysis);
@@ -41,7 +51,7 @@ describe('notebook output data (lenscope.notebook.show)', () => {
   it('reads a comparison as the editor’s comparison of two models', () => {
     const b = wire();
     b.model = 'other';
-    const out = parseOutput(COMPARISON_MIME, { version: 1, text: f.text, context: '', a: wire(), b, clamp: -4 });
+    const out = parseText(COMPARISON_MIME, { version: 1, text: f.text, context: '', a: wire(), b, clamp: -4 });
     expect(out.kind).toBe('comparison');
     const a = annotationOf(out, 'surprise', -10);
     expect(a.compare?.clamp).toBe(-4);
@@ -64,12 +74,23 @@ describe('notebook output data (lenscope.notebook.show)', () => {
   });
 
   it('asks the server for "Why?" only with the context and a model the server has', () => {
-    const out = parseOutput(ANALYSIS_MIME, data());
+    const out = parseText(ANALYSIS_MIME, data());
     expect(serverExtrasBlocked(out, ['lenscope-gelu-1l'])).toBeNull();
     expect(serverExtrasBlocked(out, null)).toBeNull(); // the list not loaded yet: let the server say
     expect(serverExtrasBlocked(out, ['gpt2'])).toMatch(/not a model of this Jupyter server/);
-    const noContext = parseOutput(ANALYSIS_MIME, data({ context: null }));
+    const noContext = parseText(ANALYSIS_MIME, data({ context: null }));
     expect(noContext.context).toBeNull();
     expect(serverExtrasBlocked(noContext, ['lenscope-gelu-1l'])).toMatch(/context=/);
+  });
+
+  it('reads a neuron card as the card tab shows it', () => {
+    const card = {
+      model: 'lenscope-gelu-1l', layer: 0, index: 5, examples: [], logit_boosted: [], logit_suppressed: [],
+      stats: { count: 3, mean: 0.1, max: 1 }, histogram: { edges: [0, 1], counts: [1, 2, 0] }, index_path: 'lenscope-gelu-1l'
+    };
+    const out = parseOutput(CARD_MIME, { version: 1, card });
+    expect(out).toEqual({ kind: 'card', card });
+    expect(describeOutput(out)).toBe('lenscope · neuron L0.N5 of lenscope-gelu-1l · 0 examples from the index “lenscope-gelu-1l”');
+    expect(() => parseOutput(CARD_MIME, { version: 1, card: { model: 'x' } })).toThrow(/not a neuron card/);
   });
 });

@@ -192,6 +192,9 @@ response does not echo it); ``context`` the text before it, or null when not kno
 COMPARISON_MIME = "application/vnd.lenscope.comparison+json"
 """``{"version", "text", "context", "a", "b", "clamp"}``: two ``AnalyzeResponse`` of the same text
 and tokens; the colour is ``lp_a - max(lp_b, clamp)``, as the editor's comparison."""
+CARD_MIME = "application/vnd.lenscope.neuron-card+json"
+"""``{"version", "card"}``: ``card`` is the ``GET neurons/{model}/{layer}/{index}`` response
+(``NeuronCardResponse``) as JSON, as :func:`neuron_card` builds it from an index."""
 MIME_VERSION = 1
 
 
@@ -235,7 +238,7 @@ def _summary(result: AnalysisResult) -> str:
 
 
 def show(
-    result: AnalysisResult,
+    result: AnalysisResult | dict[str, Any],
     compare: AnalysisResult | None = None,
     *,
     context: str | None = None,
@@ -250,6 +253,9 @@ def show(
     and renders again when it is reopened, with no kernel. ``compare``: a second model's analysis
     of the same text (the editor's comparison colours, ``lp - max(lp_compare, clamp)``).
 
+    ``show(neuron_card(layer, index))``: a neuron's card (its top examples coloured by activation,
+    its logit effects, its histogram), as the panel shows it.
+
     ``context``: the text the analysis was conditioned on, if any; with it (or with no context),
     the tooltip's "Why?" and logit lens ask the server for the same model by name. ``html=False``
     leaves out the ``text/html`` fallback (circuitsvis; its bundle is 1.3 MB per output in the
@@ -257,6 +263,8 @@ def show(
     """
     from lenscope.defaults import CLAMP
 
+    if isinstance(result, dict):
+        return _show_card(result, html)
     if context is None and result.context_tokens == 0:
         context = ""
     text = _text_of(result)
@@ -294,4 +302,43 @@ def comparison(a: AnalysisResult, b: AnalysisResult, clamp: float | None = None)
         tokens=a.token_texts,
         values=values.round(4).tolist(),
         labels=[f"{a.model} − max({b.model}, {clamp:g})", f"log-prob {a.model}", f"log-prob {b.model}"],
+    )
+
+
+def neuron_card(layer: int, neuron: int, index: str | Path | None = None) -> dict[str, Any]:
+    """A neuron's card from a neuron index, as ``GET neurons/{model}/{layer}/{index}`` answers it
+    (examples, logit effects, histogram, description): ``index`` is an index folder, or the name
+    of one shipped with lenscope (default: the default model's). ``show()`` it."""
+    import lenscope.models
+    from lenscope.index.card import neuron_card as card_of
+    from lenscope.index.store import open_index
+    from lenscope.models.registry import DEFAULT_MODEL
+
+    shipped = Path(lenscope.models.__file__).resolve().parent / "indexes"
+    name = DEFAULT_MODEL if index is None else index
+    folder = shipped / name if isinstance(name, str) and (shipped / name).is_dir() else Path(name)
+    return card_of(open_index(folder), layer, neuron)
+
+
+def _show_card(card: dict[str, Any], html: bool) -> Output:
+    from lenscope.wire import NeuronCardResponse
+
+    data = {"version": MIME_VERSION, "card": NeuronCardResponse.model_validate(card).model_dump(mode="json")}
+    unit = f"F{card['index']} of {card['sae']}" if card.get("sae") else f"L{card['layer']}.N{card['index']}"
+    desc = card.get("description")
+    plain = f"lenscope card · {unit} of {card['model']} · {len(card['examples'])} examples" + (
+        f" · {desc['text']}" if desc else ""
+    )
+    return Output(CARD_MIME, data, plain, (lambda: card_examples(card).markup) if html else None)
+
+
+def card_examples(card: dict[str, Any]) -> View:
+    """circuitsvis ``TextNeuronActivations`` of a card's top examples (one sample each)."""
+    examples = card["examples"]
+    return _circuitsvis(
+        "TextNeuronActivations",
+        tokens=[list(e["tokens"]) for e in examples],
+        activations=[[[[0.0 if a is None else a]] for a in e["activations"]] for e in examples],
+        firstDimensionName="Neuron",
+        firstDimensionLabels=[f"L{card['layer']}.N{card['index']}"],
     )

@@ -14,12 +14,20 @@ from tests.ui.test_inline import open_in_lab, server_analysis
 
 MIME = "application/vnd.lenscope.analysis+json"
 MODEL = "lenscope-gelu-1l"
+ATTN = "lenscope-attn-only-1l"
 TEXT = "def mean(values):\n    total = sum(values)\n    return total / len(values)\n"
 SHOW = (
     "from lenscope import analyze, load_model\n"
     "from lenscope.notebook import show, token_log_probs\n"
     f"result = analyze(load_model({MODEL!r}), {TEXT!r})\n"
     "show(result)"
+)
+# a comparison with the attention-only model, and a neuron's card
+MORE = (
+    "from IPython.display import display\n"
+    "from lenscope.notebook import neuron_card\n"
+    f"display(show(result, compare=analyze(load_model({ATTN!r}), {TEXT!r})))\n"
+    "display(show(neuron_card(0, 5)))"
 )
 # the fallback, twice: its bundle must be evaluated once, both must render
 FALLBACK = "from IPython.display import HTML, display\nfor _ in range(2):\n    display(HTML(str(token_log_probs(result))))"
@@ -36,7 +44,7 @@ CIRCUITSVIS = "Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell')[1].
 OUTPUTS = (
     "() => Array.from(document.querySelectorAll('.jp-OutputArea-output')).map(e => e.className + e.textContent.slice(0, 400))"
 )
-OUTPUT = ".ls-output.jp-OutputArea-output[data-state='ready']"
+OUTPUT = ".ls-output.jp-OutputArea-output[data-state='ready'][data-kind='analysis']"
 COLOURS = (
     f'() => Array.from(document.querySelectorAll("{OUTPUT} .ls-token"))'
     ".map(e => [Number(e.dataset.lsToken), e.textContent, e.style.backgroundColor])"
@@ -46,7 +54,7 @@ COLOURS = (
 def write_notebook(lab: Lab, name: str) -> None:
     cells = [
         {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
-        for i, src in enumerate((SHOW, FALLBACK))
+        for i, src in enumerate((SHOW, FALLBACK, MORE))
     ]
     kernel = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb = {"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}
@@ -59,6 +67,10 @@ def rest(lab: Lab, method: str, route: str) -> Any:
     return json.loads(body) if body else None
 
 
+# the browser keeps alpha in 1/255 steps and writes it back with as few decimals as round-trip
+ALPHA_TOLERANCE = 1 / 255 + 0.005
+
+
 def rgba(css: str) -> tuple[float, ...]:
     if css == "transparent":
         return (0.0, 0.0, 0.0, 0.0)
@@ -68,12 +80,21 @@ def rgba(css: str) -> tuple[float, ...]:
 
 def colour_matches(shown: str, logprob: float | None, floor: float = -10.0) -> bool:
     """colors.ts's surprise scale, as the editor colours: rgba(230, 70, 40, 0.55 t) with t = clamp(lp /
-    floor), nothing for NaN; the browser keeps alpha in 1/255 steps."""
+    floor), nothing for NaN."""
     if logprob is None:
         return rgba(shown)[3] == 0.0
     t = min(1.0, max(0.0, logprob / floor))
     r, g, b, a = rgba(shown)
-    return (r, g, b) == (230, 70, 40) and abs(a - 0.55 * t) <= 0.5 / 255 + 5e-4
+    return (r, g, b) == (230, 70, 40) and abs(a - 0.55 * t) <= ALPHA_TOLERANCE
+
+
+def diff_colour_matches(shown: str, diff: float, span: float = 4.0) -> bool:
+    """colors.ts's diffColor: green where A is better, purple where B is, alpha 0.6 min(1, |d| / span)."""
+    r, g, b, a = rgba(shown)
+    if diff == 0:
+        return a == 0.0
+    want = (30, 160, 80) if diff > 0 else (150, 60, 200)
+    return (r, g, b) == want and abs(a - 0.6 * min(1.0, abs(diff) / span)) <= ALPHA_TOLERANCE
 
 
 def kernel_dialog(page: Any, button: str, timeout: float) -> int:
@@ -136,7 +157,7 @@ def test_show_renders_inline_and_survives_save_and_reopen(page: Any, lab: Lab) -
     server = server_analysis(lab, TEXT, "")
     starts, ends = server["tokens"]["start_utf16"].tolist(), server["tokens"]["end_utf16"].tolist()
     lps = [None if x != x else float(x) for x in server["predictions"]["actual_logprob"].tolist()]
-    output = page.locator(".ls-output").first
+    output = page.locator(OUTPUT)
     assert output.get_attribute("data-model") == MODEL and output.get_attribute("data-tokens") == str(len(starts))
     assert "lenscope · lenscope-gelu-1l" in output.locator(".ls-output-head").text_content()
     assert output.locator(".ls-legend[data-legend='logprob']").count() == 1
@@ -147,7 +168,7 @@ def test_show_renders_inline_and_survives_save_and_reopen(page: Any, lab: Lab) -
     for i, _, colour in colours:
         assert colour_matches(colour, lps[i]), (i, colour, lps[i])
     # lenscope's renderer, not the text/html fallback, shows show()'s output
-    assert page.locator(".jp-OutputArea-output.ls-output").count() == 1
+    assert page.locator(".jp-OutputArea-output.ls-output").count() >= 1
     assert page.locator(".jp-Cell").first.locator(".jp-RenderedHTMLCommon").count() == 0
 
     index = next(i for i, (s, e) in enumerate(zip(starts, ends)) if TEXT[s:e] == " total")
@@ -163,6 +184,27 @@ def test_show_renders_inline_and_survives_save_and_reopen(page: Any, lab: Lab) -
     assert page.evaluate("() => window.__lenscopeCircuitsVisLoads") == 1
     fallback.scroll_into_view_if_needed()
     shot(page, "notebook-output-fallback")
+
+    # a comparison: the editor's comparison colours, and its tooltip with both models' top-10
+    comparison = page.locator(".ls-output[data-kind='comparison'][data-state='ready']")
+    comparison.wait_for(timeout=60_000)
+    assert comparison.locator(".ls-legend[data-legend='diff']").count() == 1
+    lps_b = server_analysis(lab, TEXT, "", ATTN)["predictions"]["actual_logprob"].tolist()
+    for i, _, colour in page.evaluate(COLOURS.replace("'analysis'", "'comparison'")):
+        assert diff_colour_matches(colour, lps[i] - max(lps_b[i], -6.0)), (i, colour, lps[i], lps_b[i])
+    comparison.scroll_into_view_if_needed()
+    page.mouse.move(0, 0)
+    comparison.locator(f'.ls-token[data-ls-token="{index}"]').hover()
+    tip = page.wait_for_selector(f'.ls-tooltip[data-ls-token="{index}"] .ls-compare')
+    assert [e.get_attribute("data-model") for e in tip.query_selector_all(".ls-compare-side")] == [MODEL, ATTN]
+    shot(page, "notebook-output-comparison")
+    # a neuron's card, as the card tab shows it
+    card = page.locator(".ls-output[data-kind='card'][data-state='ready'] .ls-card")
+    card.wait_for()
+    assert card.locator(".ls-example").count() == len(lab.api(f"neurons/{MODEL}/0/5")["examples"]) > 0
+    page.mouse.move(0, 0)
+    card.scroll_into_view_if_needed()
+    shot(page, "notebook-output-card-inline")
 
     # save, close, end the kernel; reopen where no kernel can start
     assert page.evaluate(SAVE, name) == "saved"

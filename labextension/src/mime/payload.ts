@@ -7,12 +7,14 @@
  * echo it) and the context it was conditioned on (null when the kernel did not say).
  */
 import { Analysis, AnalyzeResponseWire } from '../api/analysis';
+import type { NeuronCard } from '../api/client';
 import type { ScaleName } from '../colors';
 import type { Annotation } from '../editor/annotation';
 
 export const ANALYSIS_MIME = 'application/vnd.lenscope.analysis+json';
 export const COMPARISON_MIME = 'application/vnd.lenscope.comparison+json';
-export const OUTPUT_MIMES = [ANALYSIS_MIME, COMPARISON_MIME];
+export const CARD_MIME = 'application/vnd.lenscope.neuron-card+json';
+export const OUTPUT_MIMES = [ANALYSIS_MIME, COMPARISON_MIME, CARD_MIME];
 /** The data's format version this frontend reads (python/lenscope/notebook.py's MIME_VERSION). */
 export const MIME_VERSION = 1;
 
@@ -32,7 +34,16 @@ export interface ComparisonOutput extends Common {
   compare: { analysis: Analysis; clamp: number };
 }
 
-export type OutputPayload = AnalysisOutput | ComparisonOutput;
+/** An output over a text: the editor's decorations and tooltip. */
+export type TextOutput = AnalysisOutput | ComparisonOutput;
+
+/** A neuron's card (`GET neurons/{model}/{layer}/{index}`), as the card tab shows it. */
+export interface CardOutput {
+  kind: 'card';
+  card: NeuronCard;
+}
+
+export type OutputPayload = TextOutput | CardOutput;
 
 /** Data that is not a lenscope output this frontend can show: the message says why. */
 export class OutputDataError extends Error {
@@ -75,6 +86,13 @@ export function parseOutput(mime: string, data: unknown): OutputPayload {
   if (typeof version !== 'number' || version > MIME_VERSION) {
     throw new OutputDataError(`format version ${String(version)}: made by a newer lenscope than this extension (reads ${MIME_VERSION})`);
   }
+  if (mime === CARD_MIME) {
+    const card = data.card;
+    if (!isObject(card) || typeof card.model !== 'string' || !Array.isArray(card.examples) || !isObject(card.histogram) || !isObject(card.stats)) {
+      throw new OutputDataError('“card” is not a neuron card');
+    }
+    return { kind: 'card', card: card as unknown as NeuronCard };
+  }
   if (typeof data.text !== 'string') {
     throw new OutputDataError('the output has no text');
   }
@@ -96,7 +114,7 @@ export function parseOutput(mime: string, data: unknown): OutputPayload {
 }
 
 /** The editor's annotation of a payload: the same colours and tooltips as decorations over `text`. */
-export function annotationOf(payload: OutputPayload, scale: ScaleName, floor: number): Annotation {
+export function annotationOf(payload: TextOutput, scale: ScaleName, floor: number): Annotation {
   return {
     analysis: payload.analysis,
     offset: 0,
@@ -110,6 +128,11 @@ export function annotationOf(payload: OutputPayload, scale: ScaleName, floor: nu
 
 /** One line over the output: the model(s), the token count, whether it was windowed. */
 export function describeOutput(payload: OutputPayload): string {
+  if (payload.kind === 'card') {
+    const c = payload.card;
+    const unit = c.sae ? `feature F${c.index} of ${c.sae}` : `neuron L${c.layer}.N${c.index}`;
+    return `lenscope · ${unit} of ${c.model} · ${c.examples.length} examples from the index “${c.index_path}”`;
+  }
   const a = payload.analysis;
   const models = payload.kind === 'comparison' ? `${a.model} vs ${payload.compare.analysis.model}` : a.model;
   const extras = [a.windowed ? 'windowed' : '', a.contextTokens ? `${a.contextTokens} context tokens before it` : ''].filter(Boolean);
@@ -120,7 +143,7 @@ export function describeOutput(payload: OutputPayload): string {
  * Why server-side extras (the tooltip's "Why?", the logit lens) cannot run for this output, or
  * null when they can: they ask the server's model of the same name for the same text and context.
  */
-export function serverExtrasBlocked(payload: OutputPayload, serverModels: readonly string[] | null): string | null {
+export function serverExtrasBlocked(payload: TextOutput, serverModels: readonly string[] | null): string | null {
   const model = payload.analysis.model;
   if (payload.context === null) {
     return `the output does not carry the context its analysis was conditioned on (pass show(result, context=...))`;

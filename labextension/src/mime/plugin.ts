@@ -11,7 +11,7 @@ import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import type { TooltipActions } from '../editor/tooltip';
 import type { LensColumn } from '../api/logitlens';
 import { CommandIDs, ILenscope } from '../tokens';
-import { OutputPayload, OUTPUT_MIMES, serverExtrasBlocked } from './payload';
+import { OUTPUT_MIMES, serverExtrasBlocked, TextOutput } from './payload';
 import { LenscopeOutput, OutputHost } from './renderer';
 
 /** Ahead of text/html (rank 50 in JupyterLab's defaults) and JSON: lenscope's own view first. */
@@ -19,8 +19,9 @@ const RANK = 40;
 
 function host(app: JupyterFrontEnd, lenscope: ILenscope | null): OutputHost {
   return {
+    commands: app.commands,
     colours: () => ({ scale: lenscope?.settings.colorScale ?? 'surprise', floor: lenscope?.settings.logprobFloor ?? -10 }),
-    actions: (payload: OutputPayload): Omit<TooltipActions, 'toggleHead'> => {
+    actions: (payload: TextOutput): Omit<TooltipActions, 'toggleHead'> => {
       const model = payload.analysis.model;
       const blocked = (): string | null => {
         if (!lenscope) {

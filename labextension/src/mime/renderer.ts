@@ -8,6 +8,7 @@
 import { EditorState } from '@codemirror/state';
 import { EditorView, tooltips } from '@codemirror/view';
 import { jupyterTheme } from '@jupyterlab/codemirror';
+import type { CommandRegistry } from '@lumino/commands';
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
@@ -15,13 +16,15 @@ import type { ScaleName } from '../colors';
 import { annotationExtension, setAnnotation } from '../editor/annotations';
 import type { TooltipActions } from '../editor/tooltip';
 import { el } from '../format';
+import { renderCard } from '../views/card';
 import { diffLegend, logprobLegend } from '../views/legend';
-import { annotationOf, describeOutput, OutputPayload, parseOutput } from './payload';
+import { annotationOf, describeOutput, OutputPayload, parseOutput, TextOutput } from './payload';
 
-/** What an output needs from the page: the colour settings and the tooltip's actions. */
+/** What an output needs from the page: the colour settings, the tooltip's actions, the commands (a card's examples open files). */
 export interface OutputHost {
   colours(): { scale: ScaleName; floor: number };
-  actions(payload: OutputPayload): Omit<TooltipActions, 'toggleHead'>;
+  actions(payload: TextOutput): Omit<TooltipActions, 'toggleHead'>;
+  commands: CommandRegistry;
 }
 
 export class LenscopeOutput extends Widget implements IRenderMime.IRenderer {
@@ -47,10 +50,16 @@ export class LenscopeOutput extends Widget implements IRenderMime.IRenderer {
       this.node.append(el('div', 'ls-error', `lenscope cannot show this output: ${err instanceof Error ? err.message : String(err)}`));
       return Promise.resolve();
     }
-    const { scale, floor } = this.host.colours();
-    const a = payload.analysis;
     this.node.dataset.state = 'ready';
     this.node.dataset.kind = payload.kind;
+    if (payload.kind === 'card') {
+      // the card tab's own rendering: examples coloured by activation, logit effects, histogram
+      this.node.dataset.model = payload.card.model;
+      this.node.append(el('div', 'ls-output-head', describeOutput(payload)), renderCard(payload.card, this.host.commands));
+      return Promise.resolve();
+    }
+    const { scale, floor } = this.host.colours();
+    const a = payload.analysis;
     this.node.dataset.model = a.model;
     this.node.dataset.tokens = String(a.length);
     const head = el('div', 'ls-output-head');
