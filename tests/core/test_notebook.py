@@ -126,3 +126,18 @@ def test_circuitsvis_bundle_is_guarded_and_token_text_cannot_end_the_script(gelu
     assert one.count("</script") == 1 and one.rstrip().endswith("</script>")
     assert "<script src=" not in one and "sourceMappingURL" not in one
     assert "</script><b>" in "".join(props_of(one, "TokenLogProbs")["prompt"])
+
+
+def test_show_a_neuron_card_from_the_shipped_index() -> None:
+    from lenscope.notebook import CARD_MIME, neuron_card, show
+    from lenscope.wire import NeuronCardResponse
+
+    card = neuron_card(0, 5)  # the default model's shipped index
+    bundle = show(card)._repr_mimebundle_()
+    data = bundle[CARD_MIME]
+    assert data["card"] == json.loads(json.dumps(card)) | {"timings_ms": {}, "sae": None}  # the route's schema
+    NeuronCardResponse.model_validate(data["card"])
+    assert bundle["text/plain"].startswith("lenscope card · L0.N5 of lenscope-gelu-1l · ")
+    props = props_of(bundle["text/html"], "TextNeuronActivations")
+    assert props["tokens"] == [e["tokens"] for e in card["examples"]]
+    assert [a[0][0] for a in props["activations"][0]] == card["examples"][0]["activations"]
