@@ -72,13 +72,14 @@ class LenscopeApp(ExtensionApp):
         # follow Jupyter's own rule for hidden files (its contents API hides them unless allowed)
         allow_hidden = bool(getattr(self.serverapp.contents_manager, "allow_hidden", False))
         index_dir = root / INDEXES_DIR
+        kernels = KernelModels(self.serverapp.kernel_manager, getattr(self.serverapp, "session_manager", None))
         self.service = LenscopeService(
             self.worker,
             self.default_model,
             LRUCache(self.cache_size, self.cache_mb * 2**20),
             IndexRegistry(index_dir, root, allow_hidden),
             self.request_timeout_s,
-            KernelModels(self.serverapp.kernel_manager, getattr(self.serverapp, "session_manager", None)),
+            kernels,
         )
         # long jobs get a worker of their own, started on the first job
         job_worker = WorkerClient(replace(self.worker.config, preload=None, queue_limit=8))
@@ -86,7 +87,7 @@ class LenscopeApp(ExtensionApp):
             raise ValueError(f"LenscopeApp.index_engine must be 'local' or 'ray', not {self.index_engine!r}")
         engine = EngineSettings(self.index_engine, self.ray_address, self.ray_workers)
         self.jobs = JobManager(job_worker, root, index_dir, allow_hidden=allow_hidden, cancel_grace_s=self.cancel_grace_s,
-                               engine=engine, update_max_files=self.update_on_save_max_files)  # fmt: skip
+                               engine=engine, update_max_files=self.update_on_save_max_files, kernels=kernels)  # fmt: skip
         contents = self.serverapp.contents_manager
         if hasattr(contents, "register_post_save_hook"):
             contents.register_post_save_hook(self.jobs.post_save_hook)  # type: ignore[no-untyped-call]

@@ -19,6 +19,7 @@ from typing import Any
 from lenscope.defaults import EXPORTS_DIR
 from lenscope.errors import InvalidInput, LenscopeError
 from lenscope.paths import safe_relative
+from lenscope_server.kernel_models import KernelModels
 from lenscope_server.worker.client import QueueFull, WorkerClient
 
 
@@ -50,6 +51,7 @@ class Job:
     cancel_requested: bool = False
     index: str | None = None  # the index a build writes
     trigger: str = "request"  # request | save: an update started by saving a file the index covers
+    runner: Any = None  # where it runs: the job worker (None), or a kernel's (lenscope.attach)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -78,8 +80,9 @@ class EngineSettings:
 class JobManager:
     def __init__(self, worker: WorkerClient, root: Path, index_dir: Path, *, allow_hidden: bool = False,
                  cancel_grace_s: float = 5.0, engine: EngineSettings = EngineSettings(),
-                 update_max_files: int = 0) -> None:  # fmt: skip
+                 update_max_files: int = 0, kernels: KernelModels | None = None) -> None:  # fmt: skip
         self.worker = worker
+        self.kernels = kernels
         self.root = root
         self.index_dir = index_dir
         self.allow_hidden = allow_hidden
@@ -100,11 +103,23 @@ class JobManager:
                 raise InvalidInput(f"{p!r} is not a regular file or a folder (a FIFO, socket or device is never read)")
         return rel
 
-    def _start(self, kind: str, model: str, op: str, args: dict[str, Any]) -> Job:
+    def _runner_for(self, *models: str) -> Any:
+        """The job worker, or the kernel holding one of ``models`` (a job of a kernel's model runs there)."""
+        attached = self.kernels.attached() if self.kernels is not None else {}
+        kernels = {attached[m]["kernel_id"]: m for m in models if m in attached}
+        if not kernels:
+            return None
+        if len(kernels) > 1:
+            raise InvalidInput(f"{' and '.join(sorted(kernels.values()))} live in two different kernels: "
+                               "a job runs in one; attach both in the same kernel")  # fmt: skip
+        assert self.kernels is not None
+        return self.kernels.runner(next(iter(kernels.values())))
+
+    def _start(self, kind: str, model: str, op: str, args: dict[str, Any], runner: Any = None) -> Job:
         active = sum(j.state in ("queued", "running") for j in self.jobs.values())
         if active >= self.worker.config.queue_limit:
             raise QueueFull(f"{active} jobs are running (limit {self.worker.config.queue_limit}); retry when one ends")
-        job = Job(id=f"job-{next(self._ids)}", kind=kind, model=model)
+        job = Job(id=f"job-{next(self._ids)}", kind=kind, model=model, runner=runner)
         self.jobs[job.id] = job
         job.task = asyncio.ensure_future(self._run(job, op, {**args, "root": str(self.root), "allow_hidden": self.allow_hidden}))
         return job
@@ -116,7 +131,10 @@ class JobManager:
                                 "engine": vars(self.engine)}  # fmt: skip
         if sae:
             args["sae"] = sae
-        job = self._start("index", model, "build_index", args)
+        runner = self._runner_for(model)
+        if runner is not None:
+            args["engine"] = {"kind": "local"}  # Ray's workers could not load a model that lives in a kernel
+        job = self._start("index", model, "build_index", args, runner)
         job.index, job.trigger = name, trigger
         return job
 
@@ -181,7 +199,7 @@ class JobManager:
     def start_compare(self, model_a: str, model_b: str, paths: list[str], clamp: float, min_count: int) -> Job:
         rel = self._check_paths(paths)
         args = {"model_a": model_a, "model_b": model_b, "paths": rel, "clamp": clamp, "min_count": min_count}
-        return self._start("compare", f"{model_a} vs {model_b}", "compare_corpus", args)
+        return self._start("compare", f"{model_a} vs {model_b}", "compare_corpus", args, self._runner_for(model_a, model_b))
 
     async def _run(self, job: Job, op: str, args: dict[str, Any]) -> None:
         """Always ends the job in a final state, whatever happens (nothing stays "running")."""
@@ -194,7 +212,7 @@ class JobManager:
             job.rid = rid
 
         try:
-            job.result = await self.worker.request(op, args, on_progress=on_progress, on_sent=on_sent)
+            job.result = await (job.runner or self.worker).request(op, args, on_progress=on_progress, on_sent=on_sent)
             job.state = "done"
         except LenscopeError as exc:
             job.state = "cancelled" if exc.code == "cancelled" or job.cancel_requested else "failed"
@@ -218,13 +236,13 @@ class JobManager:
         if job.state in ("queued", "running") and not job.cancel_requested:
             job.cancel_requested = True
             if job.rid is not None:
-                await self.worker.cancel(job.rid)
+                await (job.runner or self.worker).cancel(job.rid)
             asyncio.get_running_loop().call_later(self.cancel_grace_s, self._force_cancel, job)
         return job
 
     def _force_cancel(self, job: Job) -> None:
         if job.state in ("queued", "running"):
-            self.worker.kill(f"job {job.id} did not stop within {self.cancel_grace_s:g} s of being cancelled")
+            (job.runner or self.worker).kill(f"job {job.id} did not stop within {self.cancel_grace_s:g} s of being cancelled")
 
     def export_file(self, name: str) -> tuple[Path, str]:
         """A comparison export under ``.lenscope/compare/`` and its content type (or 404)."""

@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ class KernelLink:
         self.comm_id = uuid.uuid4().hex
         self.ids = itertools.count(1)
         self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.progress: dict[int, Callable[[dict[str, Any]], None]] = {}
         self._send("comm_open", {"comm_id": self.comm_id, "target_name": TARGET, "data": {}})
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -63,9 +65,20 @@ class KernelLink:
                 return
             if msg["msg_type"] == "comm_msg" and msg.get("buffers"):
                 reply: dict[str, Any] = msgpack.unpackb(bytes(msg["buffers"][0]), raw=False)
+                if "progress" in reply:
+                    callback = self.progress.get(int(reply.get("id", -1)))
+                    if callback is not None:
+                        callback(reply["progress"])
+                    continue
                 future = self.waiting.pop(int(reply.get("id", -1)), None)
                 if future is not None and not future.done():
                     future.set_result(reply)
+
+    def fail(self, rid: int, exc: Exception) -> None:
+        """End one request with ``exc`` (a job given up on); a late answer is then dropped."""
+        future = self.waiting.pop(rid, None)
+        if future is not None and not future.done():
+            future.set_exception(exc)
 
     def _fail_all(self, exc: Exception) -> None:
         for future in self.waiting.values():
@@ -73,11 +86,24 @@ class KernelLink:
                 future.set_exception(exc)
         self.waiting.clear()
 
-    async def request(self, op: str, args: dict[str, Any], timeout_s: float, model: str) -> Any:
+    async def request(
+        self,
+        op: str,
+        args: dict[str, Any],
+        timeout_s: float | None,
+        model: str,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        on_sent: Callable[[int], None] | None = None,
+    ) -> Any:
+        """``timeout_s=None``: no deadline (a job: it is cancelled instead)."""
         rid = next(self.ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiting[rid] = future
+        if on_progress is not None:
+            self.progress[rid] = on_progress
         self._send("comm_msg", {"comm_id": self.comm_id, "data": {"id": rid, "op": op, "args": args}})
+        if on_sent is not None:
+            on_sent(rid)
         try:
             reply = await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
@@ -87,12 +113,16 @@ class KernelLink:
             ) from None
         finally:
             self.waiting.pop(rid, None)
+            self.progress.pop(rid, None)
         if reply.get("ok"):
             return reply["result"]
         error = reply.get("error") or {}
         exc = LenscopeError(str(error.get("message", "the kernel could not answer")))
         exc.code = str(error.get("code", "internal"))
         raise exc
+
+    def cancel(self, rid: int) -> None:
+        self._send("comm_msg", {"comm_id": self.comm_id, "data": {"id": rid, "op": "cancel"}})
 
     def close(self) -> None:
         self.reader.cancel()
@@ -156,7 +186,7 @@ class KernelModels:
             return None
         return None
 
-    async def request(self, model: str, op: str, args: dict[str, Any], timeout_s: float) -> Any:
+    def _link(self, model: str) -> KernelLink:
         found = self.attached().get(model)
         if found is None:
             self.check_gone(model)
@@ -166,7 +196,13 @@ class KernelModels:
         if link is None or link.pid != pid:  # first use, or the kernel restarted and attached again
             self._drop(kid)
             link = self.links[kid] = KernelLink(self.manager, kid, pid)
-        return await link.request(op, args, timeout_s, model)
+        return link
+
+    async def request(self, model: str, op: str, args: dict[str, Any], timeout_s: float | None, **callbacks: Any) -> Any:
+        return await self._link(model).request(op, args, timeout_s, model, **callbacks)
+
+    def runner(self, model: str) -> KernelRunner:
+        return KernelRunner(self, model)
 
     def _drop(self, kernel_id: str) -> None:
         link = self.links.pop(kernel_id, None)
@@ -176,3 +212,33 @@ class KernelModels:
     def close(self) -> None:
         for kid in list(self.links):
             self._drop(kid)
+
+
+class KernelRunner:
+    """A job (an index build, a corpus comparison) for a kernel's model, run in that kernel with the
+    job worker's interface: progress and cancel, no deadline. A kernel is never killed: a build
+    that ignores its cancel keeps running there, and the job ends as cancelled all the same."""
+
+    def __init__(self, models: KernelModels, model: str) -> None:
+        self.models, self.model = models, model
+        self.link: KernelLink | None = None
+        self.rid: int | None = None
+
+    async def request(
+        self, op: str, args: dict[str, Any], *, on_sent: Callable[[int], None] | None = None, **callbacks: Any
+    ) -> Any:
+        def sent(rid: int) -> None:
+            self.rid = rid
+            if on_sent is not None:
+                on_sent(rid)
+
+        self.link = self.models._link(self.model)
+        return await self.link.request(op, args, None, self.model, on_sent=sent, **callbacks)
+
+    async def cancel(self, rid: int) -> None:
+        if self.link is not None:
+            self.link.cancel(rid)
+
+    def kill(self, reason: str) -> None:
+        if self.link is not None and self.rid is not None:
+            self.link.fail(self.rid, KernelUnavailable(f"{reason}; the kernel holding {self.model!r} was left running"))

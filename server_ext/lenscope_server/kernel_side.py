@@ -34,34 +34,55 @@ class AttachError(ValueError):
     """A model that cannot be attached, with what to do."""
 
 
+BACKGROUND = {"build_index", "compare_corpus"}
+"""Long ops run on a thread of their own: the kernel keeps taking messages (a cancel, other
+requests, the notebook's cells) while they run."""
+
+
 class KernelWorker(Worker):
     """The worker's ops on the kernel's attached models; replies go back over the comm."""
 
     def __init__(self) -> None:
         super().__init__(out=None, device=None, memory_limit_mb=0, idle_unload_s=0, model_dirs=[])  # type: ignore[arg-type]
         self.attached: dict[str, Any] = {}
-        self.reply_to: Any = None
-        self.lock = threading.Lock()
+        self.comms: dict[int, Any] = {}  # request id -> the comm its answer goes back on
 
     def model(self, name: str) -> Any:
+        """An attached model, else one of lenscope's own (a comparison with the default model
+        over a corpus runs here, beside the attached one)."""
         if name in self.attached:
             return self.attached[name]
-        from lenscope.errors import UnknownModel
+        return super().model(name)
 
-        raise UnknownModel(f"model {name!r} is not attached in this kernel (attached: {', '.join(self.attached) or 'none'})")
+    def unload(self, names: list[str]) -> None:
+        super().unload([n for n in names if n not in self.attached])  # the user's models are theirs to drop
 
     def send(self, message: dict[str, Any]) -> None:
-        if self.reply_to is not None and "progress" not in message:
-            self.reply_to.send({"id": message["id"]}, buffers=[msgpack.packb(message, use_bin_type=True)])
+        comm = self.comms.get(int(message["id"]))
+        if comm is not None:
+            comm.send({"id": message["id"]}, buffers=[msgpack.packb(message, use_bin_type=True)])
 
     def on_msg(self, comm: Any, msg: dict[str, Any]) -> None:
         data = msg["content"]["data"]
-        with self.lock:
-            self.reply_to = comm
-            try:
-                self.handle({"id": int(data["id"]), "op": str(data.get("op")), "args": data.get("args") or {}})
-            finally:
-                self.reply_to = None
+        rid, op = int(data["id"]), str(data.get("op"))
+        if op == "cancel":
+            event = self.cancel_events.get(rid)
+            if event is not None:
+                event.set()
+            return
+        self.cancel_events[rid] = threading.Event()
+        self.comms[rid] = comm
+        message = {"id": rid, "op": op, "args": data.get("args") or {}}
+        if op in BACKGROUND:
+            threading.Thread(target=self._answer, args=(message,), name=f"lenscope-{op}", daemon=True).start()
+        else:
+            self._answer(message)
+
+    def _answer(self, message: dict[str, Any]) -> None:
+        try:
+            self.handle(message)
+        finally:
+            self.comms.pop(message["id"], None)
 
 
 _WORKER: KernelWorker | None = None

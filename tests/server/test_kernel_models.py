@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from lenscope.analysis import bos_id
-from tests.server.helpers import decoded, error_of, post_analyze
+from tests.server.helpers import body_of, decoded, error_of, post_analyze
 
 NEURON = 7
 TEXT = "def area(r):\n    return 3.14159 * r ** 2\n\nprint(area(2.0))\n"
@@ -141,3 +141,58 @@ async def test_attach_outside_a_kernel_says_so() -> None:
         attach(object(), "no spaces allowed")
     with pytest.raises(AttachError, match="not a TransformerLens model"):
         attach(object(), "thing")
+
+
+async def test_index_of_a_kernel_model_is_built_in_its_kernel(jp_fetch: Any, jp_serverapp: Any, jp_root_dir: Any) -> None:
+    """The build runs in the kernel (progress, cancel), and its cards show the edit: the zeroed
+    neuron's direct effect on the logits is exactly zero, another neuron's is not."""
+    (jp_root_dir / "a.py").write_text("def add(a, b):\n    return a + b\n" * 100)
+    (jp_root_dir / "big.py").write_text("".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(3000)))
+    kid, client = await kernel(jp_serverapp)
+    try:
+        status, out = await run(client, ATTACH)
+        assert status == "ok", out
+        job = await post_job(jp_fetch, {"model": "edited-gelu", "paths": ["a.py"], "name": "edited-ix", "k": 4})
+        done = await wait_job(jp_fetch, job["id"])
+        assert done["state"] == "done", done
+        assert any(j["progress"] for j in done["history"])  # progress came back over the comm
+        zeroed = body_of(await jp_fetch("lenscope", "api", "neurons", "edited-gelu", "0", str(NEURON)))
+        assert zeroed["index_path"] == "edited-ix" and zeroed["examples"]
+        assert {e["value"] for e in zeroed["logit_boosted"] + zeroed["logit_suppressed"]} == {0.0}
+        other = body_of(await jp_fetch("lenscope", "api", "neurons", "edited-gelu", "0", str(NEURON + 1)))
+        assert max(abs(e["value"]) for e in other["logit_boosted"]) > 1e-3
+
+        # cancel a longer build midway: it stops in the kernel, no index is written, the kernel still answers
+        job = await post_job(jp_fetch, {"model": "edited-gelu", "paths": ["big.py"], "name": "edited-big"})
+        for _ in range(600):
+            state = body_of(await jp_fetch("lenscope", "api", "jobs", job["id"]))
+            if state["progress"] and state["progress"]["tokens_done"] > 0:
+                break
+            await asyncio.sleep(0.05)
+        await jp_fetch("lenscope", "api", "jobs", job["id"], method="DELETE")
+        done = await wait_job(jp_fetch, job["id"])
+        assert done["state"] == "cancelled"
+        assert not (jp_root_dir / ".lenscope" / "indexes" / "edited-big").exists()
+        status, out = await run(client, "print(lenscope.attach(m, 'edited-gelu').name)")
+        assert status == "ok" and "edited-gelu" in out
+    finally:
+        client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(kid)
+
+
+async def post_job(jp_fetch: Any, body: dict[str, Any]) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    r = await jp_fetch("lenscope", "api", "indexes", method="POST", body=json.dumps(body), headers=headers)
+    assert r.code == 202
+    return body_of(r)  # type: ignore[no-any-return]
+
+
+async def wait_job(jp_fetch: Any, job_id: str, timeout: float = 300) -> dict[str, Any]:
+    seen = []
+    for _ in range(int(timeout / 0.2)):
+        job = body_of(await jp_fetch("lenscope", "api", "jobs", job_id))
+        seen.append(job)
+        if job["state"] in ("done", "failed", "cancelled"):
+            return {**job, "history": seen}
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {seen[-1]['state']}")
