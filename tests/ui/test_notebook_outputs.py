@@ -15,6 +15,7 @@ from tests.ui.test_inline import open_in_lab, server_analysis
 MIME = "application/vnd.lenscope.analysis+json"
 MODEL = "lenscope-gelu-1l"
 ATTN = "lenscope-attn-only-1l"
+THEME = "apputils:change-theme"
 TEXT = "def mean(values):\n    total = sum(values)\n    return total / len(values)\n"
 SHOW = (
     "from lenscope import analyze, load_model\n"
@@ -238,3 +239,15 @@ def test_show_renders_inline_and_survives_save_and_reopen(page: Any, lab: Lab) -
     shot(page, "notebook-output-card")
 
     assert not outside, f"requests off this machine: {outside[:5]}"
+
+    # the dark theme: the output's text and colours follow it (then back: the settings are shared)
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=name).click()
+    try:
+        page.evaluate(f"() => {{ void window.jupyterapp.commands.execute('{THEME}', {{theme: 'JupyterLab Dark'}}); }}")
+        page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+        page.wait_for_timeout(300)
+        text = page.evaluate(f'() => getComputedStyle(document.querySelector("{OUTPUT} .cm-content")).color')
+        assert min(rgba(text)[:3]) > 150, text  # light text on the dark background
+        shot(page, "notebook-output-dark")
+    finally:
+        page.evaluate(f"() => window.jupyterapp.commands.execute('{THEME}', {{theme: 'JupyterLab Light'}})")
