@@ -23,6 +23,7 @@ from typing import Any
 
 import msgpack
 
+from lenscope.processes import alive
 from lenscope_server.worker.process import Worker
 
 TARGET = "lenscope.attached"
@@ -122,16 +123,6 @@ def _registry() -> tuple[Path, str]:
     return connection.parent / REGISTRY_DIR, kernel_id
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _shape(model: Any) -> dict[str, Any]:
     from lenscope.analysis import model_dims
 
@@ -169,7 +160,7 @@ def attach(model: Any, name: str) -> Attached:
             entry = json.loads(other.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if name in entry.get("models", {}) and _alive(int(entry.get("pid", 0))):
+        if name in entry.get("models", {}) and alive(int(entry.get("pid", 0))):
             raise AttachError(
                 f"{name!r} is already attached by another running kernel ({entry.get('kernel_id', other.stem)[:8]}, "
                 f"pid {entry.get('pid')}): attach this one under another name, or detach it there first"

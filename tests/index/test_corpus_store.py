@@ -129,3 +129,15 @@ def test_format_1_indexes_read_as_before(gelu: Any, tmp_path: Path) -> None:
     assert any(e["tokens"] and not e["tokens"][0].isascii() for n in range(a.d_mlp) for e in neuron_card(a, 0, n)["examples"])
     for d in docs:
         assert stored_document(a, d.path) == stored_document(b, d.path) == {"path": d.path, "cell": None, "text": d.text}
+
+
+def test_a_killed_builds_scratch_is_removed_by_the_next(gelu: Any, tmp_path: Path) -> None:
+    dead = tmp_path / ".lenscope-corpus-999999999-abc"  # no such process
+    dead.mkdir()
+    (dead / "text.raw").write_bytes(b"x" * 100)
+    writer = CorpusWriter(gelu.tokenizer, 8, tmp_path)
+    assert not dead.exists() and writer.folder.parent == tmp_path
+    other = CorpusWriter(gelu.tokenizer, 8, tmp_path)  # a live build's folder stays
+    assert writer.folder.exists() and other.folder.exists()
+    writer.discard()
+    other.discard()

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
+from lenscope.processes import alive
 from lenscope.tokens import _byte_table, tokenize_with_spans
 
 ALWAYS = ("text", "tokens", "doc_offsets", "doc_bytes", "doc_chars", "window_text")
@@ -86,6 +87,17 @@ class StoredCorpus:
         self.folder = target
 
 
+SCRATCH_PREFIX = ".lenscope-corpus-"
+
+
+def remove_stale_scratch(parent: Path) -> None:
+    """Scratch folders of builds whose process is gone (killed before it could clean up)."""
+    for folder in parent.glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class CorpusWriter:
     """Appends documents' text and tokens to files as they are tokenized; keeps only per-document
     and per-window offsets in memory."""
@@ -97,7 +109,9 @@ class CorpusWriter:
         self.body = body
         self.table = _byte_table(tokenizer) if table is None else table
         self.dtype = np.uint16 if len(self.table) <= 1 << 16 else np.int32
-        self.folder = Path(tempfile.mkdtemp(prefix=".lenscope-corpus-", dir=parent))
+        if parent is not None:
+            remove_stale_scratch(parent)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=parent))
         self.byte_level = True
         self.n_tokens: list[int] = []
         self.doc_bytes: list[int] = [0]
