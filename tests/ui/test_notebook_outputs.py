@@ -175,6 +175,15 @@ def test_show_renders_inline_and_survives_save_and_reopen(page: Any, lab: Lab) -
     index = next(i for i, (s, e) in enumerate(zip(starts, ends)) if TEXT[s:e] == " total")
     check_tooltip(page, server, index)
     shot(page, "notebook-output-tooltip")
+    # the editor's keys: Alt+Shift+→ moves to the next token, Alt+Shift+K pins its tooltip
+    page.mouse.move(0, 0)
+    page.locator(f'{OUTPUT} .ls-token[data-ls-token="{index}"]').click()
+    page.keyboard.press("Alt+Shift+ArrowRight")
+    page.keyboard.press("Alt+Shift+K")
+    pinned = page.wait_for_selector(".ls-tooltip-pinned")
+    assert int(pinned.get_attribute("data-ls-token")) > index
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".ls-tooltip-pinned", state="detached")
     # the fallback cell: two circuitsvis outputs, one evaluation of the bundle, nothing fetched
     fallback = page.locator(".jp-Notebook .jp-Cell").nth(1)
     try:
