@@ -13,6 +13,10 @@ Requests go over one kept-alive connection, as a browser's do (the ratio's figur
 request on a fresh connection per request (``urllib``: TCP connect, a new handler chain, the
 server closing after it) is timed beside it, and shows what a one-shot client adds.
 
+The ratio is of the medians; beside it, the median of each repetition's own ratio (a request
+and the bare forward timed under a second apart share the load of the moment) and the ratio of the
+fastest of each, the nearest to an idle machine when other processes come and go.
+
 analyze unembeds only the positions it reports (the bare forward computes logits at every
 position of every window); the response's own forward time is reported beside the ratio, and
 the ratio with that forward replaced by the bare one, which is lenscope's overhead alone.
@@ -107,9 +111,10 @@ def run(repeat: int, models: tuple[str, ...] = MODELS, threads: int = 2) -> tupl
                         time.sleep(0.3)
                         t_fresh.append(post(base, body, MSGPACK)[1])
                     http, fresh, fw, own = (sorted(t)[repeat // 2] for t in (t_http, t_fresh, t_fw, t_own))
+                    paired = sorted(h / f for h, f in zip(t_http, t_fw))[repeat // 2]
                     rows.append(
                         {"model": name, "tokens": n, "windows": x.shape[0], "http_ms": http, "fresh_ms": fresh, "forward_ms": fw}
-                        | {"own_forward_ms": own}
+                        | {"own_forward_ms": own, "paired": paired, "fastest": min(t_http) / min(t_fw)}
                     )
                     mp, _ = client.post(body, MSGPACK)
                     js, _ = client.post(body, "application/json")
@@ -127,15 +132,17 @@ def main() -> None:
     rows, sizes = run(args.repeat, tuple(args.models.split(",")), args.threads)
     print(
         "| model | tokens | windows | HTTP analyze, msgpack (ms) | bare forward (ms) | ratio | target "
+        "| median of the per-repetition ratios | ratio of the fastest runs "
         "| analyze's own forward (ms) | ratio with it replaced by the bare forward "
         "| on a fresh connection per request (ms) | ratio |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio, fresh = r["http_ms"] / r["forward_ms"], r["fresh_ms"] / r["forward_ms"]
         same = (r["http_ms"] - r["own_forward_ms"] + r["forward_ms"]) / r["forward_ms"]
         cells = [r["model"], r["tokens"], r["windows"], f"{r['http_ms']:.1f}", f"{r['forward_ms']:.1f}", f"{ratio:.2f}x"]
-        cells += [f"<= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'}", f"{r['own_forward_ms']:.1f}", f"{same:.2f}x"]
+        cells += [f"<= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'}", f"{r['paired']:.2f}x", f"{r['fastest']:.2f}x"]
+        cells += [f"{r['own_forward_ms']:.1f}", f"{same:.2f}x"]
         cells += [f"{r['fresh_ms']:.1f}", f"{fresh:.2f}x"]
         print("| " + " | ".join(map(str, cells)) + " |")
     print()
