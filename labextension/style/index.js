@@ -3,3 +3,4 @@ import './copycode.css';
 import './patching.css';
 import './logitlens.css';
 import './features.css';
+import './outputs.css';

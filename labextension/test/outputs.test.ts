@@ -1,7 +1,9 @@
 import { Analysis, AnalyzeResponseWire } from '../src/api/analysis';
+import { AttentionResponseWire } from '../src/api/attention';
 import {
   ANALYSIS_MIME,
   annotationOf,
+  attentionWeights,
   CARD_MIME,
   COMPARISON_MIME,
   describeOutput,
@@ -92,5 +94,28 @@ describe('notebook output data (lenscope.notebook.show)', () => {
     expect(out).toEqual({ kind: 'card', card });
     expect(describeOutput(out)).toBe('lenscope · neuron L0.N5 of lenscope-gelu-1l · 0 examples from the index “lenscope-gelu-1l”');
     expect(() => parseOutput(CARD_MIME, { version: 1, card: { model: 'x' } })).toThrow(/not a neuron card/);
+  });
+
+  it('reads attention of the same tokens, and colours a query token as attention mode does', () => {
+    const attention = (): AttentionResponseWire => JSON.parse(fixture('attention').json) as AttentionResponseWire;
+    const out = parseText(ANALYSIS_MIME, data({ attention: attention() }));
+    if (out.kind !== 'analysis' || !out.attention) {
+      throw new Error('no attention');
+    }
+    expect(describeOutput(out)).toContain('attention of layer 0');
+    const a = out.attention;
+    const heads = [0, 2];
+    const query = 5;
+    const { weights, max } = attentionWeights(a, 0, heads, query);
+    const mean = a.onText(0, heads, query).weights;
+    for (let i = 0; i < a.nTokens; i++) {
+      expect(weights.get(i) ?? 0).toBeCloseTo(mean[i], 6);
+    }
+    expect(max).toBe(Math.max(...weights.values()));
+    expect(Math.max(...weights.keys())).toBeLessThanOrEqual(query); // causal: no later token
+    const other = attention();
+    other.tokens.end_utf16 = { ...other.tokens.end_utf16, data: (other.tokens.end_utf16.data as number[]).map((x, i) => (i === 0 ? x + 1 : x)) };
+    expect(() => parseOutput(ANALYSIS_MIME, data({ attention: other }))).toThrow(/same tokens/);
+    expect(() => parseOutput(ANALYSIS_MIME, data({ attention: { layers: 3 } }))).toThrow(/not an attention response/);
   });
 });

@@ -116,6 +116,11 @@ def attention_matrix(result: AttentionResult, layer: int | None = None) -> np.nd
     return dense
 
 
+def attention_view(result: AttentionResult, layer: int | None = None) -> View:
+    """:func:`attention` (a name that ``show``'s ``attention`` argument does not shadow)."""
+    return attention(result, layer)
+
+
 def attention(result: AttentionResult, layer: int | None = None) -> View:
     """circuitsvis ``AttentionHeads`` for one layer (default: the first in the result), offline:
     every head's pattern over the text, a head picker, hover a token to see where it attends."""
@@ -186,9 +191,10 @@ def table(rows: Sequence[Any], columns: Sequence[str], limit: int = 50) -> View:
 
 
 ANALYSIS_MIME = "application/vnd.lenscope.analysis+json"
-"""``{"version", "text", "context", "analysis"}``: ``analysis`` is the ``POST analyze`` response
-(``AnalyzeResponse``) as the server's JSON encodes it; ``text`` is what its spans index into (the
-response does not echo it); ``context`` the text before it, or null when not known."""
+"""``{"version", "text", "context", "analysis", "attention"}``: ``analysis`` is the ``POST analyze``
+response (``AnalyzeResponse``) as the server's JSON encodes it; ``text`` is what its spans index
+into (the response does not echo it); ``context`` the text before it, or null when not known;
+``attention`` a ``POST attention`` response (``AttentionResponse``) of the same tokens, or null."""
 COMPARISON_MIME = "application/vnd.lenscope.comparison+json"
 """``{"version", "text", "context", "a", "b", "clamp"}``: two ``AnalyzeResponse`` of the same text
 and tokens; the colour is ``lp_a - max(lp_b, clamp)``, as the editor's comparison."""
@@ -243,6 +249,7 @@ def show(
     *,
     context: str | None = None,
     clamp: float | None = None,
+    attention: AttentionResult | None = None,
     html: bool = True,
 ) -> Output:
     """lenscope's view of an analysis in a notebook: ``show(analyze(model, text))``.
@@ -255,6 +262,9 @@ def show(
 
     ``show(neuron_card(layer, index))``: a neuron's card (its top examples coloured by activation,
     its logit effects, its histogram), as the panel shows it.
+
+    ``attention``: :func:`lenscope.attend` of the same text; the output then has the editor's
+    attention mode (hover a token: the text it attends to, for the chosen layer and heads).
 
     ``context``: the text the analysis was conditioned on, if any; with it (or with no context),
     the tooltip's "Why?" and logit lens ask the server for the same model by name. ``html=False``
@@ -269,9 +279,19 @@ def show(
         context = ""
     text = _text_of(result)
     if compare is None:
-        data = {"version": MIME_VERSION, "text": text, "context": context, "analysis": _analysis_json(result)}
+        data = {"version": MIME_VERSION, "text": text, "context": context, "analysis": _analysis_json(result), "attention": None}
         plain = f"lenscope analysis · {_summary(result)}"
-        return Output(ANALYSIS_MIME, data, plain, (lambda: token_log_probs(result).markup) if html else None)
+        if attention is None:
+            return Output(ANALYSIS_MIME, data, plain, (lambda: token_log_probs(result).markup) if html else None)
+        from lenscope.attention import attention_to_wire
+        from lenscope.wire import encode_json
+
+        if not np.array_equal(attention.tokens.ids, result.tokens.ids):
+            raise ValueError("show(result, attention=...): the attention must be of the same text with the same tokens")
+        data["attention"] = json.loads(encode_json(attention_to_wire(attention)))
+        plain += f" · attention of layers {attention.layers}"
+        views = (lambda: token_log_probs(result).markup + attention_view(attention).markup) if html else None
+        return Output(ANALYSIS_MIME, data, plain, views)
     if compare.token_texts != result.token_texts or not np.array_equal(compare.tokens.ids, result.tokens.ids):
         raise ValueError("show(a, compare=b): the two analyses must be of the same text with the same tokens")
     clamp = CLAMP if clamp is None else float(clamp)

@@ -141,3 +141,22 @@ def test_show_a_neuron_card_from_the_shipped_index() -> None:
     props = props_of(bundle["text/html"], "TextNeuronActivations")
     assert props["tokens"] == [e["tokens"] for e in card["examples"]]
     assert [a[0][0] for a in props["activations"][0]] == card["examples"][0]["activations"]
+
+
+def test_show_with_attention_carries_the_attention_routes_schema(gelu) -> None:
+    import pytest
+
+    from lenscope.attention import attend, attention_to_wire
+    from lenscope.notebook import ANALYSIS_MIME, show
+    from lenscope.wire import AttentionResponse, encode_json
+
+    r, att = analyze(gelu, TEXT), attend(gelu, TEXT)
+    bundle = show(r, attention=att)._repr_mimebundle_()
+    data = bundle[ANALYSIS_MIME]
+    assert data["attention"] == json.loads(encode_json(attention_to_wire(att)))
+    AttentionResponse.model_validate(data["attention"])
+    assert "CircuitsVis.TokenLogProbs" in bundle["text/html"] and "CircuitsVis.AttentionHeads" in bundle["text/html"]
+    assert bundle["text/html"].count("if (!window.CircuitsVis)") == 2  # each view stands alone; one runs the bundle
+    assert show(r, html=False).data["attention"] is None
+    with pytest.raises(ValueError, match="same tokens"):
+        show(r, attention=attend(gelu, TEXT + "y = 2\n"))

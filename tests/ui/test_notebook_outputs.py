@@ -18,17 +18,19 @@ ATTN = "lenscope-attn-only-1l"
 THEME = "apputils:change-theme"
 TEXT = "def mean(values):\n    total = sum(values)\n    return total / len(values)\n"
 SHOW = (
-    "from lenscope import analyze, load_model\n"
+    "from lenscope import analyze, attend, load_model\n"
     "from lenscope.notebook import show, token_log_probs\n"
-    f"result = analyze(load_model({MODEL!r}), {TEXT!r})\n"
+    f"gelu = load_model({MODEL!r})\n"
+    f"result = analyze(gelu, {TEXT!r})\n"
     "show(result)"
 )
-# a comparison with the attention-only model, and a neuron's card
+# a comparison with the attention-only model, a neuron's card, the analysis with attention
 MORE = (
     "from IPython.display import display\n"
     "from lenscope.notebook import neuron_card\n"
     f"display(show(result, compare=analyze(load_model({ATTN!r}), {TEXT!r})))\n"
-    "display(show(neuron_card(0, 5)))"
+    "display(show(neuron_card(0, 5)))\n"
+    f"display(show(result, attention=attend(gelu, {TEXT!r})))"
 )
 # the fallback, twice: its bundle must be evaluated once, both must render
 FALLBACK = "from IPython.display import HTML, display\nfor _ in range(2):\n    display(HTML(str(token_log_probs(result))))"
@@ -45,7 +47,7 @@ CIRCUITSVIS = "Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell')[1].
 OUTPUTS = (
     "() => Array.from(document.querySelectorAll('.jp-OutputArea-output')).map(e => e.className + e.textContent.slice(0, 400))"
 )
-OUTPUT = ".ls-output.jp-OutputArea-output[data-state='ready'][data-kind='analysis']"
+OUTPUT = ".ls-output.jp-OutputArea-output[data-state='ready'][data-kind='analysis']:not([data-attention])"
 COLOURS = (
     f'() => Array.from(document.querySelectorAll("{OUTPUT} .ls-token"))'
     ".map(e => [Number(e.dataset.lsToken), e.textContent, e.style.backgroundColor])"
@@ -96,6 +98,36 @@ def diff_colour_matches(shown: str, diff: float, span: float = 4.0) -> bool:
         return a == 0.0
     want = (30, 160, 80) if diff > 0 else (150, 60, 200)
     return (r, g, b) == want and abs(a - 0.6 * min(1.0, abs(diff) / span)) <= ALPHA_TOLERANCE
+
+
+def check_attention_mode(page: Any, lab: Lab, index: int) -> None:
+    """The output with attention: in attention mode, hovering token ``index`` colours the text
+    tokens that layer 0's heads (their mean) attend to from it, as the server's attention says."""
+    import numpy as np
+
+    from lenscope.wire import decode_json
+
+    out = page.locator(".ls-output[data-attention='true'][data-state='ready']")
+    out.scroll_into_view_if_needed()
+    out.locator(".ls-output-attention-mode").click()
+    page.mouse.move(0, 0)
+    out.locator(f'.ls-token[data-ls-token="{index}"]').hover()
+    out.locator(f'.ls-attn-query[data-ls-token="{index}"]').wait_for()
+    assert page.locator(".ls-tooltip").count() == 0  # attention mode: the tooltip steps aside
+    shown = {
+        int(e.get_attribute("data-ls-token")): float(e.get_attribute("data-weight"))
+        for e in out.locator(".ls-attn").element_handles()
+        if e.get_attribute("style")
+    }
+    att = decode_json(json.dumps(lab.api("attention", {"text": TEXT, "model": MODEL})))
+    sources, weights = att["sources"][0][:, index], att["weights"][0][:, index].astype(np.float64)  # [heads, k]
+    want: dict[int, float] = {}
+    for src, w in zip(sources.ravel().tolist(), weights.ravel().tolist()):
+        if src >= 0:
+            want[src] = want.get(src, 0.0) + w / att["n_heads"]
+    want = {i: w for i, w in want.items() if w > 0}
+    assert shown.keys() == want.keys() and all(abs(shown[i] - want[i]) < 1e-3 for i in want), (shown, want)
+    shot(page, "notebook-output-attention")
 
 
 def kernel_dialog(page: Any, button: str, timeout: float) -> int:
@@ -215,6 +247,7 @@ def test_show_renders_inline_and_survives_save_and_reopen(page: Any, lab: Lab) -
     page.mouse.move(0, 0)
     card.scroll_into_view_if_needed()
     shot(page, "notebook-output-card-inline")
+    check_attention_mode(page, lab, index)
 
     # save, close, end the kernel; reopen where no kernel can start
     assert page.evaluate(SAVE, name) == "saved"

@@ -7,6 +7,7 @@
  * echo it) and the context it was conditioned on (null when the kernel did not say).
  */
 import { Analysis, AnalyzeResponseWire } from '../api/analysis';
+import { Attention, AttentionResponseWire, weightsOnSpans } from '../api/attention';
 import type { NeuronCard } from '../api/client';
 import type { ScaleName } from '../colors';
 import type { Annotation } from '../editor/annotation';
@@ -27,6 +28,8 @@ interface Common {
 
 export interface AnalysisOutput extends Common {
   kind: 'analysis';
+  /** `POST attention` of the same tokens: the output then has the editor's attention mode */
+  attention: Attention | null;
 }
 
 export interface ComparisonOutput extends Common {
@@ -77,6 +80,17 @@ function analysisOf(wire: unknown, text: string, field: string): Analysis {
   return analysis;
 }
 
+function attentionOf(wire: unknown, analysis: Analysis): Attention {
+  if (!isObject(wire) || !Array.isArray(wire.layers) || !isObject(wire.sources) || !isObject(wire.tokens)) {
+    throw new OutputDataError('“attention” is not an attention response');
+  }
+  const attention = new Attention(wire as unknown as AttentionResponseWire);
+  if (attention.spans.length !== analysis.length || attention.spans.some((s, i) => s.from !== analysis.tokens[i].from || s.to !== analysis.tokens[i].to)) {
+    throw new OutputDataError('“attention” is not of the same tokens as the analysis');
+  }
+  return attention;
+}
+
 /** The MIME data of `mime` read and checked; throws `OutputDataError` with what is wrong. */
 export function parseOutput(mime: string, data: unknown): OutputPayload {
   if (!isObject(data)) {
@@ -99,7 +113,8 @@ export function parseOutput(mime: string, data: unknown): OutputPayload {
   const text = data.text;
   const context = typeof data.context === 'string' ? data.context : null;
   if (mime === ANALYSIS_MIME) {
-    return { kind: 'analysis', text, context, analysis: analysisOf(data.analysis, text, 'analysis') };
+    const analysis = analysisOf(data.analysis, text, 'analysis');
+    return { kind: 'analysis', text, context, analysis, attention: data.attention ? attentionOf(data.attention, analysis) : null };
   }
   if (mime === COMPARISON_MIME) {
     const a = analysisOf(data.a, text, 'a');
@@ -135,7 +150,7 @@ export function describeOutput(payload: OutputPayload): string {
   }
   const a = payload.analysis;
   const models = payload.kind === 'comparison' ? `${a.model} vs ${payload.compare.analysis.model}` : a.model;
-  const extras = [a.windowed ? 'windowed' : '', a.contextTokens ? `${a.contextTokens} context tokens before it` : ''].filter(Boolean);
+  const extras = [payload.kind === 'analysis' && payload.attention ? `attention of layer${payload.attention.layers.length > 1 ? 's' : ''} ${payload.attention.layers.join(', ')}` : '', a.windowed ? 'windowed' : '', a.contextTokens ? `${a.contextTokens} context tokens before it` : ''].filter(Boolean);
   return `lenscope · ${models} · ${a.length} tokens${extras.length ? ` (${extras.join(', ')})` : ''}`;
 }
 
@@ -152,4 +167,15 @@ export function serverExtrasBlocked(payload: TextOutput, serverModels: readonly 
     return `${model} is not a model of this Jupyter server (the output was made in a kernel)`;
   }
   return null;
+}
+
+/**
+ * Attention mode's colours for a query token: the chosen heads' mean weight on each text token
+ * (`weightsOnSpans`: a token with an empty span passes its weight on), and the largest (the scale).
+ */
+export function attentionWeights(attention: Attention, layer: number, heads: number[], token: number): { weights: Map<number, number>; max: number } {
+  const weights = weightsOnSpans(attention.onText(layer, heads, token).weights, attention.spans);
+  let max = 0;
+  weights.forEach(w => (max = Math.max(max, w)));
+  return { weights, max };
 }

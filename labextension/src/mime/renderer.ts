@@ -13,12 +13,13 @@ import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import type { ScaleName } from '../colors';
-import { annotationExtension, setAnnotation } from '../editor/annotations';
+import type { Attention } from '../api/attention';
+import { annotationExtension, AttentionModeHooks, setAnnotation, setAttention } from '../editor/annotations';
 import type { TooltipActions } from '../editor/tooltip';
 import { el } from '../format';
 import { renderCard } from '../views/card';
 import { diffLegend, logprobLegend } from '../views/legend';
-import { annotationOf, describeOutput, OutputPayload, parseOutput, TextOutput } from './payload';
+import { annotationOf, attentionWeights, describeOutput, OutputPayload, parseOutput, TextOutput } from './payload';
 
 /** What an output needs from the page: the colour settings, the tooltip's actions, the commands (a card's examples open files). */
 export interface OutputHost {
@@ -66,7 +67,13 @@ export class LenscopeOutput extends Widget implements IRenderMime.IRenderer {
     head.append(el('span', 'ls-output-title', describeOutput(payload)));
     head.append(payload.kind === 'comparison' ? diffLegend(a.model, payload.compare.analysis.model, payload.compare.clamp) : logprobLegend(scale, floor));
     const body = el('div', 'ls-output-text');
-    this.node.append(head, body);
+    this.node.append(head);
+    const attention = payload.kind === 'analysis' && payload.attention ? attentionMode(payload.attention, () => this.view) : null;
+    if (attention) {
+      this.node.dataset.attention = 'true';
+      this.node.append(attention.node);
+    }
+    this.node.append(body);
     this.view = new EditorView({
       parent: body,
       state: EditorState.create({
@@ -78,7 +85,7 @@ export class LenscopeOutput extends Widget implements IRenderMime.IRenderer {
           // as JupyterLab's own editors: on <body>, positioned absolutely (Lumino's `contain`)
           tooltips({ position: 'absolute', parent: document.body }),
           EditorView.contentAttributes.of({ 'aria-label': `${describeOutput(payload)}: Alt+Shift+→/← move between tokens, Alt+Shift+K shows a token's predictions` }),
-          annotationExtension(this.host.actions(payload))
+          annotationExtension(this.host.actions(payload), attention?.hooks)
         ]
       })
     });
@@ -94,4 +101,76 @@ export class LenscopeOutput extends Widget implements IRenderMime.IRenderer {
     this.view = null;
     super.dispose();
   }
+}
+
+/**
+ * The editor's attention mode over an output with attention data: while it is on, hovering a
+ * token (or moving the caret) colours the text tokens the chosen heads attend to from it (the
+ * editor's attention layer, alpha = weight / the row's largest), and the tooltip steps aside.
+ */
+function attentionMode(attention: Attention, view: () => EditorView | null): { node: HTMLElement; hooks: AttentionModeHooks } {
+  const state = { on: false, layer: attention.layers[0], heads: Array.from({ length: attention.nHeads }, (_, h) => h), token: null as number | null };
+  const draw = (): void => {
+    const v = view();
+    if (!v) {
+      return;
+    }
+    if (!state.on || state.token === null || !state.heads.length) {
+      v.dispatch({ effects: setAttention.of(null) });
+      return;
+    }
+    const { weights, max } = attentionWeights(attention, state.layer, state.heads, state.token);
+    v.dispatch({ effects: setAttention.of({ position: state.token, target: -1, layer: state.layer, head: -1, weights, max }) });
+  };
+  const node = el('div', 'ls-output-attention');
+  const toggle = el('button', 'ls-button ls-output-attention-mode', 'Attention mode');
+  toggle.title = 'Hover a token: the tokens the chosen heads attend to from it';
+  toggle.setAttribute('aria-pressed', 'false');
+  toggle.addEventListener('click', () => {
+    state.on = !state.on;
+    toggle.setAttribute('aria-pressed', String(state.on));
+    draw();
+  });
+  node.append(toggle);
+  const layer = el('select', 'ls-output-attention-layer');
+  layer.setAttribute('aria-label', 'layer');
+  for (const l of attention.layers) {
+    const option = el('option', '', `L${l}`);
+    option.value = String(l);
+    layer.append(option);
+  }
+  layer.addEventListener('change', () => {
+    state.layer = Number(layer.value);
+    heads.querySelectorAll<HTMLElement>('.ls-output-head-chip').forEach(chip => (chip.title = shareTitle(Number(chip.dataset.head))));
+    draw();
+  });
+  const shareTitle = (h: number): string => {
+    const share = attention.positionalShare(state.layer, h);
+    return Number.isFinite(share) ? `${Math.round(share * 100)}% of its score spread from position` : '';
+  };
+  const heads = el('span', 'ls-output-heads');
+  for (let h = 0; h < attention.nHeads; h++) {
+    const chip = el('button', 'ls-button ls-output-head-chip', `H${h}`);
+    chip.dataset.head = String(h);
+    chip.setAttribute('aria-pressed', 'true');
+    chip.title = shareTitle(h);
+    chip.addEventListener('click', () => {
+      const on = !state.heads.includes(h);
+      state.heads = on ? [...state.heads, h].sort((a, b) => a - b) : state.heads.filter(x => x !== h);
+      chip.setAttribute('aria-pressed', String(on));
+      draw();
+    });
+    heads.append(chip);
+  }
+  node.append(layer, heads, el('span', 'ls-muted', ' mean of the heads chosen'));
+  return {
+    node,
+    hooks: {
+      active: () => state.on,
+      hover: (_, token) => {
+        state.token = token;
+        draw();
+      }
+    }
+  };
 }
