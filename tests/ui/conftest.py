@@ -133,3 +133,27 @@ def jp_asyncio_loop() -> Iterator[None]:
 @pytest.fixture
 def jp_server_cleanup() -> Iterator[None]:
     yield None
+
+
+KERNEL_IDLE = """() => { const w = window.jupyterapp.shell.currentWidget;
+    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+    return !!k && k.status === 'idle' && k.connectionStatus === 'connected'; }"""
+"""A page check: the current notebook's kernel is started, connected and idle."""
+
+
+def write_notebook(lab: Lab, name: str, sources: tuple[str, ...] | list[str]) -> None:
+    """A notebook of code cells (no outputs yet) in the workspace, for the python3 kernel."""
+    cells = [
+        {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+        for i, src in enumerate(sources)
+    ]
+    kernel = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb = {"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}
+    (lab.root / name).write_text(json.dumps(nb), encoding="utf-8")
+
+
+def rest(lab: Lab, method: str, route: str) -> Any:
+    """Jupyter's own REST API (sessions, kernels), as the page's user."""
+    req = urllib.request.Request(f"{lab.url}{route}", method=method, headers={"Authorization": f"token {lab.token}"})
+    body = urllib.request.urlopen(req, timeout=60).read()
+    return json.loads(body) if body else None

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from typing import Any
 
 import numpy as np
 import torch
 
-from tests.ui.conftest import Lab, shot
+from tests.ui.conftest import KERNEL_IDLE, Lab, rest, shot
+from tests.ui.conftest import write_notebook as write_cells
 from tests.ui.test_inline import ANALYZE, hover_and_read_tooltip, open_in_lab, select_lines, server_analysis
 
 NAME = "edited-gelu"
-KERNEL_IDLE = """() => { const w = window.jupyterapp.shell.currentWidget;
-    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-    return !!k && k.status === 'idle' && k.connectionStatus === 'connected'; }"""
 
 
 def strongest_neuron(gelu: Any, text: str) -> int:
@@ -29,7 +26,7 @@ def strongest_neuron(gelu: Any, text: str) -> int:
     return int(cache["blocks.0.mlp.hook_post"][0].max(dim=0).values.argmax())
 
 
-def write_notebook(lab: Lab, name: str, neuron: int, text: str, context: str) -> None:
+def attach_notebook(lab: Lab, name: str, neuron: int, text: str, context: str) -> None:
     attach = (
         "import json, torch, lenscope\n"
         "from lenscope.analysis import analyze\n"
@@ -45,26 +42,14 @@ def write_notebook(lab: Lab, name: str, neuron: int, text: str, context: str) ->
         f"p = analyze(m, {text!r}, context={context!r}).predictions\n"
         'print(json.dumps({"lp": p.actual_logprob.tolist(), "top": p.top_ids[:, :10].tolist()}))'
     )
-    cells = [
-        {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
-        for i, src in enumerate((attach, own))
-    ]
-    kernel = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb = {"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}
-    (lab.root / name).write_text(json.dumps(nb), encoding="utf-8")
-
-
-def rest(lab: Lab, method: str, route: str) -> Any:
-    req = urllib.request.Request(f"{lab.url}{route}", method=method, headers={"Authorization": f"token {lab.token}"})
-    body = urllib.request.urlopen(req, timeout=60).read()
-    return json.loads(body) if body else None
+    write_cells(lab, name, (attach, own))
 
 
 def test_model_attached_in_a_kernel(page: Any, lab: Lab, gelu: Any) -> None:
     lines = (lab.root / "tour.py").read_text(encoding="utf-8").split("\n")
     selected, context = "\n".join(lines[7:15]), "\n".join(lines[:7]) + "\n"
     neuron = strongest_neuron(gelu, context + selected)
-    write_notebook(lab, "attach.ipynb", neuron, selected, context)
+    attach_notebook(lab, "attach.ipynb", neuron, selected, context)
 
     page.goto(f"{lab.url}lab/tree/attach.ipynb?reset&token={lab.token}")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.commands.hasCommand('lenscope:analyze-selection')")

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from typing import Any
 
-from tests.ui.conftest import Lab, shot
+from tests.ui.conftest import KERNEL_IDLE, Lab, rest, shot, write_notebook
 from tests.ui.test_inline import open_in_lab, server_analysis
 
 MIME = "application/vnd.lenscope.analysis+json"
@@ -39,9 +38,6 @@ SAVE = """async path => { const seen = [];
         seen.push(w.context ? w.context.path : w.id);
         if (w.context && w.context.path === path) { await w.context.save(); return 'saved'; } }
     return seen; }"""
-KERNEL_IDLE = """() => { const w = window.jupyterapp.shell.currentWidget;
-    const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-    return !!k && k.status === 'idle' && k.connectionStatus === 'connected'; }"""
 # the circuitsvis divs in the second cell's outputs
 CIRCUITSVIS = "Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell')[1].querySelectorAll('[id^=circuits-vis-]'))"
 OUTPUTS = (
@@ -52,22 +48,6 @@ COLOURS = (
     f'() => Array.from(document.querySelectorAll("{OUTPUT} .ls-token"))'
     ".map(e => [Number(e.dataset.lsToken), e.textContent, e.style.backgroundColor])"
 )
-
-
-def write_notebook(lab: Lab, name: str) -> None:
-    cells = [
-        {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
-        for i, src in enumerate((SHOW, FALLBACK, MORE))
-    ]
-    kernel = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb = {"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}
-    (lab.root / name).write_text(json.dumps(nb), encoding="utf-8")
-
-
-def rest(lab: Lab, method: str, route: str) -> Any:
-    req = urllib.request.Request(f"{lab.url}{route}", method=method, headers={"Authorization": f"token {lab.token}"})
-    body = urllib.request.urlopen(req, timeout=30).read()
-    return json.loads(body) if body else None
 
 
 # the browser keeps alpha in 1/255 steps and writes it back with as few decimals as round-trip
@@ -167,7 +147,7 @@ def check_tooltip(page: Any, server: dict[str, Any], index: int) -> None:
 
 def test_show_renders_inline_and_survives_save_and_reopen(page: Any, lab: Lab) -> None:
     name = "show_output.ipynb"
-    write_notebook(lab, name)
+    write_notebook(lab, name, (SHOW, FALLBACK, MORE))
     outside: list[str] = []
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
