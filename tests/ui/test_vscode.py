@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,15 +112,28 @@ def code_server(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         shutil.rmtree(xdg, ignore_errors=True)
 
 
+@contextmanager
+def window(browser: Any, code_server: CodeServer, **settings: str) -> Iterator[Any]:
+    """A fresh VS Code window (it reads ``settings`` at start-up); the settings are reset after."""
+    if settings:
+        code_server.set(**settings)
+    context = browser.new_context(viewport={"width": 1500, "height": 950})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(code_server.url)
+        page.wait_for_selector(".monaco-workbench")
+        yield page
+    finally:
+        context.close()
+        if settings:
+            code_server.set()
+
+
 @pytest.fixture
 def vs(browser: Any, code_server: CodeServer) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1500, "height": 950})
-    page = context.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(code_server.url)
-    page.wait_for_selector(".monaco-workbench")
-    yield page
-    context.close()
+    with window(browser, code_server) as page:
+        yield page
 
 
 def shot(page: Any, name: str) -> None:
@@ -280,13 +294,7 @@ def test_bad_server_settings_say_what_to_do(
     (Run from the editor's context menu and from the keybinding: the palette is tested above.)"""
     if settings.get("lenscope.serverUrl") == "DEAD":
         settings = {"lenscope.serverUrl": f"http://127.0.0.1:{free_port()}/"}
-    code_server.set(**settings)  # before the window opens: it reads the settings at start-up
-    context = browser.new_context(viewport={"width": 1500, "height": 950})
-    try:
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.goto(code_server.url)
-        page.wait_for_selector(".monaco-workbench")
+    with window(browser, code_server, **settings) as page:
         open_file(page, "tour.py")
         select_lines(page, 3)
         if case == "wrong-token":  # the editor's context menu
@@ -314,22 +322,14 @@ def test_bad_server_settings_say_what_to_do(
         assert msg.locator("a.monaco-button", has_text=button).count() == 1
         assert decorations(page).count() == 0
         shot(page, case)
-    finally:
-        context.close()
-        code_server.set()
 
 
 def test_server_found_with_jupyter_server_list(browser: Any, code_server: CodeServer, lab: Lab) -> None:
     """No URL and no token in the settings: `jupyter server list --json` finds the test's server
     (its root is the workspace) and its token."""
     jupyter = str(Path(sys.executable).parent / "jupyter")
-    code_server.set(**{"lenscope.serverUrl": "", "lenscope.token": "", "lenscope.jupyterCommand": jupyter})
-    context = browser.new_context(viewport={"width": 1500, "height": 950})
-    try:
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.goto(code_server.url)
-        page.wait_for_selector(".monaco-workbench")
+    unset = {"lenscope.serverUrl": "", "lenscope.token": "", "lenscope.jupyterCommand": jupyter}
+    with window(browser, code_server, **unset) as page:
         open_file(page, "tour.py")
         select_lines(page, 5)
         run_command(page, "lenscope: Analyze selection")
@@ -338,40 +338,31 @@ def test_server_found_with_jupyter_server_list(browser: Any, code_server: CodeSe
         server = panel(page).locator(".muted", has_text="http://")
         server.first.wait_for()
         assert server.first.inner_text().strip() == lab.url
-    finally:
-        context.close()
-        code_server.set()
 
 
 def test_start_server_command(browser: Any, code_server: CodeServer) -> None:
     """No server configured: "lenscope: Start a Jupyter server" starts one (free port, fresh token)
     in the workspace, and the next analysis uses it."""
     jupyter = str(Path(sys.executable).parent / "jupyter")
-    code_server.set(**{"lenscope.serverUrl": "", "lenscope.token": "", "lenscope.jupyterCommand": jupyter})
-    context = browser.new_context(viewport={"width": 1500, "height": 950})
     started: str | None = None
+    unset = {"lenscope.serverUrl": "", "lenscope.token": "", "lenscope.jupyterCommand": jupyter}
     try:
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.goto(code_server.url)
-        page.wait_for_selector(".monaco-workbench")
-        open_file(page, "tour.py")
-        run_command(page, "lenscope: Start a Jupyter server")
-        msg = toast(page, "Jupyter server started at")
-        msg.wait_for(timeout=90_000)
-        url_m = re.search(r"started at (http://127\.0\.0\.1:\d+/)", msg.inner_text())
-        assert url_m, msg.inner_text()
-        started = url_m.group(1)
-        select_lines(page, 5)
-        run_command(page, "lenscope: Analyze selection")
-        decorations(page).first.wait_for(timeout=120_000)
-        page.keyboard.press("Control+Home")  # collapse the selection (the output panel leaves little room)
-        time.sleep(0.5)
-        assert decorations(page).count() > 5
-        shot(page, "started-server")
+        with window(browser, code_server, **unset) as page:
+            open_file(page, "tour.py")
+            run_command(page, "lenscope: Start a Jupyter server")
+            msg = toast(page, "Jupyter server started at")
+            msg.wait_for(timeout=90_000)
+            url_m = re.search(r"started at (http://127\.0\.0\.1:\d+/)", msg.inner_text())
+            assert url_m, msg.inner_text()
+            started = url_m.group(1)
+            select_lines(page, 5)
+            run_command(page, "lenscope: Analyze selection")
+            decorations(page).first.wait_for(timeout=120_000)
+            page.keyboard.press("Control+Home")  # collapse the selection (the output panel leaves little room)
+            time.sleep(0.5)
+            assert decorations(page).count() > 5
+            shot(page, "started-server")
     finally:
-        context.close()
-        code_server.set()
         if started:  # the server the extension started: stop it (it outlives the closed window)
             listed = subprocess.run([jupyter, "server", "list", "--json"], capture_output=True, text=True, timeout=60).stdout
             for line in listed.splitlines():
