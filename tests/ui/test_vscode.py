@@ -306,9 +306,15 @@ def test_bad_server_settings_say_what_to_do(
             page.wait_for_timeout(300)
             page.keyboard.press("Enter")
             item.wait_for(state="hidden")
-        else:  # the keybinding
-            page.keyboard.press("Control+Alt+L")
         msg = toast(page, expect[0])
+        if case != "wrong-token":  # the keybinding; a press while the window is still starting
+            for _ in range(3):  # its extensions can go unanswered, so it is pressed again
+                page.keyboard.press("Control+Alt+L")
+                try:
+                    msg.wait_for(timeout=10_000)
+                    break
+                except Exception:  # no toast yet
+                    continue
         try:
             msg.wait_for(timeout=30_000)
         except Exception:
