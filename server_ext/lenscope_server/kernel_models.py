@@ -171,8 +171,9 @@ class KernelModels:
         return out
 
     def check_gone(self, model: str) -> None:
-        """A model attached earlier and gone now: say why, rather than "unknown model"."""
-        if model in self.seen and model not in self.attached():
+        """A model attached earlier and not now (the caller has just looked): say why, rather than
+        "unknown model"."""
+        if model in self.seen:
             raise UnknownModel(f"{model!r} is no longer attached: its kernel restarted or stopped. Run lenscope.attach again.")
 
     async def notebook_of(self, kernel_id: str) -> str | None:

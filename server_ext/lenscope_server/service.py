@@ -208,7 +208,7 @@ class LenscopeService:
         a hung worker): the request's deadline covers the work itself.
         """
         if self.kernels is not None:
-            if self._in_kernel(model):
+            if model in self.kernels.attached():
                 return await self.kernels.request(model, op, args, self.request_timeout_s)
             self.kernels.check_gone(model)
         if model not in self.worker.loaded:
