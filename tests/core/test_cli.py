@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from lenscope.cli import select_lines
+from tests.demo import copy_demo
 
 SOURCE = "import os\n\n\ndef home():\n    return os.environ['HOME']\n"
 
@@ -58,7 +58,7 @@ def lenscope(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_readme_workspace_commands(tmp_path: Path) -> None:
     """`lenscope index`, `scan` and `compare` exactly as the README shows them, on a copy of examples/."""
-    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    copy_demo(tmp_path / "examples")
     out = lenscope("index", "examples", "--out", "examples/.lenscope/indexes/workspace", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "wrote examples/.lenscope/indexes/workspace: 3 files" in out.stdout and "Traceback" not in out.stderr
@@ -100,7 +100,7 @@ def test_readme_workspace_commands(tmp_path: Path) -> None:
 
 
 def test_workspace_commands_take_paths_under_root_and_refuse_the_rest(tmp_path: Path) -> None:
-    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    copy_demo(tmp_path / "examples")
     out = lenscope("index", "tour.py", "--root", "examples", "--out", "ix", cwd=tmp_path)  # relative to --root, as the help says
     assert out.returncode == 0 and "1 files" in out.stdout, out.stderr
     for args in (("index", "../etc", "--out", "x"), ("scan", "/etc/passwd"), ("compare", "nothing-here")):

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from benchmarks.server import free_port
 
+from tests.demo import copy_demo
 from tests.ui.conftest import ARTIFACTS, TOKEN, Lab
 from tests.ui.test_inline import ANALYZE, decorated, open_in_lab, select_lines, server_analysis
 
@@ -273,7 +274,7 @@ def test_jupyter_lists_both_extensions_enabled(env: Env) -> None:
 def lab_from(env: Env) -> Iterator[Lab]:
     """JupyterLab from the environment's own `jupyter-lab`, on a copy of examples/."""
     root = env.home / "workspace"
-    shutil.copytree(ROOT / "examples", root, dirs_exist_ok=True)
+    copy_demo(root)  # the demo files only: never a user's examples/.lenscope/ index or checkpoints
     settings = env.home / "lab-settings"
     news = settings / "@jupyterlab" / "apputils-extension"  # the news prompt would cover the page
     news.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from benchmarks.server import free_port
 
+from tests.demo import copy_demo
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -52,8 +54,7 @@ class Lab:
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("workspace")
-    for f in (ROOT / "examples").iterdir():
-        shutil.copy(f, root / f.name)
+    copy_demo(root)  # the demo files only: never a user's examples/.lenscope/ index or checkpoints
     settings = tmp_path_factory.mktemp("settings")
     news = settings / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)
