@@ -39,7 +39,7 @@ import torch
 from benchmarks.bench_analyze import windows_batch
 from benchmarks.common import bare_forward, default_model, gpt2_small_shaped, save_gpt2_small_shaped, text_of_tokens
 from benchmarks.server import TOKEN, jupyter_server
-from lenscope.wire import decode_msgpack
+from lenscope.wire_codec import decode_msgpack
 
 MSGPACK = "application/msgpack"
 MODELS = ("lenscope-gelu-1l", "gpt2-small-shaped")

@@ -46,7 +46,7 @@ def logit_lens_payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_logit_lens(model: Any) -> None:
-    from lenscope.wire import encode_json, encode_msgpack
+    from lenscope.wire_codec import encode_json, encode_msgpack
 
     (FIXTURES / "logit_lens.request.json").write_text(json.dumps(LOGIT_LENS, indent=1) + "\n", encoding="utf-8")
     wire = logit_lens_payload(model, LOGIT_LENS)
@@ -71,7 +71,7 @@ def attribute_payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
     from lenscope.analysis import analyze
-    from lenscope.wire import to_wire
+    from lenscope.wire_convert import to_wire
 
     wire = to_wire(analyze(model, model_name="lenscope-gelu-1l", **request))
     wire["timings_ms"] = {k: 0.0 for k in wire["timings_ms"]}
@@ -80,7 +80,7 @@ def payload(model: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     from lenscope.models.registry import load_model
-    from lenscope.wire import encode_json, encode_msgpack
+    from lenscope.wire_codec import encode_json, encode_msgpack
 
     model = load_model("lenscope-gelu-1l")
     FIXTURES.mkdir(parents=True, exist_ok=True)

@@ -225,7 +225,8 @@ class Output:
 
 
 def _analysis_json(result: AnalysisResult) -> dict[str, Any]:
-    from lenscope.wire import encode_json, to_wire
+    from lenscope.wire_codec import encode_json
+    from lenscope.wire_convert import to_wire
 
     out: dict[str, Any] = json.loads(encode_json(to_wire(result)))
     return out
@@ -284,7 +285,7 @@ def show(
         if attention is None:
             return Output(ANALYSIS_MIME, data, plain, (lambda: token_log_probs(result).markup) if html else None)
         from lenscope.attention import attention_to_wire
-        from lenscope.wire import encode_json
+        from lenscope.wire_codec import encode_json
 
         if not np.array_equal(attention.tokens.ids, result.tokens.ids):
             raise ValueError("show(result, attention=...): the attention must be of the same text with the same tokens")

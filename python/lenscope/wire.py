@@ -1,30 +1,29 @@
-"""The wire contract: typed request/response schema and its msgpack and JSON codecs.
+"""The wire contract: the typed request/response schema (pydantic models), and nothing else.
 
-The pydantic models below are the one source of truth: ``docs/openapi.json`` is generated from
-them (``python -m lenscope.openapi``) and the frontend's TypeScript types from that.
+These models are the one source of truth: ``docs/openapi.json`` is generated from them
+(``python -m lenscope.openapi``) and the frontend's TypeScript types from that. Turning core
+results into wire data lives in :mod:`lenscope.wire_convert`; encoding wire data as msgpack or
+JSON (and back) in :mod:`lenscope.wire_codec`. No numpy, msgpack or torch is imported here.
 
 Arrays travel column-wise as ``{dtype, shape, data}``: ``data`` is little-endian bytes in
 msgpack and a flat list of numbers in JSON (NaN as ``null``, since JSON has no NaN). Both
-decode to the same numpy arrays, bit for bit. Precision on the wire (``WIRE_DTYPES``):
+decode to the same numpy arrays, bit for bit. Precision on the wire
+(:data:`lenscope.wire_convert.FLOAT_DTYPES`):
 
 * ``top_logprobs``, ``entropy``, ``neuron_activation``: float16, for display. Error at most
   half a unit in the last place: 0.002 for |x| < 8, 0.004 for |x| < 16, 0.008 for |x| < 32.
-
-Request bounds (``lenscope.validation``) are part of the schema, so the OpenAPI spec accepts
-exactly what the server accepts, field by field.
 * ``actual_logprob``: float32, because comparisons and scans subtract and rank them.
 * integer arrays (ids, ranks, spans, neuron layers and indices, ``partial``): the smallest of
   uint8, uint16, int32 that holds every value, so a 4k-vocabulary model sends 2-byte ids.
+
+Request bounds (``lenscope.validation``) are part of the schema, so the OpenAPI spec accepts
+exactly what the server accepts, field by field.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
-import msgpack
-import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from lenscope import defaults
@@ -46,30 +45,7 @@ from lenscope.validation import (
     clean_string,
 )
 
-if TYPE_CHECKING:
-    from lenscope.analysis import AnalysisResult, NeuronActivations
-    from lenscope.tokens import TokenSpans
-
 DType = Literal["float16", "float32", "int32", "uint16", "uint8"]
-
-FLOAT_DTYPES: dict[str, DType] = {
-    "top_logprobs": "float16",
-    "actual_logprob": "float32",
-    "entropy": "float16",
-    "neuron_activation": "float16",
-    "feature_activation": "float16",
-}
-
-
-def _wire_dtype(name: str, a: np.ndarray) -> np.dtype[Any]:
-    if name in FLOAT_DTYPES:
-        return np.dtype(FLOAT_DTYPES[name])
-    lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
-    if lo >= 0 and hi < 2**8:
-        return np.dtype(np.uint8)
-    if lo >= 0 and hi < 2**16:
-        return np.dtype(np.uint16)
-    return np.dtype(np.int32)
 
 
 class _Strict(BaseModel):
@@ -734,124 +710,25 @@ class HealthResponse(_Strict):
     cache: CacheHealth
 
 
-def _cast(name: str, a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=_wire_dtype(name, a))
+_MOVED = {
+    "to_wire": "lenscope.wire_convert",
+    "activations_to_wire": "lenscope.wire_convert",
+    "_tokens_wire": "lenscope.wire_convert",
+    "tokens_to_wire": "lenscope.wire_convert",
+    "FLOAT_DTYPES": "lenscope.wire_convert",
+    "encode_msgpack": "lenscope.wire_codec",
+    "encode_json": "lenscope.wire_codec",
+    "decode_msgpack": "lenscope.wire_codec",
+    "decode_json": "lenscope.wire_codec",
+    "wire_equal": "lenscope.wire_codec",
+}
+"""Names that lived here before the schema was split from its converters and codecs: still
+importable from here (lazily, so importing the schema imports no numpy) for code not yet moved."""
 
 
-def to_wire(result: AnalysisResult) -> dict[str, Any]:
-    """The response as plain data with numpy arrays cast to their wire dtypes."""
-    p = result.predictions
-    ids = sorted(result.strings)
-    return {
-        "model": result.model,
-        "tokens": _tokens_wire(result.tokens),
-        "predictions": {k: _cast(k, getattr(p, k)) for k in PredictionsWire.model_fields},
-        "strings": {"ids": _cast("string_ids", np.asarray(ids, dtype=np.int64)), "values": [result.strings[i] for i in ids]},
-        "context_tokens": result.context_tokens,
-        "windowed": result.windowed,
-        "windows": result.windows,
-        "window_tokens": result.window_tokens,
-        "timings_ms": dict(result.timings_ms),
-        "interventions": list(result.interventions),
-        "features": None
-        if result.sae is None
-        else {
-            "sae": result.sae.name,
-            "hook_point": result.sae.hook_point,
-            "d_sae": result.sae.d_sae,
-            "index": np.ascontiguousarray(p.feature_index, dtype=np.int32),
-            "activation": _cast("feature_activation", p.feature_activation),
-        },
-    }
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
 
-
-def _tokens_wire(spans: TokenSpans) -> dict[str, Any]:
-    return {k: _cast(k, getattr(spans, k)) for k in ("ids", "start", "end", "start_utf16", "end_utf16", "partial")}
-
-
-def activations_to_wire(result: NeuronActivations) -> dict[str, Any]:
-    return {
-        "model": result.model,
-        "tokens": _tokens_wire(result.tokens),
-        "neurons": [{"layer": la, "index": ix} for la, ix in result.neurons],
-        "activations": np.ascontiguousarray(result.activations, dtype=np.float16),
-        "timings_ms": dict(result.timings_ms),
-    }
-
-
-def _pack(obj: Any, binary: bool) -> Any:
-    if isinstance(obj, np.ndarray):
-        data: Any
-        if binary:
-            data = obj.astype(obj.dtype.newbyteorder("<"), copy=False).tobytes()
-        elif obj.dtype.kind == "f":
-            data = [None if math.isnan(x) else x for x in obj.reshape(-1).tolist()]
-        else:
-            data = obj.reshape(-1).tolist()
-        return {"dtype": str(obj.dtype), "shape": list(obj.shape), "data": data}
-    if isinstance(obj, dict):
-        return {k: _pack(v, binary) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_pack(v, binary) for v in obj]
-    return obj
-
-
-def _unpack(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        if obj.keys() == {"dtype", "shape", "data"}:
-            dtype = np.dtype(obj["dtype"]).newbyteorder("<")
-            data = obj["data"]
-            if isinstance(data, bytes):
-                arr = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="))
-            else:
-                arr = np.asarray([math.nan if x is None else x for x in data], dtype=dtype.newbyteorder("="))
-            return arr.reshape(obj["shape"])
-        return {k: _unpack(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_unpack(v) for v in obj]
-    return obj
-
-
-def _packed_array(obj: Any) -> dict[str, Any]:
-    """msgpack's hook for what it cannot pack itself: an array becomes what ``_pack`` makes of it."""
-    if isinstance(obj, np.ndarray):
-        return _pack(obj, binary=True)  # type: ignore[no-any-return]
-    raise TypeError(f"can not serialize {type(obj).__name__!r} object")
-
-
-def encode_msgpack(wire: dict[str, Any]) -> bytes:
-    # msgpack walks the structure in C and calls back for arrays only: the same bytes as
-    # packing ``_pack(wire, binary=True)``, without a Python call per key and token string
-    out: bytes = msgpack.packb(wire, use_bin_type=True, default=_packed_array)
-    return out
-
-
-def encode_json(wire: dict[str, Any]) -> bytes:
-    return json.dumps(_pack(wire, binary=False), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-def decode_msgpack(payload: bytes) -> dict[str, Any]:
-    out: dict[str, Any] = _unpack(msgpack.unpackb(payload, raw=False))
-    return out
-
-
-def decode_json(payload: bytes | str) -> dict[str, Any]:
-    out: dict[str, Any] = _unpack(json.loads(payload))
-    return out
-
-
-def wire_equal(a: Any, b: Any) -> bool:
-    """Exact equality of two wire objects (arrays: same dtype, shape and bits; NaN == NaN)."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (
-            isinstance(a, np.ndarray)
-            and isinstance(b, np.ndarray)
-            and a.dtype == b.dtype
-            and a.shape == b.shape
-            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
-        )
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(wire_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(wire_equal(x, y) for x, y in zip(a, b))
-    return bool(a == b) and type(a) is type(b)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

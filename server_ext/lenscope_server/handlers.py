@@ -27,8 +27,8 @@ from lenscope.wire import (
     IndexBuildRequest,
     LogitLensRequest,
     PatchRequest,
-    encode_msgpack,
 )
+from lenscope.wire_codec import encode_msgpack
 from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, relative_to_root, status_for
 from lenscope_server.jobs import JobManager
 from lenscope_server.service import LenscopeService, Served

@@ -15,14 +15,7 @@ from typing import Any
 from lenscope.errors import LenscopeError
 from lenscope.index.card import neuron_card, neuron_row, neurons_for_description, neurons_for_token, stored_document
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
-from lenscope.wire import (
-    ActivationsRequest,
-    AnalyzeRequest,
-    AttentionRequest,
-    AttributeRequest,
-    LogitLensRequest,
-    PatchRequest,
-)
+from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttentionRequest, AttributeRequest, LogitLensRequest, PatchRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.errors import relative_to_root
 from lenscope_server.indexes import IndexRegistry

@@ -18,7 +18,7 @@ from scripts.make_ui_fixtures import (
     payload,
 )
 
-from lenscope.wire import decode_json, decode_msgpack
+from lenscope.wire_codec import decode_json, decode_msgpack
 
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))

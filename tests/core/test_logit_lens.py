@@ -15,7 +15,7 @@ from lenscope.errors import InputTooLarge, InvalidInput
 from lenscope.logitlens import logit_lens, logit_lens_to_wire
 from lenscope.models.registry import load_model
 from lenscope.windows import plan_windows
-from lenscope.wire import decode_msgpack, encode_msgpack
+from lenscope.wire_codec import decode_msgpack, encode_msgpack
 from tests.core.reference import random_multi_layer, save_tiny_gpt2
 
 CODE = "import os\n\ndef home(path):\n    return os.path.join(path, 'x')\n"

@@ -62,7 +62,9 @@ def test_show_bundle_is_the_servers_json_schema_with_the_text(gelu) -> None:
     from IPython.core.formatters import DisplayFormatter
 
     from lenscope.notebook import ANALYSIS_MIME, MIME_VERSION, show
-    from lenscope.wire import AnalyzeResponse, decode_json, encode_json, to_wire, wire_equal
+    from lenscope.wire import AnalyzeResponse
+    from lenscope.wire_codec import decode_json, encode_json, wire_equal
+    from lenscope.wire_convert import to_wire
 
     r = analyze(gelu, TEXT)
     out = show(r)
@@ -99,7 +101,8 @@ def test_show_comparison_of_two_models(gelu, attn_only) -> None:
     import pytest
 
     from lenscope.notebook import COMPARISON_MIME, show
-    from lenscope.wire import encode_json, to_wire
+    from lenscope.wire_codec import encode_json
+    from lenscope.wire_convert import to_wire
 
     a, b = analyze(gelu, TEXT), analyze(attn_only, TEXT, model_name="b")
     bundle = show(a, compare=b, clamp=-4)._repr_mimebundle_()
@@ -148,7 +151,8 @@ def test_show_with_attention_carries_the_attention_routes_schema(gelu) -> None:
 
     from lenscope.attention import attend, attention_to_wire
     from lenscope.notebook import ANALYSIS_MIME, show
-    from lenscope.wire import AttentionResponse, encode_json
+    from lenscope.wire import AttentionResponse
+    from lenscope.wire_codec import encode_json
 
     r, att = analyze(gelu, TEXT), attend(gelu, TEXT)
     bundle = show(r, attention=att)._repr_mimebundle_()

@@ -8,15 +8,9 @@ import msgpack
 import numpy as np
 
 from lenscope.analysis import analyze
-from lenscope.wire import (
-    AnalyzeResponse,
-    decode_json,
-    decode_msgpack,
-    encode_json,
-    encode_msgpack,
-    to_wire,
-    wire_equal,
-)
+from lenscope.wire import AnalyzeResponse
+from lenscope.wire_codec import decode_json, decode_msgpack, encode_json, encode_msgpack, wire_equal
+from lenscope.wire_convert import to_wire
 
 TEXT = 'for i, ch in enumerate("héllo 😀"):\n    print(i, ch)\n'
 

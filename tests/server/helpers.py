@@ -8,7 +8,7 @@ from typing import Any
 import msgpack
 from tornado.httpclient import HTTPClientError, HTTPResponse
 
-from lenscope.wire import decode_json, decode_msgpack
+from lenscope.wire_codec import decode_json, decode_msgpack
 
 MSGPACK = "application/msgpack"
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from lenscope.attribution import attribute, attribution_to_wire
-from lenscope.wire import AttributionResponse, decode_json, decode_msgpack, encode_msgpack, wire_equal
+from lenscope.wire import AttributionResponse
+from lenscope.wire_codec import decode_json, decode_msgpack, encode_msgpack, wire_equal
 from tests.server.helpers import MSGPACK, body_of, error_of
 
 TEXT = "def add(a, b):\n    return a + b\n"

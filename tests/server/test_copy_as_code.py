@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lenscope.wire import decode_json
+from lenscope.wire_codec import decode_json
 from tests.server.helpers import body_of
 
 REPO = Path(__file__).resolve().parents[2]

@@ -82,7 +82,8 @@ async def test_patching_grid_equals_the_core_and_a_cell_applies_inline(jp_fetch,
     import json
 
     from lenscope.patching import patch_grid, patch_grid_to_wire
-    from lenscope.wire import PatchResponse, decode_msgpack, encode_msgpack, wire_equal
+    from lenscope.wire import PatchResponse
+    from lenscope.wire_codec import decode_msgpack, encode_msgpack, wire_equal
     from tests.server.helpers import MSGPACK
 
     x, y = (gelu.tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in ("x", "y"))

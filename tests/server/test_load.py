@@ -10,7 +10,8 @@ import time
 from tornado.simple_httpclient import SimpleAsyncHTTPClient
 
 from lenscope.analysis import analyze
-from lenscope.wire import to_wire, wire_equal
+from lenscope.wire_codec import wire_equal
+from lenscope.wire_convert import to_wire
 from tests.server.helpers import MSGPACK, decoded, post_analyze, token_texts
 
 CLIENTS = 24

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from lenscope.logitlens import logit_lens, logit_lens_to_wire
-from lenscope.wire import LogitLensResponse, decode_json, decode_msgpack, encode_msgpack, wire_equal
+from lenscope.wire import LogitLensResponse
+from lenscope.wire_codec import decode_json, decode_msgpack, encode_msgpack, wire_equal
 from tests.server.helpers import MSGPACK, body_of, decoded, error_of, post_analyze
 
 TEXT = "def add(a, b):\n    return a + b\n"

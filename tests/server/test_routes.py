@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lenscope.analysis import analyze
-from lenscope.wire import AnalyzeResponse, HealthResponse, ModelsResponse, to_wire, wire_equal
+from lenscope.wire import AnalyzeResponse, HealthResponse, ModelsResponse
+from lenscope.wire_codec import wire_equal
+from lenscope.wire_convert import to_wire
 from tests.server.helpers import MSGPACK, body_of, decoded, post_analyze
 
 TEXT = "def add(a, b):\n    return a + b  # 😀 日本\n"
@@ -98,7 +100,8 @@ async def test_activations_equal_the_core(jp_fetch, gelu, accept: str) -> None:
     import json
 
     from lenscope.analysis import neuron_activations
-    from lenscope.wire import ActivationsResponse, activations_to_wire
+    from lenscope.wire import ActivationsResponse
+    from lenscope.wire_convert import activations_to_wire
 
     body = {"text": TEXT, "context": CONTEXT, "neurons": [{"layer": 0, "index": 3}, {"layer": 0, "index": 900}]}
     headers = {"Content-Type": "application/json", "Accept": MSGPACK if accept == "msgpack" else "application/json"}

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lenscope.wire import decode_json
+from lenscope.wire_codec import decode_json
 from tests.ui.conftest import Lab, shot
 from tests.ui.test_cards import set_theme, visible
 from tests.ui.test_inline import open_in_lab, select_lines

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from lenscope.wire import decode_json
+from lenscope.wire_codec import decode_json
 from tests.ui.conftest import ARTIFACTS, Lab, shot
 
 ANALYZE = "lenscope: Analyze selection"

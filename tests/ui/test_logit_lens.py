@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lenscope.wire import decode_json
+from lenscope.wire_codec import decode_json
 from tests.ui.conftest import Lab, shot
 from tests.ui.test_cards import set_theme
 from tests.ui.test_inline import select_tour_lines, server_analysis

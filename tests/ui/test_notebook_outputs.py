@@ -86,7 +86,7 @@ def check_attention_mode(page: Any, lab: Lab, index: int) -> None:
     tokens that layer 0's heads (their mean) attend to from it, as the server's attention says."""
     import numpy as np
 
-    from lenscope.wire import decode_json
+    from lenscope.wire_codec import decode_json
 
     out = page.locator(".ls-output[data-attention='true'][data-state='ready']")
     out.scroll_into_view_if_needed()

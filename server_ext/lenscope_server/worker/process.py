@@ -139,7 +139,7 @@ class Worker:
     def op_analyze(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.analysis import analyze
         from lenscope.interventions import Intervention
-        from lenscope.wire import to_wire
+        from lenscope.wire_convert import to_wire
 
         name = args["model"]
         model = self.model(name)
@@ -162,7 +162,7 @@ class Worker:
 
     def op_activations(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.analysis import neuron_activations
-        from lenscope.wire import activations_to_wire
+        from lenscope.wire_convert import activations_to_wire
 
         name = args["model"]
         pairs = [(n["layer"], n["index"]) for n in args["neurons"]]
@@ -383,7 +383,7 @@ def release_heap() -> bool:
 
 def encode(wire: dict[str, Any], encoding: str | None) -> bytes:
     """The response body, encoded here so the server sends (and caches) it as it is."""
-    from lenscope.wire import encode_json, encode_msgpack
+    from lenscope.wire_codec import encode_json, encode_msgpack
 
     return encode_json(wire) if encoding == "json" else encode_msgpack(wire)
 
