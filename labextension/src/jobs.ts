@@ -9,6 +9,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { LenscopeApiError } from './api/client';
 import type { IndexJobResult, Job, LenscopeClient } from './api/client';
 import { describe } from './errors';
 
@@ -137,6 +138,29 @@ export class JobPoller {
     this.changedSignal.emit(view);
     this.schedule();
     return view;
+  }
+
+  /**
+   * Follow the job `start` asks the server for; when it fails to start, follow a failed job of
+   * `kind` instead (shown where the job would be: a job that never started).
+   */
+  async start(start: () => Promise<Job>, kind: JobKind, model: string): Promise<void> {
+    try {
+      this.track(await start());
+    } catch (err) {
+      const failed: Job = {
+        id: `failed-${kind}-${Date.now()}`,
+        kind,
+        model,
+        created: Date.now() / 1000,
+        state: 'failed',
+        trigger: 'request',
+        progress: null,
+        result: null,
+        error: { code: err instanceof LenscopeApiError ? err.code : 'error', message: describe(err) }
+      };
+      this.track(failed);
+    }
   }
 
   /** Ask the server to cancel; the views show "cancelling…" at once, not when it has stopped. */

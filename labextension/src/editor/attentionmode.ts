@@ -53,7 +53,7 @@ export class AttentionMode {
     }
   }
 
-  private draw(_: LenscopeModel, state: AttentionState): void {
+  private draw(_: unknown, state: AttentionState): void {
     const run = this.model.run;
     const view = run?.target.view ?? null;
     const shown = run && view && state.mode && currentAnnotation(view)?.analysis === run.analysis ? modeWeights(state, run.analysis.tokens) : null;

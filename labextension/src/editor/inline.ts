@@ -15,7 +15,7 @@ export class InlineView {
     model.runChanged.connect(this.onRun, this);
   }
 
-  private onRun(_: LenscopeModel, run: Run | null): void {
+  private onRun(_: unknown, run: Run | null): void {
     if (!run) {
       for (const view of this.annotated) {
         view.dispatch({ effects: setAnnotation.of(null) });
