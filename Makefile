@@ -54,6 +54,8 @@ lint: install
 	$(BIN)/ruff check python server_ext tests benchmarks scripts
 	$(BIN)/ruff format --check python server_ext tests benchmarks scripts
 	$(BIN)/mypy
+	# the architecture contracts (pyproject.toml's [tool.importlinter]; docs/core.md explains them)
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m lenscope.openapi --check
 	$(BIN)/jlpm lint
 

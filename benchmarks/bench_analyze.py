@@ -3,7 +3,7 @@
     python -m benchmarks.bench_analyze [--repeat 5] [--models lenscope-gelu-1l] [--threads 2]
 
 For each model and length, the bare forward runs the very windows ``analyze`` runs ([BOS] +
-tokens, split as ``lenscope.windows`` splits them), with no hooks and nothing derived. The
+tokens, split as ``lenscope.engine.windows`` splits them), with no hooks and nothing derived. The
 ratio is what lenscope adds: hooks on the MLP, log-softmax, top-k, ranks, entropy, top
 neurons, tokenization with spans, and building the result. The last column is analyze's own
 account of its time (medians): its forward unembeds only the positions it reports, so on
@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from benchmarks.common import bare_forward, default_model, gpt2_small_shaped, median_ms, text_of_tokens
-from lenscope.analysis import analyze, bos_id
-from lenscope.windows import plan_windows
+from lenscope.analysis import analyze
+from lenscope.engine.plan import bos_id
+from lenscope.engine.windows import plan_windows
 
 MODELS = ("lenscope-gelu-1l", "gpt2-small-shaped")
 

@@ -50,7 +50,7 @@ def held_out_docs(max_tokens: int, tokenizer: Any) -> list[Document]:
 @torch.inference_mode()
 def bare_forward_tps(model: Any, docs: list[Document], batch: int, window: int | None = None) -> float:
     """Tokens per second of a bare forward over the windows build_index runs."""
-    from lenscope.analysis import bos_id
+    from lenscope.engine.plan import bos_id
     from lenscope.index.build import _windows_of
 
     body = (window or model.cfg.n_ctx) - 1

@@ -1,8 +1,9 @@
 """Per-token analysis of a text: next-token predictions and the strongest MLP neurons.
 
-How inference runs (one forward per window, hooks only on the MLP post-activations) is kept
-apart from what is derived from it (log-softmax, top-k, rank, entropy, top neurons), so the
-derivation can be checked against an independent computation and reused by corpus scans.
+Inference runs in the engine (:mod:`lenscope.engine`: one forward per window, hooks only on
+the MLP post-activations); this module derives from it (log-softmax, top-k, rank, entropy, top
+neurons, top SAE features), so the derivation can be checked against an independent
+computation and reused by corpus scans.
 
 Indexing: ``tokens`` are the text's tokens. Prediction row ``j`` is the model's distribution
 over token ``j`` given everything before it (the BOS, the context, tokens ``< j``); row ``n``
@@ -13,8 +14,7 @@ predictions for the next token" is row ``i + 1``. Neuron row ``i`` is at token `
 from __future__ import annotations
 
 import time
-import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,21 +22,25 @@ import numpy as np
 import torch
 
 from lenscope import defaults
+from lenscope.engine.intervene import prepare
+from lenscope.engine.plan import Plan, plan_text
+from lenscope.engine.run import (
+    DERIVE_CHUNK_ELEMENTS,
+    Capture,
+    Intervene,
+    forward_batches,
+    forward_windows,
+    mlp_hook_names,
+    model_device,
+)
 from lenscope.errors import InvalidInput
-from lenscope.tokens import TokenSpans, split_context, token_strings
-from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TOP_K, MAX_TOP_NEURONS, check_int, check_response_size, check_text
-from lenscope.windows import Window, plan_windows
+from lenscope.models.shape import shape_of
+from lenscope.tokens import TokenSpans, token_strings
+from lenscope.validation import MAX_TOP_K, MAX_TOP_NEURONS, check_int, check_response_size
 
 if TYPE_CHECKING:
     from lenscope.interventions import Intervention
     from lenscope.sae import SparseAutoencoder
-
-CHARS_PER_TOKEN_BOUND = 64
-"""Context beyond ``body * 64`` characters cannot reach the kept context tokens."""
-
-LOGITS_BUDGET_BYTES = 256 * 2**20
-DERIVE_CHUNK_ELEMENTS = 2**22
-"""Windows per forward batch are chosen so the float32 logits stay under this."""
 
 
 @dataclass
@@ -71,93 +75,6 @@ class AnalysisResult:
     sae: SparseAutoencoder | None = None  # whose features are in ``predictions.feature_*``
 
 
-def model_dims(model: Any) -> tuple[int, int, int, int]:
-    """(n_layers, d_mlp or 0 when attention-only, d_vocab, n_ctx)."""
-    cfg = model.cfg
-    d_mlp = 0 if getattr(cfg, "attn_only", False) else int(cfg.d_mlp or 0)
-    return int(cfg.n_layers), d_mlp, int(cfg.d_vocab), int(cfg.n_ctx)
-
-
-def bos_id(tokenizer: Any) -> int:
-    tok = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    if tok is None:
-        raise InvalidInput("the model's tokenizer has neither a BOS nor an EOS token to start a window with")
-    return int(tok)
-
-
-def mlp_hook_names(model: Any) -> list[str]:
-    n_layers, d_mlp, _, _ = model_dims(model)
-    return [f"blocks.{layer}.mlp.hook_post" for layer in range(n_layers)] if d_mlp else []
-
-
-def capture(
-    store: list[torch.Tensor], reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
-) -> Callable[[torch.Tensor, Any], None]:
-    """A forward hook that appends the hooked activation (or ``reduce`` of it, so that a large
-    activation such as an attention pattern is never kept whole) to ``store``."""
-
-    def hook(act: torch.Tensor, hook: Any) -> None:
-        store.append(act if reduce is None else reduce(act))
-
-    return hook
-
-
-_HOOK_POINTS: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def _hook_point(model: Any, name: str) -> Any | None:
-    """The hook point ``run_with_hooks`` would resolve ``name`` to, found once per model and
-    name; None when a hook added to it directly might not behave the same (compatibility-mode
-    aliases, a model that is not a bridge) or the name does not resolve."""
-    points = _HOOK_POINTS.setdefault(model, {})
-    if name not in points:
-        hp = None
-        if not getattr(model, "compatibility_mode", True) and hasattr(model, "_resolve_hook_point"):
-            try:
-                from transformer_lens.model_bridge.bridge_core import build_alias_to_canonical_map
-
-                hook_dict = model.hook_dict
-                _, hp = model._resolve_hook_point(name, build_alias_to_canonical_map(hook_dict), hook_dict)
-            except Exception:  # run_with_hooks gives the error, in its own words
-                hp = None
-        points[name] = hp
-    return points[name]
-
-
-def _run_hooked(model: Any, x: torch.Tensor, fwd: list[tuple[Any, Callable[..., Any]]]) -> torch.Tensor:
-    """``model.run_with_hooks(x, fwd_hooks=fwd)`` without its per-call cost when every hook names
-    a hook point: rebuilding the model's hook dictionary and alias map on each call costs ~0.5 ms,
-    a few % of a small model's forward. The hooks are added to their points directly (through
-    the bridge's own checks) and removed after."""
-    if not fwd:
-        out: torch.Tensor = model(x)
-        return out
-    points: list[Any] = [_hook_point(model, name) if isinstance(name, str) else None for name, _ in fwd]
-    if any(hp is None for hp in points):
-        out = model.run_with_hooks(x, fwd_hooks=fwd)
-        return out
-    added: list[tuple[Any, Any]] = []
-    try:
-        for hp, (name, fn) in zip(points, fwd):
-            model.check_hooks_to_add(hp, hp.name or name, fn, dir="fwd")
-            added.append((hp, hp.add_hook(fn, dir="fwd")))
-        out = model(x)
-    finally:
-        for hp, handle in added:
-            handle.hook.remove()
-            hp.fwd_hooks[:] = [h for h in hp.fwd_hooks if h is not handle]
-    return out
-
-
-def _model_device(model: Any) -> torch.device:
-    device: torch.device = next(model.parameters()).device
-    return device
-
-
-def _batches(windows: list[Window], per_batch: int) -> list[list[Window]]:
-    return [windows[i : i + per_batch] for i in range(0, len(windows), per_batch)]
-
-
 FIELDS = (
     "top_ids",
     "top_logprobs",
@@ -172,154 +89,14 @@ FIELDS = (
 )
 
 
-@dataclass
-class _Plan:
-    """What one call runs: the token sequence S (kept context + text) and its windows."""
-
-    spans: TokenSpans
-    seq: list[int]
-    keep: int  # context tokens kept
-    first: int  # S position whose output predicts text token 0 (-1: the BOS)
-    windows: list[Window]
-    window: int
-    bos: int
-
-
-def _plan(model: Any, text: str, context: str, window: int | None, timings: dict[str, float]) -> _Plan:
-    """Validate the text, tokenize context + text together, keep what fits, cut windows."""
-    n_ctx = model_dims(model)[3]
-    check_text(text)
-    check_text(context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
-    window = n_ctx if window is None else check_int(window, "window", 3, n_ctx)
-    body = window - 1
-    t0 = time.perf_counter()
-    # No kept context token is longer than this many characters: cut the rest before tokenizing.
-    ctx_ids, spans = split_context(model.tokenizer, context[-body * CHARS_PER_TOKEN_BOUND :], text)
-    keep = min(len(ctx_ids), max(body - len(spans.ids), body // 2))
-    seq = ctx_ids[len(ctx_ids) - keep :] + spans.ids.tolist()
-    timings["tokenize"] = (time.perf_counter() - t0) * 1000
-    windows = plan_windows(len(seq), body, keep - 1)
-    return _Plan(spans, seq, keep, keep - 1, windows, window, bos_id(model.tokenizer))
-
-
-@dataclass
-class _ForwardBatch:
-    """One forward over a batch of windows: the logits and hooked activations, with where each
-    window's reported positions are in them."""
-
-    windows: list[Window]
-    locals_: list[slice]  # the reported positions of window b in row b of the batch
-    positions: list[torch.Tensor]  # the S positions window b reports
-    logits: torch.Tensor  # [1, reported rows of every window in order, vocab] when ``picked``, else [batch, width, vocab]
-    picked: bool
-    acts: list[torch.Tensor]
-
-    def reported_logits(self) -> torch.Tensor | None:
-        """The logits of every reported position of the batch, in S order, as one 2-D view (None
-        when the whole batch was unembedded: then they are not one block)."""
-        return self.logits[0] if self.picked else None
-
-    def per_window(self) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
-        offset = 0
-        for b, (w, local, positions) in enumerate(zip(self.windows, self.locals_, self.positions)):
-            if self.picked:
-                window_logits = self.logits[0, offset : offset + len(positions)]
-                offset += len(positions)
-            else:
-                window_logits = self.logits[b, local]  # a view, not a copy
-            yield w, positions, window_logits, [a[b, local] for a in self.acts]
-
-
-def _forward_windows(
-    model: Any,
-    plan: _Plan,
-    hooks: Sequence[str | tuple[str, Callable[[torch.Tensor], torch.Tensor]]],
-    timings: dict[str, float],
-    reduce: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
-    intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
-    reported_logits_only: bool = False,
-) -> Iterator[tuple[Window, torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
-    """Run the plan's windows in batches; yield ``(window, positions, logits, hooked acts)``.
-
-    ``positions`` are the S positions the window reports (from ``plan.first`` on), ``logits``
-    and each of ``acts`` are already indexed at them (their dimension 1 must be the position:
-    ``reduce`` may reshape an activation to make it so; a ``(name, reduce)`` entry of ``hooks``
-    captures the same hook point again with a reduce of its own). ``intervene(batch)`` gives hooks that
-    change the forward of a batch of windows (row ``b`` is ``batch[b]``, BOS first); they run
-    before the captures, so what is captured is the intervened activation. Time spent outside the forward (in the
-    caller, between yields) is the caller's to count.
-
-    With ``reported_logits_only`` the unembedding is applied to the reported positions only (a
-    hook hands it just those rows of its input): windows overlap by half, so a long text's
-    forward otherwise computes logits for about twice the positions anyone reads, and on a
-    small model the unembedding is the largest matmul of the pass.
-    """
-    for batch in _forward_batches(model, plan, hooks, timings, reduce, intervene, reported_logits_only):
-        yield from batch.per_window()
-
-
-def _forward_batches(
-    model: Any,
-    plan: _Plan,
-    hooks: Sequence[str | tuple[str, Callable[[torch.Tensor], torch.Tensor]]],
-    timings: dict[str, float],
-    reduce: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None,
-    intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
-    reported_logits_only: bool = False,
-) -> Iterator[_ForwardBatch]:
-    """What :func:`_forward_windows` yields window by window, one forward batch at a time."""
-    device = _model_device(model)
-    d_vocab = model_dims(model)[2]
-    body = max(w.stop - w.start for w in plan.windows)
-    per_batch = max(1, LOGITS_BUDGET_BYTES // ((body + 1) * d_vocab * 4))
-    seq_t = torch.tensor(plan.seq, dtype=torch.int64, device=device)
-    for batch in _batches(plan.windows, per_batch):
-        x = torch.full((len(batch), body + 1), plan.bos, dtype=torch.int64, device=device)
-        for b, w in enumerate(batch):  # right padding is harmless: attention is causal
-            x[b, 1 : 1 + w.stop - w.start] = seq_t[w.start : w.stop]
-        acts: list[torch.Tensor] = []
-        t0 = time.perf_counter()
-        fwd = (intervene(batch) if intervene else []) + [
-            (h, capture(acts, (reduce or {}).get(h))) if isinstance(h, str) else (h[0], capture(acts, h[1])) for h in hooks
-        ]
-        locals_ = [slice(max(w.report_from, plan.first) - w.start + 1, w.report_to - w.start + 1) for w in batch]
-        rows = None
-        if reported_logits_only and _hook_point(model, UNEMBED_IN) is not None:
-            width = body + 1
-            rows = torch.cat(
-                [torch.arange(b * width + sl.start, b * width + sl.stop, device=device) for b, sl in enumerate(locals_)]
-            )
-            logits = _run_hooked(model, x, [*fwd, (UNEMBED_IN, _pick_rows(rows))])
-            if logits.shape[:2] != (1, len(rows)):  # the model reshaped what it unembeds: do it all
-                acts.clear()
-                rows, logits = None, _run_hooked(model, x, fwd)
-        else:
-            logits = _run_hooked(model, x, fwd)
-        timings["forward"] += (time.perf_counter() - t0) * 1000
-        positions = [torch.arange(sl.start + w.start - 1, w.report_to, device=device) for w, sl in zip(batch, locals_)]
-        yield _ForwardBatch(batch, locals_, positions, logits, rows is not None, acts)
-
-
-UNEMBED_IN = "unembed.hook_in"
-
-
-def _pick_rows(rows: torch.Tensor) -> Callable[[torch.Tensor, Any], torch.Tensor]:
-    """A hook giving the unembedding only ``rows`` of its ``[batch, pos, d_model]`` input (as ``[1, rows, d_model]``)."""
-
-    def hook(resid: torch.Tensor, hook: Any) -> torch.Tensor:
-        return resid.reshape(-1, resid.shape[-1]).index_select(0, rows)[None]
-
-    return hook
-
-
 @torch.inference_mode()
 def _derive_predictions(
     model: Any,
-    plan: _Plan,
+    plan: Plan,
     top_k: int,
     top_neurons: int,
     timings: dict[str, float],
-    intervene: Callable[[list[Window]], list[tuple[str, Callable[..., Any]]]] | None = None,
+    intervene: Intervene | None = None,
     sae: SparseAutoencoder | None = None,
     top_features: int = 0,
 ) -> dict[str, torch.Tensor]:
@@ -330,8 +107,9 @@ def _derive_predictions(
     ``sae``, also its ``top_features`` strongest features per row, encoded inside the hook so no
     ``[n, d_sae]`` array is kept (values and indices travel as one float tensor).
     """
-    d_mlp = model_dims(model)[1]
-    hooks: list[str | tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = list(mlp_hook_names(model)) if top_neurons else []
+    shape = shape_of(model)
+    d_mlp = shape.d_mlp or 0
+    hooks: list[Capture] = list(mlp_hook_names(model)) if top_neurons else []
     n_mlp = len(hooks)
     if sae is not None and top_features:
 
@@ -340,11 +118,11 @@ def _derive_predictions(
             return torch.cat([val, idx.float()], dim=-1)
 
         hooks.append((sae.hook_point, top_of))
-    seq_t = torch.tensor([*plan.seq, 0], dtype=torch.int64, device=_model_device(model))  # + a dummy target
+    seq_t = torch.tensor([*plan.seq, 0], dtype=torch.int64, device=model_device(model))  # + a dummy target
     parts: dict[str, list[torch.Tensor]] = {f: [] for f in FIELDS}
     # Rows are derived in chunks so each temporary stays ~16 MB: fresh multi-hundred-MB
     # tensors cost more in page faults than the arithmetic on them (GPT-2's vocabulary).
-    chunk = max(1, DERIVE_CHUNK_ELEMENTS // max(model_dims(model)[2], d_mlp * model_dims(model)[0], 1))
+    chunk = max(1, DERIVE_CHUNK_ELEMENTS // max(shape.d_vocab, shape.neurons, 1))
 
     def predictions(logits: torch.Tensor, first: int) -> None:
         """The fields read off the logits of consecutive S positions ``first, first + 1, ...``."""
@@ -360,7 +138,7 @@ def _derive_predictions(
             # -vecdot(exp(lp), lp), which is -(exp(lp) * lp).sum(-1), with one temporary instead of two
             parts["entropy"].append(-lp.exp().mul_(lp).sum(-1))
 
-    for batch in _forward_batches(model, plan, hooks, timings, intervene=intervene, reported_logits_only=True):
+    for batch in forward_batches(model, plan, hooks, timings, intervene=intervene, reported_logits_only=True):
         t1 = time.perf_counter()
         # The reported rows of all the batch's windows are consecutive S positions, unembedded
         # as one block: read them in one go (a short text's second window reports a row or two,
@@ -487,12 +265,13 @@ def analyze(
     ``sae`` (:mod:`lenscope.sae`) adds its ``top_features`` strongest features at each token
     (``predictions.feature_*``); it must read a hook point of this model with its width.
     """
-    n_layers, d_mlp, d_vocab, _ = model_dims(model)
+    shape = shape_of(model)
+    n_layers, d_mlp, d_vocab = shape.n_layers, shape.d_mlp or 0, shape.d_vocab
     check_int(top_k, "top_k", 1, min(d_vocab, MAX_TOP_K))
     # An attention-only model has no neurons: any top_neurons asks for none of them.
     check_int(top_neurons, "top_neurons", 0, min(MAX_TOP_NEURONS, n_layers * d_mlp) if d_mlp else MAX_TOP_NEURONS)
     timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
-    plan = _plan(model, text, context, window, timings)
+    plan = plan_text(model, text, context, window, timings)
     spans = plan.spans
     if sae is not None:
         from lenscope.sae import check_fits
@@ -501,16 +280,8 @@ def analyze(
         check_int(top_features, "top_features", 1, min(MAX_TOP_NEURONS, sae.d_sae))
     top_features = top_features if sae is not None else 0
     check_response_size(len(spans.ids), top_k, (top_neurons if d_mlp else 0) + top_features)
-    intervene, applied = None, []
-    if interventions:
-        from lenscope.interventions import check, patch_sources, selection_means, window_hooks
-
-        check(model, interventions, len(spans.ids))
-        means = selection_means(model, plan, interventions, neuron_means)
-        means.patches = patch_sources(model, plan, context, interventions)
-        intervene = window_hooks(model, plan, interventions, means)
-        applied = [{"label": iv.label(), "mean_from": means.source.get(i)} for i, iv in enumerate(interventions)]
-    out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings, intervene, sae, top_features)
+    prepared = prepare(model, plan, context, interventions, neuron_means)
+    out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings, prepared.intervene, sae, top_features)
 
     t1 = time.perf_counter()
     arr = {f: t.cpu().numpy() for f, t in out.items()}  # n + 1 rows: positions first .. end
@@ -536,11 +307,11 @@ def analyze(
         predictions=preds,
         strings=strings,
         context_tokens=plan.keep,
-        windowed=len(plan.seq) > plan.window - 1,
+        windowed=plan.windowed,
         windows=len(plan.windows),
         window_tokens=plan.window,
         timings_ms={k: round(v, 3) for k, v in timings.items()},
-        interventions=applied,
+        interventions=prepared.applied,
         sae=sae,
     )
 
@@ -570,7 +341,8 @@ def neuron_activations(
     Same tokenization, context and windows as :func:`analyze`, so row ``i`` is at the same
     token ``i``; only the layers asked for are hooked.
     """
-    n_layers, d_mlp, _, _ = model_dims(model)
+    shape = shape_of(model)
+    n_layers, d_mlp = shape.n_layers, shape.d_mlp or 0
     if not d_mlp:
         raise InvalidInput("this model is attention-only: it has no MLP neurons")
     if not isinstance(neurons, list) or not 1 <= len(neurons) <= MAX_TOP_NEURONS:
@@ -582,11 +354,11 @@ def neuron_activations(
         check_int(layer, "layer", 0, n_layers - 1)
         check_int(index, "neuron index", 0, d_mlp - 1)
     timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
-    plan = _plan(model, text, context, window, timings)
+    plan = plan_text(model, text, context, window, timings)
     layers = sorted({layer for layer, _ in neurons})
     hooks = [mlp_hook_names(model)[layer] for layer in layers]
     parts = []
-    for _, _, _, acts in _forward_windows(model, plan, hooks, timings):
+    for _, _, _, acts in forward_windows(model, plan, hooks, timings):
         t1 = time.perf_counter()
         by_layer = dict(zip(layers, acts))
         parts.append(torch.stack([by_layer[layer][:, index].float() for layer, index in neurons], dim=-1))

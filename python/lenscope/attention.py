@@ -26,9 +26,12 @@ import numpy as np
 import torch
 
 from lenscope import defaults
-from lenscope.analysis import _forward_windows, _model_device, _plan, model_dims
-from lenscope.circuits import _ln_params
+from lenscope.models import hooks as hook_names
+from lenscope.engine.layernorm import ln_params
+from lenscope.engine.plan import plan_text
+from lenscope.engine.run import forward_windows, model_device
 from lenscope.errors import InputTooLarge, InvalidInput
+from lenscope.models.shape import shape_of
 from lenscope.tokens import TokenSpans, token_strings
 from lenscope.validation import MAX_RESPONSE_CELLS, MAX_TEXT_TOKENS, check_int
 
@@ -67,8 +70,8 @@ class _Spread:
 
     def __init__(self, model: Any, layer: int) -> None:
         d_model = int(model.cfg.d_model)
-        w_ln, _ = _ln_params(model.blocks[layer].ln1, d_model)
-        self.w_ln = w_ln.to(_model_device(model))
+        w_ln, _ = ln_params(model.blocks[layer].ln1, d_model)
+        self.w_ln = w_ln.to(model_device(model))
         self.w_k = model.W_K[layer].detach().float()  # [H, d_model, d_head]
         self.seen: dict[str, torch.Tensor] = {}
 
@@ -112,7 +115,7 @@ def attend(
 ) -> AttentionResult:
     """The ``k`` strongest sources of every text token for every head of ``layers`` (default:
     all), and each head's positional share on this text."""
-    n_layers = model_dims(model)[0]
+    n_layers = shape_of(model).n_layers
     n_heads = int(model.cfg.n_heads)
     layers = list(range(n_layers)) if layers is None else sorted(set(layers))
     if not layers:
@@ -120,7 +123,7 @@ def attend(
     for layer in layers:
         check_int(layer, "layer", 0, n_layers - 1)
     check_int(k, "k", 1, defaults.MAX_ATTENTION_K)
-    plan = _plan(model, text, context, None, {"tokenize": 0.0})
+    plan = plan_text(model, text, context)
     n = len(plan.spans.ids)
     if n > MAX_TEXT_TOKENS:
         raise InputTooLarge(f"text is {n:,} tokens; the limit is {MAX_TEXT_TOKENS:,}: select less text")
@@ -138,14 +141,14 @@ def attend(
     reduce: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     spreads: dict[int, _Spread] = {}
     if has_pos:
-        hooks.append("hook_pos_embed")
+        hooks.append(hook_names.POS_EMBED)
     for layer in layers:
         if has_pos:
             spread = spreads[layer] = _Spread(model, layer)
-            names = (f"blocks.{layer}.ln1.hook_scale", f"blocks.{layer}.attn.hook_q", f"blocks.{layer}.attn.hook_k")
+            names = (hook_names.ln1_scale(layer), hook_names.attn_q(layer), hook_names.attn_k(layer))
             hooks += names
             reduce[names[0]], reduce[names[1]], reduce[names[2]] = spread.keep("scale"), spread.keep("q"), spread
-        pattern = f"blocks.{layer}.attn.hook_pattern"
+        pattern = hook_names.attn_pattern(layer)
         hooks.append(pattern)
         reduce[pattern] = _top_sources(k)
     if has_pos:
@@ -153,9 +156,9 @@ def attend(
         first = hooks[0]
         reduce[first] = _share_pos(spreads)
     per: dict[str, list[torch.Tensor]] = {"weights": [], "sources": [], "spread": []}
-    for w, positions, _, acts in _forward_windows(model, plan, hooks, {"forward": 0.0}, reduce):
+    for w, positions, _, acts in forward_windows(model, plan, hooks, {"forward": 0.0}, reduce):
         a = dict(zip(hooks, acts))
-        top = torch.stack([a[f"blocks.{layer}.attn.hook_pattern"] for layer in layers], 1)  # [P, L, H, k', 2]
+        top = torch.stack([a[hook_names.attn_pattern(layer)] for layer in layers], 1)  # [P, L, H, k', 2]
         local = top[..., 1].long()
         s_index = w.start + local - 1  # the key's S position (local 0 is the BOS)
         source = torch.where(s_index < plan.keep, CONTEXT, s_index - plan.keep)
@@ -168,7 +171,7 @@ def attend(
         per["weights"].append(weight)
         per["sources"].append(source)
         if has_pos:
-            per["spread"].append(torch.stack([a[f"blocks.{layer}.attn.hook_k"] for layer in layers], 1))  # [P, L, H, 2]
+            per["spread"].append(torch.stack([a[hook_names.attn_k(layer)] for layer in layers], 1))  # [P, L, H, 2]
     weights = torch.cat(per["weights"])[1:]  # row 0: the BOS or a context token
     sources = torch.cat(per["sources"])[1:]
     if has_pos:
@@ -202,12 +205,12 @@ def _share_pos(spreads: dict[int, _Spread]) -> Callable[[torch.Tensor], torch.Te
 
 def attention_to_wire(result: AttentionResult) -> dict[str, Any]:
     """The wire form (``AttentionResponse``); weights travel as float16 (display precision)."""
-    from lenscope.wire import _tokens_wire
+    from lenscope.wire_convert import tokens_to_wire
 
     ids = sorted(result.strings)
     return {
         "model": result.model,
-        "tokens": _tokens_wire(result.tokens),
+        "tokens": tokens_to_wire(result.tokens),
         "layers": result.layers,
         "n_heads": result.n_heads,
         "sources": np.ascontiguousarray(result.sources, dtype=np.int32),

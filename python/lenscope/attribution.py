@@ -28,8 +28,12 @@ import numpy as np
 import torch
 
 from lenscope import defaults
-from lenscope.analysis import _model_device, _plan, bos_id, model_dims
+from lenscope.models import hooks as hook_names
+from lenscope.engine.layernorm import final_ln_params
+from lenscope.engine.plan import bos_id, plan_text
+from lenscope.engine.run import forward_windows, model_device, run_hooked
 from lenscope.errors import InvalidInput
+from lenscope.models.shape import shape_of
 from lenscope.validation import check_int
 
 if TYPE_CHECKING:
@@ -86,22 +90,6 @@ class FeatureParts:
     error: float
 
 
-def _final_ln(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The final LayerNorm's weight and bias (ones and zeros for a folded ``LNPre``)."""
-    norm = str(getattr(model.cfg, "normalization_type", "LN"))
-    if norm not in ("LN", "LNPre"):
-        raise InvalidInput(f"direct logit attribution needs a LayerNorm model; this one uses {norm}")
-    d_model = int(model.cfg.d_model)
-    inner = getattr(model.ln_final, "_original_component", model.ln_final)
-    w = getattr(inner, "weight", None)
-    b = getattr(inner, "bias", None)
-    device = _model_device(model)
-    return (
-        w.detach().float() if w is not None else torch.ones(d_model, device=device),
-        b.detach().float() if b is not None else torch.zeros(d_model, device=device),
-    )
-
-
 def _centre(x: torch.Tensor) -> torch.Tensor:
     return x - x.mean(-1, keepdim=True)
 
@@ -122,15 +110,16 @@ def attribute(
     ``position + 1``) for ``target`` (default: the token that really came next, else the top
     prediction), optionally as a difference against ``baseline``. With an ``sae`` on an MLP's
     post-activations, that layer's neuron parts are also split into the SAE's features."""
-    n_layers, d_mlp, d_vocab, _ = model_dims(model)
+    shape = shape_of(model)
+    n_layers, d_mlp, d_vocab = shape.n_layers, shape.d_mlp or 0, shape.d_vocab
     timings = {"tokenize": 0.0}
-    plan = _plan(model, text, context, None, timings)
+    plan = plan_text(model, text, context, None, timings)
     n_text = len(plan.spans.ids)
     check_int(position, "position", 0, n_text - 1)
     s_pos = plan.keep + position  # index into the sequence S (context + text)
     window = next(w for w in plan.windows if w.report_from <= s_pos < w.report_to)
     local = window.local(s_pos)
-    device = _model_device(model)
+    device = model_device(model)
     tokens = [bos_id(model.tokenizer), *plan.seq[window.start : window.start + local]]
     x = torch.tensor([tokens], dtype=torch.int64, device=device)
 
@@ -142,13 +131,13 @@ def attribute(
 
         return (name, hook)
 
-    hooks = [grab("hook_embed", -1), grab("hook_pos_embed", -1), grab("ln_final.hook_scale", -1)]
+    hooks = [grab(hook_names.EMBED, -1), grab(hook_names.POS_EMBED, -1), grab(hook_names.LN_FINAL_SCALE, -1)]
     for layer in range(n_layers):
-        hooks.append((f"blocks.{layer}.attn.hook_pattern", _row_hook(keep, f"pattern{layer}")))
-        hooks.append(grab(f"blocks.{layer}.attn.hook_v", None))
+        hooks.append((hook_names.attn_pattern(layer), _row_hook(keep, f"pattern{layer}")))
+        hooks.append(grab(hook_names.attn_v(layer), None))
         if d_mlp:
-            hooks.append(grab(f"blocks.{layer}.mlp.hook_post", -1))
-    logits = model.run_with_hooks(x, fwd_hooks=hooks)[0, -1].float()
+            hooks.append(grab(hook_names.mlp_post(layer), -1))
+    logits = run_hooked(model, x, hooks)[0, -1].float()
 
     next_id = plan.seq[s_pos + 1] if s_pos + 1 < len(plan.seq) else None
     if target is None:
@@ -167,8 +156,8 @@ def attribute(
         u = w_u[:, target] - w_u[:, baseline]
         u_bias = b_u[target] - b_u[baseline]
         value = float(logits[target] - logits[baseline])
-    w_ln, b_ln = _final_ln(model)
-    scale = float(keep["ln_final.hook_scale"].reshape(-1)[0])
+    w_ln, b_ln = final_ln_params(model, model_device(model))
+    scale = float(keep[hook_names.LN_FINAL_SCALE].reshape(-1)[0])
     read = w_ln * u / scale  # a centred residual vector r contributes r @ read
 
     def direct(vectors: torch.Tensor) -> torch.Tensor:
@@ -188,17 +177,17 @@ def attribute(
             raise InvalidInput(f"feature attribution needs an SAE on MLP post-activations; {sae.name!r} reads {sae.hook_point!r}")
     for layer in range(n_layers):
         g = direct(w_o[layer])  # [heads, d_head]: what one unit of each value dimension adds
-        v = keep[f"blocks.{layer}.attn.hook_v"]  # [sources, heads, d_head]
+        v = keep[hook_names.attn_v(layer)]  # [sources, heads, d_head]
         patterns.append(keep[f"pattern{layer}"])
         per_source = keep[f"pattern{layer}"] * torch.einsum("shd,hd->hs", v, g)  # [heads, sources]
         sources_out.append(per_source)
         heads_out.append(per_source.sum(-1))
         attn_bias.append(float(direct(b_o[layer])))
         if w_out is not None and b_out is not None:
-            act = keep[f"blocks.{layer}.mlp.hook_post"]  # [d_mlp]
+            act = keep[hook_names.mlp_post(layer)]  # [d_mlp]
             neurons_out.append(act * direct(w_out[layer]))
             mlp_bias.append(float(direct(b_out[layer])))
-            if sae is not None and sae.hook_point == f"blocks.{layer}.mlp.hook_post":
+            if sae is not None and sae.hook_point == hook_names.mlp_post(layer):
                 f = sae.encode(act[None])[0]
                 per_unit = direct(w_out[layer])  # [d_mlp]: what one unit of each neuron adds
                 parts = f * (sae.W_dec @ per_unit)
@@ -219,8 +208,8 @@ def attribute(
         baseline=None if baseline is None else int(baseline),
         value=value,
         ln_scale=scale,
-        embed=float(direct(keep["hook_embed"])),
-        pos_embed=float(direct(keep["hook_pos_embed"])),
+        embed=float(direct(keep[hook_names.EMBED])),
+        pos_embed=float(direct(keep[hook_names.POS_EMBED])),
         constant=float(b_ln @ u + u_bias),
         attn_bias=np.asarray(attn_bias, dtype=np.float32),
         mlp_bias=np.asarray(mlp_bias, dtype=np.float32),
@@ -334,20 +323,20 @@ def attribute_all(model: Any, text: str, *, context: str = "", top: int = defaul
     the read-out direction differs per position only through its target, so each part is a
     matrix product over the positions of a window. Neurons: the ``top`` largest by |part|, and
     every neuron's part at the text positions ``keep_neurons_at`` (bounded by what is asked)."""
-    from lenscope.analysis import _forward_windows
 
-    n_layers, d_mlp, _, _ = model_dims(model)
+    shape = shape_of(model)
+    n_layers, d_mlp = shape.n_layers, shape.d_mlp or 0
     check_int(top, "top", 0, 1000)
-    plan = _plan(model, text, context, None, {"tokenize": 0.0})
+    plan = plan_text(model, text, context)
     # in the order they fire: the windows' forward hands the captures back in that order
-    hooks = ["hook_embed", "hook_pos_embed"]
+    hooks = [hook_names.EMBED, hook_names.POS_EMBED]
     for layer in range(n_layers):
-        hooks += [f"blocks.{layer}.attn.hook_z"] + ([f"blocks.{layer}.mlp.hook_post"] if d_mlp else [])
-    hooks.append("ln_final.hook_scale")
+        hooks += [hook_names.attn_z(layer)] + ([hook_names.mlp_post(layer)] if d_mlp else [])
+    hooks.append(hook_names.LN_FINAL_SCALE)
     w_u = model.W_U.detach().float()
     device = w_u.device
     b_u = model.b_U.detach().float() if getattr(model, "b_U", None) is not None else torch.zeros(w_u.shape[1], device=device)
-    w_ln, b_ln = _final_ln(model)
+    w_ln, b_ln = final_ln_params(model, model_device(model))
     w_o, b_o = _centre(model.W_O.detach().float()), _centre(model.b_O.detach().float())
     w_out, b_out = (_centre(model.W_out.detach().float()), _centre(model.b_out.detach().float())) if d_mlp else (None, None)
     seq = torch.tensor([*plan.seq, 0], dtype=torch.int64, device=device)
@@ -357,13 +346,13 @@ def attribute_all(model: Any, text: str, *, context: str = "", top: int = defaul
     wanted = {plan.keep + p for p in keep_neurons_at}  # S positions
     neuron_parts: dict[int, np.ndarray] = {}
     timings = {"forward": 0.0}
-    for _, positions, logits, acts in _forward_windows(model, plan, hooks, timings):
+    for _, positions, logits, acts in forward_windows(model, plan, hooks, timings):
         a = dict(zip(hooks, acts))
         logits = logits.float()
         has_next = positions + 1 < len(plan.seq)
         targets = torch.where(has_next, seq[positions + 1], logits.argmax(-1))
         u = w_u[:, targets] - w_u.mean(1, keepdim=True)  # [d_model, P]
-        scale = a["ln_final.hook_scale"].float().reshape(len(positions), -1)[:, :1]  # [P, 1] (some bridges broadcast it)
+        scale = a[hook_names.LN_FINAL_SCALE].float().reshape(len(positions), -1)[:, :1]  # [P, 1] (some bridges broadcast it)
         read = w_ln[:, None] * u / scale.reshape(1, -1)  # [d_model, P]
 
         def direct(vectors: torch.Tensor, read: torch.Tensor = read) -> torch.Tensor:
@@ -372,17 +361,17 @@ def attribute_all(model: Any, text: str, *, context: str = "", top: int = defaul
 
         rows["targets"].append(targets.to(torch.int32))
         rows["value"].append(logits.gather(1, targets[:, None])[:, 0] - logits.mean(-1))
-        rows["embed"].append(direct(_centre(a["hook_embed"].float())))
-        rows["pos_embed"].append(direct(_centre(a["hook_pos_embed"].float())))
+        rows["embed"].append(direct(_centre(a[hook_names.EMBED].float())))
+        rows["pos_embed"].append(direct(_centre(a[hook_names.POS_EMBED].float())))
         rows["constant"].append(b_ln @ u + b_u[targets] - b_u.mean())
         rows["attn_bias"].append((b_o @ read).T)  # [P, layers]
         heads, mlp_total, mlp_bias, parts = [], [], [], []
         for layer in range(n_layers):
             g = torch.einsum("hdm,mp->hdp", w_o[layer], read)
-            z = a[f"blocks.{layer}.attn.hook_z"].float().reshape(len(positions), g.shape[0], g.shape[1])  # [P, heads, d_head]
+            z = a[hook_names.attn_z(layer)].float().reshape(len(positions), g.shape[0], g.shape[1])  # [P, heads, d_head]
             heads.append(torch.einsum("phd,hdp->ph", z, g))
             if w_out is not None and b_out is not None:
-                part = a[f"blocks.{layer}.mlp.hook_post"].float() * (w_out[layer] @ read).T  # [P, d_mlp]
+                part = a[hook_names.mlp_post(layer)].float() * (w_out[layer] @ read).T  # [P, d_mlp]
                 parts.append(part)
                 mlp_total.append(part.sum(-1))
                 mlp_bias.append(b_out[layer] @ read)

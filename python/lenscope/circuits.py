@@ -21,20 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.analysis import model_dims
+from lenscope.engine.layernorm import ln_params
 from lenscope.errors import InvalidInput
+from lenscope.models.shape import shape_of
 from lenscope.validation import check_int
 
 ROWS_PER_BLOCK = 512
-
-
-def _ln_params(module: Any, d_model: int) -> tuple[torch.Tensor, torch.Tensor]:
-    inner = getattr(module, "_original_component", module)
-    w, b = getattr(inner, "weight", None), getattr(inner, "bias", None)
-    return (
-        w.detach().float() if w is not None else torch.ones(d_model),
-        b.detach().float() if b is not None else torch.zeros(d_model),
-    )
 
 
 def _block(model: Any, layer: int) -> Any:
@@ -44,7 +36,7 @@ def _block(model: Any, layer: int) -> Any:
 def tokens_through_ln(model: Any, ln: Any) -> torch.Tensor:
     """Every token's embedding row through a LayerNorm, read alone: ``[vocab, d_model]``."""
     d_model = int(model.cfg.d_model)
-    w, b = _ln_params(ln, d_model)
+    w, b = ln_params(ln, d_model)
     e = model.W_E.detach().float()
     centred = e - e.mean(-1, keepdim=True)
     eps = float(getattr(model.cfg, "eps", 1e-5))
@@ -103,7 +95,7 @@ def ov_rows(model: Any, layer: int, head: int) -> tuple[torch.Tensor, torch.Tens
     x = tokens_through_ln(model, _block(model, layer).ln1)
     left = x @ model.W_V.detach().float()[layer, head] + model.b_V.detach().float()[layer, head]
     w_o = model.W_O.detach().float()[layer, head]  # [d_head, d_model]
-    w_final, _ = _ln_params(model.ln_final, d_model)
+    w_final, _ = ln_params(model.ln_final, d_model)
     right = ((w_o - w_o.mean(-1, keepdim=True)) * w_final) @ model.W_U.detach().float()
     return left, right
 
@@ -134,7 +126,8 @@ def head_circuits(model: Any, layer: int, head: int, top: int = 20) -> HeadCircu
 @torch.inference_mode()
 def neuron_inputs(model: Any, layer: int, neuron: int, top: int = 20) -> list[tuple[int, float]]:
     """The tokens that most raise a neuron's pre-activation on their own, through LN2 and W_in."""
-    n_layers, d_mlp, _, _ = model_dims(model)
+    shape = shape_of(model)
+    n_layers, d_mlp = shape.n_layers, shape.d_mlp or 0
     if not d_mlp:
         raise InvalidInput("this model has no MLP neurons (attention-only)")
     check_int(layer, "layer", 0, n_layers - 1)

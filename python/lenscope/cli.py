@@ -442,11 +442,12 @@ def _print_carriers(console: Any, args: argparse.Namespace, result: dict[str, An
         table.add_row(f"L{c['layer']}.N{c['index']}", f"{c['total']:.2f}", str(c["rows"]))
     console.print(table)
     if args.ablate:
-        from lenscope.analysis import model_dims
         from lenscope.explain import explain
+        from lenscope.models.shape import shape_of
 
         model, texts = load(args.a), {d.path: d.text for d in corpus.docs}
-        n_layers, d_mlp = model_dims(model)[:2]
+        shape = shape_of(model)
+        n_layers, d_mlp = shape.n_layers, shape.d_mlp or 0
         own = explain(model, texts, top_rows, top=args.ablate).rows
         carriers = [(c["layer"], c["index"]) for c in result["carriers"][: args.ablate]]
         names = ", ".join(f"L{la}.N{ix}" for la, ix in carriers)

@@ -21,11 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.analysis import _model_device, _plan, bos_id, model_dims
 from lenscope.attribution import attribute_all
 from lenscope.compare import Row
 from lenscope.defaults import CLAMP
+from lenscope.models import hooks as hook_names
+from lenscope.engine.plan import bos_id, plan_text
+from lenscope.engine.run import model_device, run_hooked
 from lenscope.errors import InvalidInput
+from lenscope.models.shape import shape_of
 
 RowKey = tuple[str, int]  # (path, token_index)
 
@@ -64,7 +67,7 @@ def explain(
     """The MLP part and ``top`` neurons of each of ``rows``, and the ``carriers`` neurons whose
     direct parts summed over ``carrier_rows`` are largest. One attribution pass per document,
     after which ``on_doc(path)`` is called (progress, and the place to raise on a cancel)."""
-    d_mlp = model_dims(model)[1]
+    d_mlp = shape_of(model).d_mlp or 0
     if not d_mlp:
         raise InvalidInput("the model has no MLP: there are no neurons to explain a comparison with")
     by_doc: dict[str, set[int]] = defaultdict(set)
@@ -73,7 +76,7 @@ def explain(
             by_doc[r.path].add(r.token_index)
     carrier_keys = {(r.path, r.token_index) for r in carrier_rows}
     explained: dict[RowKey, RowMlp] = {}
-    sums = np.zeros((model_dims(model)[0], d_mlp), np.float64)
+    sums = np.zeros((shape_of(model).n_layers, d_mlp), np.float64)
     positive = np.zeros_like(sums, dtype=np.int64)
     for path, tokens in by_doc.items():
         if path not in texts:
@@ -105,8 +108,9 @@ def explain(
 def ablated_logprob(model: Any, text: str, token_index: int, neurons: Sequence[tuple[int, int]]) -> float:
     """log p(token ``token_index`` | what precedes it) with ``neurons`` set to zero at the position
     that predicts it (only there), in the window ``analyze`` reads it in."""
-    n_layers, d_mlp, _, _ = model_dims(model)
-    plan = _plan(model, text, "", None, {"tokenize": 0.0})
+    shape = shape_of(model)
+    n_layers, d_mlp = shape.n_layers, shape.d_mlp or 0
+    plan = plan_text(model, text, "")
     if not 1 <= token_index < len(plan.spans.ids):
         raise InvalidInput(f"token_index must be between 1 and {len(plan.spans.ids) - 1}, got {token_index}")
     for layer, index in neurons:
@@ -115,7 +119,7 @@ def ablated_logprob(model: Any, text: str, token_index: int, neurons: Sequence[t
     s_pos = token_index - 1  # no context: S positions are text positions
     window = next(w for w in plan.windows if w.report_from <= s_pos < w.report_to)
     local = window.local(s_pos)
-    x = torch.tensor([[bos_id(model.tokenizer), *plan.seq[window.start : window.start + local]]], device=_model_device(model))
+    x = torch.tensor([[bos_id(model.tokenizer), *plan.seq[window.start : window.start + local]]], device=model_device(model))
     by_layer: dict[int, list[int]] = defaultdict(list)
     for layer, index in neurons:
         by_layer[layer].append(index)
@@ -127,8 +131,8 @@ def ablated_logprob(model: Any, text: str, token_index: int, neurons: Sequence[t
 
         return hook
 
-    hooks = [(f"blocks.{layer}.mlp.hook_post", zero(ix)) for layer, ix in by_layer.items()]
-    logits = model.run_with_hooks(x, fwd_hooks=hooks)[0, local].float()
+    hooks = [(hook_names.mlp_post(layer), zero(ix)) for layer, ix in by_layer.items()]
+    logits = run_hooked(model, x, hooks)[0, local].float()
     return float(torch.log_softmax(logits, -1)[plan.seq[s_pos + 1]])
 
 

@@ -26,11 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.analysis import DERIVE_CHUNK_ELEMENTS, _forward_windows, _model_device, _plan, model_dims
+from lenscope.models import hooks as hook_names
+from lenscope.engine.plan import plan_text
+from lenscope.engine.run import DERIVE_CHUNK_ELEMENTS, forward_windows, model_device
+from lenscope.engine.windows import Window
 from lenscope.errors import InputTooLarge, InvalidInput
+from lenscope.models.shape import shape_of
 from lenscope.tokens import TokenSpans, token_strings
 from lenscope.validation import MAX_RESPONSE_CELLS, MAX_TEXT_TOKENS, MAX_TOP_K, check_int
-from lenscope.windows import Window
 
 LENS_TOP_K = 5
 """Tokens listed per row by default: the lens is read row by row, five is what fits."""
@@ -63,10 +66,10 @@ class _Lens:
     def __init__(self, model: Any, seq: list[int], first: int, wanted: set[int], top_k: int) -> None:
         self.model = model
         self.first = first
-        self.seq = torch.tensor([*seq, -1], dtype=torch.int64, device=_model_device(model))  # -1: no next token
+        self.seq = torch.tensor([*seq, -1], dtype=torch.int64, device=model_device(model))  # -1: no next token
         self.wanted = wanted  # S positions
         self.top_k = top_k
-        self.chunk = max(1, DERIVE_CHUNK_ELEMENTS // model_dims(model)[2])
+        self.chunk = max(1, DERIVE_CHUNK_ELEMENTS // shape_of(model).d_vocab)
         self.targets = torch.empty(0)
         self.mask = torch.empty(0)
 
@@ -124,10 +127,11 @@ def logit_lens(
 ) -> LogitLens:
     """The logit lens at text tokens ``positions`` (default: every token) of ``text``, after the
     embeddings and after each block. Same tokenization, context and windows as ``analyze``."""
-    n_layers, _, d_vocab, _ = model_dims(model)
+    shape = shape_of(model)
+    n_layers, d_vocab = shape.n_layers, shape.d_vocab
     check_int(top_k, "top_k", 1, min(d_vocab, MAX_TOP_K))
     timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
-    plan = _plan(model, text, context, window, timings)
+    plan = plan_text(model, text, context, window, timings)
     n = len(plan.spans.ids)
     if n > MAX_TEXT_TOKENS:
         raise InputTooLarge(f"text is {n:,} tokens; the limit is {MAX_TEXT_TOKENS:,}: select less text")
@@ -147,9 +151,9 @@ def logit_lens(
     wanted = {plan.keep + p for p in asked}  # S positions
     lens = _Lens(model, plan.seq, plan.first, wanted, top_k)
     runs = [w for w in plan.windows if any(lens._reports(w, s) for s in wanted)]
-    hooks = ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post" for layer in range(n_layers)]
+    hooks = [hook_names.resid_pre(0)] + [hook_names.resid_post(layer) for layer in range(n_layers)]
     rows: list[torch.Tensor] = []
-    for _, s_positions, _, acts in _forward_windows(
+    for _, s_positions, _, acts in forward_windows(
         model, dataclasses.replace(plan, windows=runs), hooks, timings, dict.fromkeys(hooks, lens), lens.batch_hooks
     ):
         keep = torch.tensor([int(s) in wanted for s in s_positions.tolist()], dtype=torch.bool, device=s_positions.device)
@@ -179,12 +183,12 @@ def logit_lens(
 def logit_lens_to_wire(result: LogitLens) -> dict[str, Any]:
     """The wire form (``LogitLensResponse``): top log-probs as float16 (display precision), the
     actual token's log-prob as float32 (it is compared across rows), ids and ranks as int32."""
-    from lenscope.wire import _tokens_wire
+    from lenscope.wire_convert import tokens_to_wire
 
     ids = sorted(result.strings)
     return {
         "model": result.model,
-        "tokens": _tokens_wire(result.tokens),
+        "tokens": tokens_to_wire(result.tokens),
         "positions": result.positions,
         "rows": result.rows,
         "top_ids": np.ascontiguousarray(result.top_ids, dtype=np.int32),

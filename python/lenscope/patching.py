@@ -19,8 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.analysis import _model_device, bos_id, model_dims
+from lenscope.models import hooks as hook_names
+from lenscope.engine.plan import bos_id
+from lenscope.engine.run import model_device, run_capturing, run_hooked
 from lenscope.errors import InputTooLarge, InvalidInput
+from lenscope.models.shape import shape_of
 from lenscope.tokens import TokenSpans, token_strings, tokenize_with_spans
 from lenscope.validation import MAX_RESPONSE_CELLS, check_int, check_text
 
@@ -29,8 +32,8 @@ MAX_PATCH_WORK = 10**12
 """Patched token-rows x layers x d_model^2: the work of one grid, bounded so that a request ends
 in minutes on 2 CPU cores (the default model at 256 tokens is 5e10; GPT-2 small at 40 tokens
 is 2e12, about 10 minutes there)."""
-HOOKS = {"resid_pre": "blocks.{}.hook_resid_pre", "attn_out": "blocks.{}.hook_attn_out",
-         "mlp_out": "blocks.{}.hook_mlp_out", "head": "blocks.{}.attn.hook_z"}  # fmt: skip
+HOOKS = {"resid_pre": hook_names.resid_pre, "attn_out": hook_names.attn_out, "mlp_out": hook_names.mlp_out,
+         "head": hook_names.attn_z}  # fmt: skip
 
 
 @dataclass
@@ -53,7 +56,7 @@ class PatchGrid:
 def _tokens(model: Any, text: str, what: str) -> TokenSpans:
     check_text(text, what)
     spans = tokenize_with_spans(model.tokenizer, text)
-    n_ctx = model_dims(model)[3]
+    n_ctx = shape_of(model).n_ctx
     if len(spans.ids) > n_ctx - 1:
         raise InputTooLarge(f"{what} is {len(spans.ids)} tokens; patching reads one window: at most {n_ctx - 1}")
     return spans
@@ -70,7 +73,8 @@ def patch_grid(
     position: int | None = None,
     model_name: str | None = None,
 ) -> PatchGrid:
-    n_layers, d_mlp, d_vocab, _ = model_dims(model)
+    shape = shape_of(model)
+    n_layers, d_mlp, d_vocab = shape.n_layers, shape.d_mlp or 0, shape.d_vocab
     n_heads = int(model.cfg.n_heads)
     a, b = _tokens(model, clean, "clean"), _tokens(model, corrupted, "corrupted")
     n = len(a.ids)
@@ -89,7 +93,7 @@ def patch_grid(
             f"patching {n} tokens of a {n_layers}-layer, d_model {d_model} model is {work:.1e} units of work "
             f"(patched rows x layers x d_model^2); the limit is {MAX_PATCH_WORK:.0e}: patch shorter texts"
         )
-    device = _model_device(model)
+    device = model_device(model)
     bos = bos_id(model.tokenizer)
     x_clean = torch.tensor([[bos, *a.ids.tolist()]], device=device)
     x_corrupt = torch.tensor([[bos, *b.ids.tolist()]], device=device)
@@ -99,10 +103,10 @@ def patch_grid(
         return (logits[:, at, target] - logits[:, at, baseline]).float()
 
     components = [c for c in LAYER_COMPONENTS if c != "mlp_out" or d_mlp]
-    names = [HOOKS[c].format(layer) for layer in range(n_layers) for c in [*components, "head"]]
-    clean_logits, cache = model.run_with_cache(x_clean, names_filter=lambda name: name in names)
+    names = [HOOKS[c](layer) for layer in range(n_layers) for c in [*components, "head"]]
+    clean_logits, cache = run_capturing(model, x_clean, names)
     clean_value = float(metric(clean_logits)[0])
-    corrupted_value = float(metric(model(x_corrupt))[0])
+    corrupted_value = float(metric(run_hooked(model, x_corrupt, []))[0])
     span = clean_value - corrupted_value
     if abs(span) < 1e-6:
         raise InvalidInput(
@@ -116,25 +120,23 @@ def patch_grid(
     h_of, p_of = head_rows // n, head_rows % n
     for layer in range(n_layers):
         for c in components:
-            clean_act = cache[HOOKS[c].format(layer)][0]
+            clean_act = cache[HOOKS[c](layer)][0]
 
             def patch(act: torch.Tensor, hook: Any, clean_act: torch.Tensor = clean_act) -> torch.Tensor:
                 act = act.clone()
                 act[rows, rows + 1] = clean_act[rows + 1]  # row p patches position p (BOS first)
                 return act
 
-            got = metric(model.run_with_hooks(batch, fwd_hooks=[(HOOKS[c].format(layer), patch)]))
+            got = metric(run_hooked(model, batch, [(HOOKS[c](layer), patch)]))
             restored[c][layer] = ((got - corrupted_value) / span).cpu().numpy()
-        clean_z = cache[HOOKS["head"].format(layer)][0]  # [T, heads, d_head]
+        clean_z = cache[HOOKS["head"](layer)][0]  # [T, heads, d_head]
 
         def patch_head(act: torch.Tensor, hook: Any, clean_z: torch.Tensor = clean_z) -> torch.Tensor:
             act = act.clone()
             act[head_rows, p_of + 1, h_of] = clean_z[p_of + 1, h_of]  # row h * n + p patches head h at p
             return act
 
-        got = metric(
-            model.run_with_hooks(x_corrupt.expand(n_heads * n, -1), fwd_hooks=[(HOOKS["head"].format(layer), patch_head)])
-        )
+        got = metric(run_hooked(model, x_corrupt.expand(n_heads * n, -1), [(HOOKS["head"](layer), patch_head)]))
         heads[layer] = ((got - corrupted_value) / span).reshape(n_heads, n).cpu().numpy()
     ids = sorted({target, baseline, *a.ids.tolist(), *b.ids.tolist()})
     return PatchGrid(
@@ -155,13 +157,13 @@ def patch_grid(
 
 
 def patch_grid_to_wire(result: PatchGrid) -> dict[str, Any]:
-    from lenscope.wire import _tokens_wire
+    from lenscope.wire_convert import tokens_to_wire
 
     ids = sorted(result.strings)
     return {
         "model": result.model,
-        "clean": _tokens_wire(result.clean),
-        "corrupted": _tokens_wire(result.corrupted),
+        "clean": tokens_to_wire(result.clean),
+        "corrupted": tokens_to_wire(result.corrupted),
         "target": result.target,
         "baseline": result.baseline,
         "position": result.position,

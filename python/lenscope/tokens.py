@@ -66,7 +66,7 @@ def encode(tokenizer: Any, text: str) -> list[int]:
 _BYTE_TABLES: weakref.WeakKeyDictionary[Any, tuple[int, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
-def _byte_table(tokenizer: Any) -> np.ndarray:
+def byte_table(tokenizer: Any) -> np.ndarray:
     """Bytes of every vocabulary entry if it is a byte-level piece, else -1; built once per
     tokenizer (and again if tokens are added to it)."""
     size = len(tokenizer)
@@ -84,7 +84,7 @@ def _byte_table(tokenizer: Any) -> np.ndarray:
 
 def _byte_lengths(tokenizer: Any, ids: list[int], text: str, nbytes: int | None = None) -> np.ndarray | None:
     """Bytes per token if the vocabulary is byte-level and the bytes add up to the text."""
-    table = _byte_table(tokenizer)
+    table = byte_table(tokenizer)
     arr = np.asarray(ids, dtype=np.int64)
     if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= len(table)):
         return None

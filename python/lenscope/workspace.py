@@ -153,9 +153,9 @@ def compare_over(
     When A has an MLP, the rows returned (not the exports) get A's MLP part and top neurons, and
     the result the neurons that carry A's advantage (``lenscope.explain``): one more attribution
     pass of A over the files those rows are in."""
-    from lenscope.analysis import model_dims
     from lenscope.compare import compare_scans, group_dict, group_rows, row_dict, stored_or_new_scan, to_csv, to_jsonl
     from lenscope.explain import explain
+    from lenscope.models.shape import shape_of
 
     docs = corpus.docs
     sizes = [len(d.text) for d in docs]
@@ -197,7 +197,7 @@ def compare_over(
     carrier_rows = [r for r in rows[: defaults.CARRIER_ROWS] if r.diff > 0]
     model = load(model_a)
     explained = None
-    if model_dims(model)[1]:
+    if shape_of(model).has_mlp:
         texts = {d.path: d.text for d in docs}
         paths = {r.path for r in [*shown, *carrier_rows]}
         explain_total = sum(len(texts[p]) for p in paths)

@@ -124,16 +124,17 @@ def _registry() -> tuple[Path, str]:
 
 
 def _shape(model: Any) -> dict[str, Any]:
-    from lenscope.analysis import model_dims
+    from dataclasses import asdict
+
+    from lenscope.models.shape import shape_of
 
     try:
-        n_layers, d_mlp, d_vocab, n_ctx = model_dims(model)
-        d_model = int(model.cfg.d_model)
+        shape = asdict(shape_of(model))
     except (AttributeError, TypeError, ValueError) as exc:
         raise AttachError(f"not a TransformerLens model (a TransformerBridge or HookedTransformer): {exc}") from None
     if getattr(model, "tokenizer", None) is None:
         raise AttachError("the model has no tokenizer: lenscope needs one to analyze text")
-    return {"n_layers": n_layers, "d_model": d_model, "d_mlp": d_mlp or None, "d_vocab": d_vocab, "n_ctx": n_ctx}
+    return shape
 
 
 def attach(model: Any, name: str) -> Attached:

@@ -10,7 +10,7 @@ import torch
 from lenscope.analysis import analyze
 from lenscope.errors import InvalidInput
 from lenscope.interventions import Intervention, parse_component
-from lenscope.windows import plan_windows
+from lenscope.engine.windows import plan_windows
 from tests.core.reference import random_multi_layer
 
 CODE = "import os\n\ndef home(path):\n    return os.path.join(path, 'x')\n"

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from lenscope.analysis import analyze
+from lenscope.engine.windows import plan_windows
 from lenscope.errors import InputTooLarge, InvalidInput
 from lenscope.logitlens import logit_lens, logit_lens_to_wire
 from lenscope.models.registry import load_model
-from lenscope.windows import plan_windows
 from lenscope.wire_codec import decode_msgpack, encode_msgpack
 from tests.core.reference import random_multi_layer, save_tiny_gpt2
 

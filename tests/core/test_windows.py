@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lenscope.analysis import analyze
-from lenscope.windows import plan_windows
+from lenscope.engine.windows import plan_windows
 
 LONG_TEXT = (Path(__file__).parent / "reference.py").read_text(encoding="utf-8") * 2
 

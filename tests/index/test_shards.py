@@ -240,7 +240,7 @@ def test_freed_memory_is_released_on_glibc() -> None:
     """Each shard ends with malloc_trim (see lenscope.native_memory); this machine is glibc Linux."""
     import platform
 
-    from lenscope.native_memory import _libc, release_freed_memory
+    from lenscope.native_memory import glibc_heap, release_freed_memory
 
-    assert platform.libc_ver()[0] == "glibc" and _libc() is not None
+    assert platform.libc_ver()[0] == "glibc" and glibc_heap()
     release_freed_memory()  # callable, returns whether anything was released

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from lenscope.analysis import bos_id
+from lenscope.engine.plan import bos_id
 from tests.server.helpers import body_of, decoded, error_of, post_analyze
 
 NEURON = 7

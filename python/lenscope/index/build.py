@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from lenscope import defaults
-from lenscope.analysis import bos_id, model_dims
+from lenscope.engine.plan import bos_id
 from lenscope.errors import InvalidInput, StorageFailed
 from lenscope.index.arrays import HIST_EDGES, IndexArrays
 from lenscope.index.corpus import Document
@@ -32,6 +32,7 @@ from lenscope.index.engines import Engine, LocalEngine, ReduceSettings, ShardTas
 from lenscope.index.reduce import IndexCancelled, shard_inputs, units_of
 from lenscope.index.shard_store import ShardStore
 from lenscope.index.shards import OrderedFold, ShardResult, plan_shards, settings_key
+from lenscope.models.shape import shape_of
 from lenscope.tokens import token_strings
 
 if TYPE_CHECKING:
@@ -111,7 +112,8 @@ def build_index(
     written to a scratch folder in ``scratch_dir`` (default: the system's temporary folder;
     put it on the index's file system so that writing the index moves them, not copies).
     """
-    n_layers, d_mlp, _, n_ctx = model_dims(model)
+    shape = shape_of(model)
+    n_layers, d_mlp, n_ctx = shape.n_layers, shape.d_mlp or 0, shape.n_ctx
     if sae is not None:
         from lenscope.sae import check_fits
 

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 
 from lenscope.processes import alive
-from lenscope.tokens import _byte_table, tokenize_with_spans
+from lenscope.tokens import byte_table, tokenize_with_spans
 
 ALWAYS = ("text", "tokens", "doc_offsets", "doc_bytes", "doc_chars", "window_text")
 DERIVED = ("token_bytes",)
@@ -107,7 +107,7 @@ class CorpusWriter:
         tokenizer's. Synthetic corpora give a table and no tokenizer, and add tokens themselves."""
         self.tokenizer = tokenizer
         self.body = body
-        self.table = _byte_table(tokenizer) if table is None else table
+        self.table = byte_table(tokenizer) if table is None else table
         self.dtype = np.uint16 if len(self.table) <= 1 << 16 else np.int32
         if parent is not None:
             remove_stale_scratch(parent)

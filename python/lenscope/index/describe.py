@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.analysis import bos_id
+from lenscope.engine.plan import bos_id
 from lenscope.index.arrays import IndexArrays
 from lenscope.index.descriptions import METHOD, Descriptions
 from lenscope.index.shard_store import ShardStore, counts_key
@@ -228,7 +228,7 @@ def describe_stored(
     replaced atomically last: an interrupted run leaves the index as it was. ``hooks`` default
     to the model's MLP post-activations, which is what a neuron index holds.
     """
-    from lenscope.analysis import mlp_hook_names
+    from lenscope.engine.run import mlp_hook_names
     from lenscope.errors import InvalidInput
     from lenscope.index.arrays import IndexArrays
     from lenscope.index.store import ARRAYS, MANIFEST, open_index, stored_corpus

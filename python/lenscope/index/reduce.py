@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lenscope.engine.run import mlp_hook_names, run_hooked
 from lenscope.errors import JobCancelled
 from lenscope.index.arrays import HIST_EDGES
 from lenscope.index.shards import N_BINS, ShardResult
@@ -42,8 +43,6 @@ def units_of(model: Any, sae: Any = None) -> tuple[list[str], Encode]:
     """The hooks an index reads and how it turns a hooked activation ``[B, 1 + body, ...]`` into
     units ``[B, body, units]``: the MLP neurons, or ``sae``'s features (encoded inside the hook,
     so its input is never kept)."""
-    from lenscope.analysis import mlp_hook_names
-
     if sae is None:
         return mlp_hook_names(model), mlp_encode
     return [sae.hook_point], lambda act: sae.encode(act[:, 1:]).cpu()
@@ -66,7 +65,7 @@ def run_units(model: Any, x: torch.Tensor, hooks: list[str], encode: Encode) -> 
             raise _Enough
 
     with contextlib.suppress(_Enough):
-        model.run_with_hooks(x, fwd_hooks=[(h, hook) for h in hooks])
+        run_hooked(model, x, [(h, hook) for h in hooks])
     if len(acts) != len(hooks):
         raise RuntimeError(f"{len(hooks) - len(acts)} of the index's hooks did not fire: {hooks}")
     return torch.cat(acts, dim=-1)

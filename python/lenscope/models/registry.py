@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from lenscope.errors import InvalidInput, ModelUnavailable, UnknownModel
 from lenscope.models.native import is_native_checkpoint, load_native, read_native_config
+from lenscope.models.shape import ModelShape
 from lenscope.models.tl_legacy import is_tl_legacy_config, is_tl_legacy_folder, load_tl_legacy_folder, missing_config_keys
 from lenscope.models.tl_legacy import problem as tl_legacy_problem
 
@@ -37,15 +38,6 @@ DEFAULT_MODEL = "lenscope-gelu-1l"
 LEGACY_PREFIXES = ("NeelNanda/", "ArthurConmy/", "Baidicoot/")
 
 Source = Literal["embedded", "local", "hub"]
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    n_layers: int
-    d_model: int
-    d_mlp: int | None  # None: attention-only
-    d_vocab: int
-    n_ctx: int
 
 
 @dataclass(frozen=True)
