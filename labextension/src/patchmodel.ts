@@ -8,9 +8,10 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import type { Analysis } from './api/analysis';
 import type { PatchRequest } from './api/client';
-import { describe, isAbort } from './errors';
+import { describe } from './errors';
 import type { LenscopeModel } from './model';
 import { cellIntervention, defaultPair, PatchCell, PatchGrid } from './patching';
+import { LatestRequest } from './request';
 import { resolveToken } from './resolve';
 import type { Target } from './target';
 
@@ -41,7 +42,11 @@ const EMPTY: PatchingState = { clean: null, corrupted: null, targetText: '', bas
 export class PatchingModel {
   private value: PatchingState = EMPTY;
   private readonly changedSignal = new Signal<this, PatchingState>(this);
-  private inflight: AbortController | null = null;
+  /** `POST patch`: a newer ask aborts the one in flight; its busy state is `loading`, its error `error` */
+  private readonly request = new LatestRequest({
+    busy: loading => this.set({ loading }),
+    failed: err => this.set({ request: null, grid: null, applied: null, error: describe(err) })
+  });
 
   constructor(private readonly lenscope: LenscopeModel) {}
 
@@ -131,27 +136,15 @@ export class PatchingModel {
     const b = resolveToken(baselineText, known);
     if (t.id === null || b.id === null) {
       const which = t.id === null ? `target “${targetText}”` : `baseline “${baselineText}”`;
+      this.request.abort(); // this ask replaces the one in flight
       this.set({ loading: false, grid: null, request: null, applied: null, error: `${which}: ${t.id === null ? (t as { message: string }).message : (b as { message: string }).message}` });
       return;
     }
-    this.inflight?.abort();
-    const controller = new AbortController();
-    this.inflight = controller;
     const request: PatchRequest = { model: this.lenscope.model, clean: clean.target.text, corrupted: corrupted.target.text, target: t.id, baseline: b.id, position: null };
-    this.set({ loading: true, error: null });
-    try {
-      const wire = await this.lenscope.client.patch(request, controller.signal);
-      if (!controller.signal.aborted) {
-        this.set({ loading: false, request, grid: new PatchGrid(wire, request.corrupted), applied: null, error: null });
-      }
-    } catch (err) {
-      if (!isAbort(err) && !controller.signal.aborted) {
-        this.set({ loading: false, request: null, grid: null, applied: null, error: describe(err) });
-      }
-    } finally {
-      if (this.inflight === controller) {
-        this.inflight = null;
-      }
+    this.value = { ...this.value, error: null }; // shown with `loading` as the request starts
+    const wire = await this.request.run(signal => this.lenscope.client.patch(request, signal));
+    if (wire) {
+      this.set({ request, grid: new PatchGrid(wire, request.corrupted), applied: null, error: null });
     }
   }
 
@@ -185,7 +178,7 @@ export class PatchingModel {
   }
 
   dispose(): void {
-    this.inflight?.abort();
+    this.request.abort();
     Signal.clearData(this);
   }
 }
