@@ -15,6 +15,16 @@ from lenscope.index.descriptions import describe_row, search_descriptions
 from lenscope.index.store import Index, IndexBroken, IndexNotFound
 from lenscope.validation import check_int
 
+LOOKUP_ERRORS = (IndexError, ValueError, KeyError, TypeError, OverflowError)
+"""What a lookup raises over an index that opened but holds values out of range (an id past the
+vocabulary, a window past the windows): reported as a broken index, never a server error."""
+
+
+def score_tokens(index: Index) -> int | None:
+    """The held-out tokens the index's descriptions were scored on (None: not recorded)."""
+    n = (index.manifest.get("descriptions") or {}).get("score_tokens")
+    return int(n) if isinstance(n, int) else None
+
 
 def neuron_row(index: Index, layer: int, neuron: int) -> int:
     n_layers = int(index.manifest["n_layers"])
@@ -36,7 +46,7 @@ def neuron_card(index: Index, layer: int, neuron: int, available: Callable[[str]
     n = neuron_row(index, layer, neuron)
     try:
         return _card(index, layer, neuron, n, available)
-    except (IndexError, ValueError, KeyError, TypeError) as exc:  # values out of range in a readable index
+    except LOOKUP_ERRORS as exc:  # values out of range in a readable index
         raise IndexBroken(f"index {index.path.name} is broken: {exc}") from None
 
 
@@ -95,7 +105,7 @@ def _card(index: Index, layer: int, neuron: int, n: int, available: Callable[[st
         "stats": {"count": int(m["tokens"]), "mean": float(a["mean"][n]), "max": _float(float(a["max"][n]))},
         "histogram": {"edges": m["hist_edges"], "counts": hist},
         "index_path": index.path.name,
-        "description": describe_row(n, a, s) if "describe_token" in a else None,  # older indexes have none
+        "description": describe_row(n, a, s, score_tokens(index)) if "describe_token" in a else None,  # older indexes have none
     }
 
 
@@ -106,6 +116,13 @@ def neurons_for_token(index: Index, token: str, limit: int = 20) -> list[dict[st
     ids = [i for i, text in index.strings.items() if text == token or text.strip() == token.strip()]
     if not ids:
         return []
+    try:
+        return _for_token(index, ids, limit)
+    except LOOKUP_ERRORS as exc:  # values out of range in a readable index
+        raise IndexBroken(f"index {index.path.name} is broken: {exc}") from None
+
+
+def _for_token(index: Index, ids: list[int], limit: int) -> list[dict[str, Any]]:
     a = index.arrays
     windows, positions = np.asarray(a["top_windows"]), np.asarray(a["top_positions"])
     win = np.asarray(a["windows"])
@@ -122,7 +139,7 @@ def neurons_for_token(index: Index, token: str, limit: int = 20) -> list[dict[st
             "index": int(r % d_mlp),
             "hits": int(hits[r].sum()),
             "score": float(score[r]),
-            "description": describe_row(int(r), a, index.strings) if "describe_token" in a else None,
+            "description": describe_row(int(r), a, index.strings, score_tokens(index)) if "describe_token" in a else None,
         }
         for r in order
         if score[r] > 0
@@ -134,11 +151,14 @@ def neurons_for_description(index: Index, query: str, limit: int = 20) -> list[d
     if not query.strip():
         raise InvalidInput("query is empty")
     a, d_mlp = index.arrays, index.d_mlp
-    return [
-        {"layer": r // d_mlp, "index": r % d_mlp, "hits": int(a["describe_examples"][r, 0]), "score": f1,
-         "description": describe_row(r, a, index.strings)}
-        for r, f1 in search_descriptions(a, index.strings, query, limit)
-    ]  # fmt: skip
+    try:
+        return [
+            {"layer": r // d_mlp, "index": r % d_mlp, "hits": int(a["describe_examples"][r, 0]), "score": f1,
+             "description": describe_row(r, a, index.strings, score_tokens(index))}
+            for r, f1 in search_descriptions(a, index.strings, query, limit)
+        ]  # fmt: skip
+    except LOOKUP_ERRORS as exc:  # values out of range in a readable index
+        raise IndexBroken(f"index {index.path.name} is broken: {exc}") from None
 
 
 def stored_document(index: Index, path: str, cell: int | None = None) -> dict[str, Any]:
@@ -152,7 +172,7 @@ def stored_document(index: Index, path: str, cell: int | None = None) -> dict[st
         raise InvalidInput(f"{path!r} has no cell {cell}")
     try:
         text = corpus_reader(index.arrays).document(doc)
-    except (IndexError, ValueError) as exc:
+    except LOOKUP_ERRORS as exc:
         raise IndexBroken(f"index {index.path.name} is broken: {exc}") from None
     if cell is not None:
         text = text[cells[cell][0] : cells[cell][1]]

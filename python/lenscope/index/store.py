@@ -19,9 +19,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lenscope import __version__
 from lenscope.errors import LenscopeError
@@ -149,29 +150,138 @@ class Index:
 def open_index(path: Path) -> Index:
     """Open an index memory-mapped.
 
-    Raises :class:`IndexNotFound` without a manifest, and :class:`IndexBroken` when the manifest
-    is malformed or a file is missing, truncated or inconsistent with it: everything a
-    lookup will touch is checked here, once, so a lookup never fails half-way.
+    Raises :class:`IndexNotFound` without a manifest, and :class:`IndexBroken` when anything in
+    it cannot be read or decoded as an index: a manifest that is not UTF-8, not JSON or JSON of
+    the wrong shape (:class:`Manifest`), an array file that is missing, truncated, or of the
+    wrong dtype or shape, a ``strings.json`` that is not a table of strings. Everything a lookup
+    will touch is checked here, once, so a lookup never fails half-way.
     """
     try:
-        raw = (path / MANIFEST).read_text(encoding="utf-8")
+        raw = (path / MANIFEST).read_bytes()
     except OSError as exc:
         raise IndexNotFound(f"no lenscope index at {path.name}: {exc.strerror or exc}") from None
     try:
-        manifest = json.loads(raw)
-        if not isinstance(manifest, dict) or manifest.get("format") not in READABLE or not manifest.get("complete"):
+        manifest = _decode_json(raw, MANIFEST)
+        if not isinstance(manifest, dict) or manifest.get("format") not in READABLE or manifest.get("complete") is not True:
             raise ValueError(f"not a complete lenscope index of format {' or '.join(map(str, READABLE))}")
         missing = [k for k in REQUIRED if k not in manifest]
         if missing:
             raise ValueError(f"manifest lacks {', '.join(missing)}")
+        _check_manifest(manifest)
         described = DESCRIBE_ARRAYS if "descriptions" in manifest else ()  # older indexes have none
         names = ARRAYS + corpus_names(manifest) + described
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in names}
-        strings = {int(k): str(v) for k, v in json.loads((path / "strings.json").read_text(encoding="utf-8")).items()}
+        strings = _strings(_decode_json((path / "strings.json").read_bytes(), "strings.json"))
+        _check_dtypes(arrays)
         _check_shapes(manifest, arrays)
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
-        raise IndexBroken(f"index {path.name} is broken: {exc}") from None
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        # UnicodeDecodeError, json.JSONDecodeError and pydantic's ValidationError are ValueErrors
+        raise IndexBroken(f"index {path.name} is broken: {_one_line(exc)}") from None
     return Index(path, manifest, arrays, strings)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+class ManifestFile(_Strict):
+    path: Annotated[str, Field(min_length=1)]
+    sha256: str
+    tokens: Count | None = None
+    cells: list[Annotated[list[Count], Field(min_length=2, max_length=2)]] | None = None
+
+
+class ManifestSae(_Strict):
+    name: str
+    hook_point: str | None = None
+    d_sae: Positive | None = None
+
+
+class Manifest(_Strict):
+    """The manifest's fields that readers use, with their types: a manifest that is JSON of
+    another shape (a list, a number where a name goes, ...) makes its index broken."""
+
+    format: int
+    complete: bool
+    model: Annotated[str, Field(min_length=1)]
+    created: str
+    neurons: Positive
+    n_layers: Positive
+    d_mlp: Positive
+    k: Positive
+    before: Count
+    after: Count
+    window_tokens: Positive | None = None
+    tokens: Count
+    files: list[ManifestFile]
+    hist_edges: list[float]
+    corpus: list[str] | None = None
+    sae: ManifestSae | None = None
+    descriptions: dict[str, Any] | None = None
+    tokenizer: dict[str, Any] | None = None
+    root: str | None = None
+    sources: list[str] | None = None
+    skipped: list[dict[str, Any]] | None = None
+    lenscope: str | None = None
+
+
+def _check_manifest(manifest: dict[str, Any]) -> None:
+    try:
+        Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ValueError(f"manifest's {where}: {e['msg']}{more}") from None
+
+
+def _decode_json(raw: bytes, name: str) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{name} is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{name} is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+
+
+def _strings(table: object) -> dict[int, str]:
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise ValueError("strings.json is not a table of token strings")
+    return {int(k): v for k, v in table.items()}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+INTEGER, FLOAT = "iu", "f"
+KINDS: dict[str, str] = {
+    "top_values": FLOAT, "top_windows": INTEGER, "top_positions": INTEGER, "top_context": FLOAT, "windows": INTEGER,
+    "mean": FLOAT, "max": FLOAT, "hist": INTEGER, "logit_top_ids": INTEGER, "logit_top_values": FLOAT,
+    "logit_bottom_ids": INTEGER, "logit_bottom_values": FLOAT, "text": "u", "tokens": INTEGER, "doc_offsets": INTEGER,
+    "doc_bytes": INTEGER, "doc_chars": INTEGER, "window_text": INTEGER, "token_bytes": INTEGER, "token_start": INTEGER,
+    "token_end": INTEGER, "describe_token": INTEGER, "describe_prev": INTEGER, "describe_threshold": FLOAT,
+    "describe_counts": INTEGER, "describe_examples": INTEGER, "describe_score": INTEGER + "b",
+}  # fmt: skip
+"""The dtype kind (numpy's ``dtype.kind``) each array must have: integers where it holds ids,
+offsets or counts, floats where it holds values."""
+
+
+def _check_dtypes(a: dict[str, np.ndarray]) -> None:
+    for name, array in a.items():
+        kinds = KINDS.get(name, INTEGER + FLOAT)
+        if array.dtype.kind not in kinds or array.dtype.fields is not None or array.dtype.itemsize > 8:
+            want = {INTEGER: "integers", FLOAT: "floats", "u": "unsigned integers"}.get(kinds, "integers")
+            raise ValueError(f"{name}.npy holds {array.dtype}, expected {want}")
 
 
 def corpus_names(manifest: dict[str, Any]) -> tuple[str, ...]:
@@ -227,8 +337,11 @@ def _check_shapes(m: dict[str, Any], a: dict[str, np.ndarray]) -> None:
             if a[name].shape != shape:
                 raise ValueError(f"{name}.npy has shape {a[name].shape}, the manifest implies {shape}")
     for name in ("logit_top_ids", "logit_top_values", "logit_bottom_ids", "logit_bottom_values"):
-        if a[name].shape[:1] != (n,):
-            raise ValueError(f"{name}.npy has {a[name].shape[:1]} rows, expected {n}")
+        if a[name].ndim != 2 or a[name].shape[:1] != (n,):
+            raise ValueError(f"{name}.npy has shape {a[name].shape}, expected ({n}, top)")
+    for ids, values in (("logit_top_ids", "logit_top_values"), ("logit_bottom_ids", "logit_bottom_values")):
+        if a[ids].shape != a[values].shape:
+            raise ValueError(f"{ids}.npy and {values}.npy disagree: {a[ids].shape} and {a[values].shape}")
 
 
 def changed_files(path: Path, docs: list[Document]) -> list[str] | None:
