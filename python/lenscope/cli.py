@@ -256,11 +256,14 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def _corpus(args: argparse.Namespace) -> Any:
-    """The files named on the command line, relative to --root (as the help says), checked."""
+    """The files named on the command line, relative to --root (as the help says) or absolute
+    paths under it, checked."""
+    from lenscope.paths import relative_to_root
     from lenscope.workspace import read_corpus
 
-    root = Path(args.root).resolve()
-    corpus = read_corpus(root, args.paths, where=f"--root {args.root}")
+    where = f"--root {args.root}"
+    paths = [relative_to_root(Path(args.root), p, where=where) for p in args.paths]
+    corpus = read_corpus(Path(args.root).resolve(), paths, where=where)
     for s in corpus.skipped:
         print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
     return corpus
@@ -592,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     wy.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
     wy.set_defaults(func=cmd_why)
     ix = sub.add_parser("index", help="build a neuron index (Neuroscope over your files)")
-    ix.add_argument("paths", nargs="+", help="files or folders under --root")
+    ix.add_argument("paths", nargs="+", help="files or folders under --root (relative to it, or absolute)")
     ix.add_argument("--model", default=DEFAULT_MODEL)
     ix.add_argument("--out", required=True, help="index folder to write (atomically)")
     ix.add_argument("--root", default=".", help="the paths are relative to this folder, and recorded so")
@@ -609,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep no shard results beside the index (no resume, no incremental update; saves disk)")  # fmt: skip
     ix.set_defaults(func=cmd_index)
     cp = sub.add_parser("compare", help="two models token by token over files: where does A beat B?")
-    cp.add_argument("paths", nargs="+", help="files or folders under --root")
+    cp.add_argument("paths", nargs="+", help="files or folders under --root (relative to it, or absolute)")
     cp.add_argument("--a", default=DEFAULT_MODEL, help="model A (default: the GELU model)")
     cp.add_argument("--b", default="lenscope-attn-only-1l", help="model B (default: the attention-only model)")
     cp.add_argument("--clamp", type=float, default=defaults.CLAMP, help="B's log-prob is clamped at this floor")
@@ -625,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="zero-ablate the top N neurons that carry A's advantage at the top rows: how much is lost?")  # fmt: skip
     cp.set_defaults(func=cmd_compare)
     sc = sub.add_parser("scan", help="one model over files: what is it good at?")
-    sc.add_argument("paths", nargs="+", help="files or folders under --root")
+    sc.add_argument("paths", nargs="+", help="files or folders under --root (relative to it, or absolute)")
     sc.add_argument("--model", default=DEFAULT_MODEL)
     sc.add_argument("--root", default=".", help="the paths are relative to this folder")
     sc.add_argument("--scans", default=defaults.SCANS_DIR)

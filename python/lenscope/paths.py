@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 from lenscope.errors import LenscopeError
@@ -53,3 +54,26 @@ def safe_relative(root: Path, path: str, *, allow_hidden: bool = False, where: s
     if not exists:
         raise PathForbidden(f"{path!r} does not exist under {where}")
     return resolved.relative_to(root).as_posix() or "."
+
+
+def relative_to_root(root: Path, path: str, *, where: str = "the root") -> str:
+    """For the CLI, where absolute paths are natural: an absolute ``path`` that lies under
+    ``root`` as a path relative to it (then checked by :func:`safe_relative` like any other); a
+    relative path unchanged. An absolute path outside ``root`` is refused with
+    :class:`PathForbidden`, naming the path and the root.
+
+    Under the root means lexically (``/work/ws/src`` under ``/work/ws``) or once both are
+    resolved through symlinks (a root given through a link, a path with ``..``).
+    """
+    if not isinstance(path, str) or not path or "\x00" in path:
+        return path  # safe_relative refuses it, with its own message
+    pure = PurePosixPath(path)
+    if not pure.is_absolute():
+        return path
+    base = PurePosixPath(os.path.abspath(root))
+    if ".." not in pure.parts and pure.is_relative_to(base):
+        return pure.relative_to(base).as_posix()
+    real_root, resolved = resolve_quietly(root), resolve_quietly(Path(path))
+    if real_root is not None and resolved is not None and resolved.is_relative_to(real_root):
+        return resolved.relative_to(real_root).as_posix()
+    raise PathForbidden(f"{path!r} is outside {where} ({real_root or base}): give a path under it")

@@ -108,6 +108,44 @@ def test_workspace_commands_take_paths_under_root_and_refuse_the_rest(tmp_path: 
         assert out.returncode == 2 and "forbidden_path" in out.stderr and "Traceback" not in out.stderr, out.stderr
 
 
+def test_absolute_paths_inside_root_are_taken_and_the_rest_refused_by_name(tmp_path: Path) -> None:
+    copy_demo(tmp_path / "examples")
+    root = tmp_path / "examples"
+    out = lenscope("index", str(root / "tour.py"), "--root", "examples", "--out", "ix", cwd=tmp_path)
+    assert out.returncode == 0 and "1 files" in out.stdout and "Traceback" not in out.stderr, out.stderr
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert [f["path"] for f in manifest["files"]] == ["tour.py"]  # recorded relative to --root, as a relative path is
+    outside = tmp_path / "outside.py"
+    outside.write_text("x = 1\n")
+    for args, cwd in ((("scan", str(outside), "--root", "examples"), tmp_path), (("compare", str(outside)), root)):
+        out = lenscope(*args, cwd=cwd)
+        assert out.returncode == 2 and "forbidden_path" in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert str(outside) in out.stderr and str(root) in out.stderr and "outside --root" in out.stderr, out.stderr
+
+
+def test_relative_to_root_takes_absolute_paths_under_the_root(tmp_path: Path) -> None:
+    import pytest
+
+    from lenscope.paths import PathForbidden, relative_to_root
+
+    root = tmp_path / "ws"
+    (root / "src").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(root)  # the same root, reached through a link
+    for given, want in (
+        ("src/a.py", "src/a.py"),  # relative: unchanged (safe_relative checks it as before)
+        (str(root / "src" / "a.py"), "src/a.py"),
+        (str(root), "."),
+        (str(root) + "/", "."),
+        (str(tmp_path / "link" / "src"), "src"),
+        (str(root / "src" / ".." / "src"), "src"),
+    ):
+        assert relative_to_root(root, given, where="--root ws") == want, given
+        assert relative_to_root(tmp_path / "link", given, where="--root link") == want, given
+    for given in ("/etc/passwd", str(tmp_path), str(root / ".." / "elsewhere")):
+        with pytest.raises(PathForbidden, match="outside --root ws"):
+            relative_to_root(root, given, where="--root ws")
+
+
 def test_analyze_top_k_is_what_was_asked(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
     f.write_text(SOURCE, encoding="utf-8")
