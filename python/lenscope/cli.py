@@ -334,8 +334,13 @@ def _scan_for(name: str, docs: list[Any], scans_dir: Path, device: str | None, d
 
     result, reused = stored_or_new_scan(lambda: load_model(name, device=device, dtype=dtype), name, docs, scans_dir)
     if reused:
-        print(f"{name}: reusing the scan in {scan_path(scans_dir, name)}", file=sys.stderr)
+        _say_reused(name, scan_path(scans_dir, name))
     return result
+
+
+def _say_reused(name: str, path: Path) -> None:
+    """One line for `scan` and `compare` alike: a stored scan stood in for running the model."""
+    print(f"{name}: reusing the scan in {path}", file=sys.stderr)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -369,7 +374,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from lenscope.compare import group_rows, to_csv, to_jsonl
+    from lenscope.compare import group_rows, scan_path, to_csv, to_jsonl
     from lenscope.models.registry import load_model
     from lenscope.workspace import compare_over
 
@@ -386,6 +391,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             min_count=args.min_count,
             progress=lambda p: bar.update(task, completed=p["tokens_done"], total=p["tokens_total"]),
             scans_dir=corpus.root / args.scans,
+            on_reused=lambda name: _say_reused(name, scan_path(corpus.root / args.scans, name)),
         )
     if args.csv:
         Path(args.csv).write_text(to_csv(rows), encoding="utf-8")

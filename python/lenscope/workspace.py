@@ -144,11 +144,13 @@ def compare_over(
     cancelled: CancelCheck | None = None,
     exports_dir: Path | None = None,
     scans_dir: Path | None = None,
+    on_reused: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], list[Any]]:
     """Both models over the corpus (stored scans reused), ranked rows and groups; with
     ``exports_dir`` (the server: ``{root}/.lenscope/compare/``) every row is also written there
     as CSV and JSON lines, atomically. Scans are stored in ``scans_dir`` (default
-    ``{root}/.lenscope/scans/``). Returns the job result (the top rows and groups) and all rows.
+    ``{root}/.lenscope/scans/``; ``on_reused(model)`` is told of each one used instead of running the model).
+    Returns the job result (the top rows and groups) and all rows.
 
     When A has an MLP, the rows returned (not the exports) get A's MLP part and top neurons, and
     the result the neurons that carry A's advantage (``lenscope.explain``): one more attribution
@@ -177,6 +179,8 @@ def compare_over(
             return load(name)
 
         scanned, reused = stored_or_new_scan(load_this, name, docs, stored, step)
+        if reused and on_reused is not None:
+            on_reused(name)
         if reused:  # nothing ran: the progress bar still covers this half
             for i in range(len(docs)):
                 step(i + 1, len(docs))

@@ -123,6 +123,21 @@ def test_absolute_paths_inside_root_are_taken_and_the_rest_refused_by_name(tmp_p
         assert str(outside) in out.stderr and str(root) in out.stderr and "outside --root" in out.stderr, out.stderr
 
 
+def test_compare_says_when_it_reuses_stored_scans(tmp_path: Path) -> None:
+    """`compare`, like `scan`, says which stored scans it reused (in the same words)."""
+    (tmp_path / "a.py").write_text("def add(a, b):\n    return a + b\n\n\nprint(add(1, 2))\n" * 3)
+    first = lenscope("compare", "a.py", "--top", "3", cwd=tmp_path)
+    assert first.returncode == 0 and "reusing the scan" not in first.stderr, first.stderr
+    again = lenscope("compare", "a.py", "--top", "3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    err = "".join(again.stderr.split())  # a long path may wrap
+    scans = tmp_path.resolve() / ".lenscope" / "scans"
+    for model in ("lenscope-gelu-1l", "lenscope-attn-only-1l"):
+        assert f"{model}:reusingthescanin{scans / model}.npz" in err, again.stderr
+    scan = lenscope("scan", "a.py", cwd=tmp_path)  # the same words as `scan`'s
+    assert f"lenscope-gelu-1l:reusingthescanin{scans}/lenscope-gelu-1l.npz" in "".join(scan.stderr.split()), scan.stderr
+
+
 def test_relative_to_root_takes_absolute_paths_under_the_root(tmp_path: Path) -> None:
     import pytest
 
