@@ -2,7 +2,8 @@
 
 The server's handler table (``lenscope_server.handlers.route_table``) and the OpenAPI spec
 (``lenscope.openapi``) are both built from :data:`ROUTES`, and the contract tests enumerate it:
-a route cannot exist in one and not the other. No web framework is imported here.
+a route cannot exist in one and not the other. The text operations' routes come from their own
+table (:data:`lenscope.operations.OPERATIONS`). No web framework is imported here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from lenscope import wire
+from lenscope.operations import OPERATIONS, Operation
 from lenscope.validation import MAX_LAYERS, MAX_NAME_CHARS, MAX_NEURON_INDEX
 
 PREFIX = "/lenscope/api"
@@ -52,6 +54,11 @@ class Route:
         return PREFIX + re.sub(r"\{(\w+)\}", lambda m: f"({by_name[m.group(1)].pattern})", self.path)
 
 
+def operation_route(op: Operation) -> Route:
+    """The one route of a text operation (:mod:`lenscope.operations`): ``POST /{name}``."""
+    return Route(op.path, "post", op.operation_id, op.summary, op.response, op.errors, request=op.request)
+
+
 MODEL = Param("model", "path", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, description="Model name")
 JOB_ID = Param("job_id", "path", {"type": "string", "pattern": "^[A-Za-z0-9-]{1,40}$"}, pattern="[A-Za-z0-9-]{1,40}")
 INDEX_NAME = Param(
@@ -67,29 +74,13 @@ LAYER = Param("layer", "path", {"type": "integer", "minimum": 0, "maximum": MAX_
 NEURON = Param("index", "path", {"type": "integer", "minimum": 0, "maximum": MAX_NEURON_INDEX}, pattern="[0-9]{1,7}")
 SAE = Param("sae", "path", INDEX_NAME.schema, pattern=INDEX_NAME.pattern, description="SAE name (GET models lists them)")
 HEAD = Param("head", "path", {"type": "integer", "minimum": 0, "maximum": 9999}, pattern="[0-9]{1,4}")
-TEXT_ERRORS = (400, 403, 404, 413, 415, 503, 504)
 MODEL_ERRORS = (400, 403, 404, 503, 504)
 JOB_ERRORS = (400, 403, 413, 415, 503)
 
 ROUTES: tuple[Route, ...] = (
     Route("/models", "get", "listModels", "Available models, their shapes, and whether each is loadable now",
           wire.ModelsResponse, (403, 503, 504)),
-    Route("/analyze", "post", "analyze", "Per-token next-token predictions and top MLP neurons of a text",
-          wire.AnalyzeResponse, TEXT_ERRORS, request=wire.AnalyzeRequest),
-    Route("/activations", "post", "activations", "Post-activations of chosen MLP neurons at every token of a text",
-          wire.ActivationsResponse, TEXT_ERRORS, request=wire.ActivationsRequest),
-    Route("/attribute", "post", "attribute",
-          "Why a prediction: direct logit attribution to heads (by source), neurons, embeddings and biases",
-          wire.AttributionResponse, TEXT_ERRORS, request=wire.AttributeRequest),
-    Route("/attention", "post", "attention",
-          "Where each head attends: every token's strongest sources, and each head's positional share",
-          wire.AttentionResponse, TEXT_ERRORS, request=wire.AttentionRequest),
-    Route("/logit_lens", "post", "logitLens",
-          "The logit lens: each block's residual stream through the final LayerNorm and unembedding, at chosen tokens",
-          wire.LogitLensResponse, TEXT_ERRORS, request=wire.LogitLensRequest),
-    Route("/patch", "post", "patch",
-          "Activation patching: the restored share of a logit difference, per layer, component and position",
-          wire.PatchResponse, TEXT_ERRORS, request=wire.PatchRequest),
+    *(operation_route(op) for op in OPERATIONS),
     Route("/neurons/{model}/{layer}/{index}", "get", "neuronCard",
           "A neuron's card: top corpus examples, direct logit effect, activation histogram",
           wire.NeuronCardResponse, (400, 403, 404), params=(MODEL, LAYER, NEURON)),

@@ -713,7 +713,6 @@ class HealthResponse(_Strict):
 _MOVED = {
     "to_wire": "lenscope.wire_convert",
     "activations_to_wire": "lenscope.wire_convert",
-    "_tokens_wire": "lenscope.wire_convert",
     "tokens_to_wire": "lenscope.wire_convert",
     "FLOAT_DTYPES": "lenscope.wire_convert",
     "encode_msgpack": "lenscope.wire_codec",

@@ -80,6 +80,3 @@ def activations_to_wire(result: NeuronActivations) -> dict[str, Any]:
         "activations": np.ascontiguousarray(result.activations, dtype=np.float16),
         "timings_ms": dict(result.timings_ms),
     }
-
-
-_tokens_wire = tokens_to_wire  # the name the derivations import (lenscope.wire's old private name)

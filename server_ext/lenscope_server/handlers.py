@@ -1,8 +1,11 @@
 """Thin HTTP handlers: authenticate, decode, delegate to the service, encode.
 
 The URL table comes from :data:`lenscope.routes.ROUTES` (the same declaration the OpenAPI spec is
-built from). Errors are mapped in ``errors`` and written by :meth:`LenscopeHandler.write_error`,
-never as tracebacks; client errors are logged as one line, not as an ERROR with a traceback.
+built from); every text operation (:data:`lenscope.operations.OPERATIONS`) is served by
+:class:`OperationHandler`.
+
+Errors are mapped in ``errors`` and written by :meth:`LenscopeHandler.write_error`, never as
+tracebacks; client errors are logged as one line, not as an ERROR with a traceback.
 """
 
 from __future__ import annotations
@@ -17,17 +20,9 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from lenscope.errors import InputTooLarge, LenscopeError
+from lenscope.operations import OPERATIONS, Operation
 from lenscope.routes import PREFIX, paths
-from lenscope.wire import (
-    ActivationsRequest,
-    AnalyzeRequest,
-    AttentionRequest,
-    AttributeRequest,
-    CompareRequest,
-    IndexBuildRequest,
-    LogitLensRequest,
-    PatchRequest,
-)
+from lenscope.wire import CompareRequest, IndexBuildRequest
 from lenscope.wire_codec import encode_msgpack
 from lenscope_server.errors import CODE_BY_STATUS, MSGPACK, RETRY_AFTER_S, error_body, relative_to_root, status_for
 from lenscope_server.jobs import JobManager
@@ -150,46 +145,17 @@ class ModelsHandler(LenscopeHandler):
         self.send_plain(await self.service.models())
 
 
-class AnalyzeHandler(LenscopeHandler):
+class OperationHandler(LenscopeHandler):
+    """Every text operation (:data:`lenscope.operations.OPERATIONS`): ``route_table`` makes one
+    subclass per entry, with its ``operation``."""
+
+    operation: Operation
+
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        self.send_served(await self.service.analyze(self.parse_body(AnalyzeRequest), self.encoding()))
-
-
-class ActivationsHandler(LenscopeHandler):
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        self.send_served(await self.service.activations(self.parse_body(ActivationsRequest), self.encoding()))
-
-
-class AttributeHandler(LenscopeHandler):
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        self.send_served(await self.service.attribute(self.parse_body(AttributeRequest), self.encoding()))
-
-
-class AttentionHandler(LenscopeHandler):
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        self.send_served(await self.service.attention(self.parse_body(AttentionRequest), self.encoding()))
-
-
-class LogitLensHandler(LenscopeHandler):
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        self.send_served(await self.service.logit_lens(self.parse_body(LogitLensRequest), self.encoding()))
-
-
-class PatchHandler(LenscopeHandler):
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        self.send_served(await self.service.patch(self.parse_body(PatchRequest), self.encoding()))
+        request = self.parse_body(self.operation.request)
+        self.send_served(await self.service.run(self.operation, request, self.encoding()))
 
 
 class NeuronHandler(LenscopeHandler):
@@ -350,14 +316,14 @@ class NotFoundHandler(LenscopeHandler):
         self._missing()
 
 
+def _operation_handler(op: Operation) -> type[OperationHandler]:
+    name = op.operation_id[0].upper() + op.operation_id[1:] + "Handler"
+    return type(name, (OperationHandler,), {"operation": op})
+
+
 HANDLERS: dict[str, type[LenscopeHandler]] = {
+    **{op.path: _operation_handler(op) for op in OPERATIONS},
     "/models": ModelsHandler,
-    "/analyze": AnalyzeHandler,
-    "/activations": ActivationsHandler,
-    "/attribute": AttributeHandler,
-    "/attention": AttentionHandler,
-    "/logit_lens": LogitLensHandler,
-    "/patch": PatchHandler,
     "/neurons/{model}/{layer}/{index}": NeuronHandler,
     "/neurons/{model}/{layer}/{index}/inputs": NeuronInputsHandler,
     "/neurons/{model}/search": NeuronSearchHandler,

@@ -1,6 +1,8 @@
 """What the routes do, apart from HTTP: validate, cache, coalesce, and ask the worker.
 
-Identical concurrent requests share one computation; finished ones are served from an LRU.
+Every text operation goes through :meth:`LenscopeService.run` (the operations are declared in
+:mod:`lenscope.operations`). Identical concurrent requests share one computation; finished ones
+are served from an LRU.
 Nothing here imports torch: the worker does the work.
 """
 
@@ -12,17 +14,28 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from lenscope.errors import LenscopeError
 from lenscope.index.card import neuron_card, neuron_row, neurons_for_description, neurons_for_token, stored_document
+from lenscope.operations import Operation
 from lenscope.validation import MAX_CONTEXT_CHARS, check_text
-from lenscope.wire import ActivationsRequest, AnalyzeRequest, AttentionRequest, AttributeRequest, LogitLensRequest, PatchRequest
 from lenscope_server.cache import LRUCache
 from lenscope_server.errors import relative_to_root
 from lenscope_server.indexes import IndexRegistry
 from lenscope_server.kernel_models import KernelModels
 from lenscope_server.worker.client import WorkerClient
 
-AnalyzeKey = tuple[str, str, str, int, int, str, str, str, int]  # ..., encoding, interventions (JSON), sae, top_features
+CacheKey = tuple[str, str, str, str]  # operation, model, encoding, arguments (JSON, sorted keys)
+
+
+@dataclass
+class _Shared:
+    """One computation, awaited by every identical request that arrived while it ran."""
+
+    task: asyncio.Future[bytes]
+    waiters: int = 0
+    worker_ms: float | None = None
 
 
 @dataclass
@@ -60,60 +73,68 @@ class LenscopeService:
         self.default_model = default_model
         self.cache = cache
         self.request_timeout_s = request_timeout_s
-        self._inflight: dict[AnalyzeKey, asyncio.Future[bytes]] = {}
+        self._inflight: dict[CacheKey, _Shared] = {}
 
-    async def analyze(self, request: AnalyzeRequest, encoding: str) -> Served:
-        """The analysis encoded by the worker (msgpack or JSON), shared with identical requests.
+    async def run(self, op: Operation, request: BaseModel, encoding: str) -> Served:
+        """Any text operation (:data:`lenscope.operations.OPERATIONS`), encoded by the worker (msgpack
+        or JSON) and sent as it is: the worker encodes, so a large JSON response never holds up the
+        server's event loop.
 
-        The worker encodes, so a large JSON response never holds up the server's event loop.
+        With ``op.cache == "lru"``, identical concurrent requests share one computation and the
+        response is kept in the LRU (not for a model attached in a kernel: its weights can change
+        between two calls). A computation nobody waits for any more is cancelled: a request
+        still queued for the worker gives its slot back.
         """
         t0 = time.perf_counter()
-        check_text(request.text)
-        check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
-        model = request.model or self.default_model
-        interventions = json.dumps([iv.model_dump() for iv in request.interventions], sort_keys=True)
-        key: AnalyzeKey = (
-            model, request.text, request.context, request.top_k, request.top_neurons, encoding, interventions,
-            request.sae or "", request.top_features if request.sae else 0,
-        )  # fmt: skip
-        live = self._in_kernel(model)  # weights that can change between two calls: never served from the cache
-        body = None if live else self.cache.get(key)
-        source, worker_ms = "cache", None
-        if body is None:
-            shared = self._inflight.get(key)
-            if shared is not None:
-                source = "coalesced"
-                body = await asyncio.shield(shared)
-            else:
-                source = "worker"
-                t1 = time.perf_counter()
-                body = await self._compute(key)
-                worker_ms = (time.perf_counter() - t1) * 1000
+        model, args = op.arguments(request)
+        if "text" in args:
+            check_text(args["text"])
+        if "context" in args:
+            check_text(args["context"], "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
+        model = model or self.default_model
+        if op.cache == "none":
+            fresh = await self._compute(op, model, args, encoding)
+            total = (time.perf_counter() - t0) * 1000
+            return Served(fresh, encoding, "worker", total, total)
+        key: CacheKey = (op.name, model, encoding, json.dumps(args, sort_keys=True))
+        body = None if self._in_kernel(model) else self.cache.get(key)
+        if body is not None:
+            return Served(body, encoding, "cache", (time.perf_counter() - t0) * 1000)
+        shared = self._inflight.get(key)
+        source = "coalesced" if shared is not None else "worker"
+        if shared is None:
+            shared = self._inflight[key] = _Shared(asyncio.ensure_future(self._compute(op, model, args, encoding, key)))
+        shared.waiters += 1
+        try:
+            body = await asyncio.shield(shared.task)
+        finally:
+            shared.waiters -= 1
+            if not shared.waiters and not shared.task.done():  # every client went away
+                shared.task.cancel()
+                if self._inflight.get(key) is shared:
+                    del self._inflight[key]
+        worker_ms = shared.worker_ms if source == "worker" else None
         return Served(body, encoding, source, (time.perf_counter() - t0) * 1000, worker_ms)
 
-    async def _compute(self, key: AnalyzeKey) -> bytes:
-        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        model, text, context, top_k, top_neurons, encoding, interventions, sae, top_features = key
+    async def _compute(self, op: Operation, model: str, args: dict[str, Any], encoding: str,
+                       key: CacheKey | None = None) -> bytes:  # fmt: skip
+        """Ask the worker (or the kernel holding ``model``); with ``key``, cache and share the answer."""
+        t0 = time.perf_counter()
         try:
-            args: dict[str, Any] = {"model": model, "text": text, "context": context, "top_k": top_k, "top_neurons": top_neurons}
-            if sae:
-                args |= {"sae": sae, "top_features": top_features}
-            if interventions != "[]":
-                changes = json.loads(interventions)
-                args |= {"interventions": changes, "neuron_means": self._index_means(model, changes)}
-            result = await self._tracked(model, "analyze", {**args, "encoding": encoding})
+            sent = {**args, "model": model, "encoding": encoding}
+            if args.get("interventions"):
+                sent["neuron_means"] = self._index_means(model, args["interventions"])
+            result = await self._tracked(model, op.name, sent)
             payload: bytes = result["payload"]
-            if not self._in_kernel(model):
+            if key is not None and not self._in_kernel(model):
                 self.cache.put(key, payload)
-            future.set_result(payload)
             return payload
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: there may be no other waiter
-            raise
         finally:
-            self._inflight.pop(key, None)
+            if key is not None:
+                shared = self._inflight.get(key)
+                if shared is not None and shared.task is asyncio.current_task():
+                    shared.worker_ms = (time.perf_counter() - t0) * 1000
+                    del self._inflight[key]
 
     def _index_means(self, model: str, interventions: list[dict[str, Any]]) -> list[list[float]]:
         """``[layer, index, mean]`` of each mean-ablated neuron from the model's index, if it has one
@@ -132,59 +153,6 @@ class LenscopeService:
             except LenscopeError:  # not a neuron of the index: the worker names the problem against the model
                 continue
         return out
-
-    async def activations(self, request: ActivationsRequest, encoding: str) -> Served:
-        """Neuron activations on a text (not cached: cheap, and the neuron set varies)."""
-        t0 = time.perf_counter()
-        check_text(request.text)
-        check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
-        model = request.model or self.default_model
-        neurons = [n.model_dump() for n in request.neurons]
-        args = {"model": model, "text": request.text, "context": request.context, "neurons": neurons, "encoding": encoding}
-        result = await self._tracked(model, "activations", args)
-        total = (time.perf_counter() - t0) * 1000
-        return Served(result["payload"], encoding, "worker", total, total)
-
-    async def attribute(self, request: AttributeRequest, encoding: str) -> Served:
-        """Direct logit attribution of one prediction (not cached: one position, cheap)."""
-        t0 = time.perf_counter()
-        check_text(request.text)
-        model = request.model or self.default_model
-        args = {**request.model_dump(), "model": model, "encoding": encoding}
-        result = await self._tracked(model, "attribute", args)
-        total = (time.perf_counter() - t0) * 1000
-        return Served(result["payload"], encoding, "worker", total, total)
-
-    async def attention(self, request: AttentionRequest, encoding: str) -> Served:
-        """Where each head attends on a text (not cached: the worker bounds it, and it is one pass)."""
-        t0 = time.perf_counter()
-        check_text(request.text)
-        check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
-        model = request.model or self.default_model
-        args = {**request.model_dump(), "model": model, "encoding": encoding}
-        result = await self._tracked(model, "attention", args)
-        total = (time.perf_counter() - t0) * 1000
-        return Served(result["payload"], encoding, "worker", total, total)
-
-    async def logit_lens(self, request: LogitLensRequest, encoding: str) -> Served:
-        """The logit lens at some tokens (not cached: the client caches by position, and one
-        position costs one window's forward)."""
-        t0 = time.perf_counter()
-        check_text(request.text)
-        check_text(request.context, "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)
-        model = request.model or self.default_model
-        args = {**request.model_dump(), "model": model, "encoding": encoding}
-        result = await self._tracked(model, "logit_lens", args)
-        total = (time.perf_counter() - t0) * 1000
-        return Served(result["payload"], encoding, "worker", total, total)
-
-    async def patch(self, request: PatchRequest, encoding: str) -> Served:
-        """Activation patching over two texts (not cached: the two texts are rarely asked twice)."""
-        t0 = time.perf_counter()
-        model = request.model or self.default_model
-        result = await self._tracked(model, "patch", {**request.model_dump(), "model": model, "encoding": encoding})
-        total = (time.perf_counter() - t0) * 1000
-        return Served(result["payload"], encoding, "worker", total, total)
 
     async def head_card(self, model: str, layer: int, head: int) -> dict[str, Any]:
         result: dict[str, Any] = await self._tracked(model, "head_card", {"model": model, "layer": layer, "head": head})

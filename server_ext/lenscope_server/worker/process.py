@@ -4,6 +4,8 @@ Run as ``python -m lenscope_server.worker.process`` by :mod:`lenscope_server.wor
 A reader thread takes frames from stdin: ``cancel`` frames set the op's cancel event at once;
 everything else is queued for the main thread, which runs ops in order. Long ops get
 ``progress`` and ``cancelled`` callbacks (index builds and scans of later issues use them).
+The text operations (analyze, attention, ...) are not written here: every entry of
+:data:`lenscope.operations.OPERATIONS` runs through :meth:`Worker.run_operation`, under its name.
 Only the core library is imported here, never jupyter_server.
 """
 
@@ -18,9 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from lenscope_server.worker.protocol import pack_frame, read_frame
+
+if TYPE_CHECKING:
+    from lenscope.operations import Operation
 
 
 class Worker:
@@ -136,96 +141,24 @@ class Worker:
         self.unload(list(args.get("models") or self.models))
         return {"loaded": sorted(self.models)}
 
-    def op_analyze(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        from lenscope.analysis import analyze
-        from lenscope.interventions import Intervention
-        from lenscope.wire_convert import to_wire
+    def run_operation(self, operation: Operation, args: dict[str, Any]) -> Any:
+        """Any text operation of :data:`lenscope.operations.OPERATIONS`, its response encoded here."""
+        from lenscope.operations import execute
 
-        name = args["model"]
-        model = self.model(name)
-        result = analyze(
-            model,
-            args["text"],
-            context=args.get("context", ""),
-            top_k=args["top_k"],
-            top_neurons=args["top_neurons"],
-            model_name=name,
-            interventions=[
-                Intervention(**{**iv, "positions": None if iv.get("positions") is None else tuple(iv["positions"])})
-                for iv in args.get("interventions", [])
-            ],
-            neuron_means={(int(la), int(ix)): float(m) for la, ix, m in args.get("neuron_means", [])},
-            sae=self.sae(args["sae"]) if args.get("sae") else None,
-            top_features=int(args.get("top_features") or 0) or 10,
-        )
-        return {"payload": encode(to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
-
-    def op_activations(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        from lenscope.analysis import neuron_activations
-        from lenscope.wire_convert import activations_to_wire
-
-        name = args["model"]
-        pairs = [(n["layer"], n["index"]) for n in args["neurons"]]
-        result = neuron_activations(self.model(name), args["text"], pairs, context=args.get("context", ""), model_name=name)
-        return {"payload": encode(activations_to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
-
-    def op_attribute(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        from lenscope.attribution import attribute, attribution_to_wire
-
-        name = args["model"]
-        t0 = time.perf_counter()
-        result = attribute(
-            self.model(name),
-            args["text"],
-            args["position"],
-            context=args.get("context", ""),
-            target=args.get("target"),
-            baseline=args.get("baseline"),
-            model_name=name,
-            sae=self.sae(args["sae"]) if args.get("sae") else None,
-        )
-        wire = {**attribution_to_wire(result, args["top"]), "timings_ms": {"attribute": (time.perf_counter() - t0) * 1000}}
+        wire = execute(operation, self.model(args["model"]), args, self.sae)
         return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
 
-    def op_attention(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        from lenscope.attention import attend, attention_to_wire
+    def find_op(self, name: str) -> Callable[[dict[str, Any], Callable[[dict[str, Any]], None], threading.Event], Any] | None:
+        """The op called ``name``: a method ``op_{name}``, or a text operation of the table."""
+        from lenscope.operations import BY_NAME
 
-        name = args["model"]
-        t0 = time.perf_counter()
-        result = attend(
-            self.model(name),
-            args["text"],
-            context=args.get("context", ""),
-            layers=args.get("layers"),
-            k=args["k"],
-            model_name=name,
-        )
-        wire = {**attention_to_wire(result), "timings_ms": {"attention": (time.perf_counter() - t0) * 1000}}
-        return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
-
-    def op_logit_lens(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        from lenscope.logitlens import logit_lens, logit_lens_to_wire
-
-        name = args["model"]
-        result = logit_lens(
-            self.model(name),
-            args["text"],
-            context=args.get("context", ""),
-            top_k=args["top_k"],
-            positions=args.get("positions"),
-            model_name=name,
-        )
-        return {"payload": encode(logit_lens_to_wire(result), args.get("encoding")), "loaded": sorted(self.models)}
-
-    def op_patch(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        from lenscope.patching import patch_grid, patch_grid_to_wire
-
-        name = args["model"]
-        t0 = time.perf_counter()
-        result = patch_grid(self.model(name), args["clean"], args["corrupted"], args["target"], args["baseline"],
-                            position=args.get("position"), model_name=name)  # fmt: skip
-        wire = {**patch_grid_to_wire(result), "timings_ms": {"patch": (time.perf_counter() - t0) * 1000}}
-        return {"payload": encode(wire, args.get("encoding")), "loaded": sorted(self.models)}
+        method = getattr(self, f"op_{name}", None)
+        if method is not None:
+            return method  # type: ignore[no-any-return]
+        operation = BY_NAME.get(name)
+        if operation is None:
+            return None
+        return lambda args, progress, cancelled: self.run_operation(operation, args)
 
     def op_head_card(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.circuits import head_card_wire
@@ -309,7 +242,7 @@ class Worker:
 
         rid = message["id"]
         cancelled = self.cancel_events.get(rid, threading.Event())
-        op = getattr(self, f"op_{message.get('op')}", None)
+        op = self.find_op(str(message.get("op")))
         try:
             if op is None:
                 raise LenscopeError(f"unknown worker op {message.get('op')!r}")
