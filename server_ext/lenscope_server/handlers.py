@@ -2,7 +2,8 @@
 
 The URL table comes from :data:`lenscope.routes.ROUTES` (the same declaration the OpenAPI spec is
 built from); every text operation (:data:`lenscope.operations.OPERATIONS`) is served by
-:class:`OperationHandler`.
+:class:`OperationHandler`. A client that goes away while its request waits for the model worker
+cancels it (:meth:`LenscopeHandler.unless_gone`), so abandoned requests do not hold the queue.
 
 Errors are mapped in ``errors`` and written by :meth:`LenscopeHandler.write_error`, never as
 tracebacks; client errors are logged as one line, not as an ERROR with a traceback.
@@ -10,8 +11,10 @@ tracebacks; client errors are logged as one line, not as an ERROR with a traceba
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import msgpack
 from jupyter_server.auth.decorator import authorized
@@ -30,6 +33,7 @@ from lenscope_server.service import LenscopeService, Served
 
 AUTH_RESOURCE = "lenscope"
 TOO_LONG = {"string_too_long", "too_long"}
+T = TypeVar("T")
 
 
 class RequestError(LenscopeError):
@@ -41,6 +45,8 @@ class RequestError(LenscopeError):
 class LenscopeHandler(APIHandler):
     auth_resource = AUTH_RESOURCE
     methods: tuple[str, ...] = ()  # set by route_table from the route declarations
+    _work: asyncio.Future[Any] | None = None  # the worker request awaited: cancelled if the client goes away
+    _client_gone = False
 
     @property
     def service(self) -> LenscopeService:
@@ -93,6 +99,26 @@ class LenscopeHandler(APIHandler):
         """Bytes the worker encoded (maybe cached): sent as they are, server timings in a header."""
         self.set_header("Server-Timing", served.server_timing())
         self.finish(served.body, set_content_type=MSGPACK if served.encoding == "msgpack" else "application/json")
+
+    async def unless_gone(self, work: Coroutine[Any, Any, T]) -> T | None:
+        """Await ``work`` (a request to the model worker) unless the client goes away first: then
+        it is cancelled (a request still queued gives its slot back) and this returns None."""
+        task: asyncio.Future[T] = asyncio.ensure_future(work)
+        self._work = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if self._client_gone and task.cancelled():
+                return None
+            raise
+        finally:
+            self._work = None
+
+    def on_connection_close(self) -> None:
+        self._client_gone = True
+        if self._work is not None and not self._work.done():
+            self._work.cancel()
+        super().on_connection_close()
 
     def send_plain(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -155,7 +181,9 @@ class OperationHandler(LenscopeHandler):
     @authorized
     async def post(self) -> None:
         request = self.parse_body(self.operation.request)
-        self.send_served(await self.service.run(self.operation, request, self.encoding()))
+        served = await self.unless_gone(self.service.run(self.operation, request, self.encoding()))
+        if served is not None:
+            self.send_served(served)
 
 
 class NeuronHandler(LenscopeHandler):
@@ -183,14 +211,18 @@ class NeuronInputsHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     async def get(self, model: str, layer: str, index: str) -> None:
-        self.send_plain(await self.service.neuron_inputs(model, int(layer), int(index)))
+        card = await self.unless_gone(self.service.neuron_inputs(model, int(layer), int(index)))
+        if card is not None:
+            self.send_plain(card)
 
 
 class HeadCardHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     async def get(self, model: str, layer: str, head: str) -> None:
-        self.send_plain(await self.service.head_card(model, int(layer), int(head)))
+        card = await self.unless_gone(self.service.head_card(model, int(layer), int(head)))
+        if card is not None:
+            self.send_plain(card)
 
 
 class NeuronSearchHandler(LenscopeHandler):

@@ -1,10 +1,15 @@
 """The text operations are declared once (``lenscope.operations``): each has one route, is served
-by the one generic handler and service method, and runs as a worker op of its own name."""
+by the one generic handler and service method, and runs as a worker op of its own name; and a
+client that gives up on a request while the worker is stalled gives its queue slot back."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
+import signal
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,6 +19,7 @@ import pytest
 
 from lenscope.operations import BY_NAME, OPERATIONS, _load
 from lenscope.routes import ROUTES
+from tests.server.helpers import body_of, post_analyze
 
 BODIES: dict[str, dict[str, Any]] = {
     "analyze": {"text": "x = 1"},
@@ -66,6 +72,76 @@ def test_arguments_drop_unset_fields_and_those_that_mean_nothing_alone() -> None
     assert model == "m" and args["sae"] == "s" and args["top_features"] == 3
 
 
+@pytest.fixture
+def lenscope_config() -> dict:
+    # the stall must outlast the test: neither the heartbeat nor the deadline ends it
+    return {"queue_limit": 4, "heartbeat_timeout_s": 120.0, "request_timeout_s": 120.0}
+
+
+async def _health(jp_fetch) -> dict:
+    return body_of(await jp_fetch("lenscope", "api", "health"))
+
+
+async def _until(predicate, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := await predicate():
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def _abandoned_request(port: int, base_url: str, auth: dict[str, str], body: dict[str, Any]):
+    """A POST whose client will give up: the open connection (close it to give up)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    data = json.dumps(body).encode()
+    head = f"POST {base_url}lenscope/api/analyze HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in auth.items())
+    head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    writer.write(head.encode() + data)
+    await writer.drain()
+    return reader, writer
+
+
+async def test_clients_that_give_up_on_a_stalled_worker_give_their_queue_slots_back(
+    jp_fetch, jp_http_port, jp_base_url, jp_auth_header
+) -> None:
+    assert (await post_analyze(jp_fetch, {"text": "warm up"})).code == 200
+    pid = (await _health(jp_fetch))["worker"]["pid"]
+    limit = (await _health(jp_fetch))["queue"]["limit"]
+    os.kill(pid, signal.SIGSTOP)  # stalled: it reads nothing and answers nothing
+    try:
+        gone = [
+            await _abandoned_request(jp_http_port, jp_base_url, jp_auth_header, {"text": f"abandoned {i}"}) for i in range(limit)
+        ]
+
+        async def full() -> bool:
+            return bool((await _health(jp_fetch))["queue"]["depth"] == limit)
+
+        await _until(full)  # every slot taken by a request whose client is still there
+        for _, writer in gone:
+            writer.close()  # the clients give up
+
+        async def empty() -> bool:
+            return bool((await _health(jp_fetch))["queue"]["depth"] == 0)
+
+        await _until(empty, timeout=10)  # ... and their slots come back at once, the worker still stalled
+        later = asyncio.ensure_future(post_analyze(jp_fetch, {"text": "a request after they gave up"}))
+
+        async def queued() -> bool:
+            return bool((await _health(jp_fetch))["queue"]["depth"] == 1)
+
+        await _until(queued, timeout=10)
+        assert not later.done()  # queued, not refused with queue_full
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    response = await asyncio.wait_for(later, 60)
+    assert response.code == 200 and json.loads(response.body)["model"] == "lenscope-gelu-1l"
+    h = await _health(jp_fetch)
+    assert h["queue"]["depth"] == 0 and h["worker"]["pid"] == pid and h["worker"]["restarts"] == 0, h
+    assert (await post_analyze(jp_fetch, {"text": "and the next"})).code == 200
+
+
 @pytest.mark.slow
 def test_every_operation_is_served_without_torch_in_the_jupyter_server(tmp_path: Path) -> None:
     """Each table entry, /models and /health answered by a real server whose own process never
@@ -96,3 +172,20 @@ def test_every_operation_is_served_without_torch_in_the_jupyter_server(tmp_path:
         maps = Path(f"/proc/{PIDS[base]}/maps").read_text()
         assert "libtorch" not in maps and "/torch/" not in maps
         assert "libtorch" in Path(f"/proc/{health['worker']['pid']}/maps").read_text()  # the check can fail
+
+
+def test_a_request_cancelled_while_it_waited_in_the_worker_is_answered_without_running() -> None:
+    import threading
+
+    import msgpack
+
+    from lenscope_server.worker.process import Worker
+
+    out = io.BytesIO()
+    worker = Worker(out, device=None, memory_limit_mb=0, idle_unload_s=0, model_dirs=[])
+    worker.cancel_events[5] = threading.Event()
+    worker.cancel_events[5].set()  # the server's cancel frame arrived before the op started
+    worker.handle({"id": 5, "op": "analyze", "args": {"model": "lenscope-gelu-1l", "text": "x", "encoding": "json"}})
+    reply = msgpack.unpackb(out.getvalue()[4:], raw=False)
+    assert reply["id"] == 5 and not reply["ok"] and reply["error"]["code"] == "cancelled", reply
+    assert worker.models == {}  # nothing was loaded or run

@@ -8,7 +8,9 @@ answers 503) and a fresh worker is started for the next request.
 Nothing waits forever: a request has a deadline (:class:`WorkerTimeout`, 504), and the worker
 sends a heartbeat from a thread of its own; a worker that misses it (stopped, wedged) is killed
 and restarted, and the requests it held fail at once. A request counts against the queue only
-from the moment its frame is written, and is released on every way out.
+from the moment its frame is written, and is released on every way out, a cancelled await
+included (the server cancels a request whose client went away; the worker is told, and skips it
+if it has not started it).
 """
 
 from __future__ import annotations
@@ -274,6 +276,9 @@ class WorkerClient:
                 on_sent(rid)
             await proc.stdin.drain()
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except asyncio.CancelledError:  # its client went away: the worker skips it if not started yet
+            self._cancel_nowait(proc, rid)
+            raise
         except (ConnectionError, RuntimeError) as exc:
             raise WorkerDied(f"the model worker is not accepting requests ({exc}); it is restarting, try again") from exc
         except asyncio.TimeoutError:
@@ -284,6 +289,11 @@ class WorkerClient:
             ) from None
         finally:
             self._pending.pop(rid, None)
+
+    def _cancel_nowait(self, proc: asyncio.subprocess.Process, rid: int) -> None:
+        if proc.stdin is not None and proc.returncode is None and not proc.stdin.is_closing():
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                proc.stdin.write(pack_frame({"id": rid, "op": "cancel"}))
 
     async def cancel(self, rid: int) -> None:
         if self.proc and self.proc.stdin and self.proc.returncode is None:

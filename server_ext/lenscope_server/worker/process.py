@@ -6,6 +6,7 @@ everything else is queued for the main thread, which runs ops in order. Long ops
 ``progress`` and ``cancelled`` callbacks (index builds and scans of later issues use them).
 The text operations (analyze, attention, ...) are not written here: every entry of
 :data:`lenscope.operations.OPERATIONS` runs through :meth:`Worker.run_operation`, under its name.
+A request cancelled while it still waits in the inbox is answered ``cancelled`` without running.
 Only the core library is imported here, never jupyter_server.
 """
 
@@ -238,7 +239,7 @@ class Worker:
             self.check_memory()
 
     def handle(self, message: dict[str, Any]) -> None:
-        from lenscope.errors import LenscopeError
+        from lenscope.errors import JobCancelled, LenscopeError
 
         rid = message["id"]
         cancelled = self.cancel_events.get(rid, threading.Event())
@@ -246,6 +247,8 @@ class Worker:
         try:
             if op is None:
                 raise LenscopeError(f"unknown worker op {message.get('op')!r}")
+            if cancelled.is_set():  # given up on while it waited in the inbox: nobody wants the answer
+                raise JobCancelled(f"{message.get('op')!r} was cancelled before it started")
             result = op(message.get("args") or {}, lambda p: self.send({"id": rid, "progress": p}), cancelled)
             try:
                 self.send({"id": rid, "ok": True, "result": result})
