@@ -23,6 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from lenscope.native_memory import keep_heap, release_freed_memory
 from lenscope_server.worker.protocol import pack_frame, read_frame
 
 if TYPE_CHECKING:
@@ -105,17 +106,17 @@ class Worker:
     def idle(self) -> None:
         """Nothing asked for a while: unload idle models and give the heap kept for speed back."""
         self.unload_idle()
-        release_heap()
+        release_freed_memory()
 
     def check_memory(self) -> None:
         """Over the limit: give the kept heap back, then drop every model; still over: exit,
         and the server starts a fresh worker."""
         if self.memory_limit_mb <= 0 or rss_mb() <= self.memory_limit_mb:
             return
-        release_heap()
+        release_freed_memory()
         if rss_mb() > self.memory_limit_mb:
             self.unload(list(self.models))
-            release_heap()
+            release_freed_memory()
             if rss_mb() > self.memory_limit_mb:
                 sys.stderr.write(f"lenscope worker: {rss_mb():.0f} MB > limit {self.memory_limit_mb} MB, exiting\n")
                 os._exit(3)
@@ -271,50 +272,6 @@ class Worker:
 
 
 HEARTBEAT_S = 2.0
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD = 32 * 2**20
-"""glibc's largest: smaller allocations (every temporary of a small model's forward) reuse heap pages."""
-TRIM_THRESHOLD = 256 * 2**20
-"""Free heap above this is still given back at once: a small model's requests fit under it (the
-default model's 1,024-token analyze touches ~80 MB), a GPT-2-sized one's do not (~650 MB at
-1,024 tokens, whose faults are a small share of a far longer forward)."""
-
-
-def _libc() -> Any:
-    import ctypes
-    import ctypes.util
-
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None  # musl has neither
-
-
-def keep_heap() -> bool:
-    """Keep freed tensor memory in the heap between requests, for the worker's whole life.
-
-    With glibc's defaults the heap's free top is returned to the system after each request
-    (and allocations above a dynamic threshold are fresh mappings), so the next request's
-    temporaries fault in fresh zeroed pages again: ~7,000 page faults per analyze of 256 tokens
-    on the default model, ~20,000 at 1,024, several ms each time (more on a busy machine).
-    Fixing both thresholds keeps up to ``TRIM_THRESHOLD`` of those pages; :func:`release_heap`
-    gives them back when the worker is idle or over its memory limit (index builds trim after
-    each shard anyway).
-    """
-    libc = _libc()
-    if libc is None:
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-
-
-def release_heap() -> bool:
-    """``malloc_trim(0)``: every free heap page back to the system; True when some were."""
-    libc = _libc()
-    return bool(libc.malloc_trim(0)) if libc is not None else False
 
 
 def encode(wire: dict[str, Any], encoding: str | None) -> bytes:
