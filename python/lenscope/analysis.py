@@ -23,7 +23,7 @@ import torch
 
 from lenscope import defaults
 from lenscope.engine.intervene import prepare
-from lenscope.engine.plan import Plan, plan_text
+from lenscope.engine.plan import Plan, plan_input, plan_text
 from lenscope.engine.run import (
     DERIVE_CHUNK_ELEMENTS,
     Capture,
@@ -248,6 +248,7 @@ def analyze(
     neuron_means: Mapping[tuple[int, int], float] | None = None,
     sae: SparseAutoencoder | None = None,
     top_features: int = defaults.TOP_FEATURES,
+    token_ids: Sequence[int] | None = None,
 ) -> AnalysisResult:
     """Analyze ``text`` token by token with ``model`` (a TransformerLens ``TransformerBridge``).
 
@@ -262,6 +263,9 @@ def analyze(
     ablation of a neuron uses ``neuron_means[(layer, index)]`` when given (an index's), else
     the mean over the text; ``result.interventions`` says which.
 
+    ``token_ids`` analyzes those ids as given instead of a text (``text`` empty): a probe of
+    random tokens, a sequence no tokenizer would produce; each token's span is its own string.
+
     ``sae`` (:mod:`lenscope.sae`) adds its ``top_features`` strongest features at each token
     (``predictions.feature_*``); it must read a hook point of this model with its width.
     """
@@ -271,7 +275,7 @@ def analyze(
     # An attention-only model has no neurons: any top_neurons asks for none of them.
     check_int(top_neurons, "top_neurons", 0, min(MAX_TOP_NEURONS, n_layers * d_mlp) if d_mlp else MAX_TOP_NEURONS)
     timings = {"tokenize": 0.0, "forward": 0.0, "derive": 0.0}
-    plan = plan_text(model, text, context, window, timings)
+    plan = plan_input(model, text, context, token_ids, window, timings)
     spans = plan.spans
     if sae is not None:
         from lenscope.sae import check_fits
@@ -303,7 +307,7 @@ def analyze(
     return AnalysisResult(
         model=model_name or str(getattr(model.cfg, "model_name", "model")),
         tokens=spans,
-        token_texts=spans.texts(text),
+        token_texts=spans.texts(plan.text),
         predictions=preds,
         strings=strings,
         context_tokens=plan.keep,

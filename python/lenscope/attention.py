@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from lenscope import defaults
-from lenscope.models import hooks as hook_names
 from lenscope.engine.layernorm import ln_params
-from lenscope.engine.plan import plan_text
+from lenscope.engine.plan import plan_input
 from lenscope.engine.run import forward_windows, model_device
 from lenscope.errors import InputTooLarge, InvalidInput
+from lenscope.models import hooks as hook_names
 from lenscope.models.shape import shape_of
 from lenscope.tokens import TokenSpans, token_strings
 from lenscope.validation import MAX_RESPONSE_CELLS, MAX_TEXT_TOKENS, check_int
@@ -112,9 +112,11 @@ def attend(
     layers: list[int] | None = None,
     k: int = defaults.ATTENTION_K,
     model_name: str | None = None,
+    token_ids: list[int] | None = None,
 ) -> AttentionResult:
     """The ``k`` strongest sources of every text token for every head of ``layers`` (default:
-    all), and each head's positional share on this text."""
+    all), and each head's positional share on this text (or on ``token_ids`` as given, ``text``
+    empty)."""
     n_layers = shape_of(model).n_layers
     n_heads = int(model.cfg.n_heads)
     layers = list(range(n_layers)) if layers is None else sorted(set(layers))
@@ -123,7 +125,7 @@ def attend(
     for layer in layers:
         check_int(layer, "layer", 0, n_layers - 1)
     check_int(k, "k", 1, defaults.MAX_ATTENTION_K)
-    plan = plan_text(model, text, context)
+    plan = plan_input(model, text, context, token_ids)
     n = len(plan.spans.ids)
     if n > MAX_TEXT_TOKENS:
         raise InputTooLarge(f"text is {n:,} tokens; the limit is {MAX_TEXT_TOKENS:,}: select less text")
@@ -184,7 +186,7 @@ def attend(
     return AttentionResult(
         model=model_name or str(getattr(model.cfg, "model_name", "model")),
         tokens=plan.spans,
-        token_texts=plan.spans.texts(text),
+        token_texts=plan.spans.texts(plan.text),
         layers=layers,
         n_heads=n_heads,
         sources=sources.permute(1, 2, 0, 3).to(torch.int32).cpu().numpy(),

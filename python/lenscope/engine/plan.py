@@ -8,15 +8,18 @@ way, so "token ``i``" means the same token in analyze, attention, attribution an
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from lenscope.engine.protocol import HookedModel
 from lenscope.engine.windows import Window, plan_windows
-from lenscope.errors import InvalidInput
+from lenscope.errors import InputTooLarge, InvalidInput
 from lenscope.models.shape import shape_of
-from lenscope.tokens import TokenSpans, split_context
-from lenscope.validation import MAX_CONTEXT_CHARS, check_int, check_text
+from lenscope.tokens import TokenSpans, split_context, token_strings
+from lenscope.validation import MAX_CONTEXT_CHARS, MAX_TEXT_TOKENS, check_int, check_text
 
 CHARS_PER_TOKEN_BOUND = 64
 """Context beyond ``body * 64`` characters cannot reach the kept context tokens."""
@@ -41,6 +44,7 @@ class Plan:
     windows: list[Window]
     window: int  # tokens per window, BOS included
     bos: int
+    text: str  # what the spans index: the text asked about, or the token ids' own strings joined
 
     @property
     def windowed(self) -> bool:
@@ -67,4 +71,47 @@ def plan_text(model: HookedModel, text: str, context: str = "", window: int | No
     if timings is not None:
         timings["tokenize"] = (time.perf_counter() - t0) * 1000
     windows = plan_windows(len(seq), body, keep - 1)
-    return Plan(spans, seq, keep, keep - 1, windows, window, bos_id(model.tokenizer))
+    return Plan(spans, seq, keep, keep - 1, windows, window, bos_id(model.tokenizer), text)
+
+
+def plan_input(model: HookedModel, text: str, context: str, token_ids: Sequence[int] | None, window: int | None = None,
+               timings: dict[str, float] | None = None) -> Plan:  # fmt: skip
+    """A feature's input: ``text`` (with its ``context``), or ``token_ids`` as given (then
+    ``text`` and ``context`` must be empty)."""
+    if token_ids is None:
+        return plan_text(model, text, context, window, timings)
+    if text or context:
+        raise InvalidInput("give text or token ids, not both")
+    return plan_tokens(model, token_ids, window)
+
+
+def plan_tokens(model: HookedModel, ids: Sequence[int], window: int | None = None) -> Plan:
+    """A plan over token ids as given (a probe of random tokens, a sequence a tokenizer would
+    never produce): no context, no re-tokenization. The "text" is each id's own string, joined,
+    so every token has a span and a result reads like one over text."""
+    shape = shape_of(model)
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise InvalidInput(f"token ids must be a list of integers, got {type(ids).__name__}")
+    if not ids:
+        raise InvalidInput("token ids are empty: give at least one")
+    if len(ids) > MAX_TEXT_TOKENS:
+        raise InputTooLarge(f"{len(ids):,} token ids; the limit is {MAX_TEXT_TOKENS:,}")
+    for i, t in enumerate(ids):
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < shape.d_vocab:
+            raise InvalidInput(f"token ids[{i}] is {t!r}: ids must be integers from 0 to {shape.d_vocab - 1}")
+    window = shape.n_ctx if window is None else check_int(window, "window", 3, shape.n_ctx)
+    pieces = token_strings(model.tokenizer, list(ids))
+    lengths = np.array([len(p) for p in pieces], dtype=np.int32)
+    units = np.array([len(p.encode("utf-16-le")) // 2 for p in pieces], dtype=np.int32)
+    end, end16 = np.cumsum(lengths, dtype=np.int32), np.cumsum(units, dtype=np.int32)
+    spans = TokenSpans(
+        ids=np.asarray(ids, dtype=np.int64),
+        start=end - lengths,
+        end=end,
+        start_utf16=end16 - units,
+        end_utf16=end16,
+        partial=np.zeros(len(ids), dtype=bool),
+    )
+    seq = [int(t) for t in ids]
+    windows = plan_windows(len(seq), window - 1, -1)
+    return Plan(spans, seq, 0, -1, windows, window, bos_id(model.tokenizer), "".join(pieces))

@@ -1,0 +1,186 @@
+"""Heads found by their role: previous-token, duplicate-token, induction and BOS (attention-sink) scores.
+
+Each score is the attention a head pays to the positions a role names, read from
+``hook_pattern`` in one forward pass, in the form TransformerLens's head detector uses
+(``transformer_lens.head_detector``: the pattern's mass on a 0/1 "detection pattern"), averaged
+over the query positions that have such a target (so a first occurrence, which has no earlier
+duplicate, does not dilute the score):
+
+==============  ==========================================================================
+role            query ``i`` attends to key ``j`` where
+==============  ==========================================================================
+previous_token  ``j == i - 1`` (every query after the first token)
+duplicate_token ``j < i`` and ``tok[j] == tok[i]`` (an earlier copy of the current token)
+induction       ``j - 1 < i - 1`` and ``tok[j - 1] == tok[i]``: the token *after* an earlier
+                copy of the current token (Elhage et al. 2021, Olsson et al. 2022)
+bos             ``j == 0``: the BOS, an attention sink (every query)
+==============  ==========================================================================
+
+The standard probe is a sequence of repeated random tokens: BOS, ``n`` tokens drawn (seeded)
+from frequent tokens, then the same ``n`` again. On it the in-context gain (mean loss on the
+first copy minus on the second, in nats) measures how much a model copies from context; an
+induction head attends from a token of the second copy to the token after its first
+occurrence. The same scores are computed on any text (its own duplicates and repeats).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from lenscope.engine.plan import bos_id, plan_text
+from lenscope.engine.run import model_device, run_capturing
+from lenscope.errors import InputTooLarge, InvalidInput
+from lenscope.models import hooks as hook_names
+from lenscope.models.shape import shape_of
+from lenscope.validation import check_int
+
+ROLES = ("previous_token", "duplicate_token", "induction", "bos")
+PROBE_LENGTH = 50
+PROBE_BATCH = 8
+FREQUENT_TOKENS = 1000
+
+
+def detection_patterns(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """0/1 ``[seq, seq]`` masks (query, key) of each role for one sequence (position 0: the BOS)."""
+    n = len(tokens)
+    same = tokens[:, None] == tokens[None, :]  # [query, key]
+    causal = torch.ones(n, n, dtype=torch.bool, device=tokens.device).tril(-1)  # j < i
+    prev = torch.zeros(n, n, dtype=torch.bool, device=tokens.device)
+    idx = torch.arange(1, n, device=tokens.device)
+    prev[idx, idx - 1] = True
+    prev[1, 0] = False  # the first token's previous position is the BOS: a sink, not a token
+    dup = same & causal
+    dup[:, 0] = False
+    ind = torch.zeros_like(dup)
+    ind[:, 1:] = dup[:, :-1]  # key j where tok[j-1] == tok[i], j - 1 < i
+    ind[:, 1] = False  # j - 1 == 0 is the BOS
+    bos = torch.zeros_like(dup)
+    bos[1:, 0] = True
+    return {"previous_token": prev, "duplicate_token": dup, "induction": ind, "bos": bos}
+
+
+def role_scores(pattern: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``[heads]`` per role: the mean, over query positions with a target, of the pattern's mass on
+    the role's keys. ``pattern``: ``[heads, query, key]`` for one sequence. NaN when no query has
+    a target (a text without a repeated token has no induction targets)."""
+    out = {}
+    for role, mask in masks.items():
+        rows = mask.any(-1)  # queries that have a target
+        mass = (pattern * mask).sum(-1)  # [heads, query]
+        n = int(rows.sum())
+        out[role] = mass[:, rows].sum(-1) / n if n else torch.full((pattern.shape[0],), float("nan"), device=pattern.device)
+    return out
+
+
+@dataclass
+class HeadScores:
+    """Scores ``[layers, heads]`` per role, on what they were measured on."""
+
+    model: str
+    on: str  # "probe" (repeated random tokens) or "text"
+    scores: dict[str, np.ndarray]  # role -> float32 [layers, heads]
+    tokens: int  # tokens per sequence, BOS included
+    sequences: int
+    in_context_gain: float | None = None  # probe only: loss on the first copy minus on the second (nats)
+    loss_first: float | None = None
+    loss_second: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def top(self, role: str, k: int = 5) -> list[tuple[int, int, float]]:
+        """The ``k`` highest-scoring heads for ``role``: ``(layer, head, score)``."""
+        s = np.nan_to_num(self.scores[role], nan=-1.0)
+        flat = np.argsort(-s, axis=None, kind="stable")[:k]
+        return [(int(i // s.shape[1]), int(i % s.shape[1]), float(self.scores[role].flat[i])) for i in flat]
+
+    def role_of(self, layer: int, head: int) -> tuple[str, float]:
+        """The head's strongest role (BOS counts only when nothing else is above 0.3)."""
+        best = max((r for r in ROLES if r != "bos"), key=lambda r: np.nan_to_num(self.scores[r][layer, head], nan=-1.0))
+        value = float(np.nan_to_num(self.scores[best][layer, head], nan=0.0))
+        if value < 0.3 and float(self.scores["bos"][layer, head]) > value:
+            return "bos", float(self.scores["bos"][layer, head])
+        return best, value
+
+
+def frequent_tokens(model: Any, n: int = FREQUENT_TOKENS, counts: np.ndarray | None = None) -> np.ndarray:
+    """The ``n`` most frequent token ids by ``counts`` (e.g. an index corpus's token counts);
+    without counts, ids in merge order after the 256 byte tokens (a byte-level BPE's ids follow
+    its merges, which follow frequency), special tokens left out."""
+    d_vocab = shape_of(model).d_vocab
+    special = {int(t) for t in getattr(model.tokenizer, "all_special_ids", [])}
+    if counts is not None:
+        counts = counts.astype(np.float64).copy()
+        counts[[s for s in special if s < len(counts)]] = -1
+        order = np.argsort(-counts, kind="stable")
+        order = order[counts[order] > 0]
+    else:
+        order = np.array([i for i in range(min(256, d_vocab), d_vocab) if i not in special] or range(d_vocab))
+    return order[: min(n, len(order))].astype(np.int64)
+
+
+def probe_sequences(model: Any, length: int = PROBE_LENGTH, batch: int = PROBE_BATCH, seed: int = 0,
+                    pool: np.ndarray | None = None) -> torch.Tensor:  # fmt: skip
+    """``[batch, 1 + 2 * length]``: BOS, ``length`` random tokens from ``pool`` (default: frequent
+    tokens), the same again; each row drawn without repeats inside its first copy."""
+    n_ctx = shape_of(model).n_ctx
+    check_int(length, "length", 2, (n_ctx - 1) // 2)
+    check_int(batch, "batch", 1, 64)
+    pool = frequent_tokens(model) if pool is None else pool
+    if len(pool) < length:
+        raise InvalidInput(f"the probe needs {length} distinct tokens; only {len(pool)} to draw from")
+    gen = np.random.default_rng(seed)
+    rows = np.stack([gen.choice(pool, size=length, replace=False) for _ in range(batch)])
+    bos = np.full((batch, 1), bos_id(model.tokenizer))
+    return torch.from_numpy(np.concatenate([bos, rows, rows], axis=1)).to(model_device(model))
+
+
+@torch.inference_mode()
+def score_tokens(model: Any, x: torch.Tensor, *, model_name: str = "model", on: str = "text") -> HeadScores:
+    """Every head's role scores on token ids ``x`` (``[batch, seq]``, BOS first), one forward,
+    averaged over the batch's sequences."""
+    shape = shape_of(model)
+    if x.ndim != 2 or x.shape[1] < 3:
+        raise InvalidInput("token ids must be [sequences, tokens] with at least BOS + 2 tokens")
+    if x.shape[1] > shape.n_ctx:
+        raise InputTooLarge(f"{x.shape[1]} tokens do not fit the model's context of {shape.n_ctx}")
+    if int(x.min()) < 0 or int(x.max()) >= shape.d_vocab:
+        raise InvalidInput(f"token ids must be between 0 and {shape.d_vocab - 1}")
+    names = [hook_names.attn_pattern(layer) for layer in range(shape.n_layers)]
+    logits, cache = run_capturing(model, x, names)
+    per_seq = []
+    for b in range(x.shape[0]):
+        masks = detection_patterns(x[b])
+        layer_scores = [role_scores(cache[name][b].float(), masks) for name in names]
+        per_seq.append({r: torch.stack([s[r] for s in layer_scores]) for r in ROLES})  # [layers, heads]
+    scores = {r: torch.nanmean(torch.stack([p[r] for p in per_seq]), 0).cpu().numpy().astype(np.float32) for r in ROLES}
+    lp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, x[:, 1:, None])[..., 0]  # [batch, seq - 1]
+    return HeadScores(model_name, on, scores, int(x.shape[1]), int(x.shape[0]), extra={"logprobs": lp.cpu().numpy()})
+
+
+def induction_probe(model: Any, *, model_name: str = "model", length: int = PROBE_LENGTH, batch: int = PROBE_BATCH,
+                    seed: int = 0, pool: np.ndarray | None = None) -> HeadScores:  # fmt: skip
+    """Scores on repeated random tokens, with the in-context gain (loss on the first copy's tokens
+    after its first, minus loss on the second copy's tokens after its first)."""
+    x = probe_sequences(model, length, batch, seed, pool)
+    result = score_tokens(model, x, model_name=model_name, on="probe")
+    lp = result.extra.pop("logprobs")  # lp[:, j] predicts token j + 1
+    first = -float(lp[:, 1:length].mean())  # tokens 2..n of the first copy (token 1 follows the BOS)
+    second = -float(lp[:, length + 1 :].mean())  # tokens 2..n of the second copy
+    result.loss_first, result.loss_second, result.in_context_gain = first, second, first - second
+    result.extra["length"] = length
+    result.extra["seed"] = seed
+    return result
+
+
+def text_scores(model: Any, text: str, context: str = "", *, model_name: str = "model") -> HeadScores:
+    """Scores on a text (its own repeats and duplicates), BOS + the text's tokens in one window."""
+    plan = plan_text(model, text, context)
+    if len(plan.windows) > 1:
+        raise InputTooLarge(f"text is {len(plan.spans.ids):,} tokens; head scores read one window: select less text")
+    x = torch.tensor([[plan.bos, *plan.seq]], device=model_device(model))
+    result = score_tokens(model, x, model_name=model_name, on="text")
+    result.extra.pop("logprobs")
+    return result
