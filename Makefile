@@ -27,8 +27,10 @@ $(STAMP): pyproject.toml hatch_build.py Makefile package.json yarn.lock
 	# environment; `make build` builds the frontend, so the install skips it (SKIP_JUPYTER_BUILDER)
 	$(BIN)/python -m pip install -q hatchling hatch-jupyter-builder hatch-nodejs-version editables
 	SKIP_JUPYTER_BUILDER=1 $(BIN)/python -m pip install -q --no-build-isolation -e '.[lab,test]'
-	# node dependencies (jlpm is JupyterLab's pinned yarn); yarn.lock is committed
-	$(BIN)/jlpm install
+	# node dependencies (jlpm is JupyterLab's pinned yarn); yarn.lock is committed. Quiet: no
+	# progress bars, and .yarnrc.yml's logFilters drop the fetch, peer-dependency and deprecation
+	# notices (thousands of lines); errors and other warnings stay
+	YARN_ENABLE_PROGRESS_BARS=0 $(BIN)/jlpm install
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,11 +45,20 @@ build: install
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation)
 
+# the URL to open, printed on a line of its own before the server starts (its own log is warnings
+# only); a taken port fails instead of moving to another port the line would not name
+ifndef LAB_TOKEN
+LAB_TOKEN := $(shell $(PYTHON) -c 'import secrets; print(secrets.token_hex(24))')
+endif
+LAB_URL = http://127.0.0.1:$(PORT)/lab?token=$(LAB_TOKEN)
+
 lab: build
-	mkdir -p $(VENV)/lab-settings/@jupyterlab/apputils-extension
-	echo '{"fetchNews": "false"}' > $(VENV)/lab-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings
-	JUPYTERLAB_SETTINGS_DIR=$(abspath $(VENV)/lab-settings) $(BIN)/jupyter lab \
+	@mkdir -p $(VENV)/lab-settings/@jupyterlab/apputils-extension
+	@echo '{"fetchNews": "false"}' > $(VENV)/lab-settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings
+	@printf '\n  lenscope is starting. open: %s\n  (Ctrl+C stops it)\n\n' '$(LAB_URL)'
+	@JUPYTERLAB_SETTINGS_DIR=$(abspath $(VENV)/lab-settings) $(BIN)/jupyter lab \
 	  --ServerApp.root_dir=$(abspath examples) --ServerApp.ip=127.0.0.1 --ServerApp.port=$(PORT) \
+	  --ServerApp.port_retries=0 --IdentityProvider.token=$(LAB_TOKEN) --ServerApp.log_level=WARN \
 	  --ServerApp.open_browser=False --LenscopeApp.default_model=lenscope-gelu-1l $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lint: install

@@ -91,6 +91,27 @@ export class AnalysisModel {
     return this.runValue;
   }
 
+  /** What `GET models` says of `model` (its shape among it), or null when not listed. */
+  entryOf(model: string): ModelEntry | null {
+    return this.picker.models.find(m => m.name === model) ?? null;
+  }
+
+  /**
+   * Analyze the current run's text again (the model, its SAE or the comparison model changed),
+   * when its editor is open and the text is still there unchanged; else leave it as it is.
+   */
+  rerun(): void {
+    const run = this.runValue;
+    if (!run || !run.target.view.dom.isConnected) {
+      return;
+    }
+    const { view, from, text } = run.target;
+    if (view.state?.sliceDoc(from, from + text.length) !== text) {
+      return; // edited since: the next Alt+Shift+L analyzes what is there now
+    }
+    void this.analyze(run.target);
+  }
+
   setStatus(status: Status): void {
     this.statusValue = status;
     this.statusChangedSignal.emit(status);

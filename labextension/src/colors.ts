@@ -70,9 +70,14 @@ export function diffColor(diff: number, span = 4): string {
   return diff > 0 ? `rgba(30, 160, 80, ${a})` : `rgba(150, 60, 200, ${a})`;
 }
 
-/** The comparison's diff for one token: lp_A - max(lp_B, clamp). */
+/**
+ * The comparison's diff for one token: max(lp_A, clamp) − max(lp_B, clamp). Both sides are
+ * clamped alike (DESIGN: the weaker model's log-prob is clamped, whichever it is): where both are
+ * below the clamp neither wins (0, no colour), and where A is below it B wins by at most
+ * lp_B − clamp. Where A wins (the rows a corpus comparison ranks) it equals lp_A − max(lp_B, clamp).
+ */
 export function clampedDiff(lpA: number, lpB: number, clamp: number): number {
-  return lpA - Math.max(lpB, clamp);
+  return Math.max(lpA, clamp) - Math.max(lpB, clamp);
 }
 
 /** Five legend stops for the panel, as [label, colour]. */

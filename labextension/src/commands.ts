@@ -43,8 +43,19 @@ export function addCommands(
   const { commands } = app;
   const showPanel = () => app.shell.activateById(panelId);
 
-  async function analyze(): Promise<void> {
+  /** A command from a notebook's context menu acts on the cell right-clicked, not the active one: make it active first. */
+  function toClickedCell(args: ReadonlyPartialJSONObject): void {
+    const nb = args.contextMenu ? editors.notebooks?.currentWidget?.content : null;
+    const node = nb ? app.contextMenuHitTest(n => n.classList.contains('jp-Cell')) : undefined;
+    const i = nb && node ? nb.widgets.findIndex(c => c.node === node) : -1;
+    if (nb && i >= 0 && i !== nb.activeCellIndex) {
+      nb.activeCellIndex = i;
+    }
+  }
+
+  async function analyze(args: ReadonlyPartialJSONObject = {}): Promise<void> {
     const started = performance.now();
+    toClickedCell(args);
     showPanel();
     const target = activeTarget(editors, model.settings, model.entry?.shape?.n_ctx);
     if (!target) {
@@ -62,7 +73,7 @@ export function addCommands(
     label: 'lenscope: Analyze selection',
     caption: 'Per-token predictions and neurons of the selection (or the cell / file)',
     icon,
-    execute: analyze
+    execute: args => analyze(args)
   });
   commands.addCommand(CommandIDs.clear, { label: 'lenscope: Clear annotations', execute: () => model.clear() });
   commands.addCommand(CommandIDs.buildIndex, {
@@ -204,7 +215,8 @@ export function addCommands(
   commands.addCommand(CommandIDs.patchSetClean, {
     label: 'lenscope: Use the selection as the clean text (patching)',
     caption: 'Activation patching: the selection (or cell, file) is the clean text patched into another',
-    execute: async () => {
+    execute: async args => {
+      toClickedCell(args);
       const target = patchTarget();
       if (!target) {
         model.setStatus({ kind: 'error', message: 'No text to use as the clean text.', hint: 'Click into a file or a notebook cell with some text first.' });
@@ -216,7 +228,8 @@ export function addCommands(
   commands.addCommand(CommandIDs.patchRun, {
     label: 'lenscope: Patch the clean text into the selection',
     caption: 'Activation patching: the selection is the corrupted text; per layer, component and head, the share of the clean logit difference restored',
-    execute: async () => {
+    execute: async args => {
+      toClickedCell(args);
       const target = patchTarget();
       if (!target) {
         model.setStatus({ kind: 'error', message: 'No text to patch into.', hint: 'Click into a file or a notebook cell with some text first.' });
@@ -282,11 +295,12 @@ export function addCommands(
     palette?.addItem({ command, category: 'lenscope' });
   }
   for (const selector of ['.jp-FileEditor', '.jp-Notebook .jp-Cell']) {
-    app.contextMenu.addItem({ command: CommandIDs.analyze, selector, rank: 0 });
+    // args.contextMenu: act on the cell right-clicked (toClickedCell)
+    app.contextMenu.addItem({ command: CommandIDs.analyze, selector, rank: 0, args: { contextMenu: true } });
     app.contextMenu.addItem({ command: CommandIDs.clear, selector, rank: 0 });
     app.contextMenu.addItem({ command: CommandIDs.copyAnalysis, selector, rank: 0 });
-    app.contextMenu.addItem({ command: CommandIDs.patchSetClean, selector, rank: 0 });
-    app.contextMenu.addItem({ command: CommandIDs.patchRun, selector, rank: 0 });
+    app.contextMenu.addItem({ command: CommandIDs.patchSetClean, selector, rank: 0, args: { contextMenu: true } });
+    app.contextMenu.addItem({ command: CommandIDs.patchRun, selector, rank: 0, args: { contextMenu: true } });
   }
   // Alt+Shift+→ / ← / K are in the editor's keymap (editor/annotations.ts): CodeMirror sees
   // keys before JupyterLab does and binds Alt+Shift+arrows itself

@@ -66,6 +66,38 @@ export function parseComponent(spec: string): ComponentRef | null {
   return null;
 }
 
+/** What the client knows of a model's shape (`GET models`): enough to check a component. */
+export interface ShapeLike {
+  n_layers: number;
+  d_mlp: number | null;
+  n_heads?: number | null;
+}
+
+/**
+ * Why `c` is not a component of a model of this shape (a layer past the last, a neuron past
+ * d_mlp, a head past n_heads, an MLP of an attention-only model), or null when it is (or the
+ * shape is not known: the server decides). Checked before an intervention joins the list.
+ */
+export function componentProblem(c: ComponentRef, shape: ShapeLike | null | undefined, model = 'the model'): string | null {
+  if (!shape) {
+    return null;
+  }
+  const label = componentLabel(c);
+  if (c.layer >= shape.n_layers) {
+    return `${label}: ${model} has ${shape.n_layers} layer${shape.n_layers === 1 ? '' : 's'} (L0${shape.n_layers > 1 ? `–L${shape.n_layers - 1}` : ''}).`;
+  }
+  if ((c.component === 'neuron' || c.component === 'mlp') && shape.d_mlp === null) {
+    return `${label}: ${model} is attention-only (no MLP neurons).`;
+  }
+  if (c.component === 'neuron' && shape.d_mlp !== null && (c.index ?? 0) >= shape.d_mlp) {
+    return `${label}: ${model} has ${shape.d_mlp} neurons per layer (N0–N${shape.d_mlp - 1}).`;
+  }
+  if (c.component === 'head' && shape.n_heads && (c.index ?? 0) >= shape.n_heads) {
+    return `${label}: ${model} has ${shape.n_heads} heads per layer (H0–H${shape.n_heads - 1}).`;
+  }
+  return null;
+}
+
 /** `L0.N5`, `L0.H3`, `L0.MLP`, `L0.ATTN`. */
 export function componentLabel(c: ComponentRef): string {
   switch (c.component) {

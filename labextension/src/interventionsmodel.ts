@@ -10,7 +10,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { AnalysisModel, sameTokens } from './analysismodel';
 import type { LenscopeClient } from './api/client';
 import { describe } from './errors';
-import { AppliedIntervention, ComponentRef, deltas, deltaSpan, Intervention, InterventionWire, opsOf, sameWire, toWire } from './interventions';
+import { AppliedIntervention, ComponentRef, componentProblem, deltas, deltaSpan, Intervention, InterventionWire, opsOf, sameWire, toWire } from './interventions';
 import { LatestRequest } from './request';
 import type { Settings } from './settings';
 
@@ -31,7 +31,7 @@ export class InterventionsModel {
   private wireShown: InterventionWire[] = [];
   private readonly request = new LatestRequest({
     busy: loading => this.set({ loading }),
-    failed: err => this.set({ error: describe(err) })
+    failed: err => this.failed(err)
   });
 
   constructor(
@@ -61,13 +61,15 @@ export class InterventionsModel {
    */
   add(what: ComponentRef & Partial<Pick<Intervention, 'op' | 'value' | 'positions' | 'origin' | 'source'>>): number | null {
     const op = what.op ?? 'zero';
-    const problem = !this.analysis.run
+    const run = this.analysis.run;
+    const problem = !run
       ? 'Analyze some text first: interventions change the current analysis.'
       : op === 'patch'
         ? (typeof what.source === 'string' ? null : 'patch needs a source text')
       : !opsOf(what.component).includes(op)
         ? `${op} is not an op for a ${what.component} (${opsOf(what.component).join(', ')})`
-        : null;
+        : // the model's shape (GET models): a component it does not have never joins the list
+          componentProblem(what, this.analysis.entryOf(run.analysis.model)?.shape, run.analysis.model);
     if (problem) {
       this.set({ error: problem });
       return null;
@@ -116,6 +118,19 @@ export class InterventionsModel {
   /** Say why an intervention was not added (shown in the panel's Interventions section). */
   setError(message: string): void {
     this.set({ error: message });
+  }
+
+  /**
+   * A re-run failed: nothing of the list is applied, so the editor goes back to the plain
+   * colours (not the Δs of an earlier list the panel no longer shows) and the status says why.
+   */
+  private failed(err: unknown): void {
+    this.wireShown = [];
+    this.set({ error: `Not applied: ${describe(err)} The text shows the plain log-probs; fix or remove the intervention.`, applied: [] });
+    const run = this.analysis.run;
+    if (run?.intervened) {
+      this.analysis.update({ ...run, intervened: null });
+    }
   }
 
   /** A new run (or none): its interventions start empty; a re-run in flight is aborted. */

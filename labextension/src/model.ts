@@ -22,7 +22,7 @@ import type { Attention } from './api/attention';
 import type { Attribution } from './api/attribution';
 import type { SaeEntry } from './api/features';
 import type { LensColumn } from './api/logitlens';
-import { CompareJobResult, HeadCard, Job, LenscopeApiError, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
+import { CompareJobResult, HeadCard, IndexEntry, Job, LenscopeApiError, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
 import { AttentionModel, AttentionState } from './attentionmodel';
 import { ColouringModel } from './colouringmodel';
 import type { ComponentRef, Intervention } from './interventions';
@@ -79,6 +79,13 @@ export class LenscopeModel {
     this.attentionModel = new AttentionModel(client, this.analysis, this.picker);
     this.lensModel = new LensModel(client, this.analysis);
     this.why = new WhyModel(client, this.analysis);
+    // a finished index job (a build, an update after a save) may add an index to pick
+    this.jobs.changed.connect((_, view) => {
+      if (view.job.kind === 'index' && view.job.state === 'done') {
+        void this.picker.refreshIndexes();
+      }
+    });
+    void this.picker.refreshIndexes();
   }
 
   // settings
@@ -122,7 +129,11 @@ export class LenscopeModel {
 
   /** Choose the model for this session (the picker); '' goes back to the setting / server default. */
   set model(name: string) {
+    const before = this.picker.model;
     this.picker.model = name;
+    if (this.picker.model !== before) {
+      this.analysis.rerun(); // the current analysis answers with the model now picked
+    }
   }
 
   get entry(): ModelEntry | null {
@@ -142,6 +153,7 @@ export class LenscopeModel {
   /** Choose the SAE for the current model this session: 'none', a name, or 'auto'. */
   set sae(name: string) {
     this.picker.sae = name;
+    this.analysis.rerun();
   }
 
   get compareModel(): string {
@@ -149,7 +161,10 @@ export class LenscopeModel {
   }
 
   set compareModel(name: string) {
-    this.picker.compareModel = name;
+    if (name !== this.picker.compareModel) {
+      this.picker.compareModel = name;
+      this.analysis.rerun();
+    }
   }
 
   refreshModels(): Promise<void> {
@@ -223,8 +238,34 @@ export class LenscopeModel {
     this.colouring.openFeature(index, sae, model);
   }
 
+  /** A neuron's card from the index picked for its model (`indexFor`). */
   neuronCard(model: string, layer: number, index: number): Promise<NeuronCard> {
-    return this.client.neuronCard(model, layer, index);
+    return this.client.neuronCard(model, layer, index, this.picker.indexFor(model));
+  }
+
+  // the index picker (PickerModel): which index cards and searches read
+
+  /** The index list or an index choice changed (open cards fetch themselves again). */
+  get indexChanged(): ISignal<PickerModel, void> {
+    return this.picker.indexChanged;
+  }
+
+  /** The indexes of `model` (with `sae`: its feature indexes), most tokens first. */
+  indexesOf(model: string, sae: string | null = null): IndexEntry[] {
+    return this.picker.indexesOf(model, sae);
+  }
+
+  /** The index `model`'s cards and searches read: the one picked, else the one with the most tokens. */
+  indexFor(model: string, sae: string | null = null): string | null {
+    return this.picker.indexFor(model, sae);
+  }
+
+  setIndex(model: string, sae: string | null, name: string): void {
+    this.picker.setIndex(model, sae, name);
+  }
+
+  refreshIndexes(): Promise<void> {
+    return this.picker.refreshIndexes();
   }
 
   neuronInputs(model: string, layer: number, index: number): Promise<NeuronInputs> {

@@ -7,11 +7,27 @@
 import { ISignal, Signal } from '@lumino/signaling';
 
 import type { SaeEntry } from './api/features';
-import type { LenscopeClient, ModelEntry } from './api/client';
+import type { IndexEntry, LenscopeClient, ModelEntry } from './api/client';
 import { describe } from './errors';
 import { LatestRequest } from './request';
 import { chooseSae, SaeChoice } from './saes';
 import type { Settings } from './settings';
+
+/**
+ * The indexes that can answer for `model` (with `sae`: that SAE's feature indexes), most tokens
+ * first: the shipped index over a small workspace index (not the newest first).
+ */
+export function indexesFor(listing: readonly IndexEntry[], model: string, sae: string | null = null): IndexEntry[] {
+  return listing
+    .filter(e => e.state === 'ok' && e.model === model && (e.sae ?? null) === sae)
+    .sort((a, b) => (b.tokens ?? 0) - (a.tokens ?? 0));
+}
+
+/** The index cards and searches read: the one picked this session while it is listed, else the one with the most tokens. */
+export function chooseIndex(listing: readonly IndexEntry[], model: string, sae: string | null, pick: string | undefined): string | null {
+  const found = indexesFor(listing, model, sae);
+  return (pick && found.some(e => e.name === pick) ? pick : found[0]?.name) ?? null;
+}
 
 /** Which model the picker shows and requests go to, and what is wrong with it, if anything. */
 export interface ModelChoice {
@@ -38,6 +54,10 @@ export function chooseModel(pick: string, setting: string, listing: ModelEntry[]
   return { name: entry.name, problem: entry.loadable ? null : `${entry.name} is unavailable: ${entry.reason}` };
 }
 
+function indexKey(model: string, sae: string | null): string {
+  return `${model}\u0000${sae ?? ''}`;
+}
+
 export class PickerModel {
   private listing: ModelEntry[] = [];
   private serverDefault = '';
@@ -47,6 +67,11 @@ export class PickerModel {
   private readonly saePicks = new Map<string, string>();
   private compareName = '';
   private readonly changedSignal = new Signal<this, void>(this);
+  /** `GET indexes`, and the index picked per model (and SAE) this session */
+  private indexListing: IndexEntry[] = [];
+  private readonly indexPicks = new Map<string, string>();
+  private readonly indexChangedSignal = new Signal<this, void>(this);
+  private readonly indexRequest = new LatestRequest();
   /** `GET models`; its error is the analysis status (`failed`) */
   private readonly listingRequest: LatestRequest;
   /** the refresh in flight: a second caller waits for it (a superseded refresh would leave `analyze` without a list) */
@@ -68,6 +93,38 @@ export class PickerModel {
   /** Say that the choice changed (the `defaultModel` or `sae` setting did). */
   emitChanged(): void {
     this.changedSignal.emit();
+  }
+
+  /** The index list or an index choice changed: cards and searches read another index. */
+  get indexChanged(): ISignal<this, void> {
+    return this.indexChangedSignal;
+  }
+
+  /** The indexes of `model` (with `sae`: its feature indexes), most tokens first. */
+  indexesOf(model: string, sae: string | null = null): IndexEntry[] {
+    return indexesFor(this.indexListing, model, sae);
+  }
+
+  /** The index cards and searches of `model` read (null: none known; the server picks). */
+  indexFor(model: string, sae: string | null = null): string | null {
+    return chooseIndex(this.indexListing, model, sae, this.indexPicks.get(indexKey(model, sae)));
+  }
+
+  /** Read `name` for `model`'s cards and searches this session. */
+  setIndex(model: string, sae: string | null, name: string): void {
+    if (this.indexFor(model, sae) !== name) {
+      this.indexPicks.set(indexKey(model, sae), name);
+      this.indexChangedSignal.emit();
+    }
+  }
+
+  /** `GET indexes` again (after an index job, or at start); says so when what cards read changes. */
+  async refreshIndexes(): Promise<void> {
+    const listing = await this.indexRequest.run(() => this.client.indexes()).catch(() => null);
+    if (listing && JSON.stringify(listing.indexes) !== JSON.stringify(this.indexListing)) {
+      this.indexListing = listing.indexes;
+      this.indexChangedSignal.emit();
+    }
   }
 
   get models(): readonly ModelEntry[] {

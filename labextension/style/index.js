@@ -4,3 +4,4 @@ import './patching.css';
 import './logitlens.css';
 import './features.css';
 import './outputs.css';
+import './search.css';

@@ -137,8 +137,8 @@ describe('the SAE choice', () => {
     expect(saeSummary(shipped)).toBe('hook blocks.0.mlp.hook_post · 2,048 features · k=32 · sparsify format · of lenscope-gelu-1l · shipped');
     expect(saeSummary(entry({ k: null, format: 'saelens', model: null, shipped: false }))).toBe('hook blocks.0.mlp.hook_post · 2,048 features · no k (not TopK) · saelens format');
     expect(saeSummary(broken)).toBe('broken: unavailable: cfg.json is missing');
-    expect(modelSummary({ shape: { n_layers: 2, d_model: 256, d_mlp: 1024, d_vocab: 4096, n_ctx: 256 } })).toBe('2 layers · d_model 256 · 1024 neurons/layer · vocab 4096');
-    expect(modelSummary({ shape: { n_layers: 1, d_model: 256, d_mlp: null, d_vocab: 4096, n_ctx: 256 } })).toBe('1 layer · d_model 256 · no MLP (attention-only) · vocab 4096');
+    expect(modelSummary({ shape: { n_layers: 2, d_model: 256, d_mlp: 1024, d_vocab: 4096, n_ctx: 256, n_heads: 8 } })).toBe('2 layers · d_model 256 · 1024 neurons/layer · vocab 4096');
+    expect(modelSummary({ shape: { n_layers: 1, d_model: 256, d_mlp: null, d_vocab: 4096, n_ctx: 256, n_heads: 8 } })).toBe('1 layer · d_model 256 · no MLP (attention-only) · vocab 4096');
     expect(modelSummary({ shape: null })).toBeNull();
   });
 });

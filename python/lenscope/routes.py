@@ -73,6 +73,20 @@ EXPORT_NAME = Param(
 LAYER = Param("layer", "path", {"type": "integer", "minimum": 0, "maximum": MAX_LAYERS - 1}, pattern="[0-9]{1,6}")
 NEURON = Param("index", "path", {"type": "integer", "minimum": 0, "maximum": MAX_NEURON_INDEX}, pattern="[0-9]{1,7}")
 SAE = Param("sae", "path", INDEX_NAME.schema, pattern=INDEX_NAME.pattern, description="SAE name (GET models lists them)")
+INDEX_QUERY = Param(
+    "index",
+    "query",
+    INDEX_NAME.schema,
+    required=False,
+    description="The index to read (GET indexes lists them); default: the model's with the most tokens",
+)
+BY = Param(
+    "by",
+    "query",
+    {"type": "string", "enum": ["token", "description"], "default": "token"},
+    required=False,
+    description="token: units whose top examples peak on it; description: units whose description matches",
+)
 HEAD = Param("head", "path", {"type": "integer", "minimum": 0, "maximum": 9999}, pattern="[0-9]{1,4}")
 MODEL_ERRORS = (400, 403, 404, 503, 504)
 JOB_ERRORS = (400, 403, 413, 415, 503)
@@ -83,7 +97,7 @@ ROUTES: tuple[Route, ...] = (
     *(operation_route(op) for op in OPERATIONS),
     Route("/neurons/{model}/{layer}/{index}", "get", "neuronCard",
           "A neuron's card: top corpus examples, direct logit effect, activation histogram",
-          wire.NeuronCardResponse, (400, 403, 404), params=(MODEL, LAYER, NEURON)),
+          wire.NeuronCardResponse, (400, 403, 404), params=(MODEL, LAYER, NEURON, INDEX_QUERY)),
     Route("/neurons/{model}/{layer}/{index}/inputs", "get", "neuronInputs",
           "A neuron's input side: the tokens that most raise its pre-activation on their own (from the weights)",
           wire.NeuronInputsResponse, MODEL_ERRORS, params=(MODEL, LAYER, NEURON)),
@@ -96,16 +110,18 @@ ROUTES: tuple[Route, ...] = (
               MODEL,
               Param("q", "query", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS},
                     description="Token text; with by=description, words such as 'closing bracket'"),
-              Param("by", "query", {"type": "string", "enum": ["token", "description"], "default": "token"}, required=False,
-                    description="token: neurons whose top examples peak on it; description: neurons whose description matches"),
+              BY, INDEX_QUERY,
           )),
     Route("/features/{model}/{sae}/{index}", "get", "featureCard",
           "An SAE feature's card from a feature index: top corpus examples, logit effect of its decoder direction, histogram",
-          wire.NeuronCardResponse, (400, 403, 404), params=(MODEL, SAE, NEURON)),
-    Route("/features/{model}/{sae}/search", "get", "featureSearch", "SAE features whose top examples peak on a token",
+          wire.NeuronCardResponse, (400, 403, 404), params=(MODEL, SAE, NEURON, INDEX_QUERY)),
+    Route("/features/{model}/{sae}/search", "get", "featureSearch",
+          "SAE features whose top examples peak on a token, or whose description matches words",
           wire.NeuronSearchResponse, (400, 403, 404), params=(
               MODEL, SAE,
-              Param("q", "query", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, description="Token text"),
+              Param("q", "query", {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS},
+                    description="Token text; with by=description, words such as 'indentation'"),
+              BY, INDEX_QUERY,
           )),
     Route("/indexes", "get", "listIndexes", "Neuron indexes available (built here or shipped), broken ones included",
           wire.IndexesResponse, (403,)),

@@ -443,6 +443,12 @@ class NeuronDescription(_Strict):
     threshold: float = Field(description="Fires means above this: half the unit's max over the files the pattern was chosen on")
     examples_matched: int = Field(description="Top examples (choose half, firing) the pattern matches")
     examples_chosen: int = Field(description="Top examples (choose half, firing) it was chosen from")
+    score_tokens: int | None = Field(None, description="Held-out tokens it was scored on (None: not recorded)")
+    too_few_tokens: bool = Field(
+        False,
+        description="Scored on fewer held-out tokens than lenscope.index.descriptions.MIN_SCORE_TOKENS (10,000): "
+        "the text says so instead of the precision and recall",
+    )
 
 
 class NeuronCardResponse(_Strict):
@@ -472,6 +478,7 @@ class NeuronSearchResponse(_Strict):
     model: str
     token: str
     by: Literal["token", "description"] = "token"
+    index: str | None = Field(None, description="The index searched")
     neurons: list[NeuronHit]
 
 
@@ -630,6 +637,7 @@ class ModelShapeWire(_Strict):
     d_mlp: int | None = Field(description="MLP neurons per layer; null for attention-only models")
     d_vocab: int
     n_ctx: int
+    n_heads: int | None = Field(None, description="Attention heads per layer, when known without loading")
 
 
 class KernelWire(_Strict):

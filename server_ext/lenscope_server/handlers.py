@@ -190,21 +190,25 @@ class NeuronHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     def get(self, model: str, layer: str, index: str) -> None:
-        self.send_plain(self.service.neuron_card(model, int(layer), int(index)))
+        index_name = self.get_query_argument("index", None)
+        self.send_plain(self.service.neuron_card(model, int(layer), int(index), index_name=index_name))
 
 
 class FeatureHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     def get(self, model: str, sae: str, index: str) -> None:
-        self.send_plain(self.service.neuron_card(model, 0, int(index), sae=sae))
+        index_name = self.get_query_argument("index", None)
+        self.send_plain(self.service.neuron_card(model, 0, int(index), sae=sae, index_name=index_name))
 
 
 class FeatureSearchHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     def get(self, model: str, sae: str) -> None:
-        self.send_plain(self.service.feature_search(model, sae, self.get_query_argument("q", "")))
+        by = search_by(self.get_query_argument("by", "token"))
+        index_name = self.get_query_argument("index", None)
+        self.send_plain(self.service.feature_search(model, sae, self.get_query_argument("q", ""), by, index_name))
 
 
 class NeuronInputsHandler(LenscopeHandler):
@@ -230,10 +234,16 @@ class NeuronSearchHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     def get(self, model: str) -> None:
-        by = self.get_query_argument("by", "token")
-        if by not in ("token", "description"):
-            raise RequestError("invalid_input", f"by must be token or description, got {by[:40]!r}")
-        self.send_plain(self.service.neuron_search(model, self.get_query_argument("q", ""), by))
+        by = search_by(self.get_query_argument("by", "token"))
+        index_name = self.get_query_argument("index", None)
+        self.send_plain(self.service.neuron_search(model, self.get_query_argument("q", ""), by, index_name))
+
+
+def search_by(by: str) -> str:
+    """A search's ``by``: token or description."""
+    if by not in ("token", "description"):
+        raise RequestError("invalid_input", f"by must be token or description, got {by[:40]!r}")
+    return by
 
 
 class IndexesHandler(LenscopeHandler):

@@ -20,9 +20,14 @@ def _shipped_dir() -> Path:
     return Path(lenscope.models.__file__).resolve().parent / "indexes"
 
 
+def _tokens(index: Index) -> int:
+    n = index.manifest.get("tokens")
+    return n if isinstance(n, int) else 0
+
+
 class IndexRegistry:
     """Indexes under ``{root}/.lenscope/indexes/`` (built in this workspace) and the ones shipped
-    with the package; a workspace index for a model wins over the shipped one."""
+    with the package; a lookup names one, else the model's index with the most tokens answers."""
 
     def __init__(self, workspace_dir: Path, root: Path, allow_hidden: bool = False) -> None:
         self.workspace_dir = workspace_dir
@@ -74,16 +79,29 @@ class IndexRegistry:
                         "sae": (m.get("sae") or {}).get("name")})  # fmt: skip
         return out
 
-    def for_model(self, model: str, sae: str | None = None) -> Index:
-        """The model's neuron index, or with ``sae`` its index of that SAE's features."""
+    def for_model(self, model: str, sae: str | None = None, name: str | None = None) -> Index:
+        """The model's neuron index, or with ``sae`` its index of that SAE's features: the one named
+        ``name`` (``GET indexes`` lists them), else the one with the most tokens (the shipped index
+        over a small workspace index: most tokens, not newest; ties: the first listed)."""
+        if name is not None:
+            index = self.by_name(name)
+            indexed_sae = (index.manifest.get("sae") or {}).get("name")
+            if index.manifest.get("model") != model or indexed_sae != sae:
+                what = f"SAE {sae!r} of model {model!r}" if sae is not None else f"model {model!r}"
+                raise IndexNotFound(f"the index {name!r} is not an index of {what}")
+            return index
+        best: Index | None = None
         for path in self.candidates():
             try:
                 index = self.open(path)
             except IndexNotFound:  # broken ones included: skipped, and listed as broken
                 continue
             indexed_sae = (index.manifest.get("sae") or {}).get("name")
-            if index.manifest.get("model") == model and indexed_sae == sae:
-                return index
+            mine = index.manifest.get("model") == model and indexed_sae == sae
+            if mine and (best is None or _tokens(index) > _tokens(best)):
+                best = index
+        if best is not None:
+            return best
         if sae is not None:
             raise IndexNotFound(
                 f"no feature index for SAE {sae!r} on model {model!r}: build one "

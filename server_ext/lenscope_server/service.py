@@ -183,24 +183,32 @@ class LenscopeService:
     def _in_kernel(self, model: str) -> bool:
         return self.kernels is not None and model in self.kernels.attached()
 
-    def neuron_card(self, model: str, layer: int, neuron: int, sae: str | None = None) -> dict[str, Any]:
-        """A neuron's card from its model's index, or with ``sae`` a feature's from that SAE's
-        feature index (no worker: a few memory-mapped rows)."""
+    def neuron_card(
+        self, model: str, layer: int, neuron: int, sae: str | None = None, index_name: str | None = None
+    ) -> dict[str, Any]:
+        """A neuron's card from its model's index (``index_name``, else the one with the most
+        tokens), or with ``sae`` a feature's from that SAE's feature index (no worker: a few
+        memory-mapped rows)."""
         t0 = time.perf_counter()
-        index = self.indexes.for_model(model, sae=sae)
+        index = self.indexes.for_model(model, sae=sae, name=index_name)
         card = neuron_card(index, layer, neuron, self.indexes.availability(index))
         if sae is not None:
             card["sae"] = sae
         card["timings_ms"] = {"lookup": round((time.perf_counter() - t0) * 1000, 3)}
         return card
 
-    def neuron_search(self, model: str, token: str, by: str = "token") -> dict[str, Any]:
-        index = self.indexes.for_model(model)
+    def neuron_search(
+        self, model: str, token: str, by: str = "token", index_name: str | None = None, sae: str | None = None
+    ) -> dict[str, Any]:
+        """Neurons (with ``sae``: that SAE's features) by token or by description words."""
+        index = self.indexes.for_model(model, sae=sae, name=index_name)
         found = neurons_for_description(index, token) if by == "description" else neurons_for_token(index, token)
-        return {"model": model, "token": token, "by": by, "neurons": found}
+        return {"model": model, "token": token, "by": by, "index": index.path.name, "neurons": found}
 
-    def feature_search(self, model: str, sae: str, token: str) -> dict[str, Any]:
-        return {"model": model, "token": token, "neurons": neurons_for_token(self.indexes.for_model(model, sae=sae), token)}
+    def feature_search(
+        self, model: str, sae: str, token: str, by: str = "token", index_name: str | None = None
+    ) -> dict[str, Any]:
+        return self.neuron_search(model, token, by, index_name, sae=sae)
 
     def index_document(self, name: str, path: str, cell: int | None) -> dict[str, Any]:
         return {"index": name, **stored_document(self.indexes.by_name(name), path, cell)}

@@ -72,7 +72,7 @@ async def test_saving_a_covered_file_updates_its_cards(jp_fetch: Any, workspace:
     neurons = list(dict.fromkeys(int(n) for n in wire["predictions"]["neuron_index"][inside].reshape(-1)[order]))[:5]
     shown = []
     for n in neurons:
-        card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", str(n)))
+        card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", str(n), params={"index": "ws"}))
         assert card["index_path"] == "ws"
         shown += [e for e in card["examples"] if e["file"] == "src/m05.py" and e["char_end"] > start]
     assert shown and any("zebra" in "".join(e["tokens"]) or "quagga" in "".join(e["tokens"]) for e in shown)

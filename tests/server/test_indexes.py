@@ -59,10 +59,26 @@ async def test_build_index_job_then_neuron_card(jp_fetch, workspace: Path) -> No
     IndexesResponse.model_validate(listing)
     names = {i["name"]: i for i in listing["indexes"]}
     assert names["demo"]["shipped"] is False and names["lenscope-gelu-1l"]["shipped"] is True
-    # the workspace index now answers this model's cards, with examples from the workspace
+    # by default the model's index with the most tokens answers (the shipped one), not the newest
     card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "3"))
+    assert card["index_path"] == "lenscope-gelu-1l"
+    # named, the workspace index answers this model's cards, with examples from the workspace
+    card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "3", params={"index": "demo"}))
     assert card["index_path"] == "demo" and len(card["examples"]) == 8
     assert {e["file"] for e in card["examples"]} <= {"src/a.py", "src/b.md"}
+    # its descriptions were scored on a few hundred tokens: they say so instead of a precision
+    if card["description"] is not None:
+        assert card["description"]["too_few_tokens"] and "too few tokens to score" in card["description"]["text"]
+    search = ("lenscope", "api", "neurons", "lenscope-gelu-1l", "search")
+    found = body_of(await jp_fetch(*search, params={"q": "return", "index": "demo"}))
+    assert found["index"] == "demo"
+    found = body_of(await jp_fetch(*search, params={"q": "return"}))
+    assert found["index"] == "lenscope-gelu-1l"
+    # an index of another model is not read for this one
+    status, error, _ = await error_of(
+        jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "3", params={"index": "lenscope-gelu-2l"})
+    )
+    assert status == 404 and "not an index of model" in error["error"]["message"], error
 
 
 @pytest.mark.parametrize(
@@ -140,7 +156,7 @@ async def test_worker_killed_midway_leaves_no_index_and_a_new_build_works(jp_fet
     assert no_index_named(workspace, "big")
     again = body_of(await post_json(jp_fetch, "indexes", {"paths": ["src"], "name": "big"}))
     assert (await wait_job(jp_fetch, again["id"]))["state"] == "done"
-    card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "0"))
+    card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "0", params={"index": "big"}))
     assert card["index_path"] == "big"
 
 

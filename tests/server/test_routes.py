@@ -76,7 +76,7 @@ async def test_models_lists_defaults_with_shapes_and_state(jp_fetch, accept: str
     assert listing["default"] == "lenscope-gelu-1l" and models["lenscope-gelu-1l"]["default"]
     gelu = models["lenscope-gelu-1l"]
     assert gelu["loadable"] and gelu["state"] == "unloaded"
-    assert gelu["shape"] == {"n_layers": 1, "d_model": 256, "d_mlp": 1024, "d_vocab": 4096, "n_ctx": 256}
+    assert gelu["shape"] == {"n_layers": 1, "d_model": 256, "d_mlp": 1024, "d_vocab": 4096, "n_ctx": 256, "n_heads": 8}
     assert models["lenscope-attn-only-1l"]["shape"]["d_mlp"] is None
     await post_analyze(jp_fetch, {"text": "x = 1"})
     listing = body_of(await jp_fetch("lenscope", "api", "models", headers=headers))

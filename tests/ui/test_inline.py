@@ -314,6 +314,8 @@ def test_build_index_from_the_panel_then_open_a_neuron_card(page: Any, lab: Lab)
     manifest = json.loads((lab.root / ".lenscope" / "indexes" / "workspace" / "manifest.json").read_text())
     assert manifest["complete"] and {f["path"] for f in manifest["files"]} >= {"tour.py", "README.md"}
     shot(page, "index-built")
+    # the shipped index (more tokens) stays the default: the workspace index is picked to read it
+    page.locator("#lenscope-panel select.ls-index-select").select_option("workspace")
 
     select_lines(page, ".jp-FileEditor", 8, 15)
     page.evaluate("() => window.jupyterapp.commands.execute('lenscope:analyze-selection')")
@@ -365,14 +367,14 @@ def test_compare_two_models_on_a_selection(page: Any, lab: Lab) -> None:
     for side, server in zip(sides, (a, b)):
         ids = [int(r.get_attribute("data-token-id")) for r in side.query_selector_all(".ls-topk-row")]
         assert ids == server["predictions"]["top_ids"][index + 1].tolist()
-    # each token is coloured by the sign of lp_A - max(lp_B, -6): green where A wins, purple where B does
+    # each token is coloured by the sign of max(lp_A, -6) - max(lp_B, -6): green where A wins, purple where B does
     lp_a, lp_b = a["predictions"]["actual_logprob"], b["predictions"]["actual_logprob"]
     js = "() => Object.fromEntries(Array.from(document.querySelectorAll('.ls-token'))"
     js += ".map(e => [e.dataset.lsToken, e.style.backgroundColor]))"
     colours = page.evaluate(js)
     for key, colour in colours.items():
         i = int(key)
-        diff = float(lp_a[i]) - max(float(lp_b[i]), -6.0)
+        diff = max(float(lp_a[i]), -6.0) - max(float(lp_b[i]), -6.0)
         if abs(diff) > 0.05:
             assert colour.startswith("rgba(30, 160, 80" if diff > 0 else "rgba(150, 60, 200"), (i, diff, colour)
     # the panel's token view shows the same diverging colours, under the diverging legend

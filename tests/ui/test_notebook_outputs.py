@@ -214,7 +214,7 @@ def test_show_renders_inline_and_survives_save_and_reopen(page: Any, lab: Lab) -
     assert comparison.locator(".ls-legend[data-legend='diff']").count() == 1
     lps_b = server_analysis(lab, TEXT, "", ATTN)["predictions"]["actual_logprob"].tolist()
     for i, _, colour in page.evaluate(COLOURS.replace("'analysis'", "'comparison'")):
-        assert diff_colour_matches(colour, lps[i] - max(lps_b[i], -6.0)), (i, colour, lps[i], lps_b[i])
+        assert diff_colour_matches(colour, max(lps[i], -6.0) - max(lps_b[i], -6.0)), (i, colour, lps[i], lps_b[i])
     comparison.scroll_into_view_if_needed()
     page.mouse.move(0, 0)
     comparison.locator(f'.ls-token[data-ls-token="{index}"]').hover()

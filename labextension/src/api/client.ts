@@ -43,6 +43,11 @@ export type LogitEffect = components['schemas']['LogitEffect'];
 export type PatchRequest = components['schemas']['PatchRequest'];
 export type PatchResponse = components['schemas']['PatchResponse'];
 
+/** `?index=NAME` (or `&index=NAME`) when an index is named, else nothing. */
+function indexQuery(name: string | null | undefined, sep: '?' | '&'): string {
+  return name ? `${sep}index=${encodeURIComponent(name)}` : '';
+}
+
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
 const MSGPACK = 'application/msgpack';
@@ -103,18 +108,19 @@ export class LenscopeClient {
     return this.call<ModelsResponse>('GET', 'models');
   }
 
-  neuronCard(model: string, layer: number, index: number): Promise<NeuronCard> {
-    return this.call<NeuronCard>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}`);
+  /** `indexName`: the index to read (`GET indexes`); without it the server's default, the model's with the most tokens. */
+  neuronCard(model: string, layer: number, index: number, indexName?: string | null): Promise<NeuronCard> {
+    return this.call<NeuronCard>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}${indexQuery(indexName, '?')}`);
   }
 
   /** SAE feature `index`'s card from the model's feature index for that SAE (a NeuronCard with `sae` set, layer 0). */
-  featureCard(model: string, sae: string, index: number): Promise<NeuronCard> {
-    return this.call<NeuronCard>('GET', `features/${encodeURIComponent(model)}/${encodeURIComponent(sae)}/${index}`);
+  featureCard(model: string, sae: string, index: number, indexName?: string | null): Promise<NeuronCard> {
+    return this.call<NeuronCard>('GET', `features/${encodeURIComponent(model)}/${encodeURIComponent(sae)}/${index}${indexQuery(indexName, '?')}`);
   }
 
-  /** SAE features whose top examples peak on a token (hits: layer 0, index = the feature). */
-  searchFeatures(model: string, sae: string, token: string): Promise<NeuronSearch> {
-    return this.call<NeuronSearch>('GET', `features/${encodeURIComponent(model)}/${encodeURIComponent(sae)}/search?q=${encodeURIComponent(token)}`);
+  /** SAE features whose top examples peak on a token, or (`by: 'description'`) whose description matches words (hits: layer 0, index = the feature). */
+  searchFeatures(model: string, sae: string, token: string, by: 'token' | 'description' = 'token', indexName?: string | null): Promise<NeuronSearch> {
+    return this.call<NeuronSearch>('GET', `features/${encodeURIComponent(model)}/${encodeURIComponent(sae)}/search?q=${encodeURIComponent(token)}&by=${by}${indexQuery(indexName, '&')}`);
   }
 
   /** What neuron (layer, index) reads: the tokens that most raise its pre-activation on their own. */
@@ -128,8 +134,8 @@ export class LenscopeClient {
   }
 
   /** ``by: 'description'`` finds neurons whose one-line description matches words ("closing bracket"). */
-  searchNeurons(model: string, token: string, by: 'token' | 'description' = 'token'): Promise<NeuronSearch> {
-    return this.call<NeuronSearch>('GET', `neurons/${encodeURIComponent(model)}/search?q=${encodeURIComponent(token)}&by=${by}`);
+  searchNeurons(model: string, token: string, by: 'token' | 'description' = 'token', indexName?: string | null): Promise<NeuronSearch> {
+    return this.call<NeuronSearch>('GET', `neurons/${encodeURIComponent(model)}/search?q=${encodeURIComponent(token)}&by=${by}${indexQuery(indexName, '&')}`);
   }
 
   indexes(): Promise<IndexesResponse> {

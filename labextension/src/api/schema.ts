@@ -113,7 +113,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** SAE features whose top examples peak on a token */
+        /** SAE features whose top examples peak on a token, or whose description matches words */
         get: operations["featureSearch"];
         put?: never;
         post?: never;
@@ -1345,6 +1345,12 @@ export interface components {
             d_vocab: number;
             /** N Ctx */
             n_ctx: number;
+            /**
+             * N Heads
+             * @description Attention heads per layer, when known without loading
+             * @default null
+             */
+            n_heads: number | null;
             /** N Layers */
             n_layers: number;
         };
@@ -1489,6 +1495,12 @@ export interface components {
              */
             recall: number | null;
             /**
+             * Score Tokens
+             * @description Held-out tokens it was scored on (None: not recorded)
+             * @default null
+             */
+            score_tokens: number | null;
+            /**
              * Text
              * @description The line shown, e.g. fires on "]" after ")"  (precision 0.82, recall 0.64 on held-out text)
              */
@@ -1498,6 +1510,12 @@ export interface components {
              * @description Fires means above this: half the unit's max over the files the pattern was chosen on
              */
             threshold: number;
+            /**
+             * Too Few Tokens
+             * @description Scored on fewer held-out tokens than lenscope.index.descriptions.MIN_SCORE_TOKENS (10,000): the text says so instead of the precision and recall
+             * @default false
+             */
+            too_few_tokens: boolean;
         };
         /** NeuronExample */
         NeuronExample: {
@@ -1597,6 +1615,12 @@ export interface components {
              * @enum {string}
              */
             by: "token" | "description";
+            /**
+             * Index
+             * @description The index searched
+             * @default null
+             */
+            index: string | null;
             /** Model */
             model: string;
             /** Neurons */
@@ -2322,8 +2346,12 @@ export interface operations {
     featureSearch: {
         parameters: {
             query: {
-                /** @description Token text */
+                /** @description Token text; with by=description, words such as 'indentation' */
                 q: string;
+                /** @description token: units whose top examples peak on it; description: units whose description matches */
+                by?: "token" | "description";
+                /** @description The index to read (GET indexes lists them); default: the model's with the most tokens */
+                index?: string;
             };
             header?: never;
             path: {
@@ -2336,7 +2364,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description SAE features whose top examples peak on a token */
+            /** @description SAE features whose top examples peak on a token, or whose description matches words */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2380,7 +2408,10 @@ export interface operations {
     };
     featureCard: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The index to read (GET indexes lists them); default: the model's with the most tokens */
+                index?: string;
+            };
             header?: never;
             path: {
                 /** @description Model name */
@@ -2976,8 +3007,10 @@ export interface operations {
             query: {
                 /** @description Token text; with by=description, words such as 'closing bracket' */
                 q: string;
-                /** @description token: neurons whose top examples peak on it; description: neurons whose description matches */
+                /** @description token: units whose top examples peak on it; description: units whose description matches */
                 by?: "token" | "description";
+                /** @description The index to read (GET indexes lists them); default: the model's with the most tokens */
+                index?: string;
             };
             header?: never;
             path: {
@@ -3032,7 +3065,10 @@ export interface operations {
     };
     neuronCard: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description The index to read (GET indexes lists them); default: the model's with the most tokens */
+                index?: string;
+            };
             header?: never;
             path: {
                 /** @description Model name */

@@ -16,6 +16,7 @@ import { el, fmt, visible } from '../format';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
 import { copyCodeButton } from './copycode';
+import { IndexPicker } from './indexpicker';
 import { moveInList } from './analysis';
 import { activationLegend } from './legend';
 
@@ -83,12 +84,20 @@ export class NeuronCardView extends Widget {
     this.node.dataset.model = args.model;
     this.node.append(el('p', 'ls-spinner', `Loading the card of ${cardLabel(args)}…`));
     model.jobs.changed.connect(this.onJob, this);
+    model.indexChanged.connect(this.onIndex, this); // another index picked for the model: read it
     void this.load();
   }
 
   dispose(): void {
     this.model.jobs.changed.disconnect(this.onJob, this);
+    this.model.indexChanged.disconnect(this.onIndex, this);
     super.dispose();
+  }
+
+  private onIndex(): void {
+    if (!this.isDisposed && this.card?.index_path !== this.model.indexFor(this.args.model, null)) {
+      void this.load();
+    }
   }
 
   private onJob(_: unknown, view: JobView): void {
@@ -120,7 +129,7 @@ export class NeuronCardView extends Widget {
       }
       this.card = card;
       const rendered = renderCard(card, this.commands, await inputs);
-      rendered.querySelector('h2')?.after(this.ablateBar());
+      rendered.querySelector('h2')?.after(this.ablateBar(), new IndexPicker(this.model, () => model).node);
       const top = this.node.scrollTop; // a refreshed card stays where the reader was
       this.node.replaceChildren(rendered);
       this.node.scrollTop = top;

@@ -19,6 +19,7 @@ import type { LenscopeModel, Run } from '../model';
 import { CommandIDs } from '../tokens';
 import { refreshesCards, renderCard } from './card';
 import { copyCodeButton } from './copycode';
+import { IndexPicker } from './indexpicker';
 import { activationLegend } from './legend';
 
 export interface FeatureArgs {
@@ -113,16 +114,24 @@ export class FeatureCardView extends Widget {
     this.node.append(el('p', 'ls-spinner', `Loading the card of feature ${featureCardLabel(args)}…`));
     model.runChanged.connect(this.followRun, this);
     model.jobs.changed.connect(this.onJob, this);
+    model.indexChanged.connect(this.onIndex, this); // another index picked for the model: read it
     void this.load();
   }
 
   dispose(): void {
     this.model.runChanged.disconnect(this.followRun, this);
     this.model.jobs.changed.disconnect(this.onJob, this);
+    this.model.indexChanged.disconnect(this.onIndex, this);
     super.dispose();
   }
 
   /** A finished index build or update: fetch the card again (the old one stays until then). */
+  private onIndex(): void {
+    if (!this.isDisposed && this.card?.index_path !== this.model.indexFor(this.args.model, this.args.sae)) {
+      void this.load();
+    }
+  }
+
   private onJob(_: unknown, view: JobView): void {
     if (refreshesCards(view) && !this.isDisposed) {
       void this.load();
@@ -156,14 +165,14 @@ export class FeatureCardView extends Widget {
     this.followRun(null, this.model.run);
     const load = ++this.loads;
     try {
-      const card = await this.model.client.featureCard(model, sae, index);
+      const card = await this.model.client.featureCard(model, sae, index, this.model.indexFor(model, sae));
       if (load !== this.loads || this.isDisposed) {
         return; // a newer fetch is under way
       }
       this.card = card;
       this.node.dataset.loads = String(load);
       const root = renderCard(card, this.commands);
-      root.querySelector('h2')?.after(this.header());
+      root.querySelector('h2')?.after(this.header(), new IndexPicker(this.model, () => model, () => sae).node);
       // the feature on the current text, before the corpus' examples
       root.querySelector('.ls-effects')?.after(this.onText);
       const top = this.node.scrollTop; // a refreshed card stays where the reader was

@@ -6,12 +6,15 @@ import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import type { Analysis } from '../api/analysis';
+import type { NeuronSearch } from '../api/client';
+import { featureLabel } from '../api/features';
 import { describe } from '../errors';
 import { el, fmt, visible } from '../format';
 import type { LenscopeModel, Run } from '../model';
 import { CommandIDs } from '../tokens';
 import { moveInList } from './analysis';
-import { featureSearchResults, strongestFeatures } from './features';
+import { featureButton, strongestFeatures } from './features';
+import { IndexPicker } from './indexpicker';
 
 function chip(commands: CommandRegistry, model: string, layer: number, index: number, label: string): HTMLButtonElement {
   const button = el('button', 'ls-neuron-chip', label);
@@ -27,27 +30,53 @@ export class NeuronsView extends Widget {
   private shown: Analysis | null = null;
   /** what the search box finds: neurons, or the chosen SAE's features */
   private readonly searchKind = el('select', 'ls-search-kind');
+  /** the search, a panel section of its own */
+  readonly finder = new Widget();
+
+  private readonly searchBox = el('input', 'ls-search');
+  /** which index the search (and the cards) read: the model's, or the chosen SAE's feature indexes */
+  private readonly indexPicker: IndexPicker;
+  /** the search in flight: an older one's answer is dropped */
+  private searching = 0;
 
   constructor(
     private readonly model: LenscopeModel,
     private readonly commands: CommandRegistry
   ) {
     super();
-    const search = el('input', 'ls-search');
-    search.placeholder = 'a token (self) or words (closing bracket)';
+    const search = this.searchBox;
+    search.placeholder = 'a token (self) or words (indentation, closing bracket)';
     search.setAttribute('aria-label', 'Find neurons whose top examples peak on a token, or whose description matches words');
     search.addEventListener('keydown', event => {
       if (event.key === 'Enter' && search.value) {
-        void (this.searchKind.value === 'features' ? this.searchFeatures(search.value) : this.search(search.value));
+        void this.search(search.value);
       }
     });
     this.searchKind.setAttribute('aria-label', 'Search neurons or SAE features');
+    this.searchKind.addEventListener('change', () => {
+      // a result of the other kind would read as this kind's
+      this.searching++;
+      this.searchResults.replaceChildren();
+      delete this.searchResults.dataset.query;
+      this.indexPicker.render();
+    });
+    this.indexPicker = new IndexPicker(model, () => model.model, () => (this.searchKind.value === 'features' ? model.saeChoice.name : null)).follow();
     const find = el('div', 'ls-find');
-    find.append(el('h4', '', 'Find neurons (or SAE features) by token or description (in the index)'), this.searchKind, search, this.searchResults);
+    find.append(el('p', 'ls-muted ls-find-note', 'Neurons (or SAE features) of the index by token or description'), this.searchKind, this.indexPicker.node, search, this.searchResults);
     model.modelsChanged.connect(this.updateKinds, this);
     this.updateKinds();
-    this.node.append(this.strongest, find);
+    // the strongest units here; the search is a panel section of its own (panel.ts)
+    this.addClass('ls-strongest-view');
+    this.node.append(this.strongest);
+    this.finder.addClass('ls-finder');
+    this.finder.node.append(find);
     model.runChanged.connect((_, run) => this.showRun(run));
+    this.showRun(model.run);
+  }
+
+  dispose(): void {
+    this.indexPicker.dispose();
+    super.dispose();
   }
 
   private showRun(run: Run | null): void {
@@ -56,6 +85,10 @@ export class NeuronsView extends Widget {
     }
     this.shown = run?.analysis ?? null;
     this.strongest.replaceChildren();
+    this.title.label = '';
+    if (!run) {
+      this.strongest.append(el('p', 'ls-muted ls-strongest-empty', 'The neurons (and SAE features) that fire most on the analyzed text come here.'));
+    }
     if (run) {
       // after the frame that paints the editor's colours: they come first
       requestAnimationFrame(() => {
@@ -76,7 +109,7 @@ export class NeuronsView extends Widget {
       this.strongest.append(el('p', 'ls-muted', `${analysis.model} has no MLP neurons (attention-only).`));
       return;
     }
-    this.strongest.append(el('h4', '', `Strongest neurons in the selection (${analysis.model})`));
+    this.title.label = `Strongest neurons (${analysis.model})`;
     const list = el('ol', 'ls-neuron-list');
     const found = analysis.strongestNeurons(20);
     for (const n of found) {
@@ -112,51 +145,76 @@ export class NeuronsView extends Widget {
     this.searchKind.hidden = kinds.length < 2;
   }
 
-  /** Features of the chosen SAE whose top examples peak on a token (the SAE's feature index). */
-  private async searchFeatures(token: string): Promise<void> {
+  /**
+   * Search the neurons (or the chosen SAE's features) of the index picked. Several words search
+   * the descriptions; one word is searched both ways (as a token, and as a description word:
+   * `newline`, `indentation`) and both kinds of match are shown, each under its heading.
+   */
+  private async search(query: string): Promise<void> {
     const model = this.model.model;
-    const sae = this.model.saeChoice.name;
-    if (!sae) {
+    const features = this.searchKind.value === 'features';
+    const sae = features ? this.model.saeChoice.name : null;
+    if (features && !sae) {
       return;
     }
+    const index = this.model.indexFor(model, sae);
+    const client = this.model.client;
+    const ask = (by: 'token' | 'description') =>
+      sae ? client.searchFeatures(model, sae, query, by, index) : client.searchNeurons(model, query, by, index);
+    const words = /\S\s+\S/.test(query);
+    const seq = ++this.searching;
+    const out: HTMLElement[] = [];
     try {
-      const found = await this.model.client.searchFeatures(model, sae, token);
-      this.searchResults.replaceChildren(...featureSearchResults(found, sae, this.commands));
-    } catch (err) {
-      this.searchResults.replaceChildren(el('p', 'ls-error', describe(err)));
-    }
-  }
-
-  /** Several words search the neurons' descriptions; one word is a token first, then a description word. */
-  private async search(token: string): Promise<void> {
-    const model = this.model.model;
-    try {
-      const words = /\S\s+\S/.test(token);
-      let found = await this.model.client.searchNeurons(model, token, words ? 'description' : 'token');
-      if (!found.neurons.length && !words) {
-        found = await this.model.client.searchNeurons(model, token, 'description');
+      const found = await Promise.all(words ? [ask('description')] : [ask('token'), ask('description')]);
+      if (seq !== this.searching) {
+        return; // a newer search (or a switch of kind) took over
       }
-      this.searchResults.replaceChildren();
-      if (!found.neurons.length) {
-        this.searchResults.append(el('p', 'ls-muted', `No neuron's top examples (${model}) peak on “${visible(token)}”, and no description matches it.`));
-        return;
+      const unit = sae ? 'feature' : 'neuron';
+      const where = `${found[0].index ?? index ?? 'the index'}`;
+      if (found.every(f => !f.neurons.length)) {
+        out.push(el('p', 'ls-muted', words
+          ? `No ${unit}'s description in ${where} matches “${visible(query)}”.`
+          : `No ${unit}'s top examples in ${where} peak on “${visible(query)}”, and no description matches it.`));
       }
-      for (const h of found.neurons) {
-        const byDescription = found.by === 'description';
-        const c = chip(this.commands, model, h.layer, h.index, byDescription ? `L${h.layer}.N${h.index}` : `L${h.layer}.N${h.index} ×${h.hits}`);
-        c.title =
-          (byDescription ? `held-out F1 ${fmt(h.score)}` : `${h.hits} of its top examples peak on this token (activation sum ${fmt(h.score)})`) +
-          (h.description ? `\n${h.description.text}` : '');
-        if (byDescription && h.description) {
-          const row = el('div', 'ls-search-described');
-          row.append(c, el('span', 'ls-muted', ` ${h.description.text}`));
-          this.searchResults.append(row);
-        } else {
-          this.searchResults.append(c);
+      for (const f of found) {
+        if (f.neurons.length) {
+          out.push(this.resultGroup(f, sae, found.length > 1));
         }
       }
     } catch (err) {
-      this.searchResults.replaceChildren(el('p', 'ls-error', describe(err)));
+      if (seq !== this.searching) {
+        return;
+      }
+      out.push(el('p', 'ls-error', describe(err)));
     }
+    this.searchResults.replaceChildren(...out);
+    this.searchResults.dataset.query = query;
+  }
+
+  /** One kind of match: chips (by token) or chips with their description (by description). */
+  private resultGroup(found: NeuronSearch, sae: string | null, titled: boolean): HTMLElement {
+    const byDescription = found.by === 'description';
+    const group = el('div', 'ls-search-group');
+    group.dataset.by = found.by ?? 'token';
+    if (titled) {
+      group.append(el('div', 'ls-muted ls-search-kind-title', byDescription ? 'described as' : `top examples peak on “${visible(found.token)}”`));
+    }
+    for (const h of found.neurons) {
+      const label = sae ? featureLabel(h.index) : `L${h.layer}.N${h.index}`;
+      const c = sae
+        ? featureButton(this.commands, found.model, sae, h.index, byDescription ? label : `${label} ×${h.hits}`)
+        : chip(this.commands, found.model, h.layer, h.index, byDescription ? label : `${label} ×${h.hits}`);
+      c.title =
+        (byDescription ? `held-out F1 ${fmt(h.score)}` : `${h.hits} of its top examples peak on this token (activation sum ${fmt(h.score)})`) +
+        (h.description ? `\n${h.description.text}` : '');
+      if (byDescription && h.description) {
+        const row = el('div', 'ls-search-described');
+        row.append(c, el('span', 'ls-muted', ` ${h.description.text}`));
+        group.append(row);
+      } else {
+        group.append(c);
+      }
+    }
+    return group;
   }
 }

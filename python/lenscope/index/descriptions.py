@@ -23,6 +23,11 @@ window: 1 where the window is in the score half."""
 
 METHOD = "peak token or (preceding, peak) pair of the choose half's top examples; scored on the other half"
 
+MIN_SCORE_TOKENS = 10_000
+"""A description scored on fewer held-out tokens than this says "too few tokens to score" instead
+of its precision and recall: over a few hundred tokens a pattern that occurs twice and fires
+twice reads as precision 1.00 (a small workspace index)."""
+
 
 @dataclass
 class Descriptions:
@@ -61,8 +66,13 @@ def categories(text: str) -> list[str]:
     s = text.strip()
     if "\n" in text:
         out.append("newline")
-    if text and text.isspace() and "\n" not in text:
-        out += ["whitespace", "indentation"] if len(text) > 1 else ["whitespace"]
+    if text and text.isspace():
+        # a newline followed by spaces or tabs is the next line's indentation
+        after = text.rsplit("\n", 1)[-1]
+        indented = len(after) > 1 if "\n" not in text else bool(after)
+        out += ["whitespace", "indentation"] if indented else ["whitespace"]
+        if "\t" in text:
+            out.append("tab")
     elif text.startswith("  ") and s:
         out.append("indentation")
     chars = set(s)
@@ -92,8 +102,13 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def describe_row(row: int, arrays: dict[str, np.ndarray], strings: dict[int, str]) -> dict[str, Any] | None:
-    """Unit ``row``'s description as the card shows it, or None when it has no pattern."""
+def describe_row(
+    row: int, arrays: dict[str, np.ndarray], strings: dict[int, str], score_tokens: int | None = None
+) -> dict[str, Any] | None:
+    """Unit ``row``'s description as the card shows it, or None when it has no pattern.
+
+    ``score_tokens``: the held-out tokens it was scored on (the manifest's ``descriptions``); under
+    :data:`MIN_SCORE_TOKENS` the line says "too few tokens to score" instead of the ratios."""
     tok = int(arrays["describe_token"][row])
     if tok < 0:
         return None
@@ -103,7 +118,10 @@ def describe_row(row: int, arrays: dict[str, np.ndarray], strings: dict[int, str
     precision, recall = _ratio(both, occurs), _ratio(both, fires)
     pattern = [strings.get(tok, "")] if prev < 0 else [strings.get(prev, ""), strings.get(tok, "")]
     line = f"fires on {_quote(pattern[-1])}" + (f" after {_quote(pattern[0])}" if prev >= 0 else "")
-    if precision is None or recall is None:
+    too_few = score_tokens is not None and score_tokens < MIN_SCORE_TOKENS
+    if too_few:
+        line += f"  (too few tokens to score: {score_tokens:,} held-out tokens, fewer than {MIN_SCORE_TOKENS:,})"
+    elif precision is None or recall is None:
         line += "  (no held-out occurrences to score it on)" if precision is None else "  (never fires on held-out text)"
     else:
         line += f"  (precision {precision:.2f}, recall {recall:.2f} on held-out text)"
@@ -120,6 +138,8 @@ def describe_row(row: int, arrays: dict[str, np.ndarray], strings: dict[int, str
         "threshold": float(arrays["describe_threshold"][row]),
         "examples_matched": matched,
         "examples_chosen": chosen,
+        "score_tokens": score_tokens,
+        "too_few_tokens": too_few,
     }
 
 

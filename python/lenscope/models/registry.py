@@ -60,12 +60,33 @@ def _shape_of_native(folder: Path) -> ModelShape:
         d_mlp=None if c.get("attn_only") else c["d_mlp"],
         d_vocab=c["d_vocab"],
         n_ctx=c["n_ctx"],
+        n_heads=c.get("n_heads"),
     )
+
+
+def quiet_progress_bars() -> None:
+    """Import ``tqdm.auto`` before transformers does, without its notebook warning.
+
+    transformers (through TransformerLens) imports ``tqdm.auto`` at import time; in a notebook
+    kernel without ipywidgets that first import prints "TqdmWarning: IProgress not found" to the
+    cell's output. Imported here first with that one warning silenced, tqdm falls back to its
+    text progress bars as it would anyway, and later imports find it loaded (no warning).
+    """
+    import contextlib
+    import sys
+    import warnings
+
+    if "tqdm.auto" in sys.modules:
+        return
+    with warnings.catch_warnings(), contextlib.suppress(ImportError):
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import tqdm.auto  # noqa: F401
 
 
 @lru_cache(maxsize=1)
 def _hub_names() -> tuple[dict[str, str], tuple[str, ...]]:
     """(alias -> repo id, official repo ids) as TransformerLens knows them (import is slow)."""
+    quiet_progress_bars()
     from transformer_lens.supported_models import MODEL_ALIASES, OFFICIAL_MODEL_NAMES
 
     alias = {a: repo for repo, names in MODEL_ALIASES.items() for a in names}
@@ -142,7 +163,8 @@ def _shape_of_hf(config: dict[str, object]) -> ModelShape | None:
         return None
     assert n_layers is not None and d_model is not None and d_vocab is not None and n_ctx is not None
     d_mlp = first("n_inner", "intermediate_size") or 4 * d_model
-    return ModelShape(n_layers=n_layers, d_model=d_model, d_mlp=d_mlp, d_vocab=d_vocab, n_ctx=n_ctx)
+    n_heads = first("n_head", "num_attention_heads")
+    return ModelShape(n_layers=n_layers, d_model=d_model, d_mlp=d_mlp, d_vocab=d_vocab, n_ctx=n_ctx, n_heads=n_heads)
 
 
 def _local_info(name: str, folder: Path) -> ModelInfo:
@@ -226,6 +248,7 @@ def load_model(
 
 
 def _load_model(name: str, device: str | None, model_dirs: tuple[Path, ...], allow_paths: bool) -> TransformerBridge:
+    quiet_progress_bars()  # before anything imports transformers
     info = resolve(name, model_dirs, allow_paths)
     if not info.loadable:
         raise ModelUnavailable(f"cannot load model {name!r}: {info.reason}")

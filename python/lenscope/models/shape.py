@@ -18,6 +18,7 @@ class ModelShape:
     d_mlp: int | None  # None: attention-only
     d_vocab: int
     n_ctx: int
+    n_heads: int | None = None  # None: not known without loading (a hub model's config may not say)
 
     @property
     def has_mlp(self) -> bool:
@@ -39,4 +40,5 @@ def shape_of(model: Any) -> ModelShape:
         d_mlp=None if attn_only else int(cfg.d_mlp),
         d_vocab=int(cfg.d_vocab),
         n_ctx=int(cfg.n_ctx),
+        n_heads=int(cfg.n_heads) if getattr(cfg, "n_heads", None) else None,
     )
