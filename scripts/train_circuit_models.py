@@ -34,11 +34,10 @@ import torch
 from transformers import AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_default_models import OUT, SHAPE, model_config  # noqa: E402
-
-from lenscope.models.heldout import eval_windows, model_loss, token_stream  # noqa: E402
-from lenscope.models.native import new_native_model, save_native  # noqa: E402
-from lenscope.models.stdlib_corpus import split_files  # noqa: E402
+from lenscope.models.heldout import eval_windows, model_loss, token_stream
+from lenscope.models.native import new_native_model, save_native
+from lenscope.models.stdlib_corpus import split_files
+from train_default_models import OUT, SHAPE, model_config
 
 MODELS = {"attn-only-2l": (2, True), "gelu-2l": (2, False)}
 COMMON_TOKENS = 1000
@@ -61,7 +60,9 @@ def repeated_row(gen: np.random.Generator, stream: np.ndarray, common: np.ndarra
     return row[:span]
 
 
-def batch_rows(gen: np.random.Generator, stream: np.ndarray, common: np.ndarray, batch: int, span: int, share: float) -> np.ndarray:
+def batch_rows(
+    gen: np.random.Generator, stream: np.ndarray, common: np.ndarray, batch: int, span: int, share: float
+) -> np.ndarray:
     rows = []
     for _ in range(batch):
         if gen.random() < share:
@@ -82,7 +83,9 @@ def induction_probe(model: torch.nn.Module, common: np.ndarray, bos: int, n: int
     return {"first": round(float(lp[:, 1:n].mean()), 3), "repeat": round(float(lp[:, n + 1 :].mean()), 3)}
 
 
-def train(name: str, args: argparse.Namespace, stream: np.ndarray, common: np.ndarray, bos: int, vocab: int, windows: torch.Tensor) -> None:
+def train(
+    name: str, args: argparse.Namespace, stream: np.ndarray, common: np.ndarray, bos: int, vocab: int, windows: torch.Tensor
+) -> None:
     n_layers, attn_only = MODELS[name]
     config = model_config(vocab, attn_only, n_layers)
     config["tokenizer_dir"] = str((OUT / "tokenizer").resolve())
@@ -124,9 +127,22 @@ def train(name: str, args: argparse.Namespace, stream: np.ndarray, common: np.nd
             state["seconds"] = time.time() - t0
             state["probes"].append({"step": state["step"], **probe})
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.bit_generator.state, "state": state}, tmp)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.bit_generator.state,
+                    "state": state,
+                },
+                tmp,
+            )
             tmp.replace(ckpt)
-            print(f"{name} step {state['step']}/{steps} loss {np.mean(state['losses'][-50:]):.3f} probe {probe} {state['seconds']:.0f}s", flush=True)
+            print(
+                f"{name} step {state['step']}/{steps} loss {np.mean(state['losses'][-50:]):.3f} probe {probe} "
+                f"{state['seconds']:.0f}s",
+                flush=True,
+            )
     model.eval()
     held = model_loss(model, windows)
     folder = args.out / name

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from lenscope.attention import BOS, CONTEXT, NONE, attend
-from lenscope.errors import InputTooLarge, InvalidInput
 from lenscope.engine.windows import plan_windows
+from lenscope.errors import InputTooLarge, InvalidInput
 from tests.core.reference import random_multi_layer
 
 CODE = "import os\n\ndef home(path):\n    return os.path.join(path, 'x')\n"

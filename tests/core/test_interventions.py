@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from lenscope.analysis import analyze
+from lenscope.engine.windows import plan_windows
 from lenscope.errors import InvalidInput
 from lenscope.interventions import Intervention, parse_component
-from lenscope.engine.windows import plan_windows
 from tests.core.reference import random_multi_layer
 
 CODE = "import os\n\ndef home(path):\n    return os.path.join(path, 'x')\n"
