@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from lenscope import defaults
-from lenscope.models import hooks as hook_names
 from lenscope.engine.layernorm import final_ln_params
 from lenscope.engine.plan import bos_id, plan_text
 from lenscope.engine.run import forward_windows, model_device, run_hooked
 from lenscope.errors import InvalidInput
+from lenscope.models import hooks as hook_names
 from lenscope.models.shape import shape_of
 from lenscope.validation import check_int
 

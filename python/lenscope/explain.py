@@ -24,10 +24,10 @@ import torch
 from lenscope.attribution import attribute_all
 from lenscope.compare import Row
 from lenscope.defaults import CLAMP
-from lenscope.models import hooks as hook_names
 from lenscope.engine.plan import bos_id, plan_text
 from lenscope.engine.run import model_device, run_hooked
 from lenscope.errors import InvalidInput
+from lenscope.models import hooks as hook_names
 from lenscope.models.shape import shape_of
 
 RowKey = tuple[str, int]  # (path, token_index)

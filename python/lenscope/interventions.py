@@ -37,8 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lenscope.models import hooks as hook_names
 from lenscope.errors import InvalidInput
+from lenscope.models import hooks as hook_names
 from lenscope.models.shape import shape_of
 
 Component = Literal["neuron", "head", "mlp", "attn", "resid"]

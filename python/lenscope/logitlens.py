@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.models import hooks as hook_names
 from lenscope.engine.plan import plan_text
 from lenscope.engine.run import DERIVE_CHUNK_ELEMENTS, forward_windows, model_device
 from lenscope.engine.windows import Window
 from lenscope.errors import InputTooLarge, InvalidInput
+from lenscope.models import hooks as hook_names
 from lenscope.models.shape import shape_of
 from lenscope.tokens import TokenSpans, token_strings
 from lenscope.validation import MAX_RESPONSE_CELLS, MAX_TEXT_TOKENS, MAX_TOP_K, check_int

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lenscope.models import hooks as hook_names
 from lenscope.engine.plan import bos_id
 from lenscope.engine.run import model_device, run_capturing, run_hooked
 from lenscope.errors import InputTooLarge, InvalidInput
+from lenscope.models import hooks as hook_names
 from lenscope.models.shape import shape_of
 from lenscope.tokens import TokenSpans, token_strings, tokenize_with_spans
 from lenscope.validation import MAX_RESPONSE_CELLS, check_int, check_text
