@@ -19,6 +19,7 @@ import { annotationExtension } from './editor/annotations';
 import { AttentionMode } from './editor/attentionmode';
 import { InlineView } from './editor/inline';
 import { MainViews } from './mainarea';
+import { addPictureCommands, PictureCommandIDs } from './pictures';
 import { LenscopeModel } from './model';
 import { LenscopePanel } from './panel';
 import { readSettings } from './settings';
@@ -75,6 +76,8 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
               return model.logitLens(position);
             },
             openHead: (name, layer, head) => void app.commands.execute(CommandIDs.openHead, { model: name, layer, head }),
+            openWaterfall: (position, target, baseline) => void app.commands.execute(PictureCommandIDs.waterfall, { position, target, baseline }),
+            openLensHeatmap: () => void app.commands.execute(PictureCommandIDs.lensHeatmap),
             ablate: (what, position) => void app.commands.execute(CommandIDs.ablate, { component: what.component, layer: what.layer, index: what.index, position }),
             copyWhyCode: (button, position, target, baseline) => {
               const run = model.run;
@@ -111,6 +114,7 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
       }
     });
     addCommands(app, model, views, { app, notebooks, editors }, panel.id, ICON, palette);
+    addPictureCommands(app, model, views, palette);
 
     // saving a file may start updates of the indexes that cover it (server side): the panel shows them
     app.serviceManager.contents.fileChanged.connect((_, change) => {

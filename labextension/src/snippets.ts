@@ -284,6 +284,29 @@ export function logitLensSnippet(request: Req<S['LogitLensRequest'], 'text'> & {
   ]);
 }
 
+/** The logit lens heatmap: at every text token, the next token's log-prob and rank after the embeddings and each block. */
+export function logitLensHeatmapSnippet(request: Req<S['LogitLensRequest'], 'text'>): string {
+  return join([
+    ...header(
+      'The logit lens at every text token: the next token\'s log-prob and rank after the embeddings and each block (rows) per token (columns).',
+      ['from lenscope import logit_lens'],
+      modelOf(request)
+    ),
+    `TEXT = ${pyString(request.text)}`,
+    `CONTEXT = ${pyString(request.context ?? '')}`,
+    `TOP_K = ${request.top_k ?? 5}`,
+    '',
+    'lens = logit_lens(model, TEXT, context=CONTEXT, top_k=TOP_K)',
+    'for r, name in enumerate(lens.rows):',
+    '    cells = " ".join(f"{float(v):6.2f}" for v in lens.actual_logprob[r])',
+    '    print(f"{name:>6}  {cells}")',
+    'result = {"kind": "logit_lens_heatmap", "model": MODEL, "rows": lens.rows, "positions": lens.positions,',
+    '          "actual_ids": lens.actual_ids, "actual_logprob": lens.actual_logprob, "actual_rank": lens.actual_rank,',
+    '          "top_ids": lens.top_ids}',
+    ...FOOTER
+  ]);
+}
+
 function interventionLine(i: InterventionSnippetItem): string {
   const args = [pyString(i.component), String(i.layer), pyValue(i.index ?? null), pyString(i.op ?? 'zero'), pyValue(i.value ?? 0)];
   let line = `Intervention(${args.join(', ')}`;
@@ -523,6 +546,7 @@ export const SNIPPETS = {
   attributionSnippet,
   attentionSnippet,
   logitLensSnippet,
+  logitLensHeatmapSnippet,
   interventionSnippet,
   patchSnippet,
   corpusCompareSnippet,

@@ -5,3 +5,4 @@ import './logitlens.css';
 import './features.css';
 import './outputs.css';
 import './search.css';
+import './pictures.css';

@@ -29,6 +29,7 @@ from lenscope.analysis import AnalysisResult, NeuronActivations
 
 if TYPE_CHECKING:
     from lenscope.attention import AttentionResult
+    from lenscope.attribution import Attribution
     from lenscope.logitlens import LogitLens
 
 
@@ -201,6 +202,17 @@ and tokens; the colour is ``lp_a - max(lp_b, clamp)``, as the editor's compariso
 CARD_MIME = "application/vnd.lenscope.neuron-card+json"
 """``{"version", "card"}``: ``card`` is the ``GET neurons/{model}/{layer}/{index}`` response
 (``NeuronCardResponse``) as JSON, as :func:`neuron_card` builds it from an index."""
+LENS_MIME = "application/vnd.lenscope.logit-lens+json"
+"""``{"version", "text", "context", "lens"}``: ``lens`` is the ``POST logit_lens`` response
+(``LogitLensResponse``) as JSON, every text token read; ``text`` what its spans index into. The
+extension draws it as the logit lens heatmap (rows: embed and each block; columns: the tokens)."""
+ATTRIBUTION_MIME = "application/vnd.lenscope.attribution+json"
+"""``{"version", "text", "context", "attribution"}``: ``attribution`` is the ``POST attribute``
+response (``AttributionResponse``) as JSON; the extension draws it as a waterfall."""
+ATTENTION_MIME = "application/vnd.lenscope.attention+json"
+"""``{"version", "text", "context", "attention"}``: ``attention`` is the ``POST attention`` response
+(``AttentionResponse``) as JSON (with ``k`` at least the window's length: the whole pattern); the
+extension draws every head of a layer side by side, one large with the tokens on both axes."""
 MIME_VERSION = 1
 
 
@@ -245,7 +257,7 @@ def _summary(result: AnalysisResult) -> str:
 
 
 def show(
-    result: AnalysisResult | dict[str, Any],
+    result: AnalysisResult | dict[str, Any] | LogitLens | Attribution | AttentionResult,
     compare: AnalysisResult | None = None,
     *,
     context: str | None = None,
@@ -260,6 +272,10 @@ def show(
     and the neuron chips (a chip opens the neuron's card). The output is saved with the notebook
     and renders again when it is reopened, with no kernel. ``compare``: a second model's analysis
     of the same text (the editor's comparison colours, ``lp - max(lp_compare, clamp)``).
+
+    ``show(logit_lens(model, text))``, ``show(attribute(model, text, position))`` and
+    ``show(attend(model, text, k=1024))``: the pictures (:func:`lens_heatmap`, :func:`waterfall`,
+    :func:`attention_heads`).
 
     ``show(neuron_card(layer, index))``: a neuron's card (its top examples coloured by activation,
     its logit effects, its histogram), as the panel shows it.
@@ -276,6 +292,9 @@ def show(
 
     if isinstance(result, dict):
         return _show_card(result, html)
+    picture = _show_picture(result, context=context, html=html)
+    if picture is not None:
+        return picture
     if context is None and result.context_tokens == 0:
         context = ""
     text = _text_of(result)
@@ -363,3 +382,125 @@ def card_examples(card: dict[str, Any]) -> View:
         firstDimensionName="Neuron",
         firstDimensionLabels=[f"L{card['layer']}.N{card['index']}"],
     )
+
+
+def _json(wire: dict[str, Any]) -> dict[str, Any]:
+    from lenscope.wire_codec import encode_json
+
+    out: dict[str, Any] = json.loads(encode_json(wire))
+    return out
+
+
+def _show_picture(result: Any, *, context: str | None, html: bool) -> Output | None:
+    from lenscope.attention import AttentionResult
+    from lenscope.attribution import Attribution
+    from lenscope.logitlens import LogitLens
+
+    if isinstance(result, LogitLens):
+        return lens_heatmap(result, context=context, html=html)
+    if isinstance(result, Attribution):
+        return waterfall(result, context=context, html=html)
+    if isinstance(result, AttentionResult):
+        return attention_heads(result, context=context, html=html)
+    return None
+
+
+def lens_heatmap(lens: LogitLens, *, context: str | None = None, html: bool = True) -> Output:
+    """The logit lens over a text as a heatmap: ``lens_heatmap(logit_lens(model, text))`` (every
+    position). In JupyterLab with lenscope's extension: rows are the embeddings and each block,
+    columns the tokens, colour the next token's log-prob (or rank, a toggle), numbers on hover, a
+    click for a cell's top 5, as the lenscope tab draws it. Elsewhere: an HTML table of the same
+    log-probs. ``context``: the text before it that the lens was conditioned on (for "Copy as code")."""
+    from lenscope.logitlens import logit_lens_to_wire
+
+    text = "".join(lens.token_texts)
+    data = {"version": MIME_VERSION, "text": text, "context": context, "lens": _json(logit_lens_to_wire(lens))}
+    plain = f"lenscope logit lens · {lens.model} · {len(lens.positions)} tokens × {len(lens.rows)} rows"
+    return Output(LENS_MIME, data, plain, (lambda: lens_table(lens).markup) if html else None)
+
+
+def lens_table(lens: LogitLens) -> View:
+    """The logit lens heatmap as plain HTML: a row per residual stream read, a column per token
+    (vertical labels, whitespace visible), each cell the next token's log-prob, shaded."""
+    cell = "padding:0;width:18px;height:22px;border:1px solid rgba(128,128,128,0.25)"
+    label = (
+        "writing-mode:vertical-rl;transform:rotate(180deg);font-family:monospace;white-space:pre;max-height:7em;overflow:hidden"
+    )
+    head = "".join(f"<th><div style='{label}'>{_visible(lens.token_texts[p])}</div></th>" for p in lens.positions)
+    body = []
+    for r, name in enumerate(lens.rows):
+        cells = []
+        for j, p in enumerate(lens.positions):
+            lp, rank = float(lens.actual_logprob[r, j]), int(lens.actual_rank[r, j])
+            if rank <= 0:
+                cells.append(f"<td style='{cell}'></td>")
+                continue
+            alpha = min(1.0, max(0.0, lp / -10.0))
+            cells.append(
+                f"<td style='{cell};background:rgba(214,39,40,{alpha:.2f})' "
+                f"title='token {p}: log-prob {lp:.2f}, rank {rank}'></td>"
+            )
+        body.append(f"<tr><th style='font-family:monospace;padding:0 6px'>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    return View(
+        "<div class='lenscope-lens-heatmap' style='overflow:auto'><table style='border-collapse:collapse'>"
+        f"<thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def waterfall(
+    attribution: Attribution, text: str | None = None, *, context: str | None = None, top: int = 30, html: bool = True
+) -> Output:
+    """The parts of one prediction as a waterfall: ``waterfall(attribute(model, text, position), text)``.
+    In JupyterLab with lenscope's extension: the total first, then every direct part (the
+    embeddings, each head, each layer's MLP, the biases), largest first, each bar from the running
+    sum before it to after it; an MLP row opens its ``top`` listed neurons (and the SAE's features
+    when the attribution has them). Elsewhere: an HTML table of the parts. ``text`` (and
+    ``context``): what it explained, for "Copy as code"."""
+    from lenscope.attribution import attribution_to_wire
+
+    wire = _json(attribution_to_wire(attribution, top))
+    data = {"version": MIME_VERSION, "text": text or "", "context": context, "attribution": wire}
+    what = "logit difference" if attribution.baseline is not None else "centred logit"
+    plain = f"lenscope parts · {attribution.model} · after token {attribution.position} · {what} {attribution.value:+.3f}"
+    return Output(ATTRIBUTION_MIME, data, plain, (lambda: parts_table(attribution).markup) if html else None)
+
+
+def parts_table(a: Attribution) -> View:
+    """An attribution's direct parts as plain HTML, largest |part| first, the total first."""
+    parts: list[tuple[str, float]] = [
+        ("token embedding", a.embed),
+        ("positional embedding", a.pos_embed),
+        ("LayerNorm + unembedding bias", a.constant),
+    ]
+    mlp = a.neurons.sum(axis=1) if a.neurons.size else np.zeros(len(a.heads))
+    for layer in range(len(a.heads)):
+        parts += [(f"L{layer}H{h}", float(v)) for h, v in enumerate(a.heads[layer])]
+        parts += [
+            (f"MLP L{layer}", float(mlp[layer])),
+            (f"MLP bias L{layer}", float(a.mlp_bias[layer])),
+            (f"attention bias L{layer}", float(a.attn_bias[layer])),
+        ]
+    parts.sort(key=lambda p: -abs(p[1]))
+    rows = "".join(
+        f"<tr><td style='font-family:monospace'>{html.escape(n)}</td><td style='text-align:right'>{v:+.3f}</td></tr>"
+        for n, v in parts
+        if v != 0
+    )
+    return View(
+        f"<table><thead><tr><th>total</th><th style='text-align:right'>{a.value:+.3f}</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def attention_heads(result: AttentionResult, *, context: str | None = None, html: bool = True) -> Output:
+    """Every head of a layer side by side, one large with the tokens on both axes:
+    ``attention_heads(attend(model, text, k=1024))`` (with ``k`` at least the window's length the
+    pattern is whole). In JupyterLab with lenscope's extension it is drawn as the lenscope tab
+    draws it (a weight on hover); elsewhere circuitsvis's ``AttentionHeads``, offline."""
+    from lenscope.attention import attention_to_wire
+
+    text = "".join(result.token_texts)
+    data = {"version": MIME_VERSION, "text": text, "context": context, "attention": _json(attention_to_wire(result))}
+    n = len(result.token_texts)
+    plain = f"lenscope attention · {result.model} · layers {result.layers} · {result.n_heads} heads · {n} tokens"
+    return Output(ATTENTION_MIME, data, plain, (lambda: attention(result).markup) if html else None)

@@ -164,3 +164,46 @@ def test_show_with_attention_carries_the_attention_routes_schema(gelu) -> None:
     assert show(r, html=False).data["attention"] is None
     with pytest.raises(ValueError, match="same tokens"):
         show(r, attention=attend(gelu, TEXT + "y = 2\n"))
+
+
+def test_pictures_are_the_routes_json_with_the_text(gelu) -> None:
+    """lens_heatmap / waterfall / attention_heads (and show() of their results): the server's JSON
+    (the same encoders, valid against the routes' schemas), the text its spans index into, no NaN."""
+    from lenscope.attention import attend, attention_to_wire
+    from lenscope.attribution import attribute, attribution_to_wire
+    from lenscope.logitlens import logit_lens, logit_lens_to_wire
+    from lenscope.notebook import ATTENTION_MIME, ATTRIBUTION_MIME, LENS_MIME, MIME_VERSION, show
+    from lenscope.notebook import attention_heads, lens_heatmap, waterfall
+    from lenscope.wire import AttentionResponse, AttributionResponse, LogitLensResponse
+    from lenscope.wire_codec import encode_json
+
+    lens = logit_lens(gelu, TEXT)
+    bundle = show(lens, context="")._repr_mimebundle_()
+    assert set(bundle) == {LENS_MIME, "text/html", "text/plain"}
+    data = bundle[LENS_MIME]
+    assert (data["version"], data["text"], data["context"]) == (MIME_VERSION, TEXT, "")
+    assert data["lens"] == json.loads(encode_json(logit_lens_to_wire(lens)))
+    LogitLensResponse.model_validate(data["lens"])
+    assert data["lens"]["positions"] == list(range(len(lens.token_texts)))  # every token: the whole heatmap
+    spans = zip(data["lens"]["tokens"]["start_utf16"]["data"], data["lens"]["tokens"]["end_utf16"]["data"])
+    assert [TEXT[s:e] for s, e in spans] == lens.token_texts
+    assert bundle["text/html"].count("<tr>") == len(lens.rows) + 1 and "·return" in bundle["text/html"]
+    assert lens_heatmap(lens, html=False)._repr_mimebundle_().keys() == {LENS_MIME, "text/plain"}
+
+    a = attribute(gelu, TEXT, 3)
+    bundle = waterfall(a, TEXT, context="")._repr_mimebundle_()
+    data = bundle[ATTRIBUTION_MIME]
+    assert data["attribution"] == json.loads(encode_json(attribution_to_wire(a, 30)))
+    AttributionResponse.model_validate(data["attribution"])
+    assert data["text"] == TEXT and len(data["attribution"]["top_neurons"]) == 30
+    assert f"{a.value:+.3f}" in bundle["text/html"] and bundle["text/plain"].endswith(f"{a.value:+.3f}")
+    assert set(show(a)._repr_mimebundle_()) == {ATTRIBUTION_MIME, "text/html", "text/plain"}
+
+    at = attend(gelu, TEXT, k=1024)
+    bundle = attention_heads(at)._repr_mimebundle_()
+    data = bundle[ATTENTION_MIME]
+    assert data["attention"] == json.loads(encode_json(attention_to_wire(at)))
+    AttentionResponse.model_validate(data["attention"])
+    assert data["text"] == TEXT and "CircuitsVis.AttentionHeads" in bundle["text/html"]
+    assert show(at)._repr_mimebundle_()[ATTENTION_MIME] == data
+    json.dumps(bundle, allow_nan=False)

@@ -90,8 +90,8 @@ def test_head_card_neuron_inputs_and_typed_target(page: Any, lab: Lab) -> None:
         assert row.locator("code").all_text_contents() == [visible(strings[first["source"]]), visible(strings[first["target"]])]
     tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current", has_text=f"L{layer}.H{number} · {MODEL}")
     assert tab.count() == 1
-    # the cards without the tooltip over them, for the eye
-    page.evaluate("() => document.querySelector('.ls-tooltip-pinned').parentElement.style.visibility = 'hidden'")
+    # opening the card closed the pinned tooltip (issue #24: it floated over the new tab)
+    assert page.locator(".ls-tooltip-pinned").count() == 0
     shot(page, "cards-head-light")
 
     # the palette's command with arguments: the same tab, activated
@@ -142,16 +142,14 @@ def test_head_card_neuron_inputs_and_typed_target(page: Any, lab: Lab) -> None:
 
     set_theme(page, light=False)
     shot(page, "cards-neuron-dark")
-    # the tooltip was rebuilt (the text is coloured by the neuron now): its why view again, typed target
-    page.evaluate("() => document.querySelector('.ls-tooltip-pinned').parentElement.style.visibility = ''")
-    toggle = page.locator(".ls-tooltip-pinned .ls-why-toggle")
-    if toggle.get_attribute("aria-expanded") != "true":
-        toggle.dispatch_event("mousedown")
+    # the token's why view again (the text is coloured by the neuron now), typed target
+    page.locator(f'.ls-token[data-ls-token="{index}"]').first.click()
+    page.keyboard.press("Alt+Shift+W")
     page.wait_for_selector(ready)
     type_target(page, typed, visible(texts[index + 1]))
     page.wait_for_selector(f'{ready} .ls-why-body[data-target="{other_id}"][data-baseline="{actual["target"]}"]')
     shot(page, "cards-typed-target-dark")
-    page.evaluate("() => document.querySelector('.ls-tooltip-pinned').parentElement.style.visibility = 'hidden'")
+    page.evaluate(f"() => {{ {hide} }}")
     page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=f"L{layer}.H{number} · {MODEL}").click()
     time.sleep(0.3)
     shot(page, "cards-head-dark")

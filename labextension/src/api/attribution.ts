@@ -55,6 +55,8 @@ export class Attribution {
   readonly sourceIds: NumericArray;
   readonly sourceTextIndex: NumericArray;
   readonly topNeurons: { layer: number; index: number; value: number }[];
+  /** with `sae` in the request: that SAE's re-split of its layer's MLP part (features, bias, error) */
+  readonly features: AttributionResponseWire['features'];
   private readonly strings = new Map<number, string>();
 
   constructor(wire: AttributionResponseWire) {
@@ -81,6 +83,7 @@ export class Attribution {
     this.sourceIds = decodeArray(wire.source_ids).data;
     this.sourceTextIndex = decodeArray(wire.source_text_index).data;
     this.topNeurons = wire.top_neurons.map(n => ({ layer: n.layer, index: n.index, value: n.value }));
+    this.features = wire.features ?? null;
     wire.strings.ids.forEach((id, i) => this.strings.set(id, wire.strings.values[i]));
   }
 

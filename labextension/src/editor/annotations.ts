@@ -11,7 +11,7 @@ import { Attribution, attentionOnText } from '../api/attribution';
 import { activationColor, attentionColor, clampedDiff, colorFor, deltaColor, diffColor, surprise } from '../colors';
 import { tokenRanges } from '../spans';
 import type { Annotation } from './annotation';
-import { buildTooltip, TooltipActions } from './tooltip';
+import { buildTooltip, refreshTooltip, TooltipActions } from './tooltip';
 
 export type { Annotation, NeuronColouring } from './annotation';
 
@@ -209,11 +209,16 @@ export const pinTooltip = StateEffect.define<boolean>();
 const pinnedField = StateField.define<boolean>({
   create: () => false,
   update(pinned, tr) {
+    // a new selection (a range, or a click) closes it; the keys that step tokens move it along
+    if (pinned && tr.selection && (!tr.selection.main.empty || tr.isUserEvent('select.pointer'))) {
+      pinned = false;
+    }
+    const before = tr.startState.field(annotationField, false)?.annotation ?? null;
     for (const effect of tr.effects) {
       if (effect.is(pinTooltip)) {
         pinned = effect.value;
-      } else if (effect.is(setAnnotation) && !effect.value) {
-        pinned = false;
+      } else if (effect.is(setAnnotation) && (!effect.value || effect.value.analysis !== before?.analysis)) {
+        pinned = false; // cleared, or a new analysis (an intervention or a recolouring keeps it, refreshed)
       }
     }
     return pinned;
@@ -361,7 +366,24 @@ function attentionHover(hooks: AttentionModeHooks): Extension {
  * it was given, not a page-wide event. Showing a head's attention is the editor's own.
  */
 export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>, attention?: AttentionModeHooks): Extension {
-  const withEditor = (view: EditorView): TooltipActions => ({ ...actions, toggleHead: (a, l, h) => toggleHead(view, a, l, h) });
+  // opening a card (or a picture) from the pinned tooltip closes it: it would float over the new tab
+  const closing =
+    <A extends unknown[]>(view: EditorView, act: ((...args: A) => void) | undefined) =>
+    (...args: A): void => {
+      act?.(...args);
+      if (isPinned(view)) {
+        togglePinned(view, false);
+      }
+    };
+  const withEditor = (view: EditorView): TooltipActions => ({
+    ...actions,
+    openNeuron: closing(view, actions.openNeuron),
+    openFeature: actions.openFeature && closing(view, actions.openFeature),
+    openHead: actions.openHead && closing(view, actions.openHead),
+    openWaterfall: actions.openWaterfall && closing(view, actions.openWaterfall),
+    openLensHeatmap: actions.openLensHeatmap && closing(view, actions.openLensHeatmap),
+    toggleHead: (a, l, h) => toggleHead(view, a, l, h)
+  });
   const hover = hoverTooltip(
     (view, pos, side): Tooltip | null => {
       const { annotation } = view.state.field(annotationField);
@@ -379,11 +401,38 @@ export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>,
             v.dispatch({ effects: setAttention.of(null) });
           }
         });
-        return { dom, update: () => syncHeads(dom, shownAttention(v)) };
+        return {
+          dom,
+          update: (u: ViewUpdate) => {
+            // an intervention re-ran the text (or it was recoloured) while it is open: show the new numbers
+            const next = u.state.field(annotationField).annotation;
+            if (next && next !== u.startState.field(annotationField).annotation && next.analysis === annotation.analysis) {
+              refreshTooltip(dom, next, hit.index, withEditor(v));
+            }
+            syncHeads(dom, shownAttention(v));
+          }
+        };
       };
       return { pos: hit.from, end: hit.to, above: true, create };
     },
     { hoverTime: 250 }
+  );
+  // a press anywhere outside the pinned tooltip closes it (the text under it, the panel, a tab)
+  const closeOutside = ViewPlugin.fromClass(
+    class {
+      private readonly onDown = (event: MouseEvent): void => {
+        const target = event.target as Element | null;
+        if (isPinned(this.view) && !target?.closest?.('.ls-tooltip-pinned')) {
+          togglePinned(this.view, false);
+        }
+      };
+      constructor(readonly view: EditorView) {
+        view.dom.ownerDocument.addEventListener('mousedown', this.onDown, true);
+      }
+      destroy(): void {
+        this.view.dom.ownerDocument.removeEventListener('mousedown', this.onDown, true);
+      }
+    }
   );
   const pinned = showTooltip.computeN([pinnedField, annotationField, 'selection'], state => {
     const { annotation } = state.field(annotationField);
@@ -436,7 +485,7 @@ export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>,
     state.field(annotationField).annotation ? { class: state.field(attentionField).shown ? 'ls-annotated ls-attending' : 'ls-annotated' } : {}
   );
   // the attention layer comes after the token layer: lower precedence, so its marks sit inside
-  return [annotationField, attentionField, pinnedField, hover, pinned, keys, marker, attention ? attentionHover(attention) : []];
+  return [annotationField, attentionField, pinnedField, hover, pinned, keys, marker, closeOutside, attention ? attentionHover(attention) : []];
 }
 
 export function currentAnnotation(view: EditorView): Annotation | null {

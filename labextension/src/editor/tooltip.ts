@@ -1,12 +1,13 @@
 /** The hover tooltip of a token: predictions after it, the actual next token, its neurons, and why. */
 import type { Analysis } from '../api/analysis';
-import { Attribution, headParts, neuronParts, otherParts, sumOfParts } from '../api/attribution';
+import { Attribution, headParts, neuronParts, sumOfParts } from '../api/attribution';
 import { LensColumn, rankLine } from '../api/logitlens';
 import { clampedDiff, colorFor, deltaColor, surprise } from '../colors';
 import { el, fmt, visible } from '../format';
 import { ComponentRef, componentLabel, signedDelta } from '../interventions';
 import { neuronPartLabel } from '../parts';
 import { resolveToken } from '../resolve';
+import { barTrack, extent, partLine, place, signed, waterfallParts, WfPart, WfPlaced } from '../views/waterfall';
 import type { Annotation } from './annotation';
 import { featureRow, OpenFeature } from './features';
 
@@ -31,6 +32,10 @@ export interface TooltipActions {
   ablate?: (what: ComponentRef, position: number) => void;
   /** "Copy as code" of a why view: the Python cell of this attribution onto the clipboard (`snippets.ts`) */
   copyWhyCode?: (button: HTMLElement, position: number, target: number | null, baseline: number | null) => void;
+  /** open the parts of the prediction after text token `position` as a waterfall (a main-area tab) */
+  openWaterfall?: (position: number, target: number | null, baseline: number | null) => void;
+  /** open the logit lens at every token of the analysis as a heatmap (a main-area tab) */
+  openLensHeatmap?: () => void;
   /** the logit lens at text token `position` (cached; it also becomes the panel's lens token) */
   logitLens?: (position: number) => Promise<LensColumn | null>;
 }
@@ -54,6 +59,12 @@ function lensLine(i: number, actions: TooltipActions): HTMLElement | null {
         return;
       }
       line.textContent = column.next ? rankLine(column) : 'lens: the last token has no next token';
+      if (actions.openLensHeatmap && line.parentElement) {
+        const open = el('button', 'ls-why-head-card ls-lens-heatmap-link', 'heatmap');
+        open.title = 'The logit lens at every token of the analysis, as a heatmap (a lenscope tab)';
+        onPress(open, () => actions.openLensHeatmap!());
+        line.after(open);
+      }
       line.dataset.state = 'done';
       line.dataset.ranks = JSON.stringify(column.rows.map(r => r.actual?.rank ?? 0));
     },
@@ -77,11 +88,12 @@ function ablateButton(what: ComponentRef, position: number, actions: TooltipActi
   button.dataset.index = String(what.index);
   button.title = `Ablate ${label}: zero it at every position and re-run this text (the panel's Interventions list changes it)`;
   button.setAttribute('aria-label', `ablate ${label}`);
+  // not a Tab stop: Tab goes from chip to chip (Enter opens the card); x on a chip ablates it
+  button.tabIndex = -1;
   onPress(button, () => actions.ablate!(what, position));
   return button;
 }
 
-const signed = (x: number): string => (x >= 0 ? '+' : '\u2212') + fmt(Math.abs(x));
 
 /** Enter / Space on a focused element acts as a press (keyboard); mousedown keeps the editor's focus. */
 function onPress(node: HTMLElement, act: () => void): void {
@@ -98,11 +110,24 @@ function onPress(node: HTMLElement, act: () => void): void {
   });
 }
 
-function neuronChip(layer: number, index: number, text: string, openNeuron: OpenNeuron): HTMLButtonElement {
+/**
+ * A neuron's chip: a press (mouse, Enter, Space) colours the text by it and opens its card; with
+ * `ablate`, x (or Delete) on the focused chip zeroes the neuron (its ✕ button is not a Tab stop).
+ */
+function neuronChip(layer: number, index: number, text: string, openNeuron: OpenNeuron, ablate?: () => void): HTMLButtonElement {
   const chip = el('button', 'ls-neuron-chip', text);
   chip.dataset.layer = String(layer);
   chip.dataset.index = String(index);
-  chip.title = 'Colour the text by this neuron and open its card';
+  chip.title = ablate ? 'Colour the text by this neuron and open its card (Enter); x: ablate it' : 'Colour the text by this neuron and open its card';
+  if (ablate) {
+    chip.addEventListener('keydown', event => {
+      if ((event.key === 'x' || event.key === 'Delete') && !event.altKey && !event.ctrlKey && !event.metaKey) {
+        event.preventDefault();
+        event.stopPropagation();
+        ablate();
+      }
+    });
+  }
   // mousedown, not click: the editor keeps its focus (and the hover tooltip stays)
   chip.addEventListener('mousedown', event => {
     event.preventDefault();
@@ -117,7 +142,58 @@ function neuronChip(layer: number, index: number, text: string, openNeuron: Open
   return chip;
 }
 
-/** The why view's content for one attribution: neurons, heads with their sources, the rest, the sum. */
+/** How many of the why view's parts it lists before a last "the other n parts" row (the tooltip is small). */
+const WHY_ROWS = 12;
+
+/** A head's line in the why view: its button (colour its sources), its card, ablate, its 3 strongest sources. */
+function headLine(attr: Attribution, h: WfPart, actions: TooltipActions): HTMLElement[] {
+  const out: HTMLElement[] = [];
+  const button = el('button', 'ls-why-head', `${h.label} ${signed(h.value)}`);
+  button.dataset.layer = String(h.layer);
+  button.dataset.head = String(h.index);
+  button.dataset.value = String(h.value);
+  button.setAttribute('aria-pressed', 'false');
+  button.title = 'Colour the tokens this head attends to from here (again or Esc: clear)';
+  if (actions.toggleHead) {
+    onPress(button, () => button.setAttribute('aria-pressed', String(actions.toggleHead!(attr, h.layer!, h.index!))));
+  } else {
+    button.disabled = true;
+  }
+  out.push(button);
+  if (actions.openHead) {
+    const card = el('button', 'ls-why-head-card', 'card');
+    card.dataset.layer = String(h.layer);
+    card.dataset.head = String(h.index);
+    card.title = `Open the card of L${h.layer}.H${h.index}: what it copies (OV) and attends to (QK), from its weights`;
+    card.setAttribute('aria-label', `open the card of head L${h.layer}.H${h.index}`);
+    onPress(card, () => actions.openHead!(attr.model, h.layer!, h.index!));
+    out.push(card);
+  }
+  const ablate = ablateButton({ component: 'head', layer: h.layer!, index: h.index! }, attr.position, actions);
+  if (ablate) {
+    out.push(ablate);
+  }
+  // one line: each source is its token and its part (the attention weight on hover)
+  const sources = el('span', 'ls-why-sources');
+  for (const src of attr.sources(h.layer!, h.index!).slice(0, 3)) {
+    const s = el('span', 'ls-why-source');
+    s.dataset.textIndex = String(src.textIndex);
+    s.dataset.weight = String(src.weight);
+    const where = src.textIndex < 0 ? (src.source === 0 ? ' BOS' : ' ctx') : '';
+    s.title = `${visible(src.token)}${src.textIndex >= 0 ? ` (token ${src.textIndex})` : src.source === 0 ? ' (the BOS)' : ' (in the context)'}: part ${signed(src.value, 3)}, attention ${fmt(src.weight, 3)}`;
+    s.append(el('code', 'ls-tooltip-token', visible(src.token)), el('span', 'ls-muted', ` ${signed(src.value)}${where}`));
+    sources.append(s);
+  }
+  out.push(sources);
+  return out;
+}
+
+/**
+ * The why view's content for one attribution, a compact waterfall: the total, then the parts,
+ * the decisive ones (largest |part|) first: each layer's MLP (its neurons one click deeper), the
+ * strongest heads with their sources, the embeddings and biases; each with its bar from the
+ * running sum before it to after it. The sum line closes it (kept in view: `.ls-why-footer`).
+ */
 export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel: string): HTMLElement {
   const box = el('div', 'ls-why-body');
   box.dataset.target = String(attr.target);
@@ -130,82 +206,91 @@ export function buildWhy(attr: Attribution, actions: TooltipActions, targetLabel
     title.append(el('span', '', ' vs '), el('code', 'ls-tooltip-token', visible(attr.tokenString(attr.baseline))));
   }
   title.append(el('span', 'ls-muted', ` (${targetLabel}) · direct parts, largest |part| first`));
+  if (actions.openWaterfall) {
+    const open = el('button', 'ls-why-waterfall', 'waterfall');
+    open.title = 'Open these parts as a waterfall in a lenscope tab (every head, the MLP neurons and features)';
+    onPress(open, () => actions.openWaterfall!(attr.position, attr.target, attr.baseline));
+    title.append(open);
+  }
   box.append(title);
 
-  const neurons = neuronParts(attr);
-  if (neurons.length) {
-    const row = el('div', 'ls-why-neurons');
-    row.append(el('span', 'ls-muted', 'neurons: '));
-    for (const n of neurons) {
-      const chip = neuronChip(n.layer!, n.index!, `${n.label} ${signed(n.value)}`, actions.openNeuron);
-      chip.classList.add('ls-why-neuron');
-      chip.dataset.value = String(n.value);
-      row.append(chip);
-      const ablate = ablateButton({ component: 'neuron', layer: n.layer!, index: n.index! }, attr.position, actions);
-      if (ablate) {
-        row.append(ablate);
-      }
-    }
-    box.append(row);
+  const heads = new Set(headParts(attr).slice(0, 6).map(h => `${h.layer}.${h.index}`));
+  let parts = waterfallParts(attr).filter(p => p.kind !== 'head' || heads.has(`${p.layer}.${p.index}`));
+  const hiddenHeads = waterfallParts(attr).filter(p => p.kind === 'head' && !heads.has(`${p.layer}.${p.index}`));
+  const tail = [...parts.slice(WHY_ROWS), ...hiddenHeads];
+  parts = parts.slice(0, WHY_ROWS);
+  if (tail.length) {
+    parts.push({ kind: 'rest', label: `the other ${tail.length} parts`, value: tail.reduce((s, p) => s + p.value, 0) });
   }
-
-  const heads = el('div', 'ls-why-heads');
-  heads.append(el('div', 'ls-muted', 'heads (click: colour what it reads in the editor; card: its weights):'));
-  for (const h of headParts(attr).slice(0, 6)) {
-    const line = el('div', 'ls-why-head-line');
-    const button = el('button', 'ls-why-head', `${h.label} ${signed(h.value)}`);
-    button.dataset.layer = String(h.layer);
-    button.dataset.head = String(h.index);
-    button.dataset.value = String(h.value);
-    button.setAttribute('aria-pressed', 'false');
-    button.title = 'Colour the tokens this head attends to from here (again or Esc: clear)';
-    if (actions.toggleHead) {
-      onPress(button, () => button.setAttribute('aria-pressed', String(actions.toggleHead!(attr, h.layer!, h.index!))));
-    } else {
-      button.disabled = true;
-    }
-    line.append(button);
-    if (actions.openHead) {
-      const card = el('button', 'ls-why-head-card', 'card');
-      card.dataset.layer = String(h.layer);
-      card.dataset.head = String(h.index);
-      card.title = `Open the card of L${h.layer}.H${h.index}: what it copies (OV) and attends to (QK), from its weights`;
-      card.setAttribute('aria-label', `open the card of head L${h.layer}.H${h.index}`);
-      onPress(card, () => actions.openHead!(attr.model, h.layer!, h.index!));
-      line.append(card);
-    }
-    const ablate = ablateButton({ component: 'head', layer: h.layer!, index: h.index! }, attr.position, actions);
-    if (ablate) {
-      line.append(ablate);
-    }
-    const sources = el('span', 'ls-why-sources');
-    for (const src of attr.sources(h.layer!, h.index!).slice(0, 3)) {
-      const s = el('span', 'ls-why-source');
-      s.dataset.textIndex = String(src.textIndex);
-      s.append(el('code', 'ls-tooltip-token', visible(src.token)));
-      s.append(el('span', 'ls-muted', ` ${signed(src.value)} (attn ${fmt(src.weight)})${src.textIndex < 0 ? (src.source === 0 ? ' BOS' : ' context') : ''}`));
-      sources.append(s);
-    }
-    line.append(sources);
-    heads.append(line);
-  }
-  box.append(heads);
-
-  const rest = el('table', 'ls-why-other');
-  for (const p of otherParts(attr)) {
-    const tr = el('tr', 'ls-why-part');
-    tr.dataset.kind = p.kind;
-    tr.dataset.value = String(p.value);
-    tr.append(el('td', '', p.label));
-    tr.append(el('td', 'ls-num', signed(p.value)));
-    rest.append(tr);
-  }
-  box.append(rest);
-
   const what = attr.baseline === null ? 'centred logit' : `logit difference vs ${visible(attr.tokenString(attr.baseline))}`;
-  box.append(
+  const total: WfPlaced = { kind: 'total', label: what, value: attr.value, start: 0, end: attr.value };
+  const placed = place(parts);
+  const neurons = neuronParts(attr);
+  const deeper = new Map<number, WfPlaced[]>();
+  for (const p of placed) {
+    if (p.kind === 'mlp') {
+      deeper.set(p.layer!, place(neurons.filter(n => n.layer === p.layer).map(n => ({ kind: 'neuron' as const, label: n.label, value: n.value, layer: n.layer, index: n.index })), p.start));
+    }
+  }
+  const [lo, hi] = extent([total, ...placed, ...[...deeper.values()].flat()]);
+  const list = el('div', 'ls-why-parts');
+  const line = (p: WfPlaced, className: string): HTMLElement => {
+    const row = el('div', `ls-why-line ${className}`);
+    row.dataset.kind = p.kind;
+    row.dataset.value = String(p.value);
+    row.title = partLine(p);
+    row.append(barTrack(p, lo, hi));
+    return row;
+  };
+  const totalRow = line(total, 'ls-why-part ls-why-total');
+  totalRow.append(el('span', 'ls-why-label', `${what} ${signed(attr.value)}`));
+  list.append(totalRow);
+  for (const p of placed) {
+    if (p.kind === 'head') {
+      const row = line(p, 'ls-why-head-line');
+      row.append(...headLine(attr, p, actions));
+      list.append(row);
+    } else if (p.kind === 'mlp') {
+      const row = line(p, 'ls-why-mlp-line');
+      const chips = el('div', 'ls-why-neurons');
+      chips.hidden = true;
+      chips.dataset.layer = String(p.layer);
+      for (const n of deeper.get(p.layer!) ?? []) {
+        const ablate = ablateButton({ component: 'neuron', layer: n.layer!, index: n.index! }, attr.position, actions);
+        const chip = neuronChip(n.layer!, n.index!, `${n.label} ${signed(n.value)}`, actions.openNeuron, ablate ? () => actions.ablate!({ component: 'neuron', layer: n.layer!, index: n.index! }, attr.position) : undefined);
+        chip.classList.add('ls-why-neuron');
+        chip.dataset.value = String(n.value);
+        chips.append(chip);
+        if (ablate) {
+          chips.append(ablate);
+        }
+      }
+      const n = chips.querySelectorAll('.ls-why-neuron').length;
+      const toggle = el('button', 'ls-why-mlp', `\u25b8 ${p.label} ${signed(p.value)}`);
+      toggle.dataset.layer = String(p.layer);
+      toggle.dataset.value = String(p.value);
+      toggle.setAttribute('aria-expanded', 'false');
+      toggle.title = `All neurons of layer ${p.layer} together; ${n ? `click for its ${n} listed neurons (largest |part| first)` : 'none listed'}`;
+      onPress(toggle, () => {
+        chips.hidden = !chips.hidden;
+        toggle.setAttribute('aria-expanded', String(!chips.hidden));
+        toggle.textContent = `${chips.hidden ? '\u25b8' : '\u25be'} ${p.label} ${signed(p.value)}`;
+      });
+      row.append(toggle);
+      list.append(row, chips);
+    } else {
+      const row = line(p, 'ls-why-part');
+      row.append(el('span', 'ls-why-label', `${p.label} ${signed(p.value)}`));
+      list.append(row);
+    }
+  }
+  box.append(list);
+
+  const footer = el('div', 'ls-why-footer');
+  footer.append(
     el('div', 'ls-why-sum', `${what} ${fmt(attr.value, 3)} = sum of parts ${fmt(sumOfParts(attr), 3)}; final LayerNorm scale frozen at ${fmt(attr.lnScale, 3)}`)
   );
+  box.append(footer);
   return box;
 }
 
@@ -271,7 +356,7 @@ class WhySection {
     form.append(el('span', 'ls-muted', 'explain '), this.typedTarget, el('span', 'ls-muted', ' vs '), this.typedBaseline, this.message);
     form.title = 'A token seen in this analysis (text or top-10), whitespace as typed or as · → ↵; #id for any id. Enter explains it; with vs, the logit difference.';
     this.body = el('div', 'ls-why-content');
-    this.root.append(this.body);
+    this.root.append(this.body, form);
   }
 
   /** The typed target (and baseline) resolved and explained, or a message where one is not known. */
@@ -328,8 +413,25 @@ class WhySection {
     this.setOpen(true);
   }
 
+  /**
+   * The tooltip scrolls (it never exceeds the window): when the why view is taller than what is
+   * left below the top-10, scroll its title to the top, so its decisive parts are in view.
+   */
+  private reveal(): void {
+    const scroller = this.root.closest<HTMLElement>('.ls-tooltip');
+    const title = this.body.querySelector<HTMLElement>('.ls-why-title');
+    if (!scroller || !title || scroller.scrollHeight <= scroller.clientHeight) {
+      return;
+    }
+    const offset = title.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+    if (offset > scroller.clientHeight / 3) {
+      scroller.scrollTop += offset - 4;
+    }
+  }
+
   private async load(): Promise<void> {
     const seq = ++this.seq;
+    this.root.append(this.form); // out of the old view's footer: it is kept across views
     this.body.replaceChildren(el('div', 'ls-muted ls-why-loading', 'explaining…'));
     this.root.dataset.state = 'loading';
     try {
@@ -338,7 +440,10 @@ class WhySection {
         return;
       }
       this.last = attr;
-      this.body.replaceChildren(buildWhy(attr, this.actions, this.targetLabel));
+      const built = buildWhy(attr, this.actions, this.targetLabel);
+      this.body.replaceChildren(built);
+      // the typed target and baseline stay in view below the sum line (the footer sticks to the tooltip's bottom)
+      built.querySelector('.ls-why-footer')?.append(this.form);
       if (this.actions.copyWhyCode) {
         const copy = el('button', 'ls-why-code', 'Copy as code');
         copy.title = "Copy a Python cell that recomputes this attribution with lenscope's Python API and prints it";
@@ -347,6 +452,7 @@ class WhySection {
         (this.body.querySelector('.ls-why-title') ?? this.body).append(copy);
       }
       this.root.dataset.state = 'ready';
+      this.reveal();
     } catch (err) {
       if (seq === this.seq) {
         this.body.replaceChildren(el('div', 'ls-state-error', `Could not explain: ${err instanceof Error ? err.message : String(err)}`));
@@ -430,6 +536,28 @@ function topTable(analysis: Analysis, i: number, floor: number): HTMLElement {
     table.append(row);
   });
   return table;
+}
+
+/** The why section of each tooltip root (its w key acts on it). */
+const whyOf = new WeakMap<HTMLElement, WhySection>();
+
+/**
+ * The content of an open tooltip rebuilt in place for a new annotation of the same text (after
+ * an intervention re-ran it, or the text was recoloured): the same element, so CodeMirror keeps
+ * showing it where it is.
+ */
+export function refreshTooltip(dom: HTMLElement, a: Annotation, i: number, actions: TooltipActions, pinned = false): void {
+  if (i >= a.analysis.tokens.length) {
+    return;
+  }
+  const fresh = buildTooltip(a, i, actions, pinned);
+  dom.replaceChildren(...Array.from(fresh.childNodes));
+  dom.className = fresh.className;
+  dom.dataset.lsToken = fresh.dataset.lsToken;
+  const why = whyOf.get(fresh);
+  if (why) {
+    whyOf.set(dom, why);
+  }
 }
 
 export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, pinned = false): HTMLElement {
@@ -530,8 +658,9 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
     const box = el('div', 'ls-tooltip-neurons');
     box.append(el('span', 'ls-muted', 'strongest neurons: '));
     for (const n of neurons.slice(0, 10)) {
-      const chip = neuronChip(n.layer, n.index, `L${n.layer}.N${n.index} ${fmt(n.activation)}`, actions.openNeuron);
       const ablate = ablateButton({ component: 'neuron', layer: n.layer, index: n.index }, i, actions);
+      const zero = ablate ? () => actions.ablate!({ component: 'neuron', layer: n.layer, index: n.index }, i) : undefined;
+      const chip = neuronChip(n.layer, n.index, `L${n.layer}.N${n.index} ${fmt(n.activation)}`, actions.openNeuron, zero);
       if (ablate) {
         const pairOf = el('span', 'ls-chip-pair');
         pairOf.append(chip, ablate);
@@ -550,17 +679,21 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
   bar.append(why.toggle);
   bar.append(el('span', 'ls-muted', ' neurons, heads and embeddings behind the prediction'));
   root.append(bar);
-  root.append(why.root, why.form);
-  // w inside the tooltip (focused): open or close why
+  root.append(why.root);
+  // w inside the tooltip (focused): open or close why (the current one: `refreshTooltip` replaces it)
+  whyOf.set(root, why);
   root.addEventListener('keydown', event => {
-    if (event.key === 'w' && !event.altKey && !event.ctrlKey && !event.metaKey) {
+    const current = whyOf.get(root);
+    if (current && event.key === 'w' && !event.altKey && !event.ctrlKey && !event.metaKey) {
       event.preventDefault();
-      why.setOpen(!why.isOpen);
-      why.toggle.focus();
+      current.setOpen(!current.isOpen);
+      current.toggle.focus();
     }
   });
   if (pinned) {
-    root.append(el('div', 'ls-muted ls-tooltip-keys', 'Alt+Shift+→ / ← next / previous token · Alt+Shift+K again: focus the neurons (Tab onwards, w: why) · Alt+Shift+W: why · Esc: close'));
+    const keys = el('div', 'ls-muted ls-tooltip-keys', 'Alt+Shift+→ / ← next / previous token · Alt+Shift+K again: focus the first neuron (Tab: the next, Enter: its card, x: ablate it, w: why) · Alt+Shift+W: why · Esc: close');
+    // above the why view: the view's sum line and inputs close the tooltip
+    bar.before(keys);
   }
   return root;
 }

@@ -8,14 +8,22 @@
  */
 import { Analysis, AnalyzeResponseWire } from '../api/analysis';
 import { Attention, AttentionResponseWire, weightsOnSpans } from '../api/attention';
+import { Attribution, AttributionResponseWire } from '../api/attribution';
 import type { NeuronCard } from '../api/client';
+import { decodeArray } from '../api/ndarray';
+import { LogitLens, LogitLensResponseWire } from '../api/logitlens';
 import type { ScaleName } from '../colors';
 import type { Annotation } from '../editor/annotation';
+import { fmt } from '../format';
 
 export const ANALYSIS_MIME = 'application/vnd.lenscope.analysis+json';
 export const COMPARISON_MIME = 'application/vnd.lenscope.comparison+json';
 export const CARD_MIME = 'application/vnd.lenscope.neuron-card+json';
-export const OUTPUT_MIMES = [ANALYSIS_MIME, COMPARISON_MIME, CARD_MIME];
+/** The pictures (`lenscope.notebook.lens_heatmap`, `waterfall`, `attention_heads`): the server's responses, with their text. */
+export const LENS_MIME = 'application/vnd.lenscope.logit-lens+json';
+export const ATTRIBUTION_MIME = 'application/vnd.lenscope.attribution+json';
+export const ATTENTION_MIME = 'application/vnd.lenscope.attention+json';
+export const OUTPUT_MIMES = [ANALYSIS_MIME, COMPARISON_MIME, CARD_MIME, LENS_MIME, ATTRIBUTION_MIME, ATTENTION_MIME];
 /** The data's format version this frontend reads (python/lenscope/notebook.py's MIME_VERSION). */
 export const MIME_VERSION = 1;
 
@@ -46,7 +54,87 @@ export interface CardOutput {
   card: NeuronCard;
 }
 
-export type OutputPayload = TextOutput | CardOutput;
+/** A picture over a text: what it was of (to copy it as code) and the text tokens' strings (its labels). */
+interface PictureCommon {
+  text: string;
+  context: string | null;
+  labels: string[];
+}
+
+/** The logit lens at every token (`POST logit_lens`): the heatmap. */
+export interface LensOutput extends PictureCommon {
+  kind: 'lens';
+  lens: LogitLens;
+}
+
+/** One prediction's direct parts (`POST attribute`): the waterfall. */
+export interface WaterfallOutput {
+  kind: 'waterfall';
+  text: string;
+  context: string | null;
+  attribution: Attribution;
+}
+
+/** The attention of a text (`POST attention`, the whole pattern): every head side by side. */
+export interface AttentionOutput extends PictureCommon {
+  kind: 'attention';
+  attention: Attention;
+}
+
+export type PictureOutput = LensOutput | WaterfallOutput | AttentionOutput;
+
+export type OutputPayload = TextOutput | CardOutput | PictureOutput;
+
+/** The text tokens' strings of a response's `tokens` (UTF-16 spans into `text`), checked. */
+function labelsOf(tokens: unknown, text: string, field: string): string[] {
+  if (!isObject(tokens) || !isObject(tokens.start_utf16) || !isObject(tokens.end_utf16)) {
+    throw new OutputDataError(`“${field}” has no tokens`);
+  }
+  const from = decodeArray(tokens.start_utf16 as never).data;
+  const to = decodeArray(tokens.end_utf16 as never).data;
+  const out: string[] = [];
+  for (let i = 0; i < from.length; i++) {
+    if (!(from[i] >= 0 && to[i] >= from[i] && to[i] <= text.length)) {
+      throw new OutputDataError(`“${field}”: its token spans do not fit the text (${text.length} UTF-16 units)`);
+    }
+    out.push(text.slice(from[i], to[i]));
+  }
+  return out;
+}
+
+function pictureOf(mime: string, data: Record<string, unknown>): PictureOutput | null {
+  if (mime !== LENS_MIME && mime !== ATTRIBUTION_MIME && mime !== ATTENTION_MIME) {
+    return null;
+  }
+  if (typeof data.text !== 'string') {
+    throw new OutputDataError('the output has no text');
+  }
+  const text = data.text;
+  const context = typeof data.context === 'string' ? data.context : null;
+  try {
+    if (mime === LENS_MIME) {
+      const wire = data.lens;
+      if (!isObject(wire) || !Array.isArray(wire.rows) || !Array.isArray(wire.positions)) {
+        throw new OutputDataError('“lens” is not a logit lens response');
+      }
+      return { kind: 'lens', text, context, labels: labelsOf(wire.tokens, text, 'lens'), lens: new LogitLens(wire as unknown as LogitLensResponseWire) };
+    }
+    if (mime === ATTRIBUTION_MIME) {
+      const wire = data.attribution;
+      if (!isObject(wire) || typeof wire.value !== 'number' || !isObject(wire.heads)) {
+        throw new OutputDataError('“attribution” is not an attribute response');
+      }
+      return { kind: 'waterfall', text, context, attribution: new Attribution(wire as unknown as AttributionResponseWire) };
+    }
+    const wire = data.attention;
+    if (!isObject(wire) || !Array.isArray(wire.layers) || !isObject(wire.sources)) {
+      throw new OutputDataError('“attention” is not an attention response');
+    }
+    return { kind: 'attention', text, context, labels: labelsOf(wire.tokens, text, 'attention'), attention: new Attention(wire as unknown as AttentionResponseWire) };
+  } catch (err) {
+    throw err instanceof OutputDataError ? err : new OutputDataError(`the output cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
 
 /** Data that is not a lenscope output this frontend can show: the message says why. */
 export class OutputDataError extends Error {
@@ -100,6 +188,10 @@ export function parseOutput(mime: string, data: unknown): OutputPayload {
   if (typeof version !== 'number' || version > MIME_VERSION) {
     throw new OutputDataError(`format version ${String(version)}: made by a newer lenscope than this extension (reads ${MIME_VERSION})`);
   }
+  const picture = pictureOf(mime, data);
+  if (picture) {
+    return picture;
+  }
   if (mime === CARD_MIME) {
     const card = data.card;
     if (!isObject(card) || typeof card.model !== 'string' || !Array.isArray(card.examples) || !isObject(card.histogram) || !isObject(card.stats)) {
@@ -147,6 +239,17 @@ export function describeOutput(payload: OutputPayload): string {
     const c = payload.card;
     const unit = c.sae ? `feature F${c.index} of ${c.sae}` : `neuron L${c.layer}.N${c.index}`;
     return `lenscope · ${unit} of ${c.model} · ${c.examples.length} examples from the index “${c.index_path}”`;
+  }
+  if (payload.kind === 'lens') {
+    return `lenscope · logit lens of ${payload.lens.model} · ${payload.lens.positions.length} tokens × ${payload.lens.rows.length} rows (${payload.lens.rows.join(', ')})`;
+  }
+  if (payload.kind === 'waterfall') {
+    const a = payload.attribution;
+    return `lenscope · the parts of ${a.model}'s prediction after token ${a.position} · ${a.baseline === null ? 'centred logit' : 'logit difference'} ${fmt(a.value, 3)}`;
+  }
+  if (payload.kind === 'attention') {
+    const a = payload.attention;
+    return `lenscope · attention of ${a.model} · layer${a.layers.length > 1 ? 's' : ''} ${a.layers.join(', ')} · ${a.nHeads} heads · ${a.nTokens} tokens`;
   }
   const a = payload.analysis;
   const models = payload.kind === 'comparison' ? `${a.model} vs ${payload.compare.analysis.model}` : a.model;

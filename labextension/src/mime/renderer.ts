@@ -19,7 +19,12 @@ import type { TooltipActions } from '../editor/tooltip';
 import { el } from '../format';
 import { renderCard } from '../views/card';
 import { diffLegend, logprobLegend } from '../views/legend';
-import { annotationOf, attentionWeights, describeOutput, OutputPayload, parseOutput, TextOutput } from './payload';
+import { annotationOf, attentionWeights, describeOutput, OutputPayload, parseOutput, PictureOutput, TextOutput } from './payload';
+import { renderAttentionHeads, FULL_K } from '../views/attentionview';
+import { copyCodeButton } from '../views/copycode';
+import { renderLensHeatmap } from '../views/lensheatmap';
+import { renderWaterfall } from '../views/waterfall';
+import { CommandIDs } from '../tokens';
 
 /** What an output needs from the page: the colour settings, the tooltip's actions, the commands (a card's examples open files). */
 export interface OutputHost {
@@ -57,6 +62,10 @@ export class LenscopeOutput extends Widget implements IRenderMime.IRenderer {
       // the card tab's own rendering: examples coloured by activation, logit effects, histogram
       this.node.dataset.model = payload.card.model;
       this.node.append(el('div', 'ls-output-head', describeOutput(payload)), renderCard(payload.card, this.host.commands));
+      return Promise.resolve();
+    }
+    if (payload.kind === 'lens' || payload.kind === 'waterfall' || payload.kind === 'attention') {
+      this.node.append(el('div', 'ls-output-head', describeOutput(payload)), renderPicture(payload, this.host));
       return Promise.resolve();
     }
     const { scale, floor } = this.host.colours();
@@ -173,4 +182,53 @@ function attentionMode(attention: Attention, view: () => EditorView | null): { n
       }
     }
   };
+}
+
+/**
+ * A picture output: the tab's own rendering (numbers on hover, the same data attributes) and
+ * "Copy as code" of the same request. Its cards open through the commands (the server's model of
+ * that name).
+ */
+function renderPicture(payload: PictureOutput, host: OutputHost): HTMLElement {
+  const box = el('div', 'ls-output-picture');
+  const context = payload.context ?? '';
+  if (payload.kind === 'lens') {
+    const { scale, floor } = host.colours();
+    const view = renderLensHeatmap(payload.lens, payload.labels, { scale, floor });
+    const request = { model: payload.lens.model, text: payload.text, context, top_k: payload.lens.k };
+    view.querySelector('.ls-picture-bar')?.append(copyCodeButton('the logit lens at every token', () => ({ kind: 'logitLensHeatmapSnippet', request })));
+    box.append(view);
+  } else if (payload.kind === 'waterfall') {
+    const a = payload.attribution;
+    const commands = host.commands;
+    const bar = el('div', 'ls-picture-bar');
+    const request = { model: a.model, text: payload.text, context, position: a.position, target: a.target, baseline: a.baseline, top: a.topNeurons.length || 10 };
+    bar.append(copyCodeButton('these parts of the prediction', () => ({ kind: 'attributionSnippet', request })));
+    box.append(
+      bar,
+      renderWaterfall(a, {
+        openNeuron: (layer, index) => void commands.execute(CommandIDs.openNeuron, { model: a.model, layer, index }),
+        openFeature: index => void commands.execute(CommandIDs.openFeature, { model: a.model, sae: a.features?.sae ?? '', index }),
+        openHead: (layer, head) => void commands.execute(CommandIDs.openHead, { model: a.model, layer, head })
+      })
+    );
+  } else {
+    const att = payload.attention;
+    let layer = att.layers[0];
+    let query = 0;
+    const draw = (): void => {
+      const view = renderAttentionHeads(att, layer, payload.labels, {
+        onLayer: l => {
+          layer = l;
+          draw();
+        },
+        onPick: q => (query = q)
+      });
+      const request = { model: att.model, text: payload.text, context, layers: [layer], k: Math.min(att.k, FULL_K) };
+      view.querySelector('.ls-picture-bar')?.append(copyCodeButton('this layer’s attention from the picked token', () => ({ kind: 'attentionSnippet', request: { ...request, token: query } })));
+      box.replaceChildren(view);
+    };
+    draw();
+  }
+  return box;
 }

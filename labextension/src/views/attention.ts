@@ -65,7 +65,10 @@ export class AttentionView extends Widget {
         : null;
     });
     copy.classList.add('ls-attention-code');
-    this.details.append(summary, this.heading, this.modeButton, copy, picker, this.status, this.legend, this.canvas, this.caption, this.sources);
+    const full = el('button', 'ls-button ls-attention-view-open', 'Open the attention view');
+    full.title = 'Every head of the layer side by side, the chosen one large with the tokens on both axes (a lenscope tab)';
+    full.addEventListener('click', () => void commands.execute('lenscope:open-attention-view', { layer: model.attention.layer, head: model.attention.heads[0] ?? 0 }));
+    this.details.append(summary, this.heading, this.modeButton, copy, full, picker, this.status, this.legend, this.canvas, this.caption, this.sources);
     this.details.addEventListener('toggle', () => model.updateAttention({ open: this.details.open }));
     this.node.append(this.details);
     model.attentionChanged.connect(() => this.render());

@@ -13,7 +13,9 @@ import { el, fmt, visible } from '../format';
 import { COPYING_NOTE, HeadArgs, headLabel, pairRows, POSITIVE_NOTE } from '../heads';
 import type { LenscopeModel } from '../model';
 import { CommandIDs } from '../tokens';
+import { FULL_K, renderPattern } from './attentionview';
 import { copyCodeButton } from './copycode';
+import { describeTarget } from '../target';
 
 export class HeadCardView extends Widget {
   card: HeadCard | null = null;
@@ -50,16 +52,45 @@ export class HeadCardView extends Widget {
     return bar;
   }
 
+  private async onText(): Promise<void> {
+    const section = await patternOnText(this.model, this.args);
+    if (section) {
+      (this.node.querySelector('.ls-head-card') ?? this.node).append(section);
+    }
+  }
+
   private async load(): Promise<void> {
     const { model, layer, head } = this.args;
     try {
       this.card = await this.model.headCard(model, layer, head);
       this.node.replaceChildren(renderHeadCard(this.card));
       this.node.querySelector('h2')?.after(this.ablateBar());
+      void this.onText();
     } catch (err) {
       this.node.replaceChildren(el('h2', '', `Head L${layer}.H${head} of ${model}`), el('p', 'ls-error', describe(err)));
     }
   }
+}
+
+/** The head card's "on the current text" section: this head's pattern over the analyzed text, labelled. */
+export async function patternOnText(model: LenscopeModel, args: HeadArgs): Promise<HTMLElement | null> {
+  const run = model.run;
+  if (!run || run.analysis.model !== args.model) {
+    return null;
+  }
+  const box = el('div', 'ls-effect ls-head-on-text');
+  box.dataset.layer = String(args.layer);
+  box.dataset.head = String(args.head);
+  box.append(el('h4', '', `On the current text: ${describeTarget(run.target)}`), el('div', 'ls-muted ls-head-note', 'where it attends from each token (rows) to each token before it (columns), weights 0 to 1; hover a cell for its weight'));
+  try {
+    const att = await model.client.attention({ model: args.model, text: run.target.text, context: run.target.context, k: FULL_K, layers: [args.layer] });
+    box.append(renderPattern(att, args.layer, args.head, run.analysis.tokens.map(t => t.text)));
+    box.dataset.state = 'ready';
+  } catch (err) {
+    box.append(el('p', 'ls-error', describe(err)));
+    box.dataset.state = 'error';
+  }
+  return box;
 }
 
 function score(name: string, value: number, note: string, key: string): HTMLElement {

@@ -6,6 +6,7 @@
  * the rank cell shaded (full at rank 1, fading with log10 of the rank). The last row is the
  * model's own output, the same numbers as the tooltip's.
  */
+import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
 import { LensColumn, rankStrength } from '../api/logitlens';
@@ -28,7 +29,10 @@ export class LogitLensView extends Widget {
   private readonly status = el('p', 'ls-lens-status ls-muted');
   private readonly table = el('table', 'ls-lens-table');
 
-  constructor(private readonly model: LenscopeModel) {
+  constructor(
+    private readonly model: LenscopeModel,
+    commands?: CommandRegistry
+  ) {
     super();
     this.addClass('ls-lens-view');
     const summary = el('summary', 'ls-lens-summary', 'Logit lens');
@@ -48,7 +52,11 @@ export class LogitLensView extends Widget {
         : null;
     });
     copy.classList.add('ls-lens-code');
-    this.details.append(summary, this.heading, nav, copy, this.status, this.table);
+    const heatmap = el('button', 'ls-button ls-lens-heatmap-open', 'Heatmap of the selection');
+    heatmap.title = 'Open the logit lens at every token of the analyzed text as a heatmap (a lenscope tab)';
+    heatmap.addEventListener('click', () => void commands?.execute('lenscope:open-logit-lens-heatmap'));
+    heatmap.hidden = !commands; // (the panel passes its commands; the palette and the tooltip's lens line open it too)
+    this.details.append(summary, this.heading, nav, copy, heatmap, this.status, this.table);
     this.details.addEventListener('toggle', () => model.updateLens({ open: this.details.open }));
     this.node.append(this.details);
     model.lensChanged.connect(() => this.render());
