@@ -278,6 +278,10 @@ export function addCommands(
       const [first, last] = linesAround(int(args, 'line'), view.state.doc.lines);
       selectLines(view, first, last);
       await analyze();
+      if (typeof args.start === 'number') {
+        // the caret on the row's token (`start`: code points in the file or cell), not after the lines
+        reveal(view, utf16Offset(view.state.doc.toString(), args.start));
+      }
     }
   });
   commands.addCommand(CommandIDs.revealToken, {

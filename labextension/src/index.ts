@@ -92,6 +92,7 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
     const panel = new LenscopePanel(model, app.commands);
     panel.title.icon = ICON;
     app.shell.add(panel, 'right', { rank: 900 });
+    restorer?.add(panel, 'lenscope-panel'); // open again after a reload when it was open
 
     const views = new MainViews(app, model, ICON, restorer);
     model.neuronRequested.connect((_, args) => {

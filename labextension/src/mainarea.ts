@@ -1,12 +1,16 @@
 /**
- * lenscope's main-area tabs: neuron cards, head cards, corpus comparisons, stored texts. Each kind has a
- * WidgetTracker, so the layout restorer brings them back on reload (through the commands that
- * open them), and opening one that is already open activates it instead.
+ * lenscope's main-area views, in ONE place: neuron, feature and head cards, stored texts, the
+ * patching tab (and any later view, through `dock`) open as tabs of one lenscope tab area beside
+ * the editor. The first opens a split right of the current editor, which keeps 62% of the width
+ * it had (`EDITOR_SHARE`); later ones join that tab area. Comparisons (wide tables whose chips
+ * open cards) open below, full width, beside each other. Each kind has a WidgetTracker, so the
+ * layout restorer brings them back on reload (through the commands that open them), and opening
+ * one that is already open activates it instead.
  */
 import type { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
 import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import type { LabIcon } from '@jupyterlab/ui-components';
-import type { Widget } from '@lumino/widgets';
+import { DockLayout, DockPanel, Widget } from '@lumino/widgets';
 
 import type { LenscopeModel } from './model';
 import { CommandIDs } from './tokens';
@@ -18,6 +22,11 @@ import { HeadCardView } from './views/head';
 import { PatchingModel } from './patchmodel';
 import { PatchingView } from './views/patching';
 import { StoredArgs, storedLabel, StoredTextView } from './views/stored';
+
+/** The share of its width the editor keeps when the lenscope tab area first opens beside it. */
+export const EDITOR_SHARE = 0.62;
+/** Below this width (px) the lenscope tab area would be too narrow: the left sidebar makes room. */
+export const MIN_AREA_WIDTH = 360;
 
 type Tab<T extends Widget> = MainAreaWidget<T>;
 
@@ -38,6 +47,21 @@ export class MainViews {
     restorer: ILayoutRestorer | null
   ) {
     this.patching = new PatchingModel(model);
+    // keyboard: Enter (or Space) on a lenscope tab in a tab bar opens it with the focus in it, so
+    // Tab goes on into the view (Lumino's tab bar would select it and keep the focus on the tab)
+    document.addEventListener(
+      'keydown',
+      event => {
+        const tab = (event.target as HTMLElement | null)?.closest?.('.lm-DockPanel-tabBar .lm-TabBar-tab') as HTMLElement | null;
+        const id = tab?.dataset.id;
+        if (id && (event.key === 'Enter' || event.key === ' ') && this.ours.some(w => w.id === id)) {
+          event.preventDefault();
+          event.stopPropagation();
+          this.app.shell.activateById(id);
+        }
+      },
+      true
+    );
     void restorer?.restore(this.cards, {
       command: CommandIDs.openNeuron,
       args: w => ({ ...w.content.args }),
@@ -72,9 +96,7 @@ export class MainViews {
       return open;
     }
     const tab = this.tab(new NeuronCardView(args, this.model, this.app.commands), cardLabel(args), `lenscope-neuron-${cardKey(args).replace(/[^\w-]/g, '_')}`);
-    // beside the head cards when there are some: both are cards
-    const ref = this.cards.currentWidget?.isAttached ? this.cards : this.heads.currentWidget?.isAttached ? this.heads : this.cards;
-    this.place(tab, this.cards, 'split-right', ref);
+    this.place(tab, this.cards);
     return tab;
   }
 
@@ -86,8 +108,7 @@ export class MainViews {
       return open;
     }
     const tab = this.tab(new FeatureCardView(args, this.model, this.app.commands), featureCardLabel(args), `lenscope-feature-${featureKey(args).replace(/[^\w-]/g, '_')}`);
-    const ref = this.features.currentWidget?.isAttached ? this.features : this.cards.currentWidget?.isAttached ? this.cards : this.features;
-    this.place(tab, this.features, 'split-right', ref);
+    this.place(tab, this.features);
     return tab;
   }
 
@@ -98,9 +119,7 @@ export class MainViews {
       return open;
     }
     const tab = this.tab(new HeadCardView(args, this.model, this.app.commands), headLabel(args), `lenscope-head-${headKey(args).replace(/[^\w-]/g, '_')}`);
-    // beside the neuron cards when there are some: both are cards
-    const ref = this.heads.currentWidget?.isAttached ? this.heads : this.cards.currentWidget?.isAttached ? this.cards : this.heads;
-    this.place(tab, this.heads, 'split-right', ref);
+    this.place(tab, this.heads);
     return tab;
   }
 
@@ -118,8 +137,9 @@ export class MainViews {
       }
     });
     tab = this.tab(view, `comparison ${job}`, `lenscope-comparison-${job.replace(/[^\w-]/g, '_')}`);
-    // below the editors, full width: the table has wide rows
-    this.place(tab, this.comparisons, 'split-bottom');
+    // below the editors and the lenscope tabs, full width: the table has wide rows, and its chips
+    // open cards that stay visible beside it
+    this.place(tab, this.comparisons, 'below');
     return tab;
   }
 
@@ -130,7 +150,7 @@ export class MainViews {
       open.dispose(); // a new highlight: reopen at the new place
     }
     const tab = this.tab(new StoredTextView(args, this.model), storedLabel(args), `lenscope-stored-${key.replace(/[^\w-]/g, '_')}`);
-    this.place(tab, this.stored, 'split-right');
+    this.place(tab, this.stored);
     return tab;
   }
 
@@ -142,26 +162,81 @@ export class MainViews {
       return open;
     }
     const tab = this.tab(new PatchingView(this.patching), 'patching', 'lenscope-patching-tab');
-    this.place(tab, this.patchings, 'split-right');
+    this.place(tab, this.patchings);
     return tab;
   }
 
-  /** A main-area widget that is not one of lenscope's (the current one if so): cards open beside it. */
-  private editorRef(): string | undefined {
-    const ours = (w: Widget) => this.cards.has(w) || this.features.has(w) || this.heads.has(w) || this.comparisons.has(w) || this.stored.has(w) || this.patchings.has(w);
+  /**
+   * Any lenscope view into the lenscope tab area (the logit-lens heatmap, the waterfall, the
+   * attention view, ...): a tab there (or the first split right of the editor), activated, and
+   * remembered as one of lenscope's until it is disposed. Pass a `MainAreaWidget` (see
+   * `mainAreaTab`) or any widget with an id and a title; a tracker, when given, gets it too.
+   */
+  dock<T extends Widget>(widget: T, tracker?: WidgetTracker<T>): T {
+    this.place(widget, tracker);
+    return widget;
+  }
+
+  /** A closable main-area tab of lenscope's (its icon, `lenscope: label` as caption) around a view. */
+  mainAreaTab<T extends Widget>(content: T, label: string, id: string): Tab<T> {
+    return this.tab(content, label, id);
+  }
+
+  /** Whether a main-area widget is one of lenscope's views. */
+  isLenscope(w: Widget): boolean {
+    return this.ours.includes(w);
+  }
+
+  /** lenscope's views in the main area, oldest first (comparisons included). */
+  private ours: Widget[] = [];
+  /** the comparisons (below, full width): not part of the lenscope tab area */
+  private below = new Set<Widget>();
+
+  /** A main-area widget that is not one of lenscope's (the current one if so): the first view opens beside it. */
+  private editorRef(): Widget | undefined {
     const current = this.app.shell.currentWidget;
-    if (current && !ours(current)) {
-      return current.id;
+    if (current && !this.isLenscope(current)) {
+      return current;
     }
     for (const w of this.app.shell.widgets('main')) {
-      if (!ours(w)) {
-        return w.id;
+      if (!this.isLenscope(w)) {
+        return w;
       }
     }
     return undefined;
   }
 
+  /** A tab of the lenscope tab area (the current one if it is ours, else the newest still there). */
+  private areaRef(): Widget | undefined {
+    const inArea = (w: Widget | null | undefined): w is Widget => !!w && !w.isDisposed && w.isAttached && this.isLenscope(w) && !this.below.has(w);
+    const current = this.app.shell.currentWidget;
+    if (inArea(current)) {
+      return current;
+    }
+    for (let i = this.ours.length - 1; i >= 0; i--) {
+      if (inArea(this.ours[i])) {
+        return this.ours[i];
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Where the lenscope tab area would get less than `MIN_AREA_WIDTH` beside the editor, the left
+   * sidebar (the file browser) collapses to make room (its tab brings it back).
+   */
+  private makeRoom(editor: Widget | undefined): void {
+    const shell = this.app.shell as JupyterFrontEnd.IShell & { leftCollapsed?: boolean; collapseLeft?: () => void };
+    const width = editor?.node.getBoundingClientRect().width ?? 0;
+    if (width && width * (1 - EDITOR_SHARE) < MIN_AREA_WIDTH && shell.leftCollapsed === false && shell.collapseLeft) {
+      shell.collapseLeft();
+    }
+  }
+
   private tab<T extends Widget>(content: T, label: string, id: string): Tab<T> {
+    if (!content.node.hasAttribute('tabindex')) {
+      content.node.tabIndex = -1; // focusable: activating the tab puts the focus in the view
+    }
     const tab = new MainAreaWidget({ content });
     tab.id = id;
     tab.title.label = label;
@@ -172,20 +247,66 @@ export class MainViews {
   }
 
   /**
-   * Beside the others of its kind (tabs), else the first of its kind: right of the editors
-   * (cards, stored text), or below everything, full width (comparisons).
+   * Into the lenscope tab area: a tab after one of its tabs, else (the first) a split right of the
+   * editor that keeps `EDITOR_SHARE` of the editor's width. Comparisons go below everything, full
+   * width, as tabs beside each other.
    */
-  private place<T extends Widget>(tab: Tab<T>, tracker: WidgetTracker<Tab<T>>, split: 'split-right' | 'split-bottom', beside: WidgetTracker<Tab<Widget>> = tracker): void {
-    const ref = beside.currentWidget;
-    if (ref && !ref.isDisposed && ref.isAttached) {
-      this.app.shell.add(tab, 'main', { mode: 'tab-after', ref: ref.id });
-    } else if (split === 'split-right') {
-      this.app.shell.add(tab, 'main', { mode: split, ref: this.editorRef() });
+  private place<T extends Widget>(tab: T, tracker?: WidgetTracker<T>, where: 'lenscope' | 'below' = 'lenscope'): void {
+    if (where === 'below') {
+      const ref = [...this.below].reverse().find(w => !w.isDisposed && w.isAttached);
+      this.app.shell.add(tab, 'main', ref ? { mode: 'tab-after', ref: ref.id } : { mode: 'split-bottom' });
+      this.below.add(tab);
     } else {
-      this.app.shell.add(tab, 'main', { mode: split });
+      const ref = this.areaRef();
+      if (ref) {
+        this.app.shell.add(tab, 'main', { mode: 'tab-after', ref: ref.id });
+      } else {
+        const editor = this.editorRef();
+        this.makeRoom(editor);
+        this.app.shell.add(tab, 'main', { mode: 'split-right', ref: editor?.id });
+        if (editor) {
+          keepWidth(tab, editor, EDITOR_SHARE);
+        }
+      }
     }
-    void tracker.add(tab);
+    this.ours.push(tab);
+    tab.disposed.connect(() => {
+      this.ours = this.ours.filter(w => w !== tab);
+      this.below.delete(tab);
+    });
+    void tracker?.add(tab);
     this.app.shell.activateById(tab.id);
+  }
+}
+
+/**
+ * After `tab` was split off right of `editor`: give the editor's tab area `share` of the width the
+ * two now have together (Lumino halves it). Through the dock panel's own layout config, the way
+ * JupyterLab restores layouts; nothing happens where the two are not side by side.
+ */
+export function keepWidth(tab: Widget, editor: Widget, share: number): void {
+  const dock = tab.parent;
+  if (!(dock instanceof DockPanel)) {
+    return;
+  }
+  const config = dock.saveLayout();
+  const holds = (area: DockLayout.AreaConfig, w: Widget): boolean =>
+    area.type === 'tab-area' ? area.widgets.includes(w) : area.children.some(c => holds(c, w));
+  const adjust = (area: DockLayout.AreaConfig | null): boolean => {
+    if (!area || area.type !== 'split-area') {
+      return false;
+    }
+    const i = area.children.findIndex(c => holds(c, tab));
+    if (area.orientation === 'horizontal' && i > 0 && holds(area.children[i - 1], editor)) {
+      const both = area.sizes[i - 1] + area.sizes[i];
+      area.sizes[i - 1] = both * share;
+      area.sizes[i] = both * (1 - share);
+      return true;
+    }
+    return area.children.some(adjust);
+  };
+  if (adjust(config.main)) {
+    dock.restoreLayout(config);
   }
 }
 

@@ -1,6 +1,9 @@
 /**
- * The lenscope side panel: model picker, the analysis (what it is of, legend, tokens), the
- * strongest neurons, and the jobs. Neuron cards and comparisons open as main-area tabs.
+ * The lenscope side panel, a compact dashboard of collapsible sections (`PanelSection`): the model
+ * and SAE, the analysis (what it is of, status, legend), the selection's strongest units, the
+ * workspace's actions (index, compare), then the longer ones: the neuron search, the tokens,
+ * interventions, attention and the logit lens (those two are `<details>` of their own). Cards,
+ * stored texts, patching and comparisons open as main-area tabs (`mainarea.ts`).
  */
 import type { CommandRegistry } from '@lumino/commands';
 import { Panel } from '@lumino/widgets';
@@ -13,6 +16,7 @@ import { JobsView } from './views/jobs';
 import { LogitLensView } from './views/logitlens';
 import { NeuronsView } from './views/neurons';
 import { ModelPicker } from './views/picker';
+import { PanelSection } from './views/section';
 
 export class LenscopePanel extends Panel {
   constructor(model: LenscopeModel, commands: CommandRegistry) {
@@ -20,12 +24,20 @@ export class LenscopePanel extends Panel {
     this.id = 'lenscope-panel';
     this.addClass('ls-panel');
     this.title.caption = 'lenscope';
-    this.addWidget(new ModelPicker(model));
-    this.addWidget(new AnalysisView(model, commands, this.node));
-    this.addWidget(new InterventionsView(model));
+    const analysis = new AnalysisView(model, commands, this.node);
+    const neurons = new NeuronsView(model, commands);
+    this.addWidget(new PanelSection('model', 'Model and SAE', new ModelPicker(model)));
+    this.addWidget(new PanelSection('analysis', 'Analysis', analysis));
+    this.addWidget(new PanelSection('strongest', 'Strongest neurons', neurons));
+    const features = new PanelSection('features', 'Strongest SAE features', neurons.features);
+    features.hide(); // until a run has SAE features
+    neurons.onFeatures = shown => features.setHidden(!shown);
+    this.addWidget(features);
+    this.addWidget(new PanelSection('workspace', 'Workspace', new JobsView(model, commands)));
+    this.addWidget(new PanelSection('find', 'Find neurons', neurons.finder));
+    this.addWidget(new PanelSection('tokens', 'Tokens', analysis.tokens));
+    this.addWidget(new PanelSection('interventions', 'Interventions', new InterventionsView(model)));
     this.addWidget(new AttentionView(model, commands));
     this.addWidget(new LogitLensView(model));
-    this.addWidget(new NeuronsView(model, commands));
-    this.addWidget(new JobsView(model, commands));
   }
 }

@@ -6,3 +6,4 @@ import './features.css';
 import './outputs.css';
 import './search.css';
 import './pictures.css';
+import './workbench.css';

@@ -67,6 +67,8 @@ export class AnalysisView extends Widget {
   private readonly legendBox = el('div', 'ls-legend-box');
   private readonly neuronBox = el('div', 'ls-neuron');
   private readonly tokensBox = el('div', 'ls-tokens');
+  /** the tokens, a panel section of their own (its title: "Tokens (42)") */
+  readonly tokens = new Widget();
   private readonly timings = el('div', 'ls-timings ls-muted');
   private readonly copyButton: HTMLButtonElement;
   private runs = 0;
@@ -84,7 +86,9 @@ export class AnalysisView extends Widget {
     );
     this.copyButton.classList.add('ls-analysis-code');
     this.copyButton.hidden = true;
-    this.node.append(this.heading, this.copyButton, this.status, this.legendBox, this.neuronBox, this.tokensBox, this.timings);
+    this.node.append(this.heading, this.copyButton, this.status, this.legendBox, this.neuronBox, this.timings);
+    this.tokens.addClass('ls-tokens-view');
+    this.tokens.node.append(this.tokensBox);
     model.statusChanged.connect((_, s) => this.showStatus(s));
     model.runChanged.connect((_, run) => this.showRun(run));
     this.showStatus(model.status);
@@ -112,6 +116,7 @@ export class AnalysisView extends Widget {
     this.neuronBox.replaceChildren();
     this.tokensBox.replaceChildren();
     this.copyButton.hidden = !run;
+    this.tokens.title.label = '';
     if (!run) {
       this.timings.textContent = '';
       this.heading.textContent = '';
@@ -174,7 +179,7 @@ export class AnalysisView extends Widget {
   private showTokens(run: Run, max: number): void {
     const { analysis } = run;
     const s = this.model.settings;
-    this.tokensBox.append(el('h4', '', `Tokens (${analysis.length}${analysis.windowed ? ', windowed' : ''})`));
+    this.tokens.title.label = `Tokens (${analysis.length}${analysis.windowed ? ', windowed' : ''})`;
     const flow = el('div', 'ls-token-flow');
     flow.setAttribute('role', 'listbox');
     flow.setAttribute('aria-label', 'Analyzed tokens: arrow keys move, Enter goes to the token in the editor');

@@ -192,7 +192,7 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
     effects.append(box);
   }
   const hist = el('div', 'ls-effect ls-histogram-box');
-  hist.append(el('h4', '', 'Activation histogram over the corpus'), histogram(card.histogram.counts, card.histogram.edges));
+  hist.append(el('h4', '', 'Activation histogram over the corpus'), histogram(card.histogram.counts, card.histogram.edges, card.stats.max));
   effects.append(hist);
   root.append(effects);
 
@@ -236,29 +236,94 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
   return root;
 }
 
-/** Bars on a log count scale, with both axes labelled. */
-function histogram(counts: number[], edges: number[]): HTMLElement {
+/** The plot's height in px (bars on a log count scale). */
+export const HISTOGRAM_HEIGHT = 120;
+
+/**
+ * The part of a histogram worth drawing: from the lower edge of its first non-empty bin to its
+ * maximum observed value (`max`, else the upper edge of its last non-empty bin). Bins are
+ * [edges[i-1], edges[i]) with an open bin below the first edge and one above the last.
+ * `first`/`last`: the bins drawn; `lo`/`hi`: the x axis' range.
+ */
+export function histogramRange(counts: number[], edges: number[], max: number | null): { first: number; last: number; lo: number; hi: number } {
+  let first = counts.findIndex(c => c > 0);
+  let last = counts.length - 1 - [...counts].reverse().findIndex(c => c > 0);
+  if (first < 0) {
+    first = 1;
+    last = counts.length - 2; // nothing counted: the edges' range
+  }
+  const lower = (i: number) => (i === 0 ? edges[0] - (edges[1] - edges[0]) : edges[i - 1]);
+  const upper = (i: number) => (i >= edges.length ? edges[edges.length - 1] + (edges[1] - edges[0]) : edges[i]);
+  const lo = lower(first);
+  let hi = max !== null && Number.isFinite(max) && max > lo ? max : upper(last);
+  if (hi <= lo) {
+    hi = upper(last);
+  }
+  return { first, last, lo, hi };
+}
+
+/** Round tick values (1, 2 or 5 times a power of ten apart) within [lo, hi]: about `n` of them. */
+export function ticks(lo: number, hi: number, n = 5): number[] {
+  const span = hi - lo;
+  if (!(span > 0)) {
+    return [lo];
+  }
+  const raw = span / n;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map(m => m * power).find(s => s >= raw) ?? raw;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  }
+  return out;
+}
+
+/**
+ * Bars on a log count scale over the unit's own range (its first non-empty bin to its maximum),
+ * each bar as wide as the part of its bin in that range, with both axes labelled: counts on the
+ * left, round activation values below. Bins outside the range stay in the DOM, hidden (each
+ * `.ls-bar` is one bin of the index's histogram, its title the bin and count).
+ */
+function histogram(counts: number[], edges: number[], max: number | null): HTMLElement {
   const box = el('div', 'ls-histogram-figure');
+  const { first, last, lo, hi } = histogramRange(counts, edges, max);
+  box.dataset.lo = String(lo);
+  box.dataset.hi = String(hi);
   const logs = counts.map(c => Math.log1p(c));
   const top = Math.max(...logs, 1);
   const peak = Math.max(...counts, 0);
   const yAxis = el('div', 'ls-axis-y');
+  yAxis.style.height = `${HISTOGRAM_HEIGHT}px`;
   yAxis.append(el('span', '', peak.toLocaleString()), el('span', 'ls-axis-title', 'tokens (log)'), el('span', '', '0'));
   const plot = el('div', 'ls-histogram');
+  plot.style.height = `${HISTOGRAM_HEIGHT}px`;
   counts.forEach((c, i) => {
     const bar = el('div', 'ls-bar');
-    bar.style.height = `${Math.round((60 * logs[i]) / top)}px`;
-    const lo = i === 0 ? '-∞' : fmt(edges[i - 1], 2);
-    const hi = i === edges.length ? '∞' : fmt(edges[i], 2);
-    bar.title = `[${lo}, ${hi}): ${c.toLocaleString()}`;
+    const lower = i === 0 ? -Infinity : edges[i - 1];
+    const upper = i === edges.length ? Infinity : edges[i];
+    const width = Math.min(hi, upper) - Math.max(lo, lower);
+    if (i < first || i > last || !(width > 0)) {
+      bar.hidden = true; // outside the unit's range: nothing counted there
+    } else {
+      bar.style.flex = `${width} 1 0`;
+    }
+    bar.style.height = `${Math.round((HISTOGRAM_HEIGHT * logs[i]) / top)}px`;
+    const loText = i === 0 ? '-∞' : fmt(edges[i - 1], 2);
+    const hiText = i === edges.length ? '∞' : fmt(edges[i], 2);
+    bar.title = `[${loText}, ${hiText}): ${c.toLocaleString()}`;
     plot.append(bar);
   });
+  // round values along the x axis, each at its place; the range's ends in the title line
   const xAxis = el('div', 'ls-axis-x');
-  const first = edges[0];
-  const last = edges[edges.length - 1];
-  xAxis.append(el('span', '', fmt(first, 1)), el('span', 'ls-axis-title', 'activation'), el('span', '', fmt(last, 1)));
+  for (const v of ticks(lo, hi)) {
+    const tick = el('span', 'ls-axis-tick', fmt(v, Math.abs(v) >= 10 || Number.isInteger(v) ? 0 : 1));
+    tick.style.left = `${(100 * (v - lo)) / (hi - lo)}%`;
+    xAxis.append(tick);
+  }
+  const title = el('div', 'ls-axis-x-title');
+  title.append(el('span', '', fmt(lo, 2)), el('span', 'ls-axis-title', 'activation'), el('span', '', `max ${fmt(hi, 2)}`));
   const right = el('div', 'ls-histogram-plot');
-  right.append(plot, xAxis);
+  right.append(plot, xAxis, title);
   box.append(yAxis, right);
   return box;
 }

@@ -1,7 +1,9 @@
 /**
  * A corpus comparison, a main-area tab: where model A beats model B most over the workspace's
- * files (full-width table, filterable, rows open the place with the comparison inline), the
- * same grouped by token and by preceding token, and the exports as downloads.
+ * files (full-width table: the token and the token before it as columns, the context centred on
+ * the token, sortable by a header's click, filterable; a row opens the place with the comparison
+ * inline and the caret on the token), the same grouped by token and by preceding token, and the
+ * exports as downloads.
  */
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
@@ -21,6 +23,23 @@ export function rowPlace(r: Pick<CompareRow, 'path' | 'cell' | 'line'>): string 
 }
 
 type NeuronCarrier = components['schemas']['NeuronCarrier'];
+
+/** The columns the comparison's rows sort by. */
+export type SortKey = 'token' | 'previous' | 'diff' | 'lp_a' | 'lp_b' | 'mlp_a' | 'where';
+const NUMERIC = new Set<SortKey>(['diff', 'lp_a', 'lp_b', 'mlp_a']);
+
+/** Ascending order of two rows by a column; a missing number (no MLP) sorts below every number. */
+export function compareBy(key: SortKey, x: CompareRow, y: CompareRow): number {
+  if (key === 'token' || key === 'previous') {
+    return x[key].localeCompare(y[key]);
+  }
+  if (key === 'where') {
+    return x.path.localeCompare(y.path) || (x.cell ?? -1) - (y.cell ?? -1) || x.line - y.line || x.start - y.start;
+  }
+  const a = x[key] ?? -Infinity;
+  const b = y[key] ?? -Infinity;
+  return a === b ? 0 : a < b ? -1 : 1;
+}
 type AttributedNeuron = components['schemas']['AttributedNeuron'];
 
 export class CompareView extends Widget {
@@ -53,7 +72,7 @@ export class CompareView extends Widget {
     const head = el('div', 'ls-compare-head');
     head.append(
       el('h2', '', `${a} (A) vs ${b} (B)`),
-      el('p', 'ls-muted', `${result.tokens.toLocaleString()} tokens in ${result.files} files: where ${a} beats ${b} most, by lp(A) − max(lp(B), clamp). Click a row (or Enter) to open it with the comparison inline.`)
+      el('p', 'ls-muted', `${result.tokens.toLocaleString()} tokens in ${result.files} files: where ${a} beats ${b} most, by lp(A) − max(lp(B), clamp). Click a row (or Enter) to open it with the comparison inline and the caret on its token; click a column's header to sort by it.`)
     );
     if (result.skipped.length) {
       head.append(el('p', 'ls-muted', `Skipped: ${result.skipped.map(s => `${s.path} (${s.reason})`).join(', ')}`));
@@ -78,38 +97,68 @@ export class CompareView extends Widget {
     filter.placeholder = 'filter by token or file';
     filter.setAttribute('aria-label', 'Filter the rows by token or file');
     const table = el('table', 'ls-topk ls-compare-table');
-    const header = el('tr');
-    for (const [h, title] of [
-      ['diff', 'lp(A) − max(lp(B), clamp)'],
-      ['lp A', `log-prob ${a} gave the token`],
-      ['lp B', `log-prob ${b} gave the token`],
-      ["A's MLP", `${a}'s MLP: its direct part of the token's centred logit at the position predicting it`],
-      ["A's neurons", `${a}'s 3 neurons with the largest |direct part| there (click: the neuron's card)`],
-      ['token in context', ''],
-      ['where', '']
-    ]) {
-      const th = el('th', '', h);
+    const header = el('tr', 'ls-compare-header');
+    const columns: [string, string, SortKey | null, boolean][] = [
+      ['token', 'the token model A predicted better (click: sort)', 'token', false],
+      ['previous', 'the token before it (click: sort)', 'previous', false],
+      ['diff', 'lp(A) − max(lp(B), clamp)', 'diff', true],
+      ['lp A', `log-prob ${a} gave the token`, 'lp_a', true],
+      ['lp B', `log-prob ${b} gave the token`, 'lp_b', true],
+      ["A's MLP", `${a}'s MLP: its direct part of the token's centred logit at the position predicting it`, 'mlp_a', true],
+      ['token in context', 'the text around the token, centred on it', null, false],
+      ["A's neurons", `${a}'s 3 neurons with the largest |direct part| there (click: the neuron's card)`, null, false],
+      ['where', 'file (cell) and line (click: sort)', 'where', false]
+    ];
+    const ths: HTMLTableCellElement[] = [];
+    for (const [h, title, key, numeric] of columns) {
+      const th = el('th', numeric ? 'ls-num' : '');
       th.title = title;
+      th.scope = 'col';
+      if (key) {
+        // a button in the header: click or Enter sorts by the column, again reverses
+        const button = el('button', 'ls-sort', h);
+        button.type = 'button';
+        button.dataset.sort = key;
+        button.addEventListener('click', () => this.sortBy(table, ths, th, key, result.rows));
+        th.append(button);
+        th.dataset.sort = key;
+        th.setAttribute('aria-sort', key === 'diff' ? 'descending' : 'none');
+      } else {
+        th.textContent = h;
+      }
+      ths.push(th);
       header.append(th);
     }
     table.append(header);
     result.rows.forEach((r, i) => {
       const row = el('tr', 'ls-compare-row');
       row.tabIndex = i === 0 ? 0 : -1;
+      row.dataset.row = String(i);
       row.dataset.path = r.path;
       row.dataset.line = String(r.line);
       row.dataset.cell = r.cell === null ? '' : String(r.cell);
+      row.dataset.start = String(r.start);
+      const token = el('td', 'ls-compare-token-cell');
+      token.append(el('code', 'ls-tooltip-token', visible(r.token)));
+      const previous = el('td', 'ls-compare-previous');
+      previous.append(el('code', 'ls-tooltip-token ls-muted', visible(r.previous)));
+      row.append(token, previous);
       row.append(el('td', 'ls-num', fmt(r.diff)), el('td', 'ls-num', fmt(r.lp_a)), el('td', 'ls-num', fmt(r.lp_b)));
       const mlp = r.mlp_a;
       row.append(el('td', 'ls-num ls-compare-mlp', mlp === null || mlp === undefined ? '—' : signedPart(mlp)));
+      // centred on the token: the text before it clipped on its left, the text after on its right
+      const ctx = el('td', 'ls-compare-context');
+      const line = el('div', 'ls-ctx');
+      const before = el('span', 'ls-ctx-before');
+      before.append(el('span', 'ls-muted', visible(r.before)));
+      line.append(before, el('mark', 'ls-compare-token', visible(r.token)), el('span', 'ls-ctx-after ls-muted', visible(r.after)));
+      ctx.append(line);
+      // A's neurons after the context: a click in the middle of a row lands on the row, not a chip
       const chips = el('td', 'ls-compare-neurons');
       for (const n of r.neurons_a ?? []) {
         chips.append(this.neuronChip(a, n));
       }
-      row.append(chips);
-      const ctx = el('td', 'ls-compare-context');
-      ctx.append(el('span', 'ls-muted', visible(r.before.slice(-40))), el('mark', 'ls-compare-token', visible(r.token)), el('span', 'ls-muted', visible(r.after.slice(0, 20))));
-      row.append(ctx, el('td', 'ls-muted ls-where', rowPlace(r)));
+      row.append(ctx, chips, el('td', 'ls-muted ls-where', rowPlace(r)));
       row.addEventListener('click', () => this.open(r, b));
       table.append(row);
     });
@@ -198,8 +247,28 @@ export class CompareView extends Widget {
     return box;
   }
 
+  /** Open the row's place, compared as in the table, with the caret on its token (`start`, code points). */
   private open(r: CompareRow, b: string): void {
-    void this.commands.execute(CommandIDs.openRow, { path: r.path, cell: r.cell, line: r.line, compare: b });
+    void this.commands.execute(CommandIDs.openRow, { path: r.path, cell: r.cell, line: r.line, start: r.start, end: r.end, compare: b });
+  }
+
+  /** Sort the rows by a column (descending first for numbers, ascending for text; again: reversed). */
+  private sortBy(table: HTMLTableElement, ths: HTMLTableCellElement[], th: HTMLTableCellElement, key: SortKey, rows: CompareRow[]): void {
+    const numeric = NUMERIC.has(key);
+    const now = th.getAttribute('aria-sort');
+    const descending = now === 'none' ? numeric : now === 'ascending';
+    for (const other of ths) {
+      if (other.hasAttribute('aria-sort')) {
+        other.setAttribute('aria-sort', other === th ? (descending ? 'descending' : 'ascending') : 'none');
+      }
+    }
+    const trs = Array.from(table.querySelectorAll<HTMLTableRowElement>('.ls-compare-row'));
+    const value = (tr: HTMLTableRowElement) => rows[Number(tr.dataset.row)];
+    trs.sort((x, y) => compareBy(key, value(x), value(y)) * (descending ? -1 : 1) || Number(x.dataset.row) - Number(y.dataset.row));
+    trs.forEach((tr, i) => {
+      tr.tabIndex = i === 0 ? 0 : -1;
+      table.append(tr);
+    });
   }
 }
 

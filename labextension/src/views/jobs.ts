@@ -17,7 +17,7 @@ import { CommandIDs } from '../tokens';
 class JobSection {
   readonly node = el('div', 'ls-job');
   private readonly progress = el('progress', 'ls-progress');
-  private readonly cancel = el('button', 'ls-button ls-cancel', 'cancel');
+  private readonly cancel = el('button', 'ls-action ls-cancel', 'cancel');
   private readonly status = el('span', 'ls-job-status ls-muted');
   readonly extra = el('div', 'ls-job-extra');
   private current: JobView | null = null;
@@ -70,16 +70,16 @@ export class JobsView extends Widget {
   ) {
     super();
     this.addClass('ls-jobs');
-    const build = el('button', 'ls-neuron-chip ls-build-index', 'Index the workspace');
+    const build = el('button', 'ls-action ls-build-index', 'Index the workspace');
     build.title = 'Build a neuron index over the files of this workspace (Neuroscope over your own text)';
     build.addEventListener('click', () => void model.buildIndex());
     this.index = new JobSection(model, 'index', 'Neuron index', build);
     this.index.extra.append(this.indexList);
-    const run = el('button', 'ls-neuron-chip ls-compare-run', 'Compare over the workspace');
+    const run = el('button', 'ls-action ls-compare-run', 'Compare over the workspace');
     run.title = 'Both models over every file of the workspace: tokens ranked by lp(A) - max(lp(B), clamp)';
     run.addEventListener('click', () => void model.compareCorpus());
     this.compare = new JobSection(model, 'compare', 'Model comparison over files', run);
-    this.node.append(this.compare.node, this.index.node);
+    this.node.append(this.index.node, this.compare.node);
     model.jobs.changed.connect((_, view) => {
       const section = view.job.kind === 'index' ? this.index : this.compare;
       if (model.jobs.latest(view.job.kind) !== view) {
@@ -90,7 +90,7 @@ export class JobsView extends Widget {
         void this.refreshIndexes();
       }
       if (view.job.state === 'done' && view.job.kind === 'compare') {
-        const open = el('button', 'ls-button ls-open-comparison', 'open the comparison');
+        const open = el('button', 'ls-action ls-open-comparison', 'open the comparison');
         open.addEventListener('click', () => void commands.execute(CommandIDs.openComparison, { job: view.job.id }));
         section.extra.replaceChildren(open);
         void commands.execute(CommandIDs.openComparison, { job: view.job.id });

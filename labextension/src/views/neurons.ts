@@ -32,6 +32,10 @@ export class NeuronsView extends Widget {
   private readonly searchKind = el('select', 'ls-search-kind');
   /** the search, a panel section of its own */
   readonly finder = new Widget();
+  /** the selection's strongest SAE features, a panel section of its own (hidden without an SAE) */
+  readonly features = new Widget();
+  /** told whether the run has SAE features to list (the panel shows their section or not) */
+  onFeatures: ((shown: boolean) => void) | null = null;
 
   private readonly searchBox = el('input', 'ls-search');
   /** which index the search (and the cards) read: the model's, or the chosen SAE's feature indexes */
@@ -85,6 +89,8 @@ export class NeuronsView extends Widget {
     }
     this.shown = run?.analysis ?? null;
     this.strongest.replaceChildren();
+    this.features.node.replaceChildren();
+    this.onFeatures?.(false);
     this.title.label = '';
     if (!run) {
       this.strongest.append(el('p', 'ls-muted ls-strongest-empty', 'The neurons (and SAE features) that fire most on the analyzed text come here.'));
@@ -95,9 +101,8 @@ export class NeuronsView extends Widget {
         if (this.shown === run.analysis) {
           this.showStrongest(run);
           const features = strongestFeatures(run.analysis, this.commands);
-          if (features) {
-            this.strongest.append(features);
-          }
+          this.features.node.replaceChildren(...(features ? [features] : []));
+          this.onFeatures?.(!!features);
         }
       });
     }
