@@ -25,13 +25,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def jupyter_server(root: Path, *extra: str) -> Iterator[str]:
-    """Yield the server's base URL once it answers ``/api/status``."""
+def jupyter_server(root: Path, *extra: str, preload: bool = False) -> Iterator[str]:
+    """Yield the server's base URL once it answers ``/api/status`` (``preload``: the workers
+    start and load the default model in the background, as in a user's server)."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "jupyter_server", f"--ServerApp.root_dir={root}", f"--ServerApp.port={port}",
         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", "--ServerApp.open_browser=False",
-        "--LenscopeApp.preload=False", *extra,
+        f"--LenscopeApp.preload={preload}", *extra,
     ]  # fmt: skip
     if os.geteuid() == 0:
         cmd.append("--allow-root")

@@ -172,6 +172,7 @@ def compare_over(
         report({"tokens_done": done[0], "tokens_total": total, "rate": rate, "eta_s": (total - done[0]) / rate})
 
     stored = scans_dir if scans_dir is not None else corpus.root / defaults.SCANS_DIR
+    report({"tokens_done": 0, "tokens_total": total, "rate": 0.0, "eta_s": None})  # started: the size is known
     scans = []
     for name in (model_a, model_b):
 

@@ -44,6 +44,11 @@ class LenscopeApp(ExtensionApp):
     worker_threads = Int(0, help="torch threads in the worker; 0: torch's default").tag(config=True)
     model_dirs = List(Unicode(), help="Folders (relative to the server root) whose sub-folders are models").tag(config=True)
     preload = Bool(True, help="Start the worker and load the default model when the server starts").tag(config=True)
+    preload_jobs = Bool(
+        True,
+        help="With preload: then also start the job worker and load the default model in it (in the background), "
+        "so that the first index build or comparison does not wait seconds for a process, torch and the model",
+    ).tag(config=True)
     max_body_bytes = Int(4 * 2**20, help="Largest request body accepted").tag(config=True)
     index_engine = Unicode("local", help="Where index builds run: 'local' (the job worker) or 'ray'").tag(config=True)
     ray_address = Unicode("", help="The Ray cluster for index builds (host:port); empty: a local one").tag(config=True)
@@ -81,8 +86,9 @@ class LenscopeApp(ExtensionApp):
             self.request_timeout_s,
             kernels,
         )
-        # long jobs get a worker of their own, started on the first job
-        job_worker = WorkerClient(replace(self.worker.config, preload=None, queue_limit=8))
+        # long jobs get a worker of their own: started after the model worker's preload (preload_jobs), else on the first job
+        job_preload = self.default_model if self.preload and self.preload_jobs else None
+        job_worker = WorkerClient(replace(self.worker.config, preload=job_preload, queue_limit=8))
         if self.index_engine not in ("local", "ray"):
             raise ValueError(f"LenscopeApp.index_engine must be 'local' or 'ray', not {self.index_engine!r}")
         engine = EngineSettings(self.index_engine, self.ray_address, self.ray_workers)
@@ -111,6 +117,11 @@ class LenscopeApp(ExtensionApp):
     async def _preload(self) -> None:
         try:
             await self.worker.start()
+            if self.preload_jobs:
+                # one start at a time: the job worker's imports and model load would slow the model worker's
+                while self.default_model in self.worker.loading and self.worker.state == "ready":
+                    await asyncio.sleep(0.2)
+                await self.jobs.worker.start()
         except LenscopeError as exc:
             self.log.warning("lenscope: %s", exc.message)
 

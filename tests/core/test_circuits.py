@@ -75,3 +75,44 @@ def test_neuron_inputs_and_bad_input(gelu, attn_only) -> None:
         head_circuits(attn_only, 0, 8)
     with pytest.raises(InvalidInput, match="neuron index must be between"):
         neuron_inputs(gelu, 0, 5000)
+
+
+@pytest.mark.parametrize("n,m,k", [(1500, 300, 20), (600, 50, 7), (10, 4, 20)])  # 3 blocks, 2, and fewer entries than k
+def test_extreme_pairs_equal_a_top_k_over_the_whole_matrix(n: int, m: int, k: int) -> None:
+    """The row-wise, pruned search finds exactly the whole matrix's k largest and k smallest entries."""
+    from lenscope.circuits import _extreme_pairs
+
+    g = torch.Generator().manual_seed(n)
+    rows, right, bias = torch.randn(n, 8, generator=g), torch.randn(8, m, generator=g), torch.randn(m, generator=g)
+    rows[-3:] *= 5  # the largest entries in the last block: the running top-k has to give way
+    full = (rows @ right + bias).reshape(-1)
+    top, bottom = _extreme_pairs(rows, right, bias, k)
+    for got, largest in ((top, True), (bottom, False)):
+        values = full.topk(min(k, full.numel()), largest=largest).values
+        assert [v for _, _, v in got] == pytest.approx(values.tolist(), abs=1e-5)
+        assert all(float(full[i * m + j]) == pytest.approx(v, abs=1e-5) for i, j, v in got)  # each at its place
+        assert len({(i, j) for i, j, _ in got}) == len(got)
+
+
+def test_a_second_head_card_is_served_from_cache_and_an_edit_computes_it_again(attn_only) -> None:
+    import copy
+
+    from lenscope.circuits import HEAD_CARDS, head_card_wire
+
+    model = copy.deepcopy(attn_only)  # edited below
+    first = head_card_wire(model, "m", 0, 3, top=5)
+    hits, misses = HEAD_CARDS.hits, HEAD_CARDS.misses
+    again = head_card_wire(model, "m", 0, 3, top=5)
+    assert (HEAD_CARDS.hits, HEAD_CARDS.misses) == (hits + 1, misses) and again == first
+    again["ov_top"].clear()  # a caller's changes stay its own
+    assert head_card_wire(model, "m", 0, 3, top=5) == first
+    other = head_card_wire(model, "m", 0, 4, top=5)
+    assert HEAD_CARDS.misses == misses + 1 and other != first
+    with torch.no_grad():  # as a kernel edits a model it attached
+        for name, p in model.named_parameters():
+            if "W_V" in name or name.endswith(("v.weight", "v._original_component.weight")):
+                p.mul_(-1)
+    edited = head_card_wire(model, "m", 0, 3, top=5)
+    assert HEAD_CARDS.misses == misses + 2
+    assert edited["ov_top"] != first["ov_top"]
+    assert edited == head_card_wire(model, "m", 0, 3, top=5) and HEAD_CARDS.misses == misses + 2

@@ -132,3 +132,15 @@ def test_neuron_card_and_token_search(gelu, corpus: Path, tmp_path: Path) -> Non
     assert len(card["logit_boosted"]) == 10 and card["histogram"]["counts"] and json.dumps(card)
     hits = neurons_for_token(index, "return")
     assert hits and all(h["hits"] >= 1 for h in hits)
+
+
+def test_a_build_reports_its_size_before_its_first_batch(gelu, corpus: Path, tmp_path: Path) -> None:
+    """The first progress report comes once the files are tokenized, before any forward pass:
+    a panel shows "0 of N tokens" at once, not "starting…" for the whole build."""
+    from lenscope.workspace import build_index_over, read_corpus
+
+    reports: list[dict] = []
+    c = read_corpus(corpus, ["."])
+    result = build_index_over(lambda: gelu, "lenscope-gelu-1l", c, tmp_path / "ix", progress=reports.append, keep_shards=False)
+    assert reports[0]["tokens_done"] == 0 < reports[0]["tokens_total"] == result["tokens"]
+    assert reports[-1]["tokens_done"] == reports[-1]["tokens_total"] == result["tokens"] and len(reports) >= 2

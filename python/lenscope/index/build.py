@@ -183,6 +183,8 @@ def build_index(
     if cancelled and cancelled():
         raise IndexCancelled("the index build was cancelled")
     if tasks:
+        if progress:  # the size is known once tokenized: say so before the first batch (a panel shows "starting…" till then)
+            progress({"tokens_done": reused, "tokens_total": total, "rate": 0.0, "eta_s": None})
         (engine or LocalEngine(model, hooks, encode)).run(tasks, settings, on_done, on_tokens, cancelled)
     elif progress:
         progress({"tokens_done": total, "tokens_total": total, "rate": 0.0, "eta_s": 0.0})
