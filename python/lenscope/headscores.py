@@ -184,3 +184,49 @@ def text_scores(model: Any, text: str, context: str = "", *, model_name: str = "
     result = score_tokens(model, x, model_name=model_name, on="text")
     result.extra.pop("logprobs")
     return result
+
+
+def scores_to_wire(result: HeadScores) -> dict[str, Any]:
+    """The ``GET heads/{model}/scores`` response (NaN, a role with no target, as null)."""
+
+    def clean(x: float) -> float | None:
+        return None if np.isnan(x) else round(float(x), 5)
+
+    return {
+        "model": result.model,
+        "on": result.on,
+        "roles": list(ROLES),
+        "scores": {r: [[clean(v) for v in row] for row in result.scores[r].tolist()] for r in ROLES},
+        "top": {r: [{"layer": la, "head": h, "score": round(s, 5)} for la, h, s in result.top(r)] for r in ROLES},
+        "tokens": result.tokens,
+        "sequences": result.sequences,
+        "length": result.extra.get("length"),
+        "seed": result.extra.get("seed"),
+        "in_context_gain": result.in_context_gain,
+        "loss_first": result.loss_first,
+        "loss_second": result.loss_second,
+    }
+
+
+def shipped_token_counts(name: str, d_vocab: int) -> np.ndarray | None:
+    """Token counts of the shipped index's corpus for ``name`` (the embedded models share one
+    tokenizer and corpus: the GELU model's index stands for all of them); None for other models."""
+    from pathlib import Path
+
+    import lenscope.models
+    from lenscope.models.registry import DEFAULT_MODEL, EMBEDDED
+
+    base = Path(lenscope.models.__file__).resolve().parent / "indexes"
+    folder = base / name if (base / name / "tokens.npy").is_file() else base / DEFAULT_MODEL if name in EMBEDDED else None
+    if folder is None or not (folder / "tokens.npy").is_file():
+        return None
+    tokens = np.load(folder / "tokens.npy", mmap_mode="r")
+    return np.bincount(np.asarray(tokens, dtype=np.int64), minlength=d_vocab)[:d_vocab]
+
+
+def probe_wire(model: Any, name: str, length: int = PROBE_LENGTH, seed: int = 0) -> dict[str, Any]:
+    """The induction probe's scores for the server, on frequent tokens of the shipped corpus when
+    there is one for the model."""
+    check_int(seed, "seed", 0, 2**31 - 1)
+    pool = frequent_tokens(model, counts=shipped_token_counts(name, shape_of(model).d_vocab))
+    return scores_to_wire(induction_probe(model, model_name=name, length=length, seed=seed, pool=pool))

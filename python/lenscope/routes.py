@@ -101,6 +101,15 @@ ROUTES: tuple[Route, ...] = (
     Route("/neurons/{model}/{layer}/{index}/inputs", "get", "neuronInputs",
           "A neuron's input side: the tokens that most raise its pre-activation on their own (from the weights)",
           wire.NeuronInputsResponse, MODEL_ERRORS, params=(MODEL, LAYER, NEURON)),
+    Route("/heads/{model}/scores", "get", "headScores",
+          "Every head's role scores (previous-token, duplicate-token, induction, BOS) on repeated random tokens, "
+          "with the model's in-context gain", wire.HeadScoresResponse, MODEL_ERRORS, params=(
+              MODEL,
+              Param("length", "query", {"type": "integer", "minimum": 2, "maximum": 4096, "default": 50}, required=False,
+                    description="Random tokens per copy (at most half the model's context)"),
+              Param("seed", "query", {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0}, required=False,
+                    description="Seed of the random tokens"),
+          )),
     Route("/heads/{model}/{layer}/{head}", "get", "headCard",
           "A head read from its weights: OV and QK circuit top token pairs, copying score",
           wire.HeadCardResponse, MODEL_ERRORS, params=(MODEL, LAYER, HEAD)),

@@ -385,6 +385,31 @@ class HeadCardResponse(_Strict):
     strings: IdStrings
 
 
+class HeadRole(_Strict):
+    layer: int
+    head: int
+    score: float
+
+
+class HeadScoresResponse(_Strict):
+    """Every head's role scores on the repeated-random-token probe (:mod:`lenscope.headscores`)."""
+
+    model: str
+    on: Literal["probe", "text"] = Field(description="probe: BOS, n random frequent tokens, the same n again")
+    roles: list[str] = Field(description="previous_token, duplicate_token, induction, bos")
+    scores: dict[str, list[list[float | None]]] = Field(
+        description="role -> [layer][head]: the mean attention on the role's keys over queries that have one (null: none)"
+    )
+    top: dict[str, list[HeadRole]] = Field(description="role -> the five highest-scoring heads")
+    tokens: int = Field(description="tokens per probe sequence, BOS included")
+    sequences: int
+    length: int | None = Field(description="random tokens per copy of the probe")
+    seed: int | None
+    in_context_gain: float | None = Field(description="loss on the first copy minus on the second (nats); >= 1 means copying")
+    loss_first: float | None
+    loss_second: float | None
+
+
 class NeuronInputsResponse(_Strict):
     """The tokens that most raise a neuron's pre-activation on their own (through the LayerNorm)."""
 

@@ -220,6 +220,27 @@ class NeuronInputsHandler(LenscopeHandler):
             self.send_plain(card)
 
 
+class HeadScoresHandler(LenscopeHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, model: str) -> None:
+        length, seed = int_query(self, "length", 50), int_query(self, "seed", 0)
+        scores = await self.unless_gone(self.service.head_scores(model, length, seed))
+        if scores is not None:
+            self.send_plain(scores)
+
+
+def int_query(handler: LenscopeHandler, name: str, default: int) -> int:
+    """An integer query parameter, or a 400 naming it."""
+    raw = handler.get_query_argument(name, None)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RequestError("bad_request", f"query parameter {name} must be an integer, got {raw!r}") from None
+
+
 class HeadCardHandler(LenscopeHandler):
     @web.authenticated
     @authorized
@@ -371,6 +392,7 @@ HANDLERS: dict[str, type[LenscopeHandler]] = {
     "/neurons/{model}/search": NeuronSearchHandler,
     "/features/{model}/{sae}/{index}": FeatureHandler,
     "/features/{model}/{sae}/search": FeatureSearchHandler,
+    "/heads/{model}/scores": HeadScoresHandler,
     "/heads/{model}/{layer}/{head}": HeadCardHandler,
     "/indexes": IndexesHandler,
     "/indexes/{name}/document": IndexDocumentHandler,

@@ -154,6 +154,10 @@ class LenscopeService:
                 continue
         return out
 
+    async def head_scores(self, model: str, length: int, seed: int) -> dict[str, Any]:
+        result: dict[str, Any] = await self._tracked(model, "head_scores", {"model": model, "length": length, "seed": seed})
+        return result
+
     async def head_card(self, model: str, layer: int, head: int) -> dict[str, Any]:
         result: dict[str, Any] = await self._tracked(model, "head_card", {"model": model, "layer": layer, "head": head})
         return result

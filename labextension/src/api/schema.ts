@@ -140,6 +140,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/heads/{model}/scores": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every head's role scores (previous-token, duplicate-token, induction, BOS) on repeated random tokens, with the model's in-context gain */
+        get: operations["headScores"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/heads/{model}/{layer}/{head}": {
         parameters: {
             query?: never;
@@ -961,6 +978,71 @@ export interface components {
              */
             qk_top: components["schemas"]["TokenPair"][];
             strings: components["schemas"]["IdStrings"];
+        };
+        /** HeadRole */
+        HeadRole: {
+            /** Head */
+            head: number;
+            /** Layer */
+            layer: number;
+            /** Score */
+            score: number;
+        };
+        /**
+         * HeadScoresResponse
+         * @description Every head's role scores on the repeated-random-token probe (:mod:`lenscope.headscores`).
+         */
+        HeadScoresResponse: {
+            /**
+             * In Context Gain
+             * @description loss on the first copy minus on the second (nats); >= 1 means copying
+             */
+            in_context_gain: number | null;
+            /**
+             * Length
+             * @description random tokens per copy of the probe
+             */
+            length: number | null;
+            /** Loss First */
+            loss_first: number | null;
+            /** Loss Second */
+            loss_second: number | null;
+            /** Model */
+            model: string;
+            /**
+             * On
+             * @description probe: BOS, n random frequent tokens, the same n again
+             * @enum {string}
+             */
+            on: "probe" | "text";
+            /**
+             * Roles
+             * @description previous_token, duplicate_token, induction, bos
+             */
+            roles: string[];
+            /**
+             * Scores
+             * @description role -> [layer][head]: the mean attention on the role's keys over queries that have one (null: none)
+             */
+            scores: {
+                [key: string]: (number | null)[][];
+            };
+            /** Seed */
+            seed: number | null;
+            /** Sequences */
+            sequences: number;
+            /**
+             * Tokens
+             * @description tokens per probe sequence, BOS included
+             */
+            tokens: number;
+            /**
+             * Top
+             * @description role -> the five highest-scoring heads
+             */
+            top: {
+                [key: string]: components["schemas"]["HeadRole"][];
+            };
         };
         /** HealthResponse */
         HealthResponse: {
@@ -2456,6 +2538,85 @@ export interface operations {
             };
             /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    headScores: {
+        parameters: {
+            query?: {
+                /** @description Random tokens per copy (at most half the model's context) */
+                length?: number;
+                /** @description Seed of the random tokens */
+                seed?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Model name */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every head's role scores (previous-token, duplicate-token, induction, BOS) on repeated random tokens, with the model's in-context gain */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeadScoresResponse"];
+                    "application/msgpack": components["schemas"]["HeadScoresResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

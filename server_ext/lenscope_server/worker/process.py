@@ -162,6 +162,11 @@ class Worker:
             return None
         return lambda args, progress, cancelled: self.run_operation(operation, args)
 
+    def op_head_scores(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
+        from lenscope.headscores import probe_wire
+
+        return probe_wire(self.model(args["model"]), args["model"], args["length"], args["seed"])
+
     def op_head_card(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         from lenscope.circuits import head_card_wire
 
