@@ -1,6 +1,7 @@
-"""The workbench (issue #24): lenscope's views as tabs of one dock area beside the editor, the
-panel as a dashboard of collapsible sections, cards' histograms over the unit's range, the
-workspace comparison's token columns, centred context, sorting and its rows' caret."""
+"""The workbench (issue #24): lenscope's views (four cards, a stored text, the patching grid, the
+logit lens heatmap) as tabs of one dock area beside the editor, the panel as a dashboard of
+collapsible sections, cards' histograms over the unit's range, the workspace comparison's token
+columns, centred context, sorting and its rows' caret (defect 12)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui.conftest import Lab, shot
+from tests.ui.conftest import ARTIFACTS, Lab, shot
 from tests.ui.test_inline import open_in_lab, run_corpus_comparison, select_lines
 
 CURRENT = "window.jupyterapp.shell.currentWidget"
@@ -18,7 +19,7 @@ SHOTS = Path("/tmp/shots-workbench")
 MODEL = "lenscope-gelu-1l"
 
 # every lenscope view of the main area, by its content's class
-VIEWS = ".ls-card-view, .ls-stored-view, .ls-patch-view, .ls-feature-card-view, .ls-head-view"
+VIEWS = ".ls-card-view, .ls-stored-view, .ls-patch-view, .ls-feature-card-view, .ls-head-view, .ls-picture-view"
 
 TAB_BARS = """() => {
     // each lenscope tab (by its widget's id) -> the index of the dock panel's tab bar it is in
@@ -40,6 +41,8 @@ def snap(page: Any, name: str, locator: Any | None = None) -> None:
         shot(page, name)
     else:
         locator.screenshot(path=str(SHOTS / f"{name}.png"))
+        ARTIFACTS.mkdir(exist_ok=True)
+        locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 def set_theme(page: Any, light: bool) -> None:
@@ -159,10 +162,13 @@ def test_views_share_one_dock_area_keyboard_and_reload(page: Any, lab: Lab, size
     select_lines(page, ".jp-FileEditor", 4, 4)
     page.evaluate("() => window.jupyterapp.commands.execute('lenscope:patch-run')")
     page.wait_for_selector('.ls-patch-view[data-state="ready"]')
+    # and the logit lens heatmap of the analysis (the corrupted text, now the current one)
+    page.evaluate("() => window.jupyterapp.commands.execute('lenscope:open-logit-lens-heatmap')")
+    page.wait_for_selector(".ls-lens-heatmap-view")
 
     # one dock area: every lenscope view is a tab of the same tab bar, not the editor's
     tabs = lenscope_tabs(page)
-    assert len(tabs) == 6, tabs
+    assert len(tabs) == 7, tabs
     assert len(set(tabs.values())) == 1 and -1 not in tabs.values(), tabs
     editor_id = page.evaluate(f"() => {EDITOR}.id")
     assert page.evaluate(TAB_BARS)[editor_id] not in tabs.values()
@@ -210,7 +216,7 @@ def test_views_share_one_dock_area_keyboard_and_reload(page: Any, lab: Lab, size
     find = page.locator("#lenscope-panel .ls-section[data-section='find'] .ls-section-toggle")
     assert find.get_attribute("aria-expanded") == "false"
     restored = lenscope_tabs(page)
-    assert len(restored) == 5 and len(set(restored.values())) == 1, restored  # the patching tab is this session's
+    assert len(restored) == 5 and len(set(restored.values())) == 1, restored  # patching and pictures are this session's
     assert editor_width(page) >= 0.6 * before
     snap(page, f"workbench-restored-{width}x{height}")
 

@@ -139,9 +139,10 @@ export class CompareView extends Widget {
       row.dataset.cell = r.cell === null ? '' : String(r.cell);
       row.dataset.start = String(r.start);
       const token = el('td', 'ls-compare-token-cell');
-      token.append(el('code', 'ls-tooltip-token', visible(r.token)));
+      const tokenText = token.appendChild(el('code', 'ls-tooltip-token', visible(r.token)));
+      tokenText.title = visible(r.token);
       const previous = el('td', 'ls-compare-previous');
-      previous.append(el('code', 'ls-tooltip-token ls-muted', visible(r.previous)));
+      previous.appendChild(el('code', 'ls-tooltip-token ls-muted', visible(r.previous))).title = visible(r.previous);
       row.append(token, previous);
       row.append(el('td', 'ls-num', fmt(r.diff)), el('td', 'ls-num', fmt(r.lp_a)), el('td', 'ls-num', fmt(r.lp_b)));
       const mlp = r.mlp_a;
