@@ -657,6 +657,9 @@ def build_parser() -> argparse.ArgumentParser:
     cd.add_argument("--top", type=int, default=10, help="examples shown, or neurons found")
     cd.add_argument("--export", metavar="TSV", help="write every neuron's description to this file (tab-separated)")
     cd.set_defaults(func=cmd_card)
+    from lenscope.cli_heads import add_parsers as add_head_parsers
+
+    add_head_parsers(sub, DEFAULT_MODEL)
     return parser
 
 

@@ -42,6 +42,8 @@ ROLES = ("previous_token", "duplicate_token", "induction", "bos")
 PROBE_LENGTH = 50
 PROBE_BATCH = 8
 FREQUENT_TOKENS = 1000
+ROLE_THRESHOLD = 0.3
+"""A head "has" a role when at least this share of its attention (on average) goes where the role says."""
 
 
 def detection_patterns(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -63,17 +65,25 @@ def detection_patterns(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"previous_token": prev, "duplicate_token": dup, "induction": ind, "bos": bos}
 
 
-def role_scores(pattern: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``[heads]`` per role: the mean, over query positions with a target, of the pattern's mass on
-    the role's keys. ``pattern``: ``[heads, query, key]`` for one sequence. NaN when no query has
-    a target (a text without a repeated token has no induction targets)."""
+def role_sums(pattern: torch.Tensor, masks: dict[str, torch.Tensor], queries: slice = slice(None)
+              ) -> dict[str, tuple[torch.Tensor, int]]:  # fmt: skip
+    """Per role, ``(summed mass [heads], query count)`` over ``queries`` that have a target: the
+    pattern's (``[heads, query, key]``, one sequence) mass on the role's keys."""
     out = {}
     for role, mask in masks.items():
-        rows = mask.any(-1)  # queries that have a target
-        mass = (pattern * mask).sum(-1)  # [heads, query]
-        n = int(rows.sum())
-        out[role] = mass[:, rows].sum(-1) / n if n else torch.full((pattern.shape[0],), float("nan"), device=pattern.device)
+        rows = mask.any(-1)
+        rows[: queries.start or 0] = False
+        if queries.stop is not None:
+            rows[queries.stop :] = False
+        out[role] = ((pattern * mask).sum(-1)[:, rows].sum(-1), int(rows.sum()))
     return out
+
+
+def role_scores(pattern: torch.Tensor, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``[heads]`` per role: the mean, over query positions with a target, of the pattern's mass on
+    the role's keys. NaN when no query has a target (a text without a repeated token has no
+    induction targets)."""
+    return {r: total / n if n else torch.full_like(total, float("nan")) for r, (total, n) in role_sums(pattern, masks).items()}
 
 
 @dataclass
@@ -97,12 +107,15 @@ class HeadScores:
         return [(int(i // s.shape[1]), int(i % s.shape[1]), float(self.scores[role].flat[i])) for i in flat]
 
     def role_of(self, layer: int, head: int) -> tuple[str, float]:
-        """The head's strongest role (BOS counts only when nothing else is above 0.3)."""
-        best = max((r for r in ROLES if r != "bos"), key=lambda r: np.nan_to_num(self.scores[r][layer, head], nan=-1.0))
-        value = float(np.nan_to_num(self.scores[best][layer, head], nan=0.0))
-        if value < 0.3 and float(self.scores["bos"][layer, head]) > value:
-            return "bos", float(self.scores["bos"][layer, head])
-        return best, value
+        """The head's role: its strongest score at or above ``ROLE_THRESHOLD`` (a token role before
+        the BOS sink), else ``"diffuse"`` with its strongest score."""
+        values = {r: float(np.nan_to_num(self.scores[r][layer, head], nan=0.0)) for r in ROLES}
+        best = max((r for r in ROLES if r != "bos"), key=values.__getitem__)
+        if values[best] >= ROLE_THRESHOLD:
+            return best, values[best]
+        if values["bos"] >= ROLE_THRESHOLD:
+            return "bos", values["bos"]
+        return "diffuse", max(values.values())
 
 
 def frequent_tokens(model: Any, n: int = FREQUENT_TOKENS, counts: np.ndarray | None = None) -> np.ndarray:
@@ -176,14 +189,28 @@ def induction_probe(model: Any, *, model_name: str = "model", length: int = PROB
 
 
 def text_scores(model: Any, text: str, context: str = "", *, model_name: str = "model") -> HeadScores:
-    """Scores on a text (its own repeats and duplicates), BOS + the text's tokens in one window."""
+    """Scores on a text (its own repeats and duplicates), in ``analyze``'s windows: each query is
+    scored in the window that reports it, against the keys of that window."""
     plan = plan_text(model, text, context)
-    if len(plan.windows) > 1:
-        raise InputTooLarge(f"text is {len(plan.spans.ids):,} tokens; head scores read one window: select less text")
-    x = torch.tensor([[plan.bos, *plan.seq]], device=model_device(model))
-    result = score_tokens(model, x, model_name=model_name, on="text")
-    result.extra.pop("logprobs")
-    return result
+    names = [hook_names.attn_pattern(layer) for layer in range(shape_of(model).n_layers)]
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = dict.fromkeys(ROLES, 0)
+    device = model_device(model)
+    with torch.inference_mode():
+        for w in plan.windows:
+            x = torch.tensor([[plan.bos, *plan.seq[w.start : w.stop]]], device=device)
+            _, cache = run_capturing(model, x, names)
+            masks = detection_patterns(x[0])
+            # the window's reported text positions (BOS and kept context are not scored)
+            queries = slice(max(w.report_from, plan.keep) - w.start + 1, w.report_to - w.start + 1)
+            per_layer = [role_sums(cache[name][0].float(), masks, queries) for name in names]
+            for role in ROLES:
+                total = torch.stack([p[role][0] for p in per_layer])  # [layers, heads]
+                sums[role] = sums[role] + total if role in sums else total
+                counts[role] += per_layer[0][role][1]
+    scores = {r: (sums[r] / counts[r] if counts[r] else torch.full_like(sums[r], float("nan"))).cpu().numpy().astype(np.float32)
+              for r in ROLES}  # fmt: skip
+    return HeadScores(model_name, "text", scores, len(plan.seq) + 1, len(plan.windows))
 
 
 def scores_to_wire(result: HeadScores) -> dict[str, Any]:
