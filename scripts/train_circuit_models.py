@@ -17,6 +17,8 @@ killed run resumes where it stopped: run the same command again.
 
     python scripts/train_circuit_models.py --steps 3000 --threads 1
     python scripts/train_circuit_models.py --models gelu-2l --steps 3000
+    python scripts/train_circuit_models.py --models gelu-2l --init-from python/lenscope/models/default/gelu-2l \
+        --steps 800 --lr 1e-3 --repeat-share 0.3   # continue the first gelu-2l instead
 
 writes ``<out>/<model>/{config.json,model.safetensors}`` and ``<out>/<model>/training.json``.
 """
@@ -91,11 +93,15 @@ def train(
     config["tokenizer_dir"] = str((OUT / "tokenizer").resolve())
     torch.manual_seed(args.seed)
     model = new_native_model(config)
+    if args.init_from is not None:  # continue a trained model (its own shape), e.g. the first gelu-2l
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(args.init_from / "model.safetensors")))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.05)
     steps, warmup = args.steps, max(1, args.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup))))
     gen = np.random.default_rng(args.seed)
-    ckpt = args.work / f"{name}.pt"
+    ckpt = args.work / f"{name}{'-continued' if args.init_from is not None else ''}.pt"
     state: dict = {"step": 0, "losses": [], "seconds": 0.0, "probes": []}
     if ckpt.exists():
         saved = torch.load(ckpt, weights_only=False)
@@ -154,6 +160,7 @@ def train(
         "lr": args.lr,
         "seed": args.seed,
         "repeat_share": args.repeat_share,
+        "init_from": None if args.init_from is None else f"{args.init_from.name} (the previous weights)",
         "tokens_seen": steps * args.batch * span,
         "threads": args.threads,
         "train_seconds": round(state["seconds"], 1),
@@ -178,6 +185,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(".cache/train"))
     ap.add_argument("--out", type=Path, default=Path(".cache/train/out"))
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    ap.add_argument("--init-from", type=Path, default=None, help="a model folder to continue training from")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
