@@ -295,6 +295,7 @@ def show(
     picture = _show_picture(result, context=context, html=html)
     if picture is not None:
         return picture
+    assert isinstance(result, AnalysisResult), "a picture's result is shown above"
     if context is None and result.context_tokens == 0:
         context = ""
     text = _text_of(result)

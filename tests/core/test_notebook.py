@@ -172,8 +172,16 @@ def test_pictures_are_the_routes_json_with_the_text(gelu) -> None:
     from lenscope.attention import attend, attention_to_wire
     from lenscope.attribution import attribute, attribution_to_wire
     from lenscope.logitlens import logit_lens, logit_lens_to_wire
-    from lenscope.notebook import ATTENTION_MIME, ATTRIBUTION_MIME, LENS_MIME, MIME_VERSION, show
-    from lenscope.notebook import attention_heads, lens_heatmap, waterfall
+    from lenscope.notebook import (
+        ATTENTION_MIME,
+        ATTRIBUTION_MIME,
+        LENS_MIME,
+        MIME_VERSION,
+        attention_heads,
+        lens_heatmap,
+        show,
+        waterfall,
+    )
     from lenscope.wire import AttentionResponse, AttributionResponse, LogitLensResponse
     from lenscope.wire_codec import encode_json
 

@@ -247,9 +247,10 @@ def test_sae_features_tooltip_panel_and_card(page: Any, lab: Lab) -> None:
     search.press("Enter")
     found = lab.api(f"features/{GELU}/{SAE}/search?q=self")["neurons"]
     results = page.locator("#lenscope-panel .ls-search-results")
-    if found:
-        results.locator(".ls-feature-chip").first.wait_for()
-        assert [c.text_content() for c in results.locator(".ls-feature-chip").all()] == [
+    if found:  # one word is searched both ways: the chips of the token's group are the route's token answer
+        by_token = results.locator(".ls-search-group[data-by='token']")
+        by_token.locator(".ls-feature-chip").first.wait_for()
+        assert [c.text_content() for c in by_token.locator(".ls-feature-chip").all()] == [
             f"F{h['index']} ×{h['hits']}" for h in found
         ]
     else:
