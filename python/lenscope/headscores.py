@@ -185,6 +185,7 @@ def induction_probe(model: Any, *, model_name: str = "model", length: int = PROB
     result.loss_first, result.loss_second, result.in_context_gain = first, second, first - second
     result.extra["length"] = length
     result.extra["seed"] = seed
+    result.extra["sequence"] = x[0].tolist()
     return result
 
 
@@ -224,7 +225,10 @@ def scores_to_wire(result: HeadScores) -> dict[str, Any]:
         "on": result.on,
         "roles": list(ROLES),
         "scores": {r: [[clean(v) for v in row] for row in result.scores[r].tolist()] for r in ROLES},
-        "top": {r: [{"layer": la, "head": h, "score": round(s, 5)} for la, h, s in result.top(r)] for r in ROLES},
+        # a role with no target on a text ranks no head
+        "top": {
+            r: [{"layer": la, "head": h, "score": round(s, 5)} for la, h, s in result.top(r) if not np.isnan(s)] for r in ROLES
+        },
         "tokens": result.tokens,
         "sequences": result.sequences,
         "length": result.extra.get("length"),
@@ -232,6 +236,7 @@ def scores_to_wire(result: HeadScores) -> dict[str, Any]:
         "in_context_gain": result.in_context_gain,
         "loss_first": result.loss_first,
         "loss_second": result.loss_second,
+        "sequence": result.extra.get("sequence"),
     }
 
 

@@ -162,6 +162,13 @@ OPERATIONS: tuple[Operation, ...] = (
         wire.PatchRequest, wire.PatchResponse, "lenscope.patching:patch_grid", "lenscope.patching:patch_grid_to_wire",
         timing="patch",
     ),
+    Operation(
+        "head_scores_text", "headScoresOnText",
+        "Every head's role scores (previous-token, duplicate-token, induction, BOS) on a text",
+        wire.HeadScoresTextRequest, wire.HeadScoresResponse,
+        "lenscope.headscores:text_scores", "lenscope.headscores:scores_to_wire",
+        cache="lru",
+    ),
 )  # fmt: skip
 
 BY_NAME: Mapping[str, Operation] = {op.name: op for op in OPERATIONS}

@@ -74,6 +74,13 @@ Clean = AfterValidator(clean_string)
 ModelName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS), Clean]
 RelPath = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS * 20, description="Relative to the server root"), Clean]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), Clean]
+TextOrIds = Annotated[str, Field(max_length=MAX_TEXT_CHARS), Clean]
+"""A text that may be empty when ``token_ids`` are given instead (else the server's check names it)."""
+TokenIds = list[Annotated[int, Field(ge=0)]] | None
+TOKEN_IDS_DOC = (
+    "Token ids to run as given instead of a text (a probe of random tokens; no BOS, it is added): "
+    "text and context must then be empty; ids must be below the model's vocabulary size"
+)
 Context = Annotated[str, Field(max_length=MAX_CONTEXT_CHARS), Clean]
 
 
@@ -137,8 +144,9 @@ class AppliedIntervention(_Strict):
 
 class AnalyzeRequest(_Strict):
     model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
-    text: Text = Field(description="The text to analyze (the selection); not only whitespace")
+    text: TextOrIds = Field(description="The text to analyze (the selection); not only whitespace; empty with token_ids")
     context: Context = Field("", description="Text before the selection: conditions the predictions, not reported")
+    token_ids: TokenIds = Field(None, max_length=MAX_TEXT_TOKENS, description=TOKEN_IDS_DOC)
     top_k: int = Field(
         defaults.TOP_K, ge=1, le=MAX_TOP_K, description=f"Next-token predictions per position (1 .. min(d_vocab, {MAX_TOP_K}))"
     )
@@ -304,8 +312,9 @@ class AttributionResponse(_Strict):
 
 class AttentionRequest(_Strict):
     model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
-    text: Text
+    text: TextOrIds = Field(description="The text; empty with token_ids")
     context: Context = ""
+    token_ids: TokenIds = Field(None, max_length=MAX_TEXT_TOKENS, description=TOKEN_IDS_DOC)
     layers: list[Annotated[int, Field(ge=0, le=MAX_LAYERS - 1)]] | None = Field(
         None, min_length=1, max_length=MAX_LAYERS, description="Layers whose heads are returned; default: all"
     )
@@ -408,6 +417,15 @@ class HeadScoresResponse(_Strict):
     in_context_gain: float | None = Field(description="loss on the first copy minus on the second (nats); >= 1 means copying")
     loss_first: float | None
     loss_second: float | None
+    sequence: list[int] | None = Field(
+        None, description="probe: the first sequence's token ids (BOS first), to analyze with token_ids (without the BOS)"
+    )
+
+
+class HeadScoresTextRequest(_Strict):
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    text: Text
+    context: Context = ""
 
 
 class NeuronInputsResponse(_Strict):

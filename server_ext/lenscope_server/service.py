@@ -87,7 +87,7 @@ class LenscopeService:
         """
         t0 = time.perf_counter()
         model, args = op.arguments(request)
-        if "text" in args:
+        if "text" in args and "token_ids" not in args:  # with token ids the text is empty (the ids are checked where they run)
             check_text(args["text"])
         if "context" in args:
             check_text(args["context"], "context", allow_empty=True, limit=MAX_CONTEXT_CHARS)

@@ -13,8 +13,8 @@ import { parseServerTiming } from './timing';
 import type { components } from './schema';
 
 /** `sae` and `top_features` have server defaults (no SAE, 10): a request may leave them out. */
-export type AnalyzeRequest = Omit<components['schemas']['AnalyzeRequest'], 'sae' | 'top_features'> &
-  Partial<Pick<components['schemas']['AnalyzeRequest'], 'sae' | 'top_features'>>;
+export type AnalyzeRequest = Omit<components['schemas']['AnalyzeRequest'], 'sae' | 'top_features' | 'token_ids'> &
+  Partial<Pick<components['schemas']['AnalyzeRequest'], 'sae' | 'top_features' | 'token_ids'>>;
 export type { AttributeRequest } from './attribution';
 export type ActivationsRequest = components['schemas']['ActivationsRequest'];
 export type ModelsResponse = components['schemas']['ModelsResponse'];
@@ -42,6 +42,8 @@ export type NeuronInputs = components['schemas']['NeuronInputsResponse'];
 export type LogitEffect = components['schemas']['LogitEffect'];
 export type PatchRequest = components['schemas']['PatchRequest'];
 export type PatchResponse = components['schemas']['PatchResponse'];
+export type HeadScores = components['schemas']['HeadScoresResponse'];
+export type HeadScoresTextRequest = components['schemas']['HeadScoresTextRequest'];
 
 /** `?index=NAME` (or `&index=NAME`) when an index is named, else nothing. */
 function indexQuery(name: string | null | undefined, sep: '?' | '&'): string {
@@ -126,6 +128,24 @@ export class LenscopeClient {
   /** What neuron (layer, index) reads: the tokens that most raise its pre-activation on their own. */
   neuronInputs(model: string, layer: number, index: number): Promise<NeuronInputs> {
     return this.call<NeuronInputs>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}/inputs`);
+  }
+
+  /** Every head's role scores on the repeated-random-token probe, with the in-context gain and the first probe sequence's ids. */
+  headScores(model: string, length?: number, seed?: number): Promise<HeadScores> {
+    const params = new URLSearchParams();
+    if (length !== undefined) {
+      params.set('length', String(length));
+    }
+    if (seed !== undefined) {
+      params.set('seed', String(seed));
+    }
+    const query = params.toString();
+    return this.call<HeadScores>('GET', `heads/${encodeURIComponent(model)}/scores${query ? `?${query}` : ''}`);
+  }
+
+  /** Every head's role scores on a text (its own repeats and duplicates), in analyze's windows. */
+  headScoresOnText(request: Partial<HeadScoresTextRequest> & Pick<HeadScoresTextRequest, 'text'>, signal?: AbortSignal): Promise<HeadScores> {
+    return this.call<HeadScores>('POST', 'head_scores_text', request, signal);
   }
 
   /** Head (layer, head) read from its weights: OV and QK token pairs, copying score. */

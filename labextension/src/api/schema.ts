@@ -140,6 +140,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/head_scores_text": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Every head's role scores (previous-token, duplicate-token, induction, BOS) on a text */
+        post: operations["headScoresOnText"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/heads/{model}/scores": {
         parameters: {
             query?: never;
@@ -449,9 +466,15 @@ export interface components {
             sae: string | null;
             /**
              * Text
-             * @description The text to analyze (the selection); not only whitespace
+             * @description The text to analyze (the selection); not only whitespace; empty with token_ids
              */
             text: string;
+            /**
+             * Token Ids
+             * @description Token ids to run as given instead of a text (a probe of random tokens; no BOS, it is added): text and context must then be empty; ids must be below the model's vocabulary size
+             * @default null
+             */
+            token_ids: number[] | null;
             /**
              * Top Features
              * @description SAE features per token, when an SAE is named
@@ -542,8 +565,17 @@ export interface components {
              * @default null
              */
             model: string | null;
-            /** Text */
+            /**
+             * Text
+             * @description The text; empty with token_ids
+             */
             text: string;
+            /**
+             * Token Ids
+             * @description Token ids to run as given instead of a text (a probe of random tokens; no BOS, it is added): text and context must then be empty; ids must be below the model's vocabulary size
+             * @default null
+             */
+            token_ids: number[] | null;
         };
         /**
          * AttentionResponse
@@ -1029,6 +1061,12 @@ export interface components {
             };
             /** Seed */
             seed: number | null;
+            /**
+             * Sequence
+             * @description probe: the first sequence's token ids (BOS first), to analyze with token_ids (without the BOS)
+             * @default null
+             */
+            sequence: number[] | null;
             /** Sequences */
             sequences: number;
             /**
@@ -1043,6 +1081,22 @@ export interface components {
             top: {
                 [key: string]: components["schemas"]["HeadRole"][];
             };
+        };
+        /** HeadScoresTextRequest */
+        HeadScoresTextRequest: {
+            /**
+             * Context
+             * @default
+             */
+            context: string;
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /** Text */
+            text: string;
         };
         /** HealthResponse */
         HealthResponse: {
@@ -2538,6 +2592,102 @@ export interface operations {
             };
             /** @description Unknown model, job, index, file or route, or no neuron index for the model */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    headScoresOnText: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HeadScoresTextRequest"];
+                "application/msgpack": components["schemas"]["HeadScoresTextRequest"];
+            };
+        };
+        responses: {
+            /** @description Every head's role scores (previous-token, duplicate-token, induction, BOS) on a text */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeadScoresResponse"];
+                    "application/msgpack": components["schemas"]["HeadScoresResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
