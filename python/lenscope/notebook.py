@@ -30,6 +30,7 @@ from lenscope.analysis import AnalysisResult, NeuronActivations
 if TYPE_CHECKING:
     from lenscope.attention import AttentionResult
     from lenscope.attribution import Attribution
+    from lenscope.headscores import HeadScores
     from lenscope.logitlens import LogitLens
 
 
@@ -213,6 +214,10 @@ ATTENTION_MIME = "application/vnd.lenscope.attention+json"
 """``{"version", "text", "context", "attention"}``: ``attention`` is the ``POST attention`` response
 (``AttentionResponse``) as JSON (with ``k`` at least the window's length: the whole pattern); the
 extension draws every head of a layer side by side, one large with the tokens on both axes."""
+HEAD_SCORES_MIME = "application/vnd.lenscope.head-scores+json"
+"""``{"version", "scores"}``: ``scores`` is the ``GET heads/{model}/scores`` response
+(``HeadScoresResponse``; on a text, ``POST head_scores_text``'s): every head's role scores, with
+the probe's in-context gain. Shown as an HTML table of heads (their role, strongest first)."""
 MIME_VERSION = 1
 
 
@@ -257,7 +262,7 @@ def _summary(result: AnalysisResult) -> str:
 
 
 def show(
-    result: AnalysisResult | dict[str, Any] | LogitLens | Attribution | AttentionResult,
+    result: AnalysisResult | dict[str, Any] | LogitLens | Attribution | AttentionResult | HeadScores,
     compare: AnalysisResult | None = None,
     *,
     context: str | None = None,
@@ -275,7 +280,8 @@ def show(
 
     ``show(logit_lens(model, text))``, ``show(attribute(model, text, position))`` and
     ``show(attend(model, text, k=1024))``: the pictures (:func:`lens_heatmap`, :func:`waterfall`,
-    :func:`attention_heads`).
+    :func:`attention_heads`); ``show(induction_probe(model))`` or ``show(text_scores(model, text))``:
+    every head's role scores (:func:`head_scores`).
 
     ``show(neuron_card(layer, index))``: a neuron's card (its top examples coloured by activation,
     its logit effects, its histogram), as the panel shows it.
@@ -403,6 +409,10 @@ def _show_picture(result: Any, *, context: str | None, html: bool) -> Output | N
         return waterfall(result, context=context, html=html)
     if isinstance(result, AttentionResult):
         return attention_heads(result, context=context, html=html)
+    from lenscope.headscores import HeadScores
+
+    if isinstance(result, HeadScores):
+        return head_scores(result, html=html)
     return None
 
 
@@ -505,3 +515,53 @@ def attention_heads(result: AttentionResult, *, context: str | None = None, html
     n = len(result.token_texts)
     plain = f"lenscope attention · {result.model} · layers {result.layers} · {result.n_heads} heads · {n} tokens"
     return Output(ATTENTION_MIME, data, plain, (lambda: attention(result).markup) if html else None)
+
+
+ROLE_NAMES = {"previous_token": "previous-token", "duplicate_token": "duplicate", "induction": "induction", "bos": "BOS"}
+
+
+def head_scores(result: HeadScores, *, html: bool = True) -> Output:
+    """Every head's role scores as a table: ``head_scores(induction_probe(model))`` or
+    ``head_scores(text_scores(model, text))`` (also ``show(result)``). Rows: heads, strongest role
+    score first; columns: previous-token, duplicate, induction and BOS scores and the head's role
+    (:meth:`~lenscope.headscores.HeadScores.role_of`, ``ROLE_THRESHOLD``); the probe's in-context
+    gain above it."""
+    from html import escape
+
+    from lenscope.headscores import ROLES, scores_to_wire
+
+    wire = scores_to_wire(result)
+    n_layers, n_heads = result.scores[ROLES[0]].shape
+    rows = []
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            role, value = result.role_of(layer, head)
+            rows.append((layer, head, role, value))
+    rows.sort(key=lambda r: -r[3])
+    gain = (
+        f"in-context gain {result.in_context_gain:.2f} nats (loss {result.loss_first:.2f} → {result.loss_second:.2f})"
+        if result.in_context_gain is not None and result.loss_first is not None and result.loss_second is not None
+        else None
+    )
+    on = "repeated random tokens" if result.on == "probe" else "the text"
+    title = f"{result.model}: head role scores on {on}" + (f"; {gain}" if gain else "")
+    plain_rows = [f"L{la}.H{h}  {ROLE_NAMES.get(role, role):15s} " + "  ".join(
+        f"{ROLE_NAMES[r]} {_score(result.scores[r][la, h])}" for r in ROLES) for la, h, role, _ in rows]  # fmt: skip
+    plain = "\n".join([title, *plain_rows])
+
+    def markup() -> str:
+        head = "".join(f"<th>{ROLE_NAMES[r]}</th>" for r in ROLES)
+        body = "".join(
+            f"<tr><td>L{la}.H{h}</td>" + "".join(f"<td>{_score(result.scores[r][la, h])}</td>" for r in ROLES)
+            + f"<td>{escape(ROLE_NAMES.get(role, role))}</td></tr>"
+            for la, h, role, _ in rows
+        )  # fmt: skip
+        return (f'<div class="lenscope-head-scores"><p>{escape(title)}</p><table><thead><tr><th>head</th>{head}'
+                f"<th>role</th></tr></thead><tbody>{body}</tbody></table></div>")  # fmt: skip
+
+    data = {"version": MIME_VERSION, "scores": _json(wire)}
+    return Output(HEAD_SCORES_MIME, data, plain, markup if html else None)
+
+
+def _score(value: float) -> str:
+    return "–" if np.isnan(value) else f"{value:.2f}"

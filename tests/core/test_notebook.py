@@ -215,3 +215,23 @@ def test_pictures_are_the_routes_json_with_the_text(gelu) -> None:
     assert data["text"] == TEXT and "CircuitsVis.AttentionHeads" in bundle["text/html"]
     assert show(at)._repr_mimebundle_()[ATTENTION_MIME] == data
     json.dumps(bundle, allow_nan=False)
+
+
+def test_head_scores_output_is_the_routes_json_and_a_table(gelu) -> None:
+    from lenscope.headscores import ROLES, induction_probe, scores_to_wire, text_scores
+    from lenscope.notebook import HEAD_SCORES_MIME, head_scores, show
+
+    probe = induction_probe(gelu, length=10, batch=2, seed=1)
+    bundle = show(probe)._repr_mimebundle_()
+    data = bundle[HEAD_SCORES_MIME]
+    assert data["scores"] == json.loads(json.dumps(scores_to_wire(probe)))  # the route's JSON
+    markup = bundle["text/html"]
+    n_layers, n_heads = probe.scores["induction"].shape
+    assert markup.count("<tr><td>L") == n_layers * n_heads
+    _, _, score = probe.top("induction", 1)[0]
+    assert f"{score:.2f}" in markup and "in-context gain" in bundle["text/plain"]
+    assert f"{probe.in_context_gain:.2f}" in bundle["text/plain"]
+    # strongest role first; a text has no gain and a role with no target shows as a dash
+    text = head_scores(text_scores(gelu, "abc"), html=True)._repr_mimebundle_()
+    assert "in-context gain" not in text["text/plain"] and "–" in text["text/html"]
+    assert set(ROLES) == set(data["scores"]["roles"])
