@@ -20,6 +20,7 @@ import { AttentionMode } from './editor/attentionmode';
 import { InlineView } from './editor/inline';
 import { MainViews } from './mainarea';
 import { addPictureCommands, PictureCommandIDs } from './pictures';
+import { addProbeCommands } from './probe';
 import { LenscopeModel } from './model';
 import { LenscopePanel } from './panel';
 import { readSettings } from './settings';
@@ -116,6 +117,7 @@ const plugin: JupyterFrontEndPlugin<ILenscope> = {
     });
     addCommands(app, model, views, { app, notebooks, editors }, panel.id, ICON, palette);
     addPictureCommands(app, model, views, palette);
+    addProbeCommands(app, model, views, palette);
 
     // saving a file may start updates of the indexes that cover it (server side): the panel shows them
     app.serviceManager.contents.fileChanged.connect((_, change) => {

@@ -7,3 +7,4 @@ import './outputs.css';
 import './search.css';
 import './pictures.css';
 import './workbench.css';
+import './headroles.css';

@@ -4,6 +4,7 @@
  * positional share), a heatmap of the chosen heads' mean pattern in a window of tokens around the
  * token attended from (query rows × source columns; the wheel scrolls it, a click picks that row
  * and reveals the source token in the editor), and that token's strongest sources as text.
+ * Below: every head by its role (views/headroles.ts) and the induction probe's button.
  */
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
@@ -15,6 +16,7 @@ import type { AttentionState, LenscopeModel } from '../model';
 import { describeTarget } from '../target';
 import { CommandIDs } from '../tokens';
 import { copyCodeButton } from './copycode';
+import { HeadRolesSection } from './headroles';
 
 /** Rows and columns of the heatmap's window. */
 export const WINDOW = 40;
@@ -68,7 +70,8 @@ export class AttentionView extends Widget {
     const full = el('button', 'ls-button ls-attention-view-open', 'Open the attention view');
     full.title = 'Every head of the layer side by side, the chosen one large with the tokens on both axes (a lenscope tab)';
     full.addEventListener('click', () => void commands.execute('lenscope:open-attention-view', { layer: model.attention.layer, head: model.attention.heads[0] ?? 0 }));
-    this.details.append(summary, this.heading, this.modeButton, copy, full, picker, this.status, this.legend, this.canvas, this.caption, this.sources);
+    const roles = new HeadRolesSection(model, commands);
+    this.details.append(summary, this.heading, this.modeButton, copy, full, picker, this.status, this.legend, this.canvas, this.caption, this.sources, roles.node);
     this.details.addEventListener('toggle', () => model.updateAttention({ open: this.details.open }));
     this.node.append(this.details);
     model.attentionChanged.connect(() => this.render());
