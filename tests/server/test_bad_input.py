@@ -34,7 +34,7 @@ async def raw_post(jp_fetch, body: bytes, ctype: str = "application/json", accep
         (b'{"text": "x", "top_k": "3"}', "application/json", 400, "invalid_input", "top_k: Input should be a valid integer"),
         (b'{"text": "x", "bogus": 1}', "application/json", 400, "invalid_input", "bogus: Extra inputs are not permitted"),
         (b'{"text": "x"}', "text/csv", 415, "unsupported_media_type", "text/csv"),
-        (json.dumps({"text": ""}).encode(), "application/json", 400, "invalid_input", "text: String should have at least 1"),
+        (json.dumps({"text": ""}).encode(), "application/json", 400, "invalid_input", "text is empty"),
         (json.dumps({"text": "  \n"}).encode(), "application/json", 400, "invalid_input", "only whitespace"),
         (json.dumps({"text": "a\u0000b"}).encode(), "application/json", 400, "invalid_input", "NUL byte at character 1"),
         (b'{"text": "a\\ud800b"}', "application/json", 400, "invalid_input", "text: Input should be a valid string"),
@@ -76,7 +76,7 @@ async def test_body_over_the_size_limit(jp_fetch) -> None:
 async def test_errors_come_back_in_msgpack_when_asked(jp_fetch) -> None:
     status, error, response = await error_of(raw_post(jp_fetch, msgpack.packb({"text": ""}), MSGPACK, MSGPACK))
     assert status == 400 and response.headers["Content-Type"] == MSGPACK
-    assert error == {"error": {"code": "invalid_input", "message": "text: String should have at least 1 character"}}
+    assert error == {"error": {"code": "invalid_input", "message": "text is empty: select some text to analyze"}}
 
 
 async def test_unknown_route_and_method(jp_fetch) -> None:
