@@ -88,6 +88,8 @@ BY = Param(
     description="token: units whose top examples peak on it; description: units whose description matches",
 )
 HEAD = Param("head", "path", {"type": "integer", "minimum": 0, "maximum": 9999}, pattern="[0-9]{1,4}")
+VOCAB = Param("vocab", "query", {"type": "string", "enum": ["frequent", "all"], "default": "frequent"}, required=False,
+              description="Read the circuits over the 1,000 most frequent tokens of the model's index corpus, or all tokens")
 MODEL_ERRORS = (400, 403, 404, 503, 504)
 JOB_ERRORS = (400, 403, 413, 415, 503)
 
@@ -100,7 +102,7 @@ ROUTES: tuple[Route, ...] = (
           wire.NeuronCardResponse, (400, 403, 404), params=(MODEL, LAYER, NEURON, INDEX_QUERY)),
     Route("/neurons/{model}/{layer}/{index}/inputs", "get", "neuronInputs",
           "A neuron's input side: the tokens that most raise its pre-activation on their own (from the weights)",
-          wire.NeuronInputsResponse, MODEL_ERRORS, params=(MODEL, LAYER, NEURON)),
+          wire.NeuronInputsResponse, MODEL_ERRORS, params=(MODEL, LAYER, NEURON, VOCAB)),
     Route("/heads/{model}/scores", "get", "headScores",
           "Every head's role scores (previous-token, duplicate-token, induction, BOS) on repeated random tokens, "
           "with the model's in-context gain", wire.HeadScoresResponse, MODEL_ERRORS, params=(
@@ -111,8 +113,15 @@ ROUTES: tuple[Route, ...] = (
                     description="Seed of the random tokens"),
           )),
     Route("/heads/{model}/{layer}/{head}", "get", "headCard",
-          "A head read from its weights: OV and QK circuit top token pairs, copying score",
-          wire.HeadCardResponse, MODEL_ERRORS, params=(MODEL, LAYER, HEAD)),
+          "A head read from its weights: OV and QK circuit top token pairs, copying score, positional QK; "
+          "the OV row of a source token and the QK row of a query token on request",
+          wire.HeadCardResponse, MODEL_ERRORS, params=(
+              MODEL, LAYER, HEAD, VOCAB,
+              Param("source", "query", {"type": "string", "minLength": 1, "maxLength": 200}, required=False,
+                    description="A token (its text, exactly one token, or its id): what the head writes when it attends to it"),
+              Param("query", "query", {"type": "string", "minLength": 1, "maxLength": 200}, required=False,
+                    description="A token (its text, exactly one token, or its id): the keys a query of it looks for"),
+          )),
     Route("/neurons/{model}/search", "get", "neuronSearch",
           "Neurons whose top examples peak on a token (by its text), or whose description matches words",
           wire.NeuronSearchResponse, (400, 403, 404), params=(

@@ -380,17 +380,60 @@ class TokenPair(_Strict):
     value: float
 
 
+class TokenValue(_Strict):
+    id: int
+    value: float
+
+
+class SourceRow(_Strict):
+    token: int = Field(description="The source token attended to")
+    boosted: list[TokenValue] = Field(description="Output tokens its OV row raises most (logit effect)")
+    suppressed: list[TokenValue] = Field(description="... and lowers most")
+
+
+class QueryRow(_Strict):
+    token: int = Field(description="The query token")
+    keys: list[TokenValue] = Field(description="Key tokens with the highest attention score from it")
+
+
+class PositionalSummary(_Strict):
+    previous: float | None = Field(description="Mean score on the previous-position diagonal (key i - 1)")
+    diagonal: float | None = Field(description="Mean score on the diagonal (key i)")
+    other: float | None = Field(description="Mean score on the other keys j < i - 1")
+    previous_weight: float | None = Field(description="With the positional scores alone as the pattern: mean weight on i - 1")
+    previous_argmax_share: float | None = Field(description="Share of queries whose highest-scoring key is i - 1")
+
+
+class PositionalQK(_Strict):
+    positions: int = Field(description="Positions shown: all of n_ctx up to 256, else the first 128")
+    n_ctx: int
+    capped: bool
+    scores: NDArray = Field(
+        description="float32 [positions, positions], query x key: (p_i W_Q + b_Q).(p_j W_K + b_K)/sqrt(d_head), "
+        "p_i = W_pos[i] read alone through LN1; NaN above the diagonal"
+    )
+    summary: PositionalSummary
+
+
 class HeadCardResponse(_Strict):
     """A head read from its weights (1-layer reading: each token alone through the LayerNorms)."""
 
     model: str
     layer: int
     head: int
+    vocab: Literal["frequent", "all"] = Field(description="The tokens the pairs and rows are read over")
+    tokens_read: int = Field(description="How many tokens that is")
+    frequent_tokens: int = Field(description="How many frequent tokens (of the model's index corpus) 'frequent' means")
     ov_top: list[TokenPair] = Field(description="Source token -> the output token it boosts most, through this head")
     ov_bottom: list[TokenPair] = Field(description="... and suppresses most")
     qk_top: list[TokenPair] = Field(description="(query, key) token pairs with the highest attention score")
-    copying_score: float = Field(description="Re(sum of the OV circuit's eigenvalues) / sum of their magnitudes")
+    copying_score: float = Field(description="Whole vocabulary: Re(sum of the OV eigenvalues) / sum of their magnitudes")
     positive_share: float = Field(description="Share of the OV circuit's non-zero eigenvalues with a positive real part")
+    copying_score_frequent: float = Field(description="The copying score of the OV circuit restricted to the frequent tokens")
+    positive_share_frequent: float
+    source_row: SourceRow | None = Field(description="The OV row of the asked source token (null: none asked)")
+    query_row: QueryRow | None = Field(description="The QK row of the asked query token (null: none asked)")
+    positional: PositionalQK | None = Field(description="Positional QK (null: no learned positional embedding)")
     strings: IdStrings
 
 
@@ -434,6 +477,8 @@ class NeuronInputsResponse(_Strict):
     model: str
     layer: int
     index: int
+    vocab: Literal["frequent", "all"] = Field(description="The tokens read: the frequent ones of the index corpus, or all")
+    tokens_read: int
     inputs: list[LogitEffect]
 
 

@@ -215,7 +215,8 @@ class NeuronInputsHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     async def get(self, model: str, layer: str, index: str) -> None:
-        card = await self.unless_gone(self.service.neuron_inputs(model, int(layer), int(index)))
+        vocab = self.get_query_argument("vocab", "frequent")
+        card = await self.unless_gone(self.service.neuron_inputs(model, int(layer), int(index), vocab))
         if card is not None:
             self.send_plain(card)
 
@@ -245,7 +246,10 @@ class HeadCardHandler(LenscopeHandler):
     @web.authenticated
     @authorized
     async def get(self, model: str, layer: str, head: str) -> None:
-        card = await self.unless_gone(self.service.head_card(model, int(layer), int(head)))
+        vocab = self.get_query_argument("vocab", "frequent")
+        # a token's text keeps its spaces (" for")
+        source, query = self.get_query_argument("source", None, strip=False), self.get_query_argument("query", None, strip=False)
+        card = await self.unless_gone(self.service.head_card(model, int(layer), int(head), vocab, source, query))
         if card is not None:
             self.send_plain(card)
 

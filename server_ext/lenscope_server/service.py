@@ -158,12 +158,15 @@ class LenscopeService:
         result: dict[str, Any] = await self._tracked(model, "head_scores", {"model": model, "length": length, "seed": seed})
         return result
 
-    async def head_card(self, model: str, layer: int, head: int) -> dict[str, Any]:
-        result: dict[str, Any] = await self._tracked(model, "head_card", {"model": model, "layer": layer, "head": head})
+    async def head_card(self, model: str, layer: int, head: int, vocab: str = "frequent", source: str | None = None,
+                        query: str | None = None) -> dict[str, Any]:  # fmt: skip
+        args = {"model": model, "layer": layer, "head": head, "vocab": vocab, "source": source, "query": query}
+        result: dict[str, Any] = await self._tracked(model, "head_card", args)
         return result
 
-    async def neuron_inputs(self, model: str, layer: int, index: int) -> dict[str, Any]:
-        result: dict[str, Any] = await self._tracked(model, "neuron_inputs", {"model": model, "layer": layer, "index": index})
+    async def neuron_inputs(self, model: str, layer: int, index: int, vocab: str = "frequent") -> dict[str, Any]:
+        args = {"model": model, "layer": layer, "index": index, "vocab": vocab}
+        result: dict[str, Any] = await self._tracked(model, "neuron_inputs", args)
         return result
 
     async def _tracked(self, model: str, op: str, args: dict[str, Any]) -> Any:

@@ -9,19 +9,31 @@ import torch.nn.functional as F
 
 from lenscope.circuits import head_circuits, neuron_inputs
 from lenscope.errors import InvalidInput
+from lenscope.wire_codec import wire_equal
+from tests.core.reference import random_multi_layer
 
 
-def ln_of_tokens(model, ln) -> torch.Tensor:
-    inner = ln._original_component
-    return F.layer_norm(model.W_E.float(), (model.cfg.d_model,), inner.weight.float(), inner.bias.float(), model.cfg.eps)
+def ln_of_tokens(model, ln, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Rows (default: every token's embedding) through a LayerNorm, each alone: torch's own layer_norm."""
+    inner = getattr(ln, "_original_component", ln)
+    rows = model.W_E.float() if rows is None else rows.float()
+    return F.layer_norm(rows, (model.cfg.d_model,), inner.weight.float(), inner.bias.float(), model.cfg.eps)
 
 
 def full_ov(model, layer: int, head: int) -> torch.Tensor:
     """The whole vocab x vocab OV circuit, written out directly."""
     x = ln_of_tokens(model, model.blocks[layer].ln1)
     out = (x @ model.W_V[layer, head] + model.b_V[layer, head]) @ model.W_O[layer, head]  # [vocab, d_model]
-    w = model.ln_final._original_component.weight.float()
+    w = getattr(model.ln_final, "_original_component", model.ln_final).weight.float()
     return ((out - out.mean(-1, keepdim=True)) * w) @ model.W_U
+
+
+def full_qk(model, layer: int, head: int, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The whole QK circuit of ``rows`` (default: the tokens) as queries and keys, written out directly."""
+    x = ln_of_tokens(model, model.blocks[layer].ln1, rows)
+    q = x @ model.W_Q[layer, head] + model.b_Q[layer, head]
+    k = x @ model.W_K[layer, head] + model.b_K[layer, head]
+    return q @ k.T / model.cfg.d_head**0.5
 
 
 @torch.inference_mode()
@@ -103,11 +115,11 @@ def test_a_second_head_card_is_served_from_cache_and_an_edit_computes_it_again(a
     first = head_card_wire(model, "m", 0, 3, top=5)
     hits, misses = HEAD_CARDS.hits, HEAD_CARDS.misses
     again = head_card_wire(model, "m", 0, 3, top=5)
-    assert (HEAD_CARDS.hits, HEAD_CARDS.misses) == (hits + 1, misses) and again == first
+    assert (HEAD_CARDS.hits, HEAD_CARDS.misses) == (hits + 1, misses) and wire_equal(again, first)
     again["ov_top"].clear()  # a caller's changes stay its own
-    assert head_card_wire(model, "m", 0, 3, top=5) == first
+    assert wire_equal(head_card_wire(model, "m", 0, 3, top=5), first)
     other = head_card_wire(model, "m", 0, 4, top=5)
-    assert HEAD_CARDS.misses == misses + 1 and other != first
+    assert HEAD_CARDS.misses == misses + 1 and not wire_equal(other, first)
     with torch.no_grad():  # as a kernel edits a model it attached
         for name, p in model.named_parameters():
             if "W_V" in name or name.endswith(("v.weight", "v._original_component.weight")):
@@ -115,4 +127,151 @@ def test_a_second_head_card_is_served_from_cache_and_an_edit_computes_it_again(a
     edited = head_card_wire(model, "m", 0, 3, top=5)
     assert HEAD_CARDS.misses == misses + 2
     assert edited["ov_top"] != first["ov_top"]
-    assert edited == head_card_wire(model, "m", 0, 3, top=5) and HEAD_CARDS.misses == misses + 2
+    assert wire_equal(edited, head_card_wire(model, "m", 0, 3, top=5)) and HEAD_CARDS.misses == misses + 2
+
+
+# --- issue #25 item 3: frequent tokens, per-token rows, positional QK ---------------------------
+
+
+@pytest.fixture(scope="module")
+def random3(gelu):
+    return random_multi_layer(gelu.tokenizer, 400, n_ctx=40)  # 400 tokens: every eigenvalue is taken directly
+
+
+def pool_of(model, name: str) -> np.ndarray:
+    from lenscope.headscores import frequent_tokens, shipped_token_counts
+
+    counts = shipped_token_counts(name, model.cfg.d_vocab)
+    if counts is not None:  # the shipped corpus' 1,000 most frequent tokens, counted here
+        counts = counts.astype(np.float64)
+        counts[[t for t in model.tokenizer.all_special_ids if t < len(counts)]] = -1
+        order = np.argsort(-counts, kind="stable")
+        want = order[counts[order] > 0][:1000]
+        assert np.array_equal(frequent_tokens(model, 1000, counts=shipped_token_counts(name, model.cfg.d_vocab)), want)
+    return frequent_tokens(model, 1000, counts=counts)
+
+
+MODELS = [("gelu", "lenscope-gelu-1l"), ("attn_only", "lenscope-attn-only-1l"), ("gelu2", "lenscope-gelu-2l"),
+          ("random3", "random-3l")]  # fmt: skip
+
+
+@pytest.mark.parametrize("fixture,name", MODELS)
+@torch.inference_mode()
+def test_frequent_token_circuits_rows_and_positional_qk_equal_the_weights(request, fixture: str, name: str) -> None:
+    """Every number of a head card, against matrices written out here from W_E, W_pos, W_Q, W_K,
+    W_V, W_O, W_U and the LayerNorms' weights (torch's layer_norm), for the last head of the
+    last layer and the first head of the first."""
+    from lenscope.circuits import head_card_wire, vocab_pool
+
+    model = request.getfixturevalue(fixture)
+    pool = pool_of(model, name)
+    assert np.array_equal(vocab_pool(model, name), pool) and vocab_pool(model, name, "all") is None
+    idx = torch.as_tensor(pool)
+    for layer, head in ((model.cfg.n_layers - 1, model.cfg.n_heads - 1), (0, 0)):
+        ov = full_ov(model, layer, head).double()
+        qk = full_qk(model, layer, head)
+        source, query = int(pool[3]), int(pool[7])
+        card = head_card_wire(model, name, layer, head, top=6, source=str(source), query=query)
+        # OV / QK pairs over the frequent tokens only
+        sub = ov[idx][:, idx]
+        values, flat = sub.reshape(-1).topk(6)
+        n = len(pool)
+        assert [(p["source"], p["target"]) for p in card["ov_top"]] == [
+            (int(pool[f // n]), int(pool[f % n])) for f in flat.tolist()
+        ]
+        assert [p["value"] for p in card["ov_top"]] == pytest.approx(values.tolist(), abs=1e-3)
+        assert card["ov_bottom"][0]["value"] == pytest.approx(float(sub.min()), abs=1e-3)
+        qsub = qk[idx][:, idx]
+        assert [p["value"] for p in card["qk_top"]] == pytest.approx(qsub.reshape(-1).topk(6).values.tolist(), abs=1e-3)
+        for p in card["qk_top"]:
+            assert float(qk[p["source"], p["target"]]) == pytest.approx(p["value"], abs=1e-3)
+
+        # copying score on the frequent tokens and on the whole vocabulary: every eigenvalue of the
+        # full matrices on the small random model; elsewhere their sum, the full matrix's trace
+        def copying(m: torch.Tensor) -> float:
+            e = torch.linalg.eigvals(m).numpy()
+            e = e[np.abs(e) > 1e-6 * np.abs(e).max()]
+            return float(e.sum().real / np.abs(e).sum())
+
+        assert card["tokens_read"] == n and card["vocab"] == "frequent"
+        if fixture == "random3":
+            assert card["copying_score_frequent"] == pytest.approx(copying(sub), abs=1e-4)
+            assert card["copying_score"] == pytest.approx(copying(ov), abs=1e-4)
+        else:
+            frequent = head_circuits(model, layer, head, 1, pool)
+            assert card["copying_score_frequent"] == pytest.approx(frequent.copying_score)
+            assert frequent.eigenvalues.sum().real == pytest.approx(float(torch.trace(sub)), rel=1e-3, abs=1e-3)
+            whole = head_circuits(model, layer, head, 1)
+            assert card["copying_score"] == pytest.approx(whole.copying_score)
+            assert whole.eigenvalues.sum().real == pytest.approx(float(torch.trace(ov)), rel=1e-3, abs=1e-3)
+        # per-token rows: what it writes when it attends to `source`, which keys `query` looks for
+        row = ov[source, idx]
+        assert [r["id"] for r in card["source_row"]["boosted"]] == [int(pool[j]) for j in row.topk(6).indices.tolist()]
+        assert [r["id"] for r in card["source_row"]["suppressed"]] == [int(pool[j]) for j in row.topk(6, largest=False).indices]
+        assert [r["value"] for r in card["source_row"]["boosted"]] == pytest.approx(row.topk(6).values.tolist(), abs=1e-3)
+        keys = qk[query, idx]
+        assert [r["id"] for r in card["query_row"]["keys"]] == [int(pool[j]) for j in keys.topk(6).indices.tolist()]
+        assert [r["value"] for r in card["query_row"]["keys"]] == pytest.approx(keys.topk(6).values.tolist(), abs=1e-3)
+        # positional QK: W_pos rows through LN1, W_Q and W_K
+        p = min(model.cfg.n_ctx, 256)
+        want = full_qk(model, layer, head, model.W_pos[:p]).numpy()
+        got = card["positional"]["scores"]
+        assert got.shape == (p, p) and card["positional"]["capped"] is False
+        lower = np.tril(np.ones((p, p), dtype=bool))
+        np.testing.assert_allclose(got[lower], want[lower], atol=1e-3, rtol=1e-4)
+        assert np.isnan(got[~lower]).all()
+        i = np.arange(1, p)
+        assert card["positional"]["summary"]["previous"] == pytest.approx(float(want[i, i - 1].mean()), abs=1e-3)
+        # the whole vocabulary on request
+        whole = head_card_wire(model, name, layer, head, top=6, vocab="all")
+        values, flat = ov.reshape(-1).topk(6)
+        assert [(p["source"], p["target"]) for p in whole["ov_top"]][:3] == [
+            (f // ov.shape[1], f % ov.shape[1]) for f in flat.tolist()
+        ][:3]
+        assert (
+            whole["copying_score"] == card["copying_score"] and whole["copying_score_frequent"] == card["copying_score_frequent"]
+        )
+        assert whole["tokens_read"] == model.cfg.d_vocab and whole["source_row"] is None
+
+
+@torch.inference_mode()
+def test_neuron_inputs_over_frequent_tokens(gelu) -> None:
+    from lenscope.circuits import neuron_inputs_wire
+
+    pool = pool_of(gelu, "lenscope-gelu-1l")
+    pre = ln_of_tokens(gelu, gelu.blocks[0].ln2) @ gelu.W_in[0, :, 77] + gelu.b_in[0, 77]
+    got = neuron_inputs_wire(gelu, "lenscope-gelu-1l", 0, 77, top=5)
+    sub = pre[torch.as_tensor(pool)]
+    assert [e["id"] for e in got["inputs"]] == [int(pool[j]) for j in sub.topk(5).indices.tolist()]
+    assert [e["value"] for e in got["inputs"]] == pytest.approx(sub.topk(5).values.tolist(), abs=1e-4)
+    whole = neuron_inputs_wire(gelu, "lenscope-gelu-1l", 0, 77, top=5, vocab="all")
+    assert [e["id"] for e in whole["inputs"]] == pre.topk(5).indices.tolist() and whole["tokens_read"] == gelu.cfg.d_vocab
+
+
+@torch.inference_mode()
+def test_positional_qk_is_capped_for_long_contexts(gelu) -> None:
+    from lenscope.circuits import POSITIONS_CAPPED, head_card_wire, positional_qk
+
+    long = random_multi_layer(gelu.tokenizer, 300, n_ctx=300, seed=2)
+    scores = positional_qk(long, 0, 0)
+    assert scores.shape == (POSITIONS_CAPPED, POSITIONS_CAPPED)
+    np.testing.assert_allclose(scores[:20, :20], positional_qk(long, 0, 0, positions=20), atol=1e-5, equal_nan=True)
+    card = head_card_wire(long, "long", 0, 0, top=3)
+    assert card["positional"]["capped"] is True and card["positional"]["n_ctx"] == 300
+
+
+def test_token_questions_and_bad_input(gelu, attn_only) -> None:
+    from lenscope.circuits import head_card_wire, neuron_inputs_wire, token_id
+
+    assert token_id(gelu, " for", "query") == gelu.tokenizer(" for", add_special_tokens=False)["input_ids"][0]
+    assert token_id(gelu, "17", "source") == 17 and token_id(gelu, 18, "source") == 18
+    with pytest.raises(InvalidInput, match="source: unknown token ' for the': it is 2 tokens"):
+        head_card_wire(attn_only, "lenscope-attn-only-1l", 0, 1, source=" for the")
+    with pytest.raises(InvalidInput, match=r"query: token id 99999 is not in the vocabulary \(0 to 4095\)"):
+        head_card_wire(attn_only, "lenscope-attn-only-1l", 0, 1, query="99999")
+    with pytest.raises(InvalidInput, match="vocab must be 'frequent' or 'all'"):
+        head_card_wire(attn_only, "lenscope-attn-only-1l", 0, 1, vocab="rare")
+    with pytest.raises(InvalidInput, match="head must be between 0 and 7"):
+        head_card_wire(attn_only, "lenscope-attn-only-1l", 0, 8)
+    with pytest.raises(InvalidInput, match="vocab must be"):
+        neuron_inputs_wire(gelu, "lenscope-gelu-1l", 0, 1, vocab="x")

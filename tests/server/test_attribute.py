@@ -59,14 +59,14 @@ async def test_head_card_and_neuron_inputs_from_the_weights(jp_fetch, attn_only,
     from lenscope.circuits import head_circuits, neuron_inputs
     from lenscope.wire import HeadCardResponse, NeuronInputsResponse
 
-    card = body_of(await jp_fetch("lenscope", "api", "heads", "lenscope-attn-only-1l", "0", "2"))
+    card = body_of(await jp_fetch("lenscope", "api", "heads", "lenscope-attn-only-1l", "0", "2", params={"vocab": "all"}))
     HeadCardResponse.model_validate(card)
     direct = head_circuits(attn_only, 0, 2, top=20)
     assert [(p["source"], p["target"]) for p in card["ov_top"]] == [(i, j) for i, j, _ in direct.ov_top]
     assert card["copying_score"] == pytest.approx(direct.copying_score)
     strings = dict(zip(card["strings"]["ids"], card["strings"]["values"]))
     assert all(p["source"] in strings and p["target"] in strings for p in card["qk_top"])
-    inputs = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "77", "inputs"))
+    inputs = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "77", "inputs", params={"vocab": "all"}))
     NeuronInputsResponse.model_validate(inputs)
     assert [e["id"] for e in inputs["inputs"]] == [i for i, _ in neuron_inputs(gelu, 0, 77, top=20)]
     for route, words in (

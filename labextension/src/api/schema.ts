@@ -181,7 +181,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A head read from its weights: OV and QK circuit top token pairs, copying score */
+        /** A head read from its weights: OV and QK circuit top token pairs, copying score, positional QK; the OV row of a source token and the QK row of a query token on request */
         get: operations["headCard"];
         put?: never;
         post?: never;
@@ -980,9 +980,19 @@ export interface components {
         HeadCardResponse: {
             /**
              * Copying Score
-             * @description Re(sum of the OV circuit's eigenvalues) / sum of their magnitudes
+             * @description Whole vocabulary: Re(sum of the OV circuit's eigenvalues) / sum of their magnitudes
              */
             copying_score: number;
+            /**
+             * Copying Score Frequent
+             * @description The copying score of the OV circuit restricted to the frequent tokens
+             */
+            copying_score_frequent: number;
+            /**
+             * Frequent Tokens
+             * @description How many frequent tokens (of the model's index corpus) 'frequent' means
+             */
+            frequent_tokens: number;
             /** Head */
             head: number;
             /** Layer */
@@ -999,17 +1009,36 @@ export interface components {
              * @description Source token -> the output token it boosts most, through this head
              */
             ov_top: components["schemas"]["TokenPair"][];
+            /** @description Positional QK (null: no learned positional embedding) */
+            positional: components["schemas"]["PositionalQK"] | null;
             /**
              * Positive Share
              * @description Share of the OV circuit's non-zero eigenvalues with a positive real part
              */
             positive_share: number;
+            /** Positive Share Frequent */
+            positive_share_frequent: number;
             /**
              * Qk Top
              * @description (query, key) token pairs with the highest attention score
              */
             qk_top: components["schemas"]["TokenPair"][];
+            /** @description The QK row of the asked query token (null: none asked) */
+            query_row: components["schemas"]["QueryRow"] | null;
+            /** @description The OV row of the asked source token (null: none asked) */
+            source_row: components["schemas"]["SourceRow"] | null;
             strings: components["schemas"]["IdStrings"];
+            /**
+             * Tokens Read
+             * @description How many tokens that is
+             */
+            tokens_read: number;
+            /**
+             * Vocab
+             * @description The tokens the pairs and rows are read over
+             * @enum {string}
+             */
+            vocab: "frequent" | "all";
         };
         /** HeadRole */
         HeadRole: {
@@ -1735,6 +1764,14 @@ export interface components {
             layer: number;
             /** Model */
             model: string;
+            /** Tokens Read */
+            tokens_read: number;
+            /**
+             * Vocab
+             * @description The tokens read: the frequent ones of the index corpus, or all
+             * @enum {string}
+             */
+            vocab: "frequent" | "all";
         };
         /** NeuronRef */
         NeuronRef: {
@@ -1839,6 +1876,49 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /** PositionalQK */
+        PositionalQK: {
+            /** Capped */
+            capped: boolean;
+            /** N Ctx */
+            n_ctx: number;
+            /**
+             * Positions
+             * @description Positions shown: all of n_ctx up to 256, else the first 128
+             */
+            positions: number;
+            /** @description float32 [positions, positions], query x key: (p_i W_Q + b_Q).(p_j W_K + b_K)/sqrt(d_head), p_i = W_pos[i] read alone through LN1; NaN above the diagonal */
+            scores: components["schemas"]["NDArray"];
+            summary: components["schemas"]["PositionalSummary"];
+        };
+        /** PositionalSummary */
+        PositionalSummary: {
+            /**
+             * Diagonal
+             * @description Mean score on the diagonal (key i)
+             */
+            diagonal: number | null;
+            /**
+             * Other
+             * @description Mean score on the other keys j < i - 1
+             */
+            other: number | null;
+            /**
+             * Previous
+             * @description Mean score on the previous-position diagonal (key i - 1)
+             */
+            previous: number | null;
+            /**
+             * Previous Argmax Share
+             * @description Share of queries whose highest-scoring key is i - 1
+             */
+            previous_argmax_share: number | null;
+            /**
+             * Previous Weight
+             * @description With the positional scores alone as the pattern: mean weight on i - 1
+             */
+            previous_weight: number | null;
+        };
         /**
          * PredictionsWire
          * @description Prediction row j (n + 1 rows) is the distribution over token j; neuron row i is at token i.
@@ -1852,6 +1932,19 @@ export interface components {
             neuron_layer: components["schemas"]["NDArray"];
             top_ids: components["schemas"]["NDArray"];
             top_logprobs: components["schemas"]["NDArray"];
+        };
+        /** QueryRow */
+        QueryRow: {
+            /**
+             * Keys
+             * @description Key tokens with the highest attention score from it
+             */
+            keys: components["schemas"]["TokenValue"][];
+            /**
+             * Token
+             * @description The query token
+             */
+            token: number;
         };
         /** QueueHealth */
         QueueHealth: {
@@ -1911,6 +2004,24 @@ export interface components {
             /** Reason */
             reason: string;
         };
+        /** SourceRow */
+        SourceRow: {
+            /**
+             * Boosted
+             * @description Output tokens its OV row raises most (logit effect)
+             */
+            boosted: components["schemas"]["TokenValue"][];
+            /**
+             * Suppressed
+             * @description ... and lowers most
+             */
+            suppressed: components["schemas"]["TokenValue"][];
+            /**
+             * Token
+             * @description The source token attended to
+             */
+            token: number;
+        };
         /**
          * StringsWire
          * @description Decoded string of every token id in the response (ids[i] -> values[i]).
@@ -1932,6 +2043,13 @@ export interface components {
              * @description Boosted output (OV) or key (QK) token id
              */
             target: number;
+            /** Value */
+            value: number;
+        };
+        /** TokenValue */
+        TokenValue: {
+            /** Id */
+            id: number;
             /** Value */
             value: number;
         };
@@ -2779,7 +2897,14 @@ export interface operations {
     };
     headCard: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Read the circuits over the 1,000 most frequent tokens of the model's index corpus, or all tokens */
+                vocab?: "frequent" | "all";
+                /** @description A token (its text, exactly one token, or its id): what the head writes when it attends to it */
+                source?: string;
+                /** @description A token (its text, exactly one token, or its id): the keys a query of it looks for */
+                query?: string;
+            };
             header?: never;
             path: {
                 /** @description Model name */
@@ -2791,7 +2916,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A head read from its weights: OV and QK circuit top token pairs, copying score */
+            /** @description A head read from its weights: OV and QK circuit top token pairs, copying score, positional QK; the OV row of a source token and the QK row of a query token on request */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3435,7 +3560,10 @@ export interface operations {
     };
     neuronInputs: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Read the circuits over the 1,000 most frequent tokens of the model's index corpus, or all tokens */
+                vocab?: "frequent" | "all";
+            };
             header?: never;
             path: {
                 /** @description Model name */

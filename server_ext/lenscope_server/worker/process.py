@@ -168,16 +168,20 @@ class Worker:
         return probe_wire(self.model(args["model"]), args["model"], args["length"], args["seed"])
 
     def op_head_card(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
-        from lenscope.circuits import head_card_wire
+        from lenscope.circuits import head_card_wire, plain_arrays
 
-        return head_card_wire(self.model(args["model"]), args["model"], args["layer"], args["head"])
+        card = head_card_wire(self.model(args["model"]), args["model"], args["layer"], args["head"],
+                              vocab=args.get("vocab", "frequent"), source=args.get("source"),
+                              query=args.get("query"))  # fmt: skip
+        return plain_arrays(card)
 
     def op_neuron_inputs(
         self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event
     ) -> Any:
         from lenscope.circuits import neuron_inputs_wire
 
-        return neuron_inputs_wire(self.model(args["model"]), args["model"], args["layer"], args["index"])
+        return neuron_inputs_wire(self.model(args["model"]), args["model"], args["layer"], args["index"],
+                                  vocab=args.get("vocab", "frequent"))  # fmt: skip
 
     def op_build_index(self, args: dict[str, Any], progress: Callable[[dict[str, Any]], None], cancelled: threading.Event) -> Any:
         """A neuron index over files under ``root``, written atomically to ``out``."""
