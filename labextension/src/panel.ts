@@ -38,6 +38,6 @@ export class LenscopePanel extends Panel {
     this.addWidget(new PanelSection('tokens', 'Tokens', analysis.tokens));
     this.addWidget(new PanelSection('interventions', 'Interventions', new InterventionsView(model)));
     this.addWidget(new AttentionView(model, commands));
-    this.addWidget(new LogitLensView(model));
+    this.addWidget(new LogitLensView(model, commands)); // with commands: its heatmap button shows
   }
 }
