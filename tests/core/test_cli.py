@@ -229,3 +229,27 @@ def test_readme_model_and_sae_commands(gelu) -> None:
     assert models.returncode == 0, models.stderr
     assert re.search(r"lenscope-gelu-2l\s+│ embedded │ yes\s+│ 2\s+│ 256\s+│ 1024\s+│ 4096", models.stdout)
     assert re.search(r"lenscope-gelu-1l-mlp-topk\s+│ lenscope-gelu-1l │ blocks\.0\.mlp\.hook_post │ 2048\s+│ 32", models.stdout)
+
+
+def test_readme_heads_commands(gelu2) -> None:
+    """`lenscope heads` and `lenscope probe induction` exactly as the README shows them: the numbers are
+    the core's (lenscope.headscores) on the same probe and file."""
+    from lenscope.headscores import frequent_tokens, induction_probe, shipped_token_counts, text_scores
+
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^\.venv/bin/lenscope ((?:heads|probe) [^#\n]*?)\s*(?:#.*)?$", readme, re.M)
+    assert len(commands) == 3, commands
+    pool = frequent_tokens(gelu2, counts=shipped_token_counts("lenscope-gelu-2l", gelu2.cfg.d_vocab))
+    probe = induction_probe(gelu2, length=50, seed=0, pool=pool)
+    on_file = text_scores(gelu2, (EXAMPLES / "tour.py").read_text(encoding="utf-8"))
+    for command in commands:
+        out = lenscope(*command.split(), cwd=EXAMPLES.parent)
+        assert out.returncode == 0, out.stderr
+        if command.startswith("probe"):
+            assert f"in-context gain         {probe.in_context_gain:+6.2f} nats" in out.stdout
+            layer, head, score = probe.top("induction", 1)[0]
+            assert f"L{layer}.H{head}  {score:.2f}" in out.stdout
+        else:
+            scores = on_file if "--file" in command else probe
+            cells = [f"{scores.scores[r][1, 7]:.2f}" for r in ("previous_token", "duplicate_token", "induction", "bos")]
+            assert re.search(r"L1\.H7" + "".join(rf"\s+│\s+{re.escape(c)}" for c in cells), out.stdout), out.stdout
