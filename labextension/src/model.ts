@@ -22,7 +22,7 @@ import type { Attention } from './api/attention';
 import type { Attribution } from './api/attribution';
 import type { SaeEntry } from './api/features';
 import type { LensColumn } from './api/logitlens';
-import { CompareJobResult, HeadCard, IndexEntry, Job, LenscopeApiError, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
+import { CompareJobResult, HeadCard, HeadCardQuestions, IndexEntry, Job, LenscopeApiError, LenscopeClient, ModelEntry, NeuronCard, NeuronInputs } from './api/client';
 import { AttentionModel, AttentionState } from './attentionmodel';
 import { ColouringModel } from './colouringmodel';
 import type { ComponentRef, Intervention } from './interventions';
@@ -272,8 +272,8 @@ export class LenscopeModel {
     return this.client.neuronInputs(model, layer, index);
   }
 
-  headCard(model: string, layer: number, head: number): Promise<HeadCard> {
-    return this.client.headCard(model, layer, head);
+  headCard(model: string, layer: number, head: number, ask: HeadCardQuestions = {}): Promise<HeadCard> {
+    return this.client.headCard(model, layer, head, ask);
   }
 
   // the why view (WhyModel)

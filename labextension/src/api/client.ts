@@ -37,6 +37,12 @@ export type IndexEntry = components['schemas']['IndexEntry'];
 export type NeuronExample = components['schemas']['NeuronExample'];
 export type IndexDocument = components['schemas']['IndexDocumentResponse'];
 export type HeadCard = components['schemas']['HeadCardResponse'];
+/** A head card's questions: which tokens it reads over, and a source / query token (text or id). */
+export interface HeadCardQuestions {
+  vocab?: 'frequent' | 'all';
+  source?: string;
+  query?: string;
+}
 export type TokenPair = components['schemas']['TokenPair'];
 export type NeuronInputs = components['schemas']['NeuronInputsResponse'];
 export type LogitEffect = components['schemas']['LogitEffect'];
@@ -126,8 +132,8 @@ export class LenscopeClient {
   }
 
   /** What neuron (layer, index) reads: the tokens that most raise its pre-activation on their own. */
-  neuronInputs(model: string, layer: number, index: number): Promise<NeuronInputs> {
-    return this.call<NeuronInputs>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}/inputs`);
+  neuronInputs(model: string, layer: number, index: number, vocab: 'frequent' | 'all' = 'frequent'): Promise<NeuronInputs> {
+    return this.call<NeuronInputs>('GET', `neurons/${encodeURIComponent(model)}/${layer}/${index}/inputs?vocab=${vocab}`);
   }
 
   /** Every head's role scores on the repeated-random-token probe, with the in-context gain and the first probe sequence's ids. */
@@ -149,8 +155,16 @@ export class LenscopeClient {
   }
 
   /** Head (layer, head) read from its weights: OV and QK token pairs, copying score. */
-  headCard(model: string, layer: number, head: number): Promise<HeadCard> {
-    return this.call<HeadCard>('GET', `heads/${encodeURIComponent(model)}/${layer}/${head}`);
+  headCard(model: string, layer: number, head: number, ask: HeadCardQuestions = {}): Promise<HeadCard> {
+    // `vocab` (frequent tokens or all), `source` / `query`: a token's text or id, its OV / QK row
+    const q = new URLSearchParams({ vocab: ask.vocab ?? 'frequent' });
+    for (const key of ['source', 'query'] as const) {
+      const value = ask[key];
+      if (value !== undefined && value !== '') {
+        q.set(key, value);
+      }
+    }
+    return this.call<HeadCard>('GET', `heads/${encodeURIComponent(model)}/${layer}/${head}?${q.toString()}`);
   }
 
   /** ``by: 'description'`` finds neurons whose one-line description matches words ("closing bracket"). */
