@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
@@ -275,3 +277,34 @@ def test_token_questions_and_bad_input(gelu, attn_only) -> None:
         head_card_wire(attn_only, "lenscope-attn-only-1l", 0, 8)
     with pytest.raises(InvalidInput, match="vocab must be"):
         neuron_inputs_wire(gelu, "lenscope-gelu-1l", 0, 1, vocab="x")
+
+
+def test_lenscope_head_cli_is_the_card_and_the_probe(gelu2) -> None:
+    """`lenscope head L0.H1 --model lenscope-gelu-2l --json`: the head card's pairs, copying scores
+    and positional summary, and the head's role scores on the induction probe (the core's)."""
+    import json
+    import subprocess
+    import sys
+
+    from lenscope.circuits import head_card_wire
+    from lenscope.cli_heads import parse_head
+    from lenscope.headscores import frequent_tokens, induction_probe, shipped_token_counts
+
+    assert parse_head("L1.H3") == parse_head("1.3") == parse_head("l1h3") == (1, 3)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"L1\.H3"):
+        parse_head("13")
+    args = ["head", "L0.H1", "--model", "lenscope-gelu-2l", "--query", " for", "--top", "5", "--json"]
+    out = subprocess.run([sys.executable, "-m", "lenscope.cli", *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    card = head_card_wire(gelu2, "lenscope-gelu-2l", 0, 1, top=5, query=" for")
+    assert got["ov_top"] == card["ov_top"] and got["query_row"] == card["query_row"]
+    assert got["copying_score_frequent"] == pytest.approx(card["copying_score_frequent"])
+    assert got["positional"]["summary"] == pytest.approx(card["positional"]["summary"]) and "scores" not in got["positional"]
+    pool = frequent_tokens(gelu2, counts=shipped_token_counts("lenscope-gelu-2l", gelu2.cfg.d_vocab))
+    probe = induction_probe(gelu2, pool=pool)
+    assert got["roles"]["previous_token"] == pytest.approx(float(probe.scores["previous_token"][0, 1]), abs=1e-5)
+    assert got["role"]["role"] == probe.role_of(0, 1)[0]
+    bad = subprocess.run([sys.executable, "-m", "lenscope.cli", "head", "L0.H9", "--model", "lenscope-gelu-2l"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode != 0 and "head must be between 0 and 7" in bad.stderr + bad.stdout
