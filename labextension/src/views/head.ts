@@ -352,7 +352,8 @@ export function renderHeadCard(card: HeadCard, actions?: HeadCardAsk): HTMLEleme
   scores.append(
     score(`copying score on the ${card.frequent_tokens.toLocaleString()} frequent tokens`, card.copying_score_frequent, COPYING_NOTE, 'copying_frequent'),
     score('copying score on the whole vocabulary', card.copying_score, 'the same over every token (rare tokens included)', 'copying'),
-    score('positive share', card.vocab === 'frequent' ? card.positive_share_frequent : card.positive_share, POSITIVE_NOTE, 'positive')
+    score('positive share on the frequent tokens', card.positive_share_frequent, POSITIVE_NOTE, 'positive_frequent'),
+    score('positive share on the whole vocabulary', card.positive_share, 'the same over every token', 'positive')
   );
   root.append(scores);
   const tables = el('div', 'ls-effects');
