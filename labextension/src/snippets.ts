@@ -459,7 +459,7 @@ export function neuronCardSnippet(request: { model: string; layer: number; index
   return join([
     ...header(
       'A neuron card: its logit effects W_out[n] @ W_U and its inputs from the weights.',
-      ['from lenscope.circuits import neuron_inputs'],
+      ['from lenscope.circuits import neuron_inputs, vocab_pool'],
       request.model
     ),
     `LAYER, NEURON = ${request.layer}, ${request.index}`,
@@ -471,7 +471,7 @@ export function neuronCardSnippet(request: { model: string; layer: number; index
     'name = model.tokenizer.decode',
     'boosted = [{"id": int(i), "token": name([int(i)]), "value": float(v)} for v, i in zip(up.values, up.indices)]',
     'suppressed = [{"id": int(i), "token": name([int(i)]), "value": float(v)} for v, i in zip(down.values, down.indices)]',
-    'inputs = [{"id": i, "token": name([i]), "value": v} for i, v in neuron_inputs(model, LAYER, NEURON, INPUTS)]',
+    'inputs = [{"id": i, "token": name([i]), "value": v} for i, v in neuron_inputs(model, LAYER, NEURON, INPUTS, vocab_pool(model, MODEL))]',
     'print(f"L{LAYER}.N{NEURON} raises: " + ", ".join(f"{e[\'token\']!r} {e[\'value\']:+.3f}" for e in boosted))',
     'print(f"L{LAYER}.N{NEURON} lowers: " + ", ".join(f"{e[\'token\']!r} {e[\'value\']:+.3f}" for e in suppressed))',
     'print("inputs (from the weights): " + ", ".join(f"{e[\'token\']!r} {e[\'value\']:+.3f}" for e in inputs))',
@@ -517,11 +517,12 @@ export function featureCardSnippet(request: { model: string; sae: string; index:
 /** A head card: copying score, positive share, OV and QK top token pairs (`lenscope.circuits.head_circuits`). */
 export function headCardSnippet(request: { model: string; layer: number; head: number; top?: number }): string {
   return join([
-    ...header('A head from its weights: OV and QK token pairs, copying score.', ['from lenscope.circuits import head_circuits'], request.model),
+    ...header('A head from its weights: OV and QK token pairs over the 1,000 most frequent tokens, copying score.', ['from lenscope.circuits import head_circuits, vocab_pool'], request.model),
     `LAYER, HEAD = ${request.layer}, ${request.head}`,
     `TOP = ${request.top ?? 20}`,
     '',
-    'c = head_circuits(model, LAYER, HEAD, TOP)',
+    'c = head_circuits(model, LAYER, HEAD, TOP, vocab_pool(model, MODEL))  # vocab_pool(model, MODEL, "all"): every token',
+    'whole = head_circuits(model, LAYER, HEAD, 1)  # the copying score over the whole vocabulary',
     'name = model.tokenizer.decode',
     '',
     '',
@@ -529,11 +530,12 @@ export function headCardSnippet(request: { model: string; layer: number; head: n
     '    return [{"source": i, "target": j, "value": v} for i, j, v in rows]',
     '',
     '',
-    'print(f"L{LAYER}.H{HEAD}: copying score {c.copying_score:+.3f}, positive share {c.positive_share:.3f}")',
+    'print(f"L{LAYER}.H{HEAD}: copying score {c.copying_score:+.3f} on frequent tokens, {whole.copying_score:+.3f} on all")',
     'for title, rows in (("OV raises", c.ov_top), ("OV lowers", c.ov_bottom), ("QK", c.qk_top)):',
     '    print(title + ": " + ", ".join(f"{name([i])!r} -> {name([j])!r} {v:+.2f}" for i, j, v in rows[:8]))',
-    'result = {"kind": "head", "model": MODEL, "layer": LAYER, "head": HEAD, "copying_score": c.copying_score,',
-    '          "positive_share": c.positive_share, "ov_top": pairs(c.ov_top), "ov_bottom": pairs(c.ov_bottom),',
+    'result = {"kind": "head", "model": MODEL, "layer": LAYER, "head": HEAD, "copying_score": whole.copying_score,',
+    '          "positive_share": whole.positive_share, "copying_score_frequent": c.copying_score,',
+    '          "ov_top": pairs(c.ov_top), "ov_bottom": pairs(c.ov_bottom),',
     '          "qk_top": pairs(c.qk_top)}',
     ...FOOTER
   ]);

@@ -289,6 +289,7 @@ async def check_head_card(jp_fetch: Any, kc: Any, tmp: Path) -> None:
     got = run_cell(kc, snippet("headCardSnippet", {"model": ATTN, "layer": 0, "head": 1}, tmp))
     card = await get(jp_fetch, "heads", ATTN, "0", "1")
     close([got["copying_score"], got["positive_share"]], [card["copying_score"], card["positive_share"]])
+    close([got["copying_score_frequent"]], [card["copying_score_frequent"]])  # the pairs: over the frequent tokens, as the card
     for key in ("ov_top", "ov_bottom", "qk_top"):
         assert [(p["source"], p["target"]) for p in got[key]] == [(p["source"], p["target"]) for p in card[key]]
         close([p["value"] for p in got[key]], [p["value"] for p in card[key]])
