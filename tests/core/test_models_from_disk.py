@@ -72,3 +72,14 @@ def test_listed_with_its_shape_and_missing_parts_are_named(hf, tmp_path: Path) -
     assert "no tokenizer" in resolve(str(broken)).reason
     (broken / "config.json").write_text("{}", encoding="utf-8")
     assert "names no model_type" in resolve(str(broken)).reason
+
+
+def test_a_tilde_name_of_an_unknown_user_is_an_unknown_model() -> None:
+    """``~user`` of a user this machine does not know made ``expanduser`` raise (a 500 the fuzzer found)."""
+    from lenscope.errors import UnknownModel
+    from lenscope.models.registry import resolve
+
+    with pytest.raises(UnknownModel, match="unknown model"):
+        resolve("~no-such-user-here/model")
+    with pytest.raises(UnknownModel, match="unknown model"):
+        resolve("~no-such-user-here/model", allow_paths=False)

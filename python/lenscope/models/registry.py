@@ -122,7 +122,10 @@ def resolve(name: str, model_dirs: tuple[Path, ...] = (), allow_paths: bool = Tr
         folder = (base / name).resolve()
         if folder.is_relative_to(base.resolve()) and folder.is_dir():
             return _local_info(name, folder)
-    path = Path(name).expanduser()
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError:  # "~user/..." of a user this machine does not know: not a folder here
+        path = Path(name)
     if allow_paths and path.is_absolute() and path.is_dir():
         return _local_info(name, path.resolve())
     alias, official = _hub_names()
