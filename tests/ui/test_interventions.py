@@ -133,6 +133,9 @@ def test_ablate_from_a_tooltip_chip_toggle_and_steer(page: Any, lab: Lab) -> Non
     page.locator(".ls-iv-enable").check()
     wait_applied(page, "zero")
     page.locator(".ls-iv-op").select_option("steer")
+    # the op change re-runs at once (steer by the default value) and re-renders the list: type the
+    # coefficient after that, not into an input the re-render replaces (a loaded machine showed "+13")
+    wait_applied(page, "steer")
     page.locator(".ls-iv-value").fill("3")
     page.locator(".ls-iv-value").press("Enter")
     page.wait_for_function(
