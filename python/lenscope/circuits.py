@@ -37,12 +37,11 @@ import torch
 
 from lenscope.engine.layernorm import ln_params
 from lenscope.errors import InvalidInput
+from lenscope.models.frequent import FREQUENT_TOKENS
 from lenscope.models.shape import shape_of
 from lenscope.validation import check_int
 
 ROWS_PER_BLOCK = 512
-FREQUENT_TOKENS = 1000
-"""Tokens a card reads its OV / QK circuits over by default: the most frequent of the index corpus."""
 POSITIONS_WHOLE = 256
 """Positional QK is the whole ``n_ctx x n_ctx`` matrix up to this context; longer contexts get
 their first ``POSITIONS_CAPPED`` positions."""
@@ -139,7 +138,7 @@ class HeadCircuits:
 def vocab_pool(model: Any, name: str, vocab: str = "frequent", n: int = FREQUENT_TOKENS) -> np.ndarray | None:
     """The token ids a card reads: the ``n`` most frequent tokens of the model's shipped index
     corpus (byte-level BPE merge order for other models), or None for ``vocab="all"``."""
-    from lenscope.headscores import frequent_tokens, shipped_token_counts
+    from lenscope.models.frequent import frequent_tokens, shipped_token_counts
 
     if vocab not in VOCABS:
         raise InvalidInput(f"vocab must be 'frequent' or 'all', got {vocab!r}")
@@ -469,9 +468,9 @@ def _head_card(model: Any, name: str, layer: int, head: int, top: int, vocab: st
 def plain_arrays(card: dict[str, Any]) -> dict[str, Any]:
     """The card with its arrays as the wire's ``NDArray`` with a flat list (NaN as None): what
     msgpack frames and ``json.dumps`` both carry as is."""
-    from lenscope.wire_codec import _pack
+    from lenscope.wire_codec import plain
 
-    out: dict[str, Any] = _pack(card, binary=False)
+    out: dict[str, Any] = plain(card)
     return out
 
 

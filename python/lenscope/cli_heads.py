@@ -20,7 +20,8 @@ ROLE_LABELS = {"previous_token": "prev-token", "duplicate_token": "duplicate", "
 
 
 def _scores(args: argparse.Namespace, model: Any) -> Any:
-    from lenscope.headscores import frequent_tokens, induction_probe, shipped_token_counts, text_scores
+    from lenscope.headscores import induction_probe, text_scores
+    from lenscope.models.frequent import frequent_tokens, shipped_token_counts
     from lenscope.models.shape import shape_of
 
     if getattr(args, "file", None):
@@ -102,7 +103,8 @@ def head_report(model: Any, name: str, layer: int, head: int, *, vocab: str = "f
     """One head's card for the terminal: its role scores on the induction probe, its circuits
     (``head_card_wire``) and its positional QK summary (the matrix itself left out)."""
     from lenscope.circuits import head_card_wire
-    from lenscope.headscores import ROLES, frequent_tokens, induction_probe, shipped_token_counts
+    from lenscope.headscores import ROLES, induction_probe
+    from lenscope.models.frequent import frequent_tokens, shipped_token_counts
     from lenscope.models.shape import shape_of
 
     card = head_card_wire(model, name, layer, head, top=top, vocab=vocab, source=source, query=query)

@@ -35,13 +35,13 @@ from lenscope.engine.plan import bos_id, plan_text
 from lenscope.engine.run import model_device, run_capturing
 from lenscope.errors import InputTooLarge, InvalidInput
 from lenscope.models import hooks as hook_names
+from lenscope.models.frequent import frequent_tokens, shipped_token_counts
 from lenscope.models.shape import shape_of
 from lenscope.validation import check_int
 
 ROLES = ("previous_token", "duplicate_token", "induction", "bos")
 PROBE_LENGTH = 50
 PROBE_BATCH = 8
-FREQUENT_TOKENS = 1000
 ROLE_THRESHOLD = 0.3
 """A head "has" a role when at least this share of its attention (on average) goes where the role says."""
 
@@ -116,22 +116,6 @@ class HeadScores:
         if values["bos"] >= ROLE_THRESHOLD:
             return "bos", values["bos"]
         return "diffuse", max(values.values())
-
-
-def frequent_tokens(model: Any, n: int = FREQUENT_TOKENS, counts: np.ndarray | None = None) -> np.ndarray:
-    """The ``n`` most frequent token ids by ``counts`` (e.g. an index corpus's token counts);
-    without counts, ids in merge order after the 256 byte tokens (a byte-level BPE's ids follow
-    its merges, which follow frequency), special tokens left out."""
-    d_vocab = shape_of(model).d_vocab
-    special = {int(t) for t in getattr(model.tokenizer, "all_special_ids", [])}
-    if counts is not None:
-        counts = counts.astype(np.float64).copy()
-        counts[[s for s in special if s < len(counts)]] = -1
-        order = np.argsort(-counts, kind="stable")
-        order = order[counts[order] > 0]
-    else:
-        order = np.array([i for i in range(min(256, d_vocab), d_vocab) if i not in special] or range(d_vocab))
-    return order[: min(n, len(order))].astype(np.int64)
 
 
 def probe_sequences(model: Any, length: int = PROBE_LENGTH, batch: int = PROBE_BATCH, seed: int = 0,
@@ -238,22 +222,6 @@ def scores_to_wire(result: HeadScores) -> dict[str, Any]:
         "loss_second": result.loss_second,
         "sequence": result.extra.get("sequence"),
     }
-
-
-def shipped_token_counts(name: str, d_vocab: int) -> np.ndarray | None:
-    """Token counts of the shipped index's corpus for ``name`` (the embedded models share one
-    tokenizer and corpus: the GELU model's index stands for all of them); None for other models."""
-    from pathlib import Path
-
-    import lenscope.models
-    from lenscope.models.registry import DEFAULT_MODEL, EMBEDDED
-
-    base = Path(lenscope.models.__file__).resolve().parent / "indexes"
-    folder = base / name if (base / name / "tokens.npy").is_file() else base / DEFAULT_MODEL if name in EMBEDDED else None
-    if folder is None or not (folder / "tokens.npy").is_file():
-        return None
-    tokens = np.load(folder / "tokens.npy", mmap_mode="r")
-    return np.bincount(np.asarray(tokens, dtype=np.int64), minlength=d_vocab)[:d_vocab]
 
 
 def probe_wire(model: Any, name: str, length: int = PROBE_LENGTH, seed: int = 0) -> dict[str, Any]:

@@ -88,8 +88,13 @@ BY = Param(
     description="token: units whose top examples peak on it; description: units whose description matches",
 )
 HEAD = Param("head", "path", {"type": "integer", "minimum": 0, "maximum": 9999}, pattern="[0-9]{1,4}")
-VOCAB = Param("vocab", "query", {"type": "string", "enum": ["frequent", "all"], "default": "frequent"}, required=False,
-              description="Read the circuits over the 1,000 most frequent tokens of the model's index corpus, or all tokens")
+VOCAB = Param(
+    "vocab",
+    "query",
+    {"type": "string", "enum": ["frequent", "all"], "default": "frequent"},
+    required=False,
+    description="Read the circuits over the 1,000 most frequent tokens of the model's index corpus, or all tokens",
+)
 MODEL_ERRORS = (400, 403, 404, 503, 504)
 JOB_ERRORS = (400, 403, 413, 415, 503)
 

@@ -45,6 +45,12 @@ def _unpack(obj: Any) -> Any:
     return obj
 
 
+def plain(obj: Any) -> Any:
+    """``obj`` with every array as the wire's ``NDArray`` holding a flat list (NaN as None): what
+    ``json.dumps`` and msgpack both carry as they are."""
+    return _pack(obj, binary=False)
+
+
 def _packed_array(obj: Any) -> dict[str, Any]:
     """msgpack's hook for what it cannot pack itself: an array becomes what ``_pack`` makes of it."""
     if isinstance(obj, np.ndarray):

@@ -66,7 +66,9 @@ async def test_head_card_and_neuron_inputs_from_the_weights(jp_fetch, attn_only,
     assert card["copying_score"] == pytest.approx(direct.copying_score)
     strings = dict(zip(card["strings"]["ids"], card["strings"]["values"]))
     assert all(p["source"] in strings and p["target"] in strings for p in card["qk_top"])
-    inputs = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "77", "inputs", params={"vocab": "all"}))
+    inputs = body_of(
+        await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", "0", "77", "inputs", params={"vocab": "all"})
+    )
     NeuronInputsResponse.model_validate(inputs)
     assert [e["id"] for e in inputs["inputs"]] == [i for i, _ in neuron_inputs(gelu, 0, 77, top=20)]
     for route, words in (
