@@ -980,7 +980,7 @@ export interface components {
         HeadCardResponse: {
             /**
              * Copying Score
-             * @description Whole vocabulary: Re(sum of the OV circuit's eigenvalues) / sum of their magnitudes
+             * @description Whole vocabulary: Re(sum of the OV eigenvalues) / sum of their magnitudes
              */
             copying_score: number;
             /**
