@@ -99,6 +99,16 @@ export interface TokenHit {
   to: number;
 }
 
+/**
+ * Bound a tooltip by the room the window has below its top (CodeMirror placed it): it scrolls
+ * inside, so the why view's sum line and inputs, which stick to its bottom, stay in the window.
+ */
+function fitToWindow(dom: HTMLElement): void {
+  const tip = (dom.closest('.cm-tooltip') as HTMLElement | null) ?? dom;
+  const room = window.innerHeight - Math.max(tip.getBoundingClientRect().top, 0) - 8;
+  dom.style.maxHeight = `${Math.max(160, Math.floor(room))}px`;
+}
+
 /** The annotated token under `pos` (by the mapped decorations), `side` as hoverTooltip gives it. */
 export function tokenUnder(view: EditorView, pos: number, side: -1 | 1 = 1): TokenHit | null {
   const { decorations } = view.state.field(annotationField);
@@ -403,6 +413,7 @@ export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>,
         });
         return {
           dom,
+          positioned: () => fitToWindow(dom),
           update: (u: ViewUpdate) => {
             // an intervention re-ran the text (or it was recoloured) while it is open: show the new numbers
             const next = u.state.field(annotationField).annotation;
@@ -455,7 +466,7 @@ export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>,
           view.focus();
         }
       });
-      return { dom, update: () => syncHeads(dom, shownAttention(view)) };
+      return { dom, positioned: () => fitToWindow(dom), update: () => syncHeads(dom, shownAttention(view)) };
     };
     return [{ pos: hit.from, end: hit.to, above: true, create }];
   });
