@@ -64,3 +64,15 @@ def test_gelu_2l_beats_gelu_1l_beats_attention_only_and_all_beat_bigram(gelu, ge
     assert abs(loss_gelu - card["gelu-1l"]) < 0.01 and abs(loss_attn - card["attn-only-1l"]) < 0.01
     assert abs(loss_gelu2 - card["gelu-2l"]) < 0.01
     assert abs(base.bigram - card["bigram"]) < 0.01
+
+
+def test_a_model_loaded_under_inference_mode_still_takes_gradients() -> None:
+    """A model first loaded inside ``torch.inference_mode`` (a caller's, a test's) has ordinary
+    weights: a later gradient through it (attribution) works."""
+    from lenscope.models.registry import load_model
+
+    with torch.inference_mode():
+        model = load_model("lenscope-attn-only-1l")
+    assert not any(p.is_inference() for p in model.parameters())
+    logits = model(torch.tensor([[0, 5, 6]]))
+    logits[0, -1, 1].backward()

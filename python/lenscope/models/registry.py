@@ -243,10 +243,15 @@ def load_model(
     Raises :class:`UnknownModel` or :class:`ModelUnavailable` (naming the model and what is
     missing) without touching the network for an uncached hub model.
     """
+    import torch
+
     torch_dtype = parse_dtype(dtype)  # checked before anything loads
-    bridge = _load_model(name, device, model_dirs, allow_paths)
-    if torch_dtype is not None:
-        bridge = bridge.to(torch_dtype)
+    # Weights made under inference mode (a caller's, a test's) are inference tensors, and every
+    # later gradient through them fails (attribution); a model is loaded outside it, always.
+    with torch.inference_mode(False):
+        bridge = _load_model(name, device, model_dirs, allow_paths)
+        if torch_dtype is not None:
+            bridge = bridge.to(torch_dtype)
     return bridge
 
 
