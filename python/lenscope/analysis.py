@@ -268,6 +268,8 @@ def analyze(
 
     ``sae`` (:mod:`lenscope.sae`) adds its ``top_features`` strongest features at each token
     (``predictions.feature_*``); it must read a hook point of this model with its width.
+    Interventions on features (``Intervention("feature", None, 12, ...)``) act through it; the
+    features reported are then the SAE's reading of the intervened activation.
     """
     shape = shape_of(model)
     n_layers, d_mlp, d_vocab = shape.n_layers, shape.d_mlp or 0, shape.d_vocab
@@ -284,7 +286,7 @@ def analyze(
         check_int(top_features, "top_features", 1, min(MAX_TOP_NEURONS, sae.d_sae))
     top_features = top_features if sae is not None else 0
     check_response_size(len(spans.ids), top_k, (top_neurons if d_mlp else 0) + top_features)
-    prepared = prepare(model, plan, context, interventions, neuron_means)
+    prepared = prepare(model, plan, context, interventions, neuron_means, sae, model_name or "model")
     out = _derive_predictions(model, plan, top_k, top_neurons if d_mlp else 0, timings, prepared.intervene, sae, top_features)
 
     t1 = time.perf_counter()

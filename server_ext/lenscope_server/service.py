@@ -139,7 +139,8 @@ class LenscopeService:
     def _index_means(self, model: str, interventions: list[dict[str, Any]]) -> list[list[float]]:
         """``[layer, index, mean]`` of each mean-ablated neuron from the model's index, if it has one
         (mean ablation then uses the workspace's statistics; without one, the worker's selection mean)."""
-        wanted = [(iv["layer"], iv["index"]) for iv in interventions if iv["component"] == "neuron" and iv["op"] == "mean"]
+        wanted = [(iv["layer"], iv["index"]) for iv in interventions
+                  if iv["component"] == "neuron" and iv["op"] == "mean" and iv.get("layer") is not None]  # fmt: skip
         if not wanted:
             return []
         try:

@@ -160,7 +160,8 @@ def test_parse_component() -> None:
     assert parse_component("l2.h3") == ("head", 2, 3)
     assert parse_component("L1.MLP") == ("mlp", 1, None)
     assert parse_component("L0.attn") == ("attn", 0, None)
-    with pytest.raises(InvalidInput, match="not a component"):
+    assert parse_component("f1741") == ("feature", None, 1741)
+    with pytest.raises(InvalidInput, match="not a unit"):
         parse_component("N5")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +164,30 @@ def forward_windows(
     """
     for batch in forward_batches(model, plan, hooks, timings, reduce, intervene, reported_logits_only):
         yield from batch.per_window()
+
+
+def forward_named(
+    model: HookedModel,
+    plan: Plan,
+    captures: Mapping[str, Capture],
+    timings: dict[str, float],
+    intervene: Intervene | None = None,
+) -> Iterator[tuple[Window, torch.Tensor, dict[str, torch.Tensor]]]:
+    """:func:`forward_windows` with each capture kept under its own key (``{key: hook point}`` or
+    ``{key: (hook point, reduce)}``; a reduce keeps dimensions 0 and 1): the hook points need not
+    be given in the order they fire (an SAE's may be any of the model's), and one point may be
+    captured under several keys."""
+    stores: dict[str, list[torch.Tensor]] = {}
+
+    def hooks(batch: list[Window]) -> list[tuple[str, Callable[..., Any]]]:
+        stores.clear()
+        stores.update({key: [] for key in captures})
+        own = [(c, capture(stores[k])) if isinstance(c, str) else (c[0], capture(stores[k], c[1])) for k, c in captures.items()]
+        return [*(intervene(batch) if intervene else []), *own]
+
+    for batch in forward_batches(model, plan, [], timings, intervene=hooks):
+        for b, (w, local, positions) in enumerate(zip(batch.windows, batch.locals_, batch.positions)):
+            yield w, positions, {key: store[-1][b, local] for key, store in stores.items()}
 
 
 def forward_batches(
