@@ -103,7 +103,7 @@ export class PatchGrid {
 }
 
 /** A cell as `POST analyze`'s intervention on the corrupted text: patch that component at that token from `clean`. */
-export function cellIntervention(cell: PatchCell, clean: string): InterventionWire {
+export function cellIntervention(cell: PatchCell, clean: string): InterventionWire & { layer: number } {
   return {
     component: cell.component,
     layer: cell.layer,

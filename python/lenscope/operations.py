@@ -140,6 +140,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "lenscope.analysis:neuron_activations", "lenscope.wire_convert:activations_to_wire",
     ),
     Operation(
+        "unit_activations", "unitActivations",
+        "Activations of chosen neurons and SAE features, by unit name, at every token of a text",
+        wire.UnitActivationsRequest, wire.UnitActivationsResponse,
+        "lenscope.activations:unit_activations", "lenscope.activations:unit_activations_to_wire",
+    ),
+    Operation(
         "attribute", "attribute",
         "Why a prediction: direct logit attribution to heads (by source), neurons, embeddings and biases",
         wire.AttributeRequest, wire.AttributionResponse, "lenscope.attribution:attribute",

@@ -87,18 +87,22 @@ Context = Annotated[str, Field(max_length=MAX_CONTEXT_CHARS), Clean]
 class InterventionWire(_Strict):
     """One intervention (``lenscope.interventions``): neuron zero/mean/set/scale/steer, head
     zero/mean/scale/steer, a whole MLP or attention layer or the residual stream before a layer
-    (``mlp`` / ``attn`` / ``resid``) zero/mean/scale; any of them ``patch`` from ``source``."""
+    (``mlp`` / ``attn`` / ``resid``) zero/mean/scale; any of them ``patch`` from ``source``; an SAE
+    feature (the request's ``sae``; no layer) zero/mean/set/scale/steer, its error term kept."""
 
-    component: Literal["neuron", "head", "mlp", "attn", "resid"]
-    layer: int = Field(ge=0, le=MAX_LAYERS - 1)
-    index: int | None = Field(None, ge=0, le=MAX_NEURON_INDEX, description="The neuron or head; none for a whole layer")
+    component: Literal["neuron", "head", "mlp", "attn", "resid", "feature"]
+    layer: int | None = Field(
+        None, ge=0, le=MAX_LAYERS - 1, description="Required but for a feature (its SAE's hook point says where)"
+    )
+    index: int | None = Field(None, ge=0, le=MAX_NEURON_INDEX, description="The neuron, head or feature; none for a whole layer")
     op: Literal["zero", "mean", "set", "scale", "steer", "patch"] = "zero"
     value: float = Field(
         0.0,
         ge=-MAX_INTERVENTION_VALUE,
         le=MAX_INTERVENTION_VALUE,
+        allow_inf_nan=False,
         description="set: the value; scale: the factor; steer: the coefficient (a neuron: value * W_out[n] added to the "
-        "MLP's output; a head: its output times 1 + value)",
+        "MLP's output; a head: its output times 1 + value; a feature: value added to its activation)",
     )
     positions: list[Annotated[int, Field(ge=0, le=MAX_TEXT_TOKENS - 1)]] | None = Field(
         None, max_length=MAX_TEXT_TOKENS, description="Text token indices; every position (after the BOS) when omitted"
@@ -239,6 +243,48 @@ class ActivationsResponse(_Strict):
     tokens: TokensWire
     neurons: list[NeuronRef]
     activations: NDArray = Field(description="float16 [n_tokens, n_neurons]")
+    timings_ms: dict[str, float]
+
+
+UnitName = Annotated[str, Field(min_length=1, max_length=40), Clean]
+
+
+class UnitActivationsRequest(_Strict):
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    text: TextOrIds = Field(description="The text to read; not only whitespace; empty with token_ids")
+    context: Context = Field("", description="Text before it: conditions the activations, not reported")
+    token_ids: TokenIds = Field(None, max_length=MAX_TEXT_TOKENS, description=TOKEN_IDS_DOC)
+    units: list[UnitName] = Field(
+        min_length=1,
+        max_length=MAX_TOP_NEURONS,
+        description="Units by name (lenscope.units): 'L0.N224' (a neuron), 'F1741' (a feature of sae)",
+        examples=[["L0.N7", "L0.N224"]],
+    )
+    sae: ModelName | None = Field(None, description="The SAE (GET models) whose features the F units are")
+
+
+class UnitRef(_Strict):
+    name: str = Field(description="'L0.N224' or 'F1741', as written everywhere")
+    kind: Literal["neuron", "feature"]
+    layer: int | None = Field(description="null for a feature")
+    index: int
+
+
+class SaeRef(_Strict):
+    name: str
+    hook_point: str
+    d_sae: int
+
+
+class UnitActivationsResponse(_Strict):
+    """The asked units' activations at every token (the same tokens as analyze): a neuron's
+    post-activation, a feature's SAE encoding of its hook point's activation."""
+
+    model: str
+    tokens: TokensWire
+    units: list[UnitRef] = Field(description="In the order asked; column j of activations")
+    sae: SaeRef | None = Field(description="Whose features the feature units are; null without features")
+    activations: NDArray = Field(description="float32 [n_tokens, n_units]")
     timings_ms: dict[str, float]
 
 

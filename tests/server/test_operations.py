@@ -24,6 +24,7 @@ from tests.server.helpers import body_of, post_analyze
 BODIES: dict[str, dict[str, Any]] = {
     "analyze": {"text": "x = 1"},
     "activations": {"text": "x = 1", "neurons": [{"layer": 0, "index": 7}]},
+    "unit_activations": {"text": "x = 1", "units": ["L0.N7"]},
     "attribute": {"text": "x = 1", "position": 1},
     "attention": {"text": "x = 1"},
     "logit_lens": {"text": "x = 1"},

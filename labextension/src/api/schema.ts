@@ -397,6 +397,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/unit_activations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Activations of chosen neurons and SAE features, by unit name, at every token of a text */
+        post: operations["unitActivations"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1279,22 +1296,27 @@ export interface components {
          * InterventionWire
          * @description One intervention (``lenscope.interventions``): neuron zero/mean/set/scale/steer, head
          *     zero/mean/scale/steer, a whole MLP or attention layer or the residual stream before a layer
-         *     (``mlp`` / ``attn`` / ``resid``) zero/mean/scale; any of them ``patch`` from ``source``.
+         *     (``mlp`` / ``attn`` / ``resid``) zero/mean/scale; any of them ``patch`` from ``source``; an SAE
+         *     feature (the request's ``sae``; no layer) zero/mean/set/scale/steer, its error term kept.
          */
         InterventionWire: {
             /**
              * Component
              * @enum {string}
              */
-            component: "neuron" | "head" | "mlp" | "attn" | "resid";
+            component: "neuron" | "head" | "mlp" | "attn" | "resid" | "feature";
             /**
              * Index
-             * @description The neuron or head; none for a whole layer
+             * @description The neuron, head or feature; none for a whole layer
              * @default null
              */
             index: number | null;
-            /** Layer */
-            layer: number;
+            /**
+             * Layer
+             * @description Required but for a feature (its SAE's hook point says where)
+             * @default null
+             */
+            layer: number | null;
             /**
              * Op
              * @default zero
@@ -1315,7 +1337,7 @@ export interface components {
             source: string | null;
             /**
              * Value
-             * @description set: the value; scale: the factor; steer: the coefficient (a neuron: value * W_out[n] added to the MLP's output; a head: its output times 1 + value)
+             * @description set: the value; scale: the factor; steer: the coefficient (a neuron: value * W_out[n] added to the MLP's output; a head: its output times 1 + value; a feature: value added to its activation)
              * @default 0
              */
             value: number;
@@ -1997,6 +2019,15 @@ export interface components {
             /** Shipped */
             shipped: boolean;
         };
+        /** SaeRef */
+        SaeRef: {
+            /** D Sae */
+            d_sae: number;
+            /** Hook Point */
+            hook_point: string;
+            /** Name */
+            name: string;
+        };
         /** SkippedFile */
         SkippedFile: {
             /** Path */
@@ -2067,6 +2098,90 @@ export interface components {
             start: components["schemas"]["NDArray"];
             /** @description Span start in UTF-16 code units (CodeMirror positions) */
             start_utf16: components["schemas"]["NDArray"];
+        };
+        /** UnitActivationsRequest */
+        UnitActivationsRequest: {
+            /**
+             * Context
+             * @description Text before it: conditions the activations, not reported
+             * @default
+             */
+            context: string;
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /**
+             * Sae
+             * @description The SAE (GET models) whose features the F units are
+             * @default null
+             */
+            sae: string | null;
+            /**
+             * Text
+             * @description The text to read; not only whitespace; empty with token_ids
+             */
+            text: string;
+            /**
+             * Token Ids
+             * @description Token ids to run as given instead of a text (a probe of random tokens; no BOS, it is added): text and context must then be empty; ids must be below the model's vocabulary size
+             * @default null
+             */
+            token_ids: number[] | null;
+            /**
+             * Units
+             * @description Units by name (lenscope.units): 'L0.N224' (a neuron), 'F1741' (a feature of sae)
+             * @example [
+             *       "L0.N7",
+             *       "L0.N224"
+             *     ]
+             */
+            units: string[];
+        };
+        /**
+         * UnitActivationsResponse
+         * @description The asked units' activations at every token (the same tokens as analyze): a neuron's
+         *     post-activation, a feature's SAE encoding of its hook point's activation.
+         */
+        UnitActivationsResponse: {
+            /** @description float32 [n_tokens, n_units] */
+            activations: components["schemas"]["NDArray"];
+            /** Model */
+            model: string;
+            /** @description Whose features the feature units are; null without features */
+            sae: components["schemas"]["SaeRef"] | null;
+            /** Timings Ms */
+            timings_ms: {
+                [key: string]: number;
+            };
+            tokens: components["schemas"]["TokensWire"];
+            /**
+             * Units
+             * @description In the order asked; column j of activations
+             */
+            units: components["schemas"]["UnitRef"][];
+        };
+        /** UnitRef */
+        UnitRef: {
+            /** Index */
+            index: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "neuron" | "feature";
+            /**
+             * Layer
+             * @description null for a feature
+             */
+            layer: number | null;
+            /**
+             * Name
+             * @description 'L0.N224' or 'F1741', as written everywhere
+             */
+            name: string;
         };
         /** WorkerHealth */
         WorkerHealth: {
@@ -3689,6 +3804,102 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["PatchResponse"];
                     "application/msgpack": components["schemas"]["PatchResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    unitActivations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UnitActivationsRequest"];
+                "application/msgpack": components["schemas"]["UnitActivationsRequest"];
+            };
+        };
+        responses: {
+            /** @description Activations of chosen neurons and SAE features, by unit name, at every token of a text */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnitActivationsResponse"];
+                    "application/msgpack": components["schemas"]["UnitActivationsResponse"];
                 };
             };
             /** @description Malformed body or invalid input (the message names the field and the problem) */
