@@ -196,3 +196,78 @@ def test_too_much_work_is_refused_before_it_runs(gelu2) -> None:
     long_text = CODE * 8  # about 250 tokens: every position of a 2-layer model is far over the limit
     with pytest.raises(InputTooLarge, match=re.escape(f"the limit is {MAX_SWEEP_WORK:.0e}: use method 'estimate'")):
         sweep(gelu2, long_text, 0, last=200)
+
+
+def feature_ablated_logprob(model, sae, tokens: list[int], at: int, target: int, feature: int) -> float:
+    """log p(target) with one feature zeroed at ``at``: ``x - a_f W_dec[f]`` at the SAE's hook point (error term kept)."""
+
+    def zero(act: torch.Tensor, hook) -> torch.Tensor:
+        act = act.clone()
+        a = sae.encode(act[0, at])[feature]
+        act[0, at] -= a * sae.W_dec[feature]
+        return act
+
+    with torch.no_grad():
+        logits = model.run_with_hooks(torch.tensor([tokens]), fwd_hooks=[(sae.hook_point, zero)])
+    return float(torch.log_softmax(logits[0, at].double(), -1)[target])
+
+
+def random_sae(model, hook_point: str, d_in: int, d_sae: int = 96, k: int = 6):
+    from pathlib import Path
+
+    from lenscope.sae import SparseAutoencoder
+
+    g = torch.Generator().manual_seed(0)
+    return SparseAutoencoder(
+        name="random", hook_point=hook_point, architecture="topk", k=k, W_enc=torch.randn(d_in, d_sae, generator=g) / d_in**0.5,
+        b_enc=torch.zeros(d_sae), W_dec=torch.randn(d_sae, d_in, generator=g) / d_sae**0.5, b_dec=torch.zeros(d_in),
+        threshold=None, subtract_b_dec=True, format="sparsify", folder=Path("."),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("which", ["shipped", "resid"])
+def test_every_active_feature_zeroed_alone(request, which: str) -> None:
+    """The shipped SAE of the 1-layer model (MLP post-activations: direct parts too) and a random
+    SAE on the 2-layer model's residual stream before layer 1 (widened there; no direct parts)."""
+    if which == "shipped":
+        from lenscope.models.sae_registry import load_named_sae
+
+        model, sae = request.getfixturevalue("gelu"), load_named_sae("lenscope-gelu-1l-mlp-topk")
+    else:
+        model = request.getfixturevalue("gelu2")
+        sae = random_sae(model, "blocks.1.hook_resid_pre", model.cfg.d_model)
+    ids = model.tokenizer(CODE, add_special_tokens=False)["input_ids"]
+    tokens, position = [model.tokenizer.bos_token_id, *ids], 14
+    result = sweep(model, CODE, position, sae=sae)
+    assert result.sae == sae.name and result.features is not None and result.features.shape == (sae.d_sae,)
+    clean = ablated_logprob(model, tokens, position + 1, ids[position + 1])
+    _, cache = model.run_with_cache(torch.tensor([tokens]), names_filter=[sae.hook_point])
+    active = torch.nonzero(sae.encode(cache[sae.hook_point][0, position + 1]))[:, 0].tolist()
+    assert active and set(np.nonzero(result.features)[0].tolist()) <= set(active)
+    for f in active:
+        want = feature_ablated_logprob(model, sae, tokens, position + 1, ids[position + 1], f) - clean
+        assert result.features[f] == pytest.approx(want, abs=1e-4), f
+    units = result.units()
+    assert {u.label for u in units if u.kind == "feature"} == {f"F{f}" for f in range(sae.d_sae)}
+    if which == "shipped":
+        parts = attribute(model, CODE, position, sae=sae).features
+        assert parts is not None and result.direct_features is not None
+        assert np.allclose(result.direct_features, parts.parts, atol=1e-5)
+        assert all(u.direct_rank is not None for u in units)
+    else:
+        assert result.direct_features is None and result.rank_correlation() is not None
+        assert all((u.direct_rank is None) == (u.kind == "feature") for u in units)
+    # the estimate: -a_f W_dec[f] . dlogp/dx, from autograd here
+    keep = {}
+
+    def leaf(act, hook):
+        keep["x"] = act.detach().requires_grad_(True)
+        return keep["x"]
+
+    with torch.enable_grad():
+        logits = model.run_with_hooks(torch.tensor([tokens]), fwd_hooks=[(sae.hook_point, leaf)])
+        torch.log_softmax(logits[0, position + 1], -1)[ids[position + 1]].backward()
+    x = keep["x"]
+    want = -(sae.encode(x[0, position + 1].detach()) * (sae.W_dec @ x.grad[0, position + 1])).numpy()
+    estimate = sweep(model, CODE, position, sae=sae, method="estimate")
+    assert estimate.features is not None and np.allclose(estimate.features, want, atol=1e-5)
