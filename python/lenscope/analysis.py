@@ -28,11 +28,13 @@ from lenscope.engine.run import (
     DERIVE_CHUNK_ELEMENTS,
     Capture,
     Intervene,
+    capture,
     forward_batches,
     forward_windows,
     mlp_hook_names,
     model_device,
 )
+from lenscope.engine.windows import Window
 from lenscope.errors import InvalidInput
 from lenscope.models.shape import shape_of
 from lenscope.tokens import TokenSpans, token_strings
@@ -111,13 +113,20 @@ def _derive_predictions(
     d_mlp = shape.d_mlp or 0
     hooks: list[Capture] = list(mlp_hook_names(model)) if top_neurons else []
     n_mlp = len(hooks)
+    # The features' capture is kept apart from the neurons' (which come in firing order): an SAE's
+    # hook point may fire before some MLP (a residual stream's), or be any of the model's.
+    feature_store: list[torch.Tensor] = []
+    hooked = intervene
     if sae is not None and top_features:
 
         def top_of(act: torch.Tensor) -> torch.Tensor:
             val, idx = sae.encode(act).topk(top_features, dim=-1)
             return torch.cat([val, idx.float()], dim=-1)
 
-        hooks.append((sae.hook_point, top_of))
+        def hooked(batch: list[Window]) -> list[tuple[str, Any]]:
+            feature_store.clear()
+            return [*(intervene(batch) if intervene else []), (sae.hook_point, capture(feature_store, top_of))]
+
     seq_t = torch.tensor([*plan.seq, 0], dtype=torch.int64, device=model_device(model))  # + a dummy target
     parts: dict[str, list[torch.Tensor]] = {f: [] for f in FIELDS}
     # Rows are derived in chunks so each temporary stays ~16 MB: fresh multi-hundred-MB
@@ -138,7 +147,7 @@ def _derive_predictions(
             # -vecdot(exp(lp), lp), which is -(exp(lp) * lp).sum(-1), with one temporary instead of two
             parts["entropy"].append(-lp.exp().mul_(lp).sum(-1))
 
-    for batch in forward_batches(model, plan, hooks, timings, intervene=intervene, reported_logits_only=True):
+    for batch in forward_batches(model, plan, hooks, timings, intervene=hooked, reported_logits_only=True):
         t1 = time.perf_counter()
         # The reported rows of all the batch's windows are consecutive S positions, unembedded
         # as one block: read them in one go (a short text's second window reports a row or two,
@@ -146,7 +155,7 @@ def _derive_predictions(
         together = batch.reported_logits()
         if together is not None and len(together):
             predictions(together, int(batch.positions[0][0]))
-        for _, positions, window_logits, window_acts in batch.per_window():
+        for b, (_, positions, window_logits, window_acts) in enumerate(batch.per_window()):
             first = int(positions[0]) if len(positions) else 0  # positions are consecutive
             if together is None and len(positions):
                 predictions(window_logits, first)
@@ -158,8 +167,8 @@ def _derive_predictions(
                     parts["neuron_layer"].append(n_flat // d_mlp)
                     parts["neuron_index"].append(n_flat % d_mlp)
                     parts["neuron_activation"].append(n_val)
-                if len(window_acts) > n_mlp:
-                    f = window_acts[n_mlp][part]
+                if feature_store:
+                    f = feature_store[-1][b, batch.locals_[b]][part]
                     f_val, f_idx = f[:, :top_features], f[:, top_features:].long()
                     parts["feature_index"].append(torch.where(f_val > 0, f_idx, -1))  # an off feature is no feature
                     parts["feature_activation"].append(f_val)

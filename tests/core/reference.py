@@ -43,19 +43,20 @@ def reference(model: Any, text: str, context: str = "") -> Reference:
     return Reference(ids=ids, context_ids=ctx, logprobs=lp, ranks=ranks, neurons=neurons)
 
 
-def random_multi_layer(tokenizer: Any, d_vocab: int, n_ctx: int = 24, seed: int = 0) -> Any:
-    """Three layers, random weights, LayerNorm weights and biases moved away from 1 and 0, a short
-    context (texts of a few lines take several windows): what the default models cannot show."""
+def random_multi_layer(tokenizer: Any, d_vocab: int, n_ctx: int = 24, seed: int = 0, n_layers: int = 3) -> Any:
+    """Three layers (or ``n_layers``), random weights, LayerNorm weights and biases moved away from 1
+    and 0, a short context (texts of a few lines take several windows): what the default models
+    cannot show."""
     from lenscope.models.native import new_native_model, wrap_native
 
-    config = dict(d_model=32, n_layers=3, n_heads=4, d_head=8, d_mlp=64, n_ctx=n_ctx, d_vocab=d_vocab,
+    config = dict(d_model=32, n_layers=n_layers, n_heads=4, d_head=8, d_mlp=64, n_ctx=n_ctx, d_vocab=d_vocab,
                   act_fn="gelu_new", normalization_type="LN", seed=seed, default_prepend_bos=True)  # fmt: skip
     native = new_native_model(config)
     with torch.no_grad():
         for name, p in native.named_parameters():
             if "ln" in name:
                 p.add_(torch.randn_like(p) * 0.3)
-    return wrap_native(native, config, tokenizer, "random-3l").eval()
+    return wrap_native(native, config, tokenizer, f"random-{n_layers}l").eval()
 
 
 def save_tiny_gpt2(folder: Any, tokenizer: Any, n_ctx: int = 64) -> Any:
