@@ -152,6 +152,13 @@ OPERATIONS: tuple[Operation, ...] = (
         "lenscope.attribution:attribution_to_wire", wire_args=("top",), timing="attribute",
     ),
     Operation(
+        "sweep", "sweep",
+        "Rank by causal effect: every neuron, head (and SAE feature) zero-ablated in turn at a prediction, "
+        "beside the direct-attribution ranking; or a selection's mean |delta|; or the gradient x activation estimate",
+        wire.SweepRequest, wire.SweepResponse, "lenscope.sweep:sweep", "lenscope.sweep:sweep_to_wire",
+        cache="lru", wire_args=("top",),
+    ),
+    Operation(
         "attention", "attention",
         "Where each head attends: every token's strongest sources, and each head's positional share",
         wire.AttentionRequest, wire.AttentionResponse, "lenscope.attention:attend", "lenscope.attention:attention_to_wire",

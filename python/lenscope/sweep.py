@@ -257,6 +257,21 @@ def _direct(model: Any, text: str, context: str, positions: list[int], targets: 
     return neurons, heads, features
 
 
+def note(result: Sweep) -> str:
+    """What the numbers are, in words: the estimate says it is one."""
+    how = (
+        "estimate: gradient x activation, the first-order change of zeroing each unit (not an ablation)"
+        if result.method == "estimate"
+        else "exact: each unit zero-ablated alone"
+    )
+    what = (
+        f"mean |change| of the actual next token's log-prob over {len(result.positions)} predictions, each position ablated separately"
+        if result.selection
+        else "change in the target's log-prob"
+    )
+    return f"{how}; {what}"
+
+
 def sweep_to_wire(result: Sweep, top: int = defaults.TOP_NEURONS) -> dict[str, Any]:
     """The wire form (``SweepResponse``): the ``top`` units by |effect| and the ``top`` by |direct
     part| (each with both ranks), their rank correlation, and every unit's values as arrays."""
@@ -271,6 +286,7 @@ def sweep_to_wire(result: Sweep, top: int = defaults.TOP_NEURONS) -> dict[str, A
     return {
         "model": result.model,
         "method": result.method,
+        "note": note(result),
         "measure": "mean_abs_delta_logprob" if result.selection else "delta_logprob",
         "positions": result.positions,
         "targets": result.targets,

@@ -356,6 +356,68 @@ class AttributionResponse(_Strict):
     features: FeatureAttribution | None = Field(None, description="With sae in the request: its features' parts")
 
 
+class SweepRequest(_Strict):
+    model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
+    text: Text
+    context: Context = ""
+    position: int = Field(ge=0, le=MAX_TEXT_CHARS, description="Text token whose prediction (of the next token) is read")
+    last: int | None = Field(
+        None, ge=0, le=MAX_TEXT_CHARS,
+        description="A selection: every prediction from position to last (inclusive), each unit ablated at each "
+        "position separately; the score is the mean |delta log-prob| of each position's actual next token",
+    )  # fmt: skip
+    target: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,
+        description="Token id whose log-prob is read (one prediction only); default: the actual next token",
+    )
+    method: Literal["exact", "estimate"] = Field(
+        "exact",
+        description="exact: each unit zero-ablated alone; estimate: gradient x activation (first order), for larger models",
+    )
+    top: int = Field(20, ge=1, le=MAX_TOP_NEURONS, description="Units listed in each ranking")
+    sae: ModelName | None = Field(None, description="Also ablate every feature of this SAE (GET models lists them)")
+
+
+class SweptUnit(_Strict):
+    unit: str = Field(description="L0.N224, L1.H3 or F1741")
+    kind: Literal["neuron", "head", "feature"]
+    layer: int | None = Field(description="None for a feature")
+    index: int
+    effect: float = Field(description="Delta log-prob when it is zeroed (a selection: mean |delta|)")
+    rank: int = Field(description="1 = the largest |effect| of all units")
+    direct: float | None = Field(description="Its direct part of the centred logit (a selection: mean |part|); null: none")
+    direct_rank: int | None = Field(description="1 = the largest |direct| of the units that have one")
+
+
+class SweepResponse(_Strict):
+    """Every unit zero-ablated in turn at the position (or its estimate), ranked by the change in
+    the target's log-prob, beside the direct-attribution ranking."""
+
+    model: str
+    method: Literal["exact", "estimate"]
+    note: str = Field(description="What the numbers are, in words (an estimate says so)")
+    measure: Literal["delta_logprob", "mean_abs_delta_logprob"]
+    positions: list[int] = Field(description="The text tokens whose predictions were read")
+    targets: list[int] = Field(description="The token each of them predicts here")
+    logprob: list[float] = Field(description="Each target's log-prob with nothing ablated")
+    units: list[SweptUnit] = Field(description="The top units by |effect|")
+    direct_units: list[SweptUnit] = Field(description="The top units by |direct part|")
+    rank_correlation: float | None = Field(description="Spearman's rho of |effect| and |direct| over every unit with both")
+    neurons: NDArray = Field(description="float32 [n_layers, d_mlp]: every neuron's effect")
+    heads: NDArray = Field(description="float32 [n_layers, n_heads]")
+    direct_neurons: NDArray | None = Field(
+        description="float32 [n_layers, d_mlp]; null without direct attribution (no LayerNorm)"
+    )
+    direct_heads: NDArray | None
+    sae: str | None
+    features: NDArray | None = Field(description="float32 [d_sae], 0 where a feature was off; null without an SAE")
+    direct_features: NDArray | None = Field(description="float32 [d_sae]: an MLP SAE's re-split of its layer's direct part")
+    strings: IdStrings
+    timings_ms: dict[str, float]
+
+
 class AttentionRequest(_Strict):
     model: ModelName | None = Field(None, description="Model name; the server's default when omitted")
     text: TextOrIds = Field(description="The text; empty with token_ids")

@@ -30,6 +30,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "logit_lens": {"text": "x = 1"},
     "patch": {"clean": "a = 1\n", "corrupted": "b = 1\n", "target": 5, "baseline": 6},
     "head_scores_text": {"text": "x = 1\nx = 1\n"},
+    "sweep": {"text": "x = 1", "position": 1},
 }
 """A small valid request of each operation (a new operation adds one)."""
 

@@ -397,6 +397,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lenscope/api/sweep": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rank by causal effect: every neuron, head (and SAE feature) zero-ablated in turn at a prediction, beside the direct-attribution ranking; or a selection's mean |delta|; or the gradient x activation estimate */
+        post: operations["sweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/lenscope/api/unit_activations": {
         parameters: {
             query?: never;
@@ -2061,6 +2078,170 @@ export interface components {
             ids: components["schemas"]["NDArray"];
             /** Values */
             values: string[];
+        };
+        /** SweepRequest */
+        SweepRequest: {
+            /**
+             * Context
+             * @default
+             */
+            context: string;
+            /**
+             * Last
+             * @description A selection: every prediction from position to last (inclusive), each unit ablated at each position separately; the score is the mean |delta log-prob| of each position's actual next token
+             * @default null
+             */
+            last: number | null;
+            /**
+             * Method
+             * @description exact: each unit zero-ablated alone; estimate: gradient x activation (first order), for larger models
+             * @default exact
+             * @enum {string}
+             */
+            method: "exact" | "estimate";
+            /**
+             * Model
+             * @description Model name; the server's default when omitted
+             * @default null
+             */
+            model: string | null;
+            /**
+             * Position
+             * @description Text token whose prediction (of the next token) is read
+             */
+            position: number;
+            /**
+             * Sae
+             * @description Also ablate every feature of this SAE (GET models lists them)
+             * @default null
+             */
+            sae: string | null;
+            /**
+             * Target
+             * @description Token id whose log-prob is read (one prediction only); default: the actual next token
+             * @default null
+             */
+            target: number | null;
+            /** Text */
+            text: string;
+            /**
+             * Top
+             * @description Units listed in each ranking
+             * @default 20
+             */
+            top: number;
+        };
+        /**
+         * SweepResponse
+         * @description Every unit zero-ablated in turn at the position (or its estimate), ranked by the change in
+         *     the target's log-prob, beside the direct-attribution ranking.
+         */
+        SweepResponse: {
+            /** @description float32 [d_sae]: an MLP SAE's re-split of its layer's direct part */
+            direct_features: components["schemas"]["NDArray"] | null;
+            direct_heads: components["schemas"]["NDArray"] | null;
+            /** @description float32 [n_layers, d_mlp]; null without direct attribution (no LayerNorm) */
+            direct_neurons: components["schemas"]["NDArray"] | null;
+            /**
+             * Direct Units
+             * @description The top units by |direct part|
+             */
+            direct_units: components["schemas"]["SweptUnit"][];
+            /** @description float32 [d_sae], 0 where a feature was off; null without an SAE */
+            features: components["schemas"]["NDArray"] | null;
+            /** @description float32 [n_layers, n_heads] */
+            heads: components["schemas"]["NDArray"];
+            /**
+             * Logprob
+             * @description Each target's log-prob with nothing ablated
+             */
+            logprob: number[];
+            /**
+             * Measure
+             * @enum {string}
+             */
+            measure: "delta_logprob" | "mean_abs_delta_logprob";
+            /**
+             * Method
+             * @enum {string}
+             */
+            method: "exact" | "estimate";
+            /** Model */
+            model: string;
+            /** @description float32 [n_layers, d_mlp]: every neuron's effect */
+            neurons: components["schemas"]["NDArray"];
+            /**
+             * Note
+             * @description What the numbers are, in words (an estimate says so)
+             */
+            note: string;
+            /**
+             * Positions
+             * @description The text tokens whose predictions were read
+             */
+            positions: number[];
+            /**
+             * Rank Correlation
+             * @description Spearman's rho of |effect| and |direct| over every unit with both
+             */
+            rank_correlation: number | null;
+            /** Sae */
+            sae: string | null;
+            strings: components["schemas"]["IdStrings"];
+            /**
+             * Targets
+             * @description The token each of them predicts here
+             */
+            targets: number[];
+            /** Timings Ms */
+            timings_ms: {
+                [key: string]: number;
+            };
+            /**
+             * Units
+             * @description The top units by |effect|
+             */
+            units: components["schemas"]["SweptUnit"][];
+        };
+        /** SweptUnit */
+        SweptUnit: {
+            /**
+             * Direct
+             * @description Its direct part of the centred logit (a selection: mean |part|); null: none
+             */
+            direct: number | null;
+            /**
+             * Direct Rank
+             * @description 1 = the largest |direct| of the units that have one
+             */
+            direct_rank: number | null;
+            /**
+             * Effect
+             * @description Delta log-prob when it is zeroed (a selection: mean |delta|)
+             */
+            effect: number;
+            /** Index */
+            index: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "neuron" | "head" | "feature";
+            /**
+             * Layer
+             * @description None for a feature
+             */
+            layer: number | null;
+            /**
+             * Rank
+             * @description 1 = the largest |effect| of all units
+             */
+            rank: number;
+            /**
+             * Unit
+             * @description L0.N224, L1.H3 or F1741
+             */
+            unit: string;
         };
         /** TokenPair */
         TokenPair: {
@@ -3804,6 +3985,102 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["PatchResponse"];
                     "application/msgpack": components["schemas"]["PatchResponse"];
+                };
+            };
+            /** @description Malformed body or invalid input (the message names the field and the problem) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated or not authorized (Jupyter's own auth), or a path outside the server root */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unknown model, job, index, file or route, or no neuron index for the model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Text or body over its limit (the message gives the limit) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Content-Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Worker restarting, queue full or model unavailable; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The model worker did not answer within the request deadline */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                    "application/msgpack": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    sweep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SweepRequest"];
+                "application/msgpack": components["schemas"]["SweepRequest"];
+            };
+        };
+        responses: {
+            /** @description Rank by causal effect: every neuron, head (and SAE feature) zero-ablated in turn at a prediction, beside the direct-attribution ranking; or a selection's mean |delta|; or the gradient x activation estimate */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepResponse"];
+                    "application/msgpack": components["schemas"]["SweepResponse"];
                 };
             };
             /** @description Malformed body or invalid input (the message names the field and the problem) */
