@@ -153,6 +153,7 @@ def _print_table(result: object) -> None:
     from rich.table import Table
 
     from lenscope.analysis import AnalysisResult
+    from lenscope.units import unit_name
 
     assert isinstance(result, AnalysisResult)
     p, strings = result.predictions, result.strings
@@ -161,7 +162,7 @@ def _print_table(result: object) -> None:
     )
     shown = min(5, result.predictions.top_ids.shape[1])
     sae = result.sae
-    for col in ("#", "token", "next lp", "rank", f"top-{shown} next", "top-3 neurons (L.N=act)") + (
+    for col in ("#", "token", "next lp", "rank", f"top-{shown} next", "top-3 neurons (=act)") + (
         (f"top-3 features of {sae.name} (F=act)",) if sae else ()
     ):
         table.add_column(col, overflow="fold")
@@ -172,7 +173,7 @@ def _print_table(result: object) -> None:
             f"{visible(strings[int(t)])} {float(v):.2f}" for t, v in zip(p.top_ids[row][:shown], p.top_logprobs[row][:shown])
         )
         neurons = "  ".join(
-            f"{int(la)}.{int(ix)}={float(v):.2f}"
+            f"{unit_name('neuron', int(la), int(ix))}={float(v):.2f}"
             for la, ix, v in zip(p.neuron_layer[i][:3], p.neuron_index[i][:3], p.neuron_activation[i][:3])
         )
         features = "  ".join(
@@ -203,6 +204,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     from lenscope.attribution import attribute, top_parts
     from lenscope.models.registry import load_model
     from lenscope.tokens import split_context
+    from lenscope.units import unit_name
 
     path = Path(args.path)
     text = read_file(path)
@@ -220,7 +222,7 @@ def cmd_why(args: argparse.Namespace) -> int:
         if len(ids) != 1:
             raise LenscopeError(f"--target {args.target!r} is {len(ids)} tokens; give the text of exactly one token")
         target = ids[0]
-    r = attribute(model, text, position, target=target, model_name=args.model)
+    r = attribute(model, text, position, target=target, model_name=args.model, sae=_sae(args.sae, model))
     s = r.strings
     token = text[int(spans.start[position]) : int(spans.end[position])]
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -243,16 +245,85 @@ def cmd_why(args: argparse.Namespace) -> int:
         reads = "  ".join(
             f"{visible(s[r.source_tokens[i]]) if i else '<bos>'}: {part[i]:+.2f}, {attention[i]:.2f}" for i in order
         )
-        heads.add_row(f"L{layer}H{head}", f"{value:+.3f}", escape(reads))
+        heads.add_row(unit_name("head", layer, head), f"{value:+.3f}", escape(reads))
     console.print(heads)
     if parts["neurons"]:
         neurons = Table(title="Neurons, by |direct part|")
         for col in ("neuron", "part"):
             neurons.add_column(col)
         for (layer, index), value in parts["neurons"]:
-            neurons.add_row(f"{layer}.{index}", f"{value:+.3f}")
+            neurons.add_row(unit_name("neuron", layer, index), f"{value:+.3f}")
         console.print(neurons)
+    if r.features is not None:
+        f = r.features
+        console.print(f"{f.sae} re-splits L{f.layer}'s MLP part {r.neurons[f.layer].sum():+.3f} = features {f.parts.sum():+.3f}"
+                      f" + decoder bias {f.bias:+.3f} + error {f.error:+.3f}")  # fmt: skip
+        features = Table(title="Features, by |direct part|")
+        for col in ("feature", "part", "activation"):
+            features.add_column(col)
+        for i in [i for i in np.argsort(-np.abs(f.parts)) if f.activations[i] > 0][: args.top]:
+            features.add_row(unit_name("feature", None, int(i)), f"{f.parts[i]:+.3f}", f"{f.activations[i]:.3f}")
+        console.print(features)
     return 0
+
+
+def _sae(name: str | None, model: Any) -> Any:
+    """The SAE named on the command line, on the model's device (None when none is named)."""
+    if not name:
+        return None
+    from lenscope.models.sae_registry import load_named_sae
+
+    return load_named_sae(name).to(next(model.parameters()).device)
+
+
+def cmd_act(args: argparse.Namespace) -> int:
+    """One unit's activation at every token of a file: a table, the strongest tokens in context, or JSON."""
+    from lenscope.activations import unit_activations, unit_activations_to_wire
+    from lenscope.models.registry import load_model
+    from lenscope.units import parse_unit
+
+    unit = parse_unit(args.unit)
+    if unit.kind == "feature" and not args.sae:
+        raise LenscopeError(f"{unit.name} is a feature: name its SAE with --sae (lenscope models lists them)")
+    path = Path(args.path)
+    context, selection = select_lines(read_file(path), args.lines)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    result = unit_activations(model, selection, [unit], _sae(args.sae, model), context, model_name=args.model)
+    if args.json:
+        from lenscope.wire_codec import encode_json
+
+        sys.stdout.buffer.write(encode_json(unit_activations_to_wire(result)) + b"\n")
+        return 0
+    _print_activations(result, path, args.top)
+    return 0
+
+
+def _print_activations(result: Any, path: Path, top: int | None) -> None:
+    """A summary line, then every token's activation with a bar (or, with ``top``, the strongest
+    tokens where it fires, each with the text around it, the token in [[ ]])."""
+    import numpy as np
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    acts, texts = result.activations[:, 0], result.token_texts
+    n, fires = len(acts), int((acts > 0).sum())
+    peak = int(np.argmax(acts))
+    of = f" of {result.sae.name}" if result.sae is not None else ""
+    print(f"{result.model} {result.units[0].name}{of} on {path}: {n} tokens, fires (> 0) on {fires} ({fires / n:.1%}), "
+          f"max {acts[peak]:.3f} at token {peak} {visible(texts[peak])!r}")  # fmt: skip
+    scale = float(np.abs(acts).max()) or 1.0
+    table = Table()
+    for col in ("#", "token", "activation", "") if top is None else ("#", "activation", "in context"):
+        table.add_column(col, overflow="fold")
+    order = range(n) if top is None else [i for i in np.argsort(-acts, kind="stable")[:top] if acts[i] > 0]
+    for i in order:
+        if top is None:
+            table.add_row(str(i), escape(visible(texts[i])), f"{acts[i]:.3f}", "█" * round(10 * abs(acts[i]) / scale))
+        else:
+            around = "".join(texts[max(0, i - 8) : i]) + "[[" + texts[i] + "]]" + "".join(texts[i + 1 : i + 4])
+            table.add_row(str(i), f"{acts[i]:.3f}", escape(visible(around)))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def _corpus(args: argparse.Namespace) -> Any:
@@ -582,8 +653,9 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--top-neurons", type=int, default=defaults.TOP_NEURONS)
     an.add_argument("--json", action="store_true", help="print the wire schema's JSON instead of a table")
     an.add_argument("--ablate", action="append", default=[], metavar="SPEC",
-                    help="re-run with a component changed, e.g. L0.N123 (zeroed), L0.H3, L0.MLP, L0.N5=mean, "
-                         "L0.H3=scale:0.5, L0.N5=steer:4, L0.N5=set:2 (repeatable); prints what changed")  # fmt: skip
+                    help="re-run with a unit changed, e.g. L0.N123 (zeroed), L0.H3, L0.MLP, L0.N5=mean, "
+                         "L0.H3=scale:0.5, L0.N5=steer:4, L0.N5=set:2, F12=steer:3 (with --sae) (repeatable); "
+                         "prints what changed")  # fmt: skip
     an.add_argument("--top", type=int, default=20, help="with --ablate: the tokens shown")
     an.add_argument("--sae", help="also list this SAE's strongest features at each token (lenscope models lists them)")
     an.set_defaults(func=cmd_analyze)
@@ -596,10 +668,22 @@ def build_parser() -> argparse.ArgumentParser:
     wy.add_argument("--col", type=int, required=True, help="1-based: the token holding this character")
     wy.add_argument("--target", help="explain this next token (its text) instead of the one in the file")
     wy.add_argument("--model", default=DEFAULT_MODEL)
-    wy.add_argument("--top", type=int, default=defaults.TOP_NEURONS, help="heads and neurons listed")
+    wy.add_argument("--top", type=int, default=defaults.TOP_NEURONS, help="heads, neurons and features listed")
     wy.add_argument("--device", default=None)
     wy.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
+    wy.add_argument("--sae", help="also split its MLP layer's part into this SAE's features (lenscope models lists them)")
     wy.set_defaults(func=cmd_why)
+    ac = sub.add_parser("act", help="one neuron's (L0.N224) or SAE feature's (F1741, with --sae) activation at every token")
+    ac.add_argument("unit", help="L0.N224 (a neuron) or F1741 (a feature of --sae)")
+    ac.add_argument("path")
+    ac.add_argument("--lines", type=_line_range, help="A:B, 1-based inclusive; earlier lines are context")
+    ac.add_argument("--model", default=DEFAULT_MODEL)
+    ac.add_argument("--sae", help="the SAE whose feature the unit is (lenscope models lists them)")
+    ac.add_argument("--top", type=int, help="only the N strongest tokens, each in its context")
+    ac.add_argument("--json", action="store_true", help="print the wire schema's JSON (POST unit_activations) instead")
+    ac.add_argument("--device", default=None)
+    ac.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
+    ac.set_defaults(func=cmd_act)
     ix = sub.add_parser("index", help="build a neuron index (Neuroscope over your files)")
     ix.add_argument("paths", nargs="+", help="files or folders under --root (relative to it, or absolute)")
     ix.add_argument("--model", default=DEFAULT_MODEL)

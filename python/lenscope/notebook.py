@@ -28,6 +28,7 @@ import numpy as np
 from lenscope.analysis import AnalysisResult, NeuronActivations
 
 if TYPE_CHECKING:
+    from lenscope.activations import UnitActivations
     from lenscope.attention import AttentionResult
     from lenscope.attribution import Attribution
     from lenscope.headscores import HeadScores
@@ -99,6 +100,16 @@ def neuron_activations(result: NeuronActivations) -> View:
     """circuitsvis ``TextNeuronActivations`` for the neurons asked, as one layer of neurons."""
     acts = np.asarray(result.activations, dtype=np.float32)[:, None, :]  # [tokens, 1, neurons]
     return _circuitsvis("TextNeuronActivations", tokens=result.token_texts, activations=acts.tolist())
+
+
+def unit_activations(result: UnitActivations) -> View:
+    """circuitsvis ``TextNeuronActivations`` for the units asked (neurons and SAE features), each
+    picked by its name (``L0.N224``, ``F1741``) in the view's unit menu."""
+    acts = np.asarray(result.activations, dtype=np.float32)[:, None, :]  # [tokens, 1, units]
+    sae = f" of {result.sae.name}" if result.sae is not None else ""
+    return _circuitsvis("TextNeuronActivations", tokens=result.token_texts, activations=acts.tolist(),
+                        firstDimensionName="Units", secondDimensionName="Unit", firstDimensionLabels=[f"units{sae}"],
+                        secondDimensionLabels=result.names)  # fmt: skip
 
 
 def attention_matrix(result: AttentionResult, layer: int | None = None) -> np.ndarray:

@@ -217,7 +217,7 @@ def test_readme_model_and_sae_commands(gelu) -> None:
     root = EXAMPLES.parent
     two = lenscope("analyze", "examples/tour.py", "--lines", "8:15", "--model", "lenscope-gelu-2l", cwd=root)
     assert two.returncode == 0, two.stderr
-    assert "lenscope-gelu-2l: " in two.stdout and re.search(r"\b1\.\d+=", two.stdout)  # a layer-1 neuron is listed
+    assert "lenscope-gelu-2l: " in two.stdout and re.search(r"\bL1\.N\d+=", two.stdout)  # a layer-1 neuron is listed
     out = lenscope("analyze", "examples/tour.py", "--lines", "8:15", "--sae", "lenscope-gelu-1l-mlp-topk", cwd=root)
     assert out.returncode == 0, out.stderr
     context, selection = select_lines(read_file(EXAMPLES / "tour.py"), (8, 15))
@@ -253,3 +253,54 @@ def test_readme_heads_commands(gelu2) -> None:
             scores = on_file if "--file" in command else probe
             cells = [f"{scores.scores[r][1, 7]:.2f}" for r in ("previous_token", "duplicate_token", "induction", "bos")]
             assert re.search(r"L1\.H7" + "".join(rf"\s+│\s+{re.escape(c)}" for c in cells), out.stdout), out.stdout
+
+
+def test_readme_unit_commands(gelu) -> None:
+    """`lenscope act` (a neuron, a feature's strongest tokens) and `why --sae` exactly as the README shows
+    them: every number printed is the core's (unit_activations, attribute with the SAE)."""
+    import numpy as np
+
+    from lenscope.activations import unit_activations
+    from lenscope.attribution import attribute
+    from lenscope.models.sae_registry import load_named_sae
+
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^\.venv/bin/lenscope ((?:act|why) [^#\n]*?)\s*(?:#.*)?$", readme, re.M)
+    commands = [c for c in commands if c.startswith("act") or "--sae" in c]
+    assert len(commands) == 3, commands
+    sae = load_named_sae("lenscope-gelu-1l-mlp-topk")
+    text = (EXAMPLES / "tour.py").read_text(encoding="utf-8")
+    for command in commands:
+        out = lenscope(*command.split(), cwd=EXAMPLES.parent)
+        assert out.returncode == 0, out.stderr
+        words = command.split()
+        if words[0] == "act":
+            lines = (8, 15) if "--lines" in words else None
+            context, selection = select_lines(text, lines)
+            acts = unit_activations(gelu, selection, [words[1]], sae if "--sae" in words else None, context).activations[:, 0]
+            peak = int(np.argmax(acts))
+            assert (
+                f"fires (> 0) on {int((acts > 0).sum())} " in out.stdout
+                and f"max {acts[peak]:.3f} at token {peak} " in out.stdout
+            )
+            top = int(words[words.index("--top") + 1]) if "--top" in words else len(acts)
+            shown = [i for i in np.argsort(-acts, kind="stable")[:top] if acts[i] > 0] if "--top" in words else range(len(acts))
+            assert shown
+            for i in shown:
+                assert re.search(rf"│ {i}\s+│ (.*│ )?{acts[i]:.3f}\s+│", out.stdout), (i, acts[i], out.stdout)
+        else:
+            line, col = int(words[words.index("--line") + 1]), int(words[words.index("--col") + 1])
+            offset = sum(len(x) for x in text.splitlines(keepends=True)[: line - 1]) + col - 1
+            enc = gelu.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            position = next(i for i, (a, b) in enumerate(enc["offset_mapping"]) if a <= offset < b)
+            f = attribute(gelu, text, position, sae=sae).features
+            assert f is not None
+            assert f"features {f.parts.sum():+.3f} + decoder bias {f.bias:+.3f} + error {f.error:+.3f}" in out.stdout
+            for i in [i for i in np.argsort(-np.abs(f.parts)) if f.activations[i] > 0][:10]:
+                cells = rf"│ F{i}\s+│ {re.escape(f'{f.parts[i]:+.3f}')}\s+│ {f.activations[i]:.3f}\s+│"
+                assert re.search(cells, out.stdout), i
+            assert re.search(r"│ L0\.H\d+\s+│", out.stdout) and re.search(r"│ L0\.N\d+\s+│", out.stdout)  # one naming scheme
+    bad = lenscope("act", "F682", "examples/tour.py", cwd=EXAMPLES.parent)
+    assert bad.returncode == 2 and "F682 is a feature: name its SAE with --sae" in bad.stderr
+    bad = lenscope("act", "L0.H3", "examples/tour.py", cwd=EXAMPLES.parent)
+    assert bad.returncode == 2 and "L0.H3 is a head: only neurons" in bad.stderr and "Traceback" not in bad.stderr

@@ -366,3 +366,14 @@ def test_bad_feature_interventions_are_named(gelu, shipped, iv: Intervention, wi
     with pytest.raises(InvalidInput) as err:
         analyze(gelu, CODE, sae=shipped if with_sae else None, interventions=[iv])
     assert message in err.value.message
+
+
+def test_the_notebook_view_names_each_unit(gelu, shipped) -> None:
+    from lenscope.notebook import unit_activations as view
+    from tests.core.test_notebook import props_of
+
+    got = unit_activations(gelu, CODE, ["L0.N224", "F1741"], sae=shipped)
+    props = props_of(view(got)._repr_html_(), "TextNeuronActivations")
+    assert props["tokens"] == got.token_texts and props["secondDimensionLabels"] == ["L0.N224", "F1741"]
+    assert props["firstDimensionLabels"] == [f"units of {SHIPPED}"]
+    np.testing.assert_allclose(np.array(props["activations"])[:, 0, :], got.activations, atol=1e-6)
