@@ -744,6 +744,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lenscope.cli_heads import add_parsers as add_head_parsers
 
     add_head_parsers(sub, DEFAULT_MODEL)
+    from lenscope.cli_sweep import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub, DEFAULT_MODEL, DTYPE_NAMES)
     return parser
 
 

@@ -99,12 +99,16 @@ class Sweep:
         return sorted(out, key=lambda u: u.rank)
 
     def rank_correlation(self) -> float | None:
-        """Spearman's correlation of |effect| and |direct part| over every unit that has both
-        (None: no direct parts)."""
+        """Spearman's correlation of |effect| and |direct part| over every unit that has both,
+        leaving out those where both are exactly 0 (an SAE's features that were off: thousands
+        of tied zeros would make any two rankings agree). None: no direct parts."""
         pairs = [(v.ravel(), d.ravel()) for _, v, d in self._columns() if d is not None]
         if not pairs:
             return None
-        return spearman(np.abs(np.concatenate([a for a, _ in pairs])), np.abs(np.concatenate([b for _, b in pairs])))
+        a = np.abs(np.concatenate([e for e, _ in pairs]))
+        b = np.abs(np.concatenate([d for _, d in pairs]))
+        keep = (a != 0) | (b != 0)
+        return spearman(a[keep], b[keep])
 
 
 @dataclass(frozen=True)
@@ -265,7 +269,8 @@ def note(result: Sweep) -> str:
         else "exact: each unit zero-ablated alone"
     )
     what = (
-        f"mean |change| of the actual next token's log-prob over {len(result.positions)} predictions, each position ablated separately"
+        f"mean |change| of the actual next token's log-prob over {len(result.positions)} predictions, "
+        "each position ablated separately"
         if result.selection
         else "change in the target's log-prob"
     )

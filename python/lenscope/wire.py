@@ -404,7 +404,9 @@ class SweepResponse(_Strict):
     logprob: list[float] = Field(description="Each target's log-prob with nothing ablated")
     units: list[SweptUnit] = Field(description="The top units by |effect|")
     direct_units: list[SweptUnit] = Field(description="The top units by |direct part|")
-    rank_correlation: float | None = Field(description="Spearman's rho of |effect| and |direct| over every unit with both")
+    rank_correlation: float | None = Field(
+        description="Spearman's rho of |effect| and |direct| over every unit with both (features that were off left out)"
+    )
     neurons: NDArray = Field(description="float32 [n_layers, d_mlp]: every neuron's effect")
     heads: NDArray = Field(description="float32 [n_layers, n_heads]")
     direct_neurons: NDArray | None = Field(

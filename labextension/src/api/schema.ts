@@ -2182,7 +2182,7 @@ export interface components {
             positions: number[];
             /**
              * Rank Correlation
-             * @description Spearman's rho of |effect| and |direct| over every unit with both
+             * @description Spearman's rho of |effect| and |direct| over every unit with both (features that were off left out)
              */
             rank_correlation: number | null;
             /** Sae */
