@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from lenscope.attribution import Attribution
     from lenscope.headscores import HeadScores
     from lenscope.logitlens import LogitLens
+    from lenscope.sweep import Sweep
 
 
 class View:
@@ -511,6 +512,35 @@ def parts_table(a: Attribution) -> View:
     return View(
         f"<table><thead><tr><th>total</th><th style='text-align:right'>{a.value:+.3f}</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def causal_ranking(result: Sweep, top: int = 20) -> View:
+    """Units ranked by causal effect beside their direct-attribution rank:
+    ``causal_ranking(sweep(model, text, position))`` (:mod:`lenscope.sweep`). An estimate
+    (``method="estimate"``) says so in the heading and the column."""
+    from lenscope.sweep import note
+
+    estimated = result.method == "estimate"
+    rho = result.rank_correlation()
+    measure = "mean |Δ log-prob|" if result.selection else "Δ log-prob"
+    head = f"{measure} (estimate)" if estimated else measure
+    sign = "" if result.selection else "+"
+    rows = "".join(
+        f"<tr><td style='text-align:right'>{u.rank}</td><td style='font-family:monospace'>{u.label}</td>"
+        f"<td style='text-align:right'>{u.effect:{sign}.4f}</td>"
+        f"<td style='text-align:right'>{'' if u.direct is None else f'{u.direct:{sign}.3f}'}</td>"
+        f"<td style='text-align:right'>{'' if u.direct_rank is None else u.direct_rank}</td></tr>"
+        for u in result.units()[:top]
+    )
+    title = html.escape(
+        f"{result.model} · {note(result)}" + ("" if rho is None else f" · Spearman's ρ with direct attribution {rho:.3f}")
+    )
+    return View(
+        f"<div class='lenscope-sweep' data-method='{result.method}'><div>{'<b>ESTIMATE</b> ' if estimated else ''}{title}</div>"
+        f"<table><thead><tr><th>rank</th><th>unit</th><th>{html.escape(head)}</th><th>direct part</th>"
+        "<th>direct rank</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
     )
 
 

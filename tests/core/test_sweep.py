@@ -271,3 +271,16 @@ def test_every_active_feature_zeroed_alone(request, which: str) -> None:
     want = -(sae.encode(x[0, position + 1].detach()) * (sae.W_dec @ x.grad[0, position + 1])).numpy()
     estimate = sweep(model, CODE, position, sae=sae, method="estimate")
     assert estimate.features is not None and np.allclose(estimate.features, want, atol=1e-5)
+
+
+def test_the_notebook_table_labels_an_estimate(gelu) -> None:
+    from lenscope.notebook import causal_ranking
+
+    exact, estimate = sweep(gelu, CODE, 14), sweep(gelu, CODE, 14, method="estimate")
+    html = str(causal_ranking(exact, top=5))
+    assert "ESTIMATE" not in html and "exact: each unit zero-ablated alone" in html
+    for u in exact.units()[:5]:
+        assert f">{u.label}<" in html and f"{u.effect:+.4f}" in html
+    assert f"{exact.rank_correlation():.3f}" in html
+    html = str(causal_ranking(estimate, top=5))
+    assert "<b>ESTIMATE</b>" in html and "Δ log-prob (estimate)" in html and "data-method='estimate'" in html
