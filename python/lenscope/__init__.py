@@ -15,6 +15,9 @@ __version__ = importlib.metadata.version("lenscope")  # one version: package.jso
 
 _EXPORTS = {
     "analyze": "lenscope.analysis",
+    "unit_activations": "lenscope.activations",
+    "UnitActivations": "lenscope.activations",
+    "parse_unit": "lenscope.units",
     "attribute": "lenscope.attribution",
     "Attribution": "lenscope.attribution",
     "attend": "lenscope.attention",

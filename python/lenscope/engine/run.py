@@ -185,7 +185,8 @@ def forward_named(
         own = [(c, capture(stores[k])) if isinstance(c, str) else (c[0], capture(stores[k], c[1])) for k, c in captures.items()]
         return [*(intervene(batch) if intervene else []), *own]
 
-    for batch in forward_batches(model, plan, [], timings, intervene=hooks):
+    # no logits are read here: only the reported rows are unembedded
+    for batch in forward_batches(model, plan, [], timings, intervene=hooks, reported_logits_only=True):
         for b, (w, local, positions) in enumerate(zip(batch.windows, batch.locals_, batch.positions)):
             yield w, positions, {key: store[-1][b, local] for key, store in stores.items()}
 
