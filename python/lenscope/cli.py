@@ -619,12 +619,9 @@ def cmd_card(args: argparse.Namespace) -> int:
             print(f"{unit(h['layer'], h['index'])}\t{h['score']:.3f}\t{desc['text'] if desc else ''}")
         return 0
     if not args.neuron:
-        raise InvalidInput("name a neuron (LAYER.INDEX), a feature (F123, in a feature index) or --search WORDS")
-    layer, _, neuron = ("0", "", args.neuron[1:]) if sae and args.neuron[:1] in "Ff" else args.neuron.partition(".")
-    try:
-        card = neuron_card(index, int(layer), int(neuron))
-    except ValueError:
-        raise InvalidInput(f"a neuron is LAYER.INDEX, e.g. 0.42; got {args.neuron!r}") from None
+        raise InvalidInput("name a neuron (L0.N42), a feature (F123, in a feature index) or --search WORDS")
+    layer, neuron = _card_unit(args.neuron, sae)
+    card = neuron_card(index, layer, neuron)
     desc = card["description"]
     print(f"{card['model']} {unit(card['layer'], card['index'])} ({index.path.name})")
     print(desc["text"] if desc else "(no description: the index was built before them; lenscope describe adds them)")
@@ -636,6 +633,26 @@ def cmd_card(args: argparse.Namespace) -> int:
         text = "".join(e["tokens"][max(0, at - 8) : at]) + "[[" + e["tokens"][at] + "]]" + "".join(e["tokens"][at + 1 : at + 4])
         print(f"  {e['value']:7.3f}  {e['file']}: {visible(text)}")
     return 0
+
+
+def _card_unit(spec: str, sae: str | None) -> tuple[int, int]:
+    """``(layer, index)`` of a card's unit: ``L0.N42`` in a neuron index (``0.42`` too), ``F123``
+    in a feature index (its one "layer" is 0)."""
+    import re
+
+    from lenscope.errors import InvalidInput
+    from lenscope.units import parse_unit
+
+    if re.fullmatch(r"\d+\.\d+", spec.strip()):  # LAYER.INDEX, as before units had names
+        layer, _, index = spec.strip().partition(".")
+        return int(layer), int(index)
+    unit = parse_unit(spec)
+    if unit.kind == "feature" and sae:
+        return 0, int(unit.index or 0)
+    if unit.kind == "neuron" and not sae:
+        return int(unit.layer or 0), int(unit.index or 0)
+    units = f"features of {sae} (F123)" if sae else "neurons (L0.N42)"
+    raise InvalidInput(f"{unit.name} is a {unit.kind}: this index's units are {units}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -734,7 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--dtype", choices=DTYPE_NAMES, help="load the model in this dtype (default: as stored)")
     ds.set_defaults(func=cmd_describe)
     cd = sub.add_parser("card", help="a neuron's card from an index (description, top examples), or search neurons")
-    cd.add_argument("neuron", nargs="?", help="LAYER.INDEX, e.g. 0.42")
+    cd.add_argument("neuron", nargs="?", help="L0.N42 (a neuron), F123 (a feature, in a feature index)")
     cd.add_argument("--index", default=None, help="the index folder (default: the one shipped for the default model)")
     cd.add_argument("--search", help="words to find in descriptions ('closing bracket'), or a token with --by token")
     cd.add_argument("--by", choices=("description", "token"), default="description")
@@ -744,9 +761,6 @@ def build_parser() -> argparse.ArgumentParser:
     from lenscope.cli_heads import add_parsers as add_head_parsers
 
     add_head_parsers(sub, DEFAULT_MODEL)
-    from lenscope.cli_sweep import add_parsers as add_sweep_parsers
-
-    add_sweep_parsers(sub, DEFAULT_MODEL, DTYPE_NAMES)
     return parser
 
 

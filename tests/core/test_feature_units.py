@@ -377,3 +377,14 @@ def test_the_notebook_view_names_each_unit(gelu, shipped) -> None:
     assert props["tokens"] == got.token_texts and props["secondDimensionLabels"] == ["L0.N224", "F1741"]
     assert props["firstDimensionLabels"] == [f"units of {SHIPPED}"]
     np.testing.assert_allclose(np.array(props["activations"])[:, 0, :], got.activations, atol=1e-6)
+
+
+def test_a_card_takes_the_units_name(capsys) -> None:
+    from lenscope.cli import main
+
+    assert main(["card", "L0.N224", "--top", "2"]) == 0
+    named = capsys.readouterr().out
+    assert named.startswith("lenscope-gelu-1l L0.N224 (") and main(["card", "0.224", "--top", "2"]) == 0
+    assert capsys.readouterr().out == named  # LAYER.INDEX still works
+    assert main(["card", "F12"]) == 2
+    assert "F12 is a feature: this index's units are neurons (L0.N42)" in capsys.readouterr().err
