@@ -62,12 +62,28 @@ def repeated_row(gen: np.random.Generator, stream: np.ndarray, common: np.ndarra
     return row[:span]
 
 
+def dense_row(gen: np.random.Generator, common: np.ndarray, span: int) -> np.ndarray:
+    """A row made only of copied spans: A A B B C C ..., each 8-40 common tokens drawn at random.
+    Every second copy is predictable only by induction (each span is new, its length varies, so no
+    fixed offset works), about half of the row's tokens, against ~40 in a :func:`repeated_row`."""
+    parts: list[np.ndarray] = []
+    total = 0
+    while total < span:
+        a = gen.choice(common, size=int(gen.integers(8, 41)), replace=False)
+        parts += [a, a]
+        total += 2 * len(a)
+    return np.concatenate(parts)[:span]
+
+
 def batch_rows(
-    gen: np.random.Generator, stream: np.ndarray, common: np.ndarray, batch: int, span: int, share: float
-) -> np.ndarray:
+    gen: np.random.Generator, stream: np.ndarray, common: np.ndarray, batch: int, span: int, share: float,
+    dense: bool = False,
+) -> np.ndarray:  # fmt: skip
     rows = []
     for _ in range(batch):
-        if gen.random() < share:
+        if dense:
+            rows.append(dense_row(gen, common, span))
+        elif gen.random() < share:
             rows.append(repeated_row(gen, stream, common, span))
         else:
             i = int(gen.integers(0, len(stream) - span))
@@ -115,7 +131,8 @@ def train(
     model.train()
     t0 = time.time() - state["seconds"]
     while state["step"] < steps:
-        x = torch.from_numpy(batch_rows(gen, stream, common, args.batch, span, args.repeat_share))
+        dense = state["step"] < args.synthetic_steps  # the copying phase: only copied spans
+        x = torch.from_numpy(batch_rows(gen, stream, common, args.batch, span, args.repeat_share, dense))
         x = torch.cat([torch.full((args.batch, 1), bos, dtype=torch.int64), x], dim=1)
         logits = model(x)[:, :-1]
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
@@ -160,6 +177,7 @@ def train(
         "lr": args.lr,
         "seed": args.seed,
         "repeat_share": args.repeat_share,
+        "synthetic_steps": args.synthetic_steps,
         "init_from": None if args.init_from is None else f"{args.init_from.name} (the previous weights)",
         "tokens_seen": steps * args.batch * span,
         "threads": args.threads,
@@ -182,6 +200,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--repeat-share", type=float, default=0.25)
+    ap.add_argument(
+        "--synthetic-steps",
+        type=int,
+        default=0,
+        help="first train this many steps on rows of copied random spans only (see dense_row)",
+    )
     ap.add_argument("--work", type=Path, default=Path(".cache/train"))
     ap.add_argument("--out", type=Path, default=Path(".cache/train/out"))
     ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))

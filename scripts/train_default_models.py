@@ -99,27 +99,29 @@ def train_one(
 
 CARD = """# lenscope default models
 
-Three small transformers that ship inside the package so that lenscope, its demo and its tests
+Four small transformers that ship inside the package so that lenscope, its demo and its tests
 run offline. Two mirror Neel Nanda's `gelu-1l` / `attn-only-1l` pair at a much smaller size:
 same tokenizer, same shape, same data in the same order, same token budget; one has a GELU MLP
-and one has none. Comparing them token by token shows where the MLP matters. The third,
-`lenscope-gelu-2l`, is the GELU model with two layers, trained the same way on the same batches,
-so that multi-layer views (layer-1 neurons, the logit lens, composition) have a real model.
+and one has none. Comparing them token by token shows where the MLP matters. The 2-layer pair,
+`lenscope-gelu-2l` and `lenscope-attn-only-2l`, are there for circuits that need two layers, the
+canonical one being induction (a previous-token head in layer 0, a head in layer 1 that attends to
+the token after an earlier copy of the current one); "The 2-layer models" below says how far
+each got.
 
-| | `lenscope-gelu-1l` | `lenscope-attn-only-1l` | `lenscope-gelu-2l` |
-|---|---|---|---|
-| layers | 1 | 1 | 2 |
-| d_model / heads x d_head | {width} | {width} | {width} |
-| MLP | {d_mlp} neurons, GELU (tanh approx.) | none | {d_mlp} neurons per layer, GELU |
-| context | {n_ctx} tokens (BOS + {body}) | {n_ctx} tokens | {n_ctx} tokens |
-| parameters | {params_gelu:,} | {params_attn:,} | {params_gelu2} |
-| training time ({threads} CPU threads, see below) | {time_gelu:.0f} s | {time_attn:.0f} s | {time_gelu2} |
-| **held-out loss (nats/token)** | **{loss_gelu:.3f}** | **{loss_attn:.3f}** | **{loss_gelu2}** |
+| | `lenscope-gelu-1l` | `lenscope-attn-only-1l` | `lenscope-gelu-2l` | `lenscope-attn-only-2l` |
+|---|---|---|---|---|
+| layers | 1 | 1 | 2 | 2 |
+| d_model / heads x d_head | {width} | {width} | {width} | {width} |
+| MLP | {d_mlp} neurons, GELU (tanh approx.) | none | {d_mlp} neurons per layer, GELU | none |
+| context | {n_ctx} tokens (BOS + {body}) | {n_ctx} tokens | {n_ctx} tokens | {n_ctx} tokens |
+| parameters | {params_gelu:,} | {params_attn:,} | {params_gelu2} | {params_attn2} |
+| training time ({threads} CPU threads, see below) | {time_gelu:.0f} s | {time_attn:.0f} s | {time_gelu2} | {time_attn2} |
+| **held-out loss (nats/token)** | **{loss_gelu:.3f}** | **{loss_attn:.3f}** | **{loss_gelu2}** | **{loss_attn2}** |
 
 Training time is wall-clock on a 2-core machine that was doing other work at the same time. Measured alone,
 a training step (16 x 256 tokens) takes about 0.56 s for the GELU model and 0.34 s for the
-attention-only one; the 2-layer model's take 0.84 s (22 minutes for its 1,600 steps), but its
-run shared the machine with test runs and took the wall-clock time above.
+attention-only one; a 2-layer GELU step 0.84 s. The 2-layer models' training (how long, on what
+data) is under "The 2-layer models" below.
 
 Baselines on the same held-out tokens: unigram {unigram:.3f}, bigram {bigram:.3f} (interpolated
 with the unigram, weight {bigram_lambda:.2f} chosen on the held-out data itself, which can only
@@ -143,7 +145,8 @@ The Python {python} standard library's own source: every `.py` file under `sysco
 
 AdamW (lr {lr}, betas 0.9/0.99, weight decay 0.05), linear warm-up over 5% of the steps then
 linear decay to zero, gradient clipping at 1.0, {steps} steps of {batch} x {n_ctx} tokens
-({tokens_seen:,} tokens, {epochs:.1f} epochs), seed {seed}: all three models see the same batches.
+({tokens_seen:,} tokens, {epochs:.1f} epochs), seed {seed}: the 1-layer pair (and the first `gelu-2l`, the
+starting point of the shipped one) see the same batches.
 Each window is BOS + {body} consecutive tokens of the training stream, as `analyze` sees text.
 torch {torch}.
 
@@ -151,13 +154,73 @@ Reproduce: `python scripts/train_default_models.py --steps {steps}` (writes this
 model, keeping the tokenizer: `python scripts/train_default_models.py --models gelu-2l`.
 Numbers above are from `metrics.json`, written by that run; `tests/core/test_default_models.py`
 re-measures the held-out losses of the shipped weights and checks the ordering
-GELU-2L < GELU-1L < attention-only < bigram < unigram.
+GELU-2L < GELU-1L < attention-only < bigram < unigram, and attention-only 2L < attention-only 1L.
 """
+
+CIRCUITS = """
+## The 2-layer models and their induction heads
+
+A first `gelu-2l`, trained like the 1-layer pair (6.5M tokens of plain text), formed no induction
+head: on repeated random tokens its loss barely moved from the first copy to the second. Natural
+code repeats a span within 255 tokens too rarely for a small model to learn copying in ~10M
+tokens on 2 CPU cores, so the 2-layer pair were trained (`scripts/train_circuit_models.py`) with
+**repeated spans mixed in**: in a share of each batch's rows (below) a span of the row occurs
+twice. Half of those rows repeat a span of real training text (8-64 tokens, a gap of 0-32 real
+tokens between the copies, then real text); the other half are the probe's own shape, 16-64
+tokens drawn uniformly from the 1,000 most frequent training tokens, then the same again, then
+real text. Both kinds teach "what followed this token last time comes next" and nothing else;
+every other row is plain training text, as for the 1-layer pair.
+
+{runs}
+
+Measured on the shipped weights by `scripts/ship_circuit_models.py` (`lenscope probe induction
+--model M` prints the same): 8 sequences of BOS, 50 tokens drawn (seed 0) from the 1,000 most
+frequent tokens of the shipped corpus, then the same 50 again. The in-context gain is the mean
+loss on the first copy's tokens minus on the second copy's (both after their first token). A
+head's induction score is the share of its attention that goes, from a token of the second
+copy, to the token after that token's first occurrence (the definition of TransformerLens's head
+detector and Olsson et al. 2022; `lenscope.headscores`).
+
+| | loss, first copy | loss, second copy | **in-context gain** | induction heads (score >= 0.3) | gain with them zero-ablated |
+|---|---|---|---|---|---|
+{probe_rows}
+
+Each head's induction score on that probe (rows: layers; columns: heads 0-7):
+
+{score_tables}
+"""
+
+
+def circuits_section(metrics: dict) -> str:
+    circuits, models = metrics.get("circuits", {}), metrics["models"]
+    runs, rows, tables = [], [], []
+    for folder in ("gelu-2l", "attn-only-2l"):
+        if folder not in circuits:
+            continue
+        c, t = circuits[folder], models[folder].get("training", {})
+        start = f"continued from {t['init_from']}" if t.get("init_from") else "from scratch"
+        runs.append(
+            f"- `lenscope-{folder}`: {start}, {t.get('steps')} steps of {t.get('batch')} x 256 tokens at lr "
+            f"{t.get('lr')} ({t.get('tokens_seen', 0):,} tokens), a share of {t.get('repeat_share')} of the rows "
+            f"with a repeated span; {models[folder].get('train_seconds', 0):.0f} s on {t.get('threads')} CPU "
+            f"thread(s) of a machine that was doing other work too."
+        )
+        heads = ", ".join(c["induction_heads"]) or "none"
+        zeroed = "-" if c["gain_with_induction_heads_zeroed"] is None else f"{c['gain_with_induction_heads_zeroed']:+.2f} nats"
+        rows.append(f"| `lenscope-{folder}` | {c['loss_first']:.2f} | {c['loss_second']:.2f} | "
+                    f"**{c['in_context_gain']:+.2f} nats** | {heads} | {zeroed} |")  # fmt: skip
+        grid = "\n".join(f"| L{la} | " + " | ".join(f"{v:.2f}" for v in row) + " |"
+                         for la, row in enumerate(c["scores"]["induction"]))  # fmt: skip
+        header = "| `lenscope-" + folder + "` | " + " | ".join(f"H{h}" for h in range(len(c["scores"]["induction"][0]))) + " |"
+        tables.append(header + "\n|" + "---|" * (len(c["scores"]["induction"][0]) + 1) + "\n" + grid)
+    if not rows:
+        return ""
+    return CIRCUITS.format(runs="\n".join(runs), probe_rows="\n".join(rows), score_tables="\n\n".join(tables))
 
 
 def write_card(metrics: dict, out: Path) -> None:
     m, c, t, h = metrics["models"], metrics["corpus"], metrics["training"], metrics["held_out_loss"]
-    two = m.get("gelu-2l")
+    two, attn2 = m.get("gelu-2l"), m.get("attn-only-2l")
     text = CARD.format(
         **SHAPE,
         width=f"{SHAPE['d_model']} / {SHAPE['n_heads']} x {SHAPE['d_head']}",
@@ -171,6 +234,9 @@ def write_card(metrics: dict, out: Path) -> None:
         loss_gelu=h["gelu-1l"],
         loss_attn=h["attn-only-1l"],
         loss_gelu2=f"{h['gelu-2l']:.3f}" if two else "-",
+        params_attn2=f"{attn2['params']:,}" if attn2 else "not trained",
+        time_attn2=f"{attn2['train_seconds']:.0f} s" if attn2 and "train_seconds" in attn2 else "-",
+        loss_attn2=f"{h['attn-only-2l']:.3f}" if attn2 else "-",
         unigram=h["unigram"],
         bigram=h["bigram"],
         bigram_lambda=h["bigram_lambda"],
@@ -186,7 +252,7 @@ def write_card(metrics: dict, out: Path) -> None:
         epochs=t["tokens_seen"] / c["train_tokens"],
         **{k: t[k] for k in ("lr", "steps", "batch", "tokens_seen", "seed", "threads")},
     )
-    (out / "MODEL_CARD.md").write_text(text, encoding="utf-8")
+    (out / "MODEL_CARD.md").write_text(text + circuits_section(metrics), encoding="utf-8")
 
 
 def main() -> None:

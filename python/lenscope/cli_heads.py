@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ ROLE_LABELS = {"previous_token": "prev-token", "duplicate_token": "duplicate", "
                "diffuse": "none (diffuse)"}  # fmt: skip
 
 
-def _scores(args: argparse.Namespace, model: Any) -> Any:
+def _scores(args: argparse.Namespace, model: Any, ablate: Sequence[tuple[int, int]] = ()) -> Any:
     from lenscope.headscores import induction_probe, text_scores
     from lenscope.models.frequent import frequent_tokens, shipped_token_counts
     from lenscope.models.shape import shape_of
@@ -27,7 +28,7 @@ def _scores(args: argparse.Namespace, model: Any) -> Any:
     if getattr(args, "file", None):
         return text_scores(model, Path(args.file).read_text(encoding="utf-8"), model_name=args.model)
     pool = frequent_tokens(model, counts=shipped_token_counts(args.model, shape_of(model).d_vocab))
-    return induction_probe(model, model_name=args.model, length=args.length, seed=args.seed, pool=pool)
+    return induction_probe(model, model_name=args.model, length=args.length, seed=args.seed, pool=pool, ablate=ablate)
 
 
 def cmd_heads(args: argparse.Namespace) -> int:
@@ -67,7 +68,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     result = _scores(args, model)
     if args.json:
-        print(json.dumps(scores_to_wire(result)))
+        out = scores_to_wire(result)
+        if args.ablate:
+            ablated = _scores(args, model, ablate=args.ablate)
+            out["ablated"] = {"heads": [f"L{la}.H{h}" for la, h in args.ablate], "in_context_gain": ablated.in_context_gain,
+                              "loss_second": ablated.loss_second}  # fmt: skip
+        print(json.dumps(out))
         return 0
     assert result.in_context_gain is not None and result.loss_first is not None and result.loss_second is not None
     print(f"{args.model}: repeated random tokens ({args.length} frequent tokens, then the same again; "
@@ -84,6 +90,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
     print("  top previous-token heads:")
     for layer, head, score in result.top("previous_token", args.top):
         print(f"    L{layer}.H{head}  {score:.2f}")
+    if args.ablate:
+        heads = ", ".join(f"L{la}.H{h}" for la, h in args.ablate)
+        ablated = _scores(args, model, ablate=args.ablate)
+        assert ablated.in_context_gain is not None
+        kept = ablated.in_context_gain / result.in_context_gain if result.in_context_gain > 0 else float("nan")
+        print(f"  with {heads} zero-ablated: in-context gain {ablated.in_context_gain:+6.2f} nats "
+              f"({kept:.0%} of it left), loss on the second copy {ablated.loss_second:.2f}")  # fmt: skip
     return 0
 
 
@@ -183,6 +196,14 @@ def add_parsers(sub: Any, default_model: str) -> None:
     pr.add_argument("--length", type=int, default=50, help="random tokens per copy")
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--top", type=int, default=3, help="heads listed per role")
+    pr.add_argument(
+        "--ablate",
+        nargs="+",
+        type=parse_head,
+        default=[],
+        metavar="HEAD",
+        help="heads to zero-ablate in a second run (e.g. L1.H3 L1.H5): how much of the gain they carry",
+    )
     pr.add_argument("--device", default=None)
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_probe)

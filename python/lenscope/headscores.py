@@ -25,6 +25,7 @@ occurrence. The same scores are computed on any text (its own duplicates and rep
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,10 +135,33 @@ def probe_sequences(model: Any, length: int = PROBE_LENGTH, batch: int = PROBE_B
     return torch.from_numpy(np.concatenate([bos, rows, rows], axis=1)).to(model_device(model))
 
 
+def zero_heads(model: Any, heads: Sequence[tuple[int, int]]) -> list[tuple[str, Callable[..., Any]]]:
+    """Forward hooks that zero-ablate ``(layer, head)`` pairs: their ``hook_z`` rows set to 0, so
+    nothing they would write reaches the residual stream (the output bias stays)."""
+    shape = shape_of(model)
+    n_heads = shape.n_heads or 0
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in heads:
+        check_int(layer, "layer", 0, shape.n_layers - 1)
+        check_int(head, "head", 0, n_heads - 1)
+        by_layer.setdefault(layer, []).append(head)
+
+    def zero(idx: list[int]) -> Callable[..., Any]:
+        def hook(z: torch.Tensor, hook: Any) -> torch.Tensor:
+            z = z.clone()
+            z[:, :, idx] = 0.0
+            return z
+
+        return hook
+
+    return [(hook_names.attn_z(layer), zero(idx)) for layer, idx in sorted(by_layer.items())]
+
+
 @torch.inference_mode()
-def score_tokens(model: Any, x: torch.Tensor, *, model_name: str = "model", on: str = "text") -> HeadScores:
+def score_tokens(model: Any, x: torch.Tensor, *, model_name: str = "model", on: str = "text",
+                 ablate: Sequence[tuple[int, int]] = ()) -> HeadScores:  # fmt: skip
     """Every head's role scores on token ids ``x`` (``[batch, seq]``, BOS first), one forward,
-    averaged over the batch's sequences."""
+    averaged over the batch's sequences; with the heads in ``ablate`` zero-ablated."""
     shape = shape_of(model)
     if x.ndim != 2 or x.shape[1] < 3:
         raise InvalidInput("token ids must be [sequences, tokens] with at least BOS + 2 tokens")
@@ -146,7 +170,7 @@ def score_tokens(model: Any, x: torch.Tensor, *, model_name: str = "model", on: 
     if int(x.min()) < 0 or int(x.max()) >= shape.d_vocab:
         raise InvalidInput(f"token ids must be between 0 and {shape.d_vocab - 1}")
     names = [hook_names.attn_pattern(layer) for layer in range(shape.n_layers)]
-    logits, cache = run_capturing(model, x, names)
+    logits, cache = run_capturing(model, x, names, zero_heads(model, ablate))
     per_seq = []
     for b in range(x.shape[0]):
         masks = detection_patterns(x[b])
@@ -157,12 +181,16 @@ def score_tokens(model: Any, x: torch.Tensor, *, model_name: str = "model", on: 
     return HeadScores(model_name, on, scores, int(x.shape[1]), int(x.shape[0]), extra={"logprobs": lp.cpu().numpy()})
 
 
-def induction_probe(model: Any, *, model_name: str = "model", length: int = PROBE_LENGTH, batch: int = PROBE_BATCH,
-                    seed: int = 0, pool: np.ndarray | None = None) -> HeadScores:  # fmt: skip
+def induction_probe(
+    model: Any, *, model_name: str = "model", length: int = PROBE_LENGTH, batch: int = PROBE_BATCH, seed: int = 0,
+    pool: np.ndarray | None = None, ablate: Sequence[tuple[int, int]] = (),
+) -> HeadScores:  # fmt: skip
     """Scores on repeated random tokens, with the in-context gain (loss on the first copy's tokens
-    after its first, minus loss on the second copy's tokens after its first)."""
+    after its first, minus loss on the second copy's tokens after its first); ``ablate``: heads
+    zero-ablated in that run, the causal test of which heads carry the gain."""
     x = probe_sequences(model, length, batch, seed, pool)
-    result = score_tokens(model, x, model_name=model_name, on="probe")
+    result = score_tokens(model, x, model_name=model_name, on="probe", ablate=ablate)
+    result.extra["ablated"] = [list(h) for h in ablate]
     lp = result.extra.pop("logprobs")  # lp[:, j] predicts token j + 1
     first = -float(lp[:, 1:length].mean())  # tokens 2..n of the first copy (token 1 follows the BOS)
     second = -float(lp[:, length + 1 :].mean())  # tokens 2..n of the second copy

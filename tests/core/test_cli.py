@@ -234,11 +234,12 @@ def test_readme_model_and_sae_commands(gelu) -> None:
 def test_readme_heads_commands(gelu2) -> None:
     """`lenscope heads` and `lenscope probe induction` exactly as the README shows them: the numbers are
     the core's (lenscope.headscores) on the same probe and file."""
+    from lenscope.cli_heads import parse_head
     from lenscope.headscores import frequent_tokens, induction_probe, shipped_token_counts, text_scores
 
     readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
     commands = re.findall(r"^\.venv/bin/lenscope ((?:heads|probe) [^#\n]*?)\s*(?:#.*)?$", readme, re.M)
-    assert len(commands) == 3, commands
+    assert len(commands) == 4, commands
     pool = frequent_tokens(gelu2, counts=shipped_token_counts("lenscope-gelu-2l", gelu2.cfg.d_vocab))
     probe = induction_probe(gelu2, length=50, seed=0, pool=pool)
     on_file = text_scores(gelu2, (EXAMPLES / "tour.py").read_text(encoding="utf-8"))
@@ -249,6 +250,10 @@ def test_readme_heads_commands(gelu2) -> None:
             assert f"in-context gain         {probe.in_context_gain:+6.2f} nats" in out.stdout
             layer, head, score = probe.top("induction", 1)[0]
             assert f"L{layer}.H{head}  {score:.2f}" in out.stdout
+            if "--ablate" in command:  # the same probe with those heads zero-ablated
+                heads = [parse_head(h) for h in command.split("--ablate")[1].split()]
+                ablated = induction_probe(gelu2, length=50, seed=0, pool=pool, ablate=heads)
+                assert f"zero-ablated: in-context gain {ablated.in_context_gain:+6.2f} nats" in out.stdout
         else:
             scores = on_file if "--file" in command else probe
             cells = [f"{scores.scores[r][1, 7]:.2f}" for r in ("previous_token", "duplicate_token", "induction", "bos")]
