@@ -50,6 +50,9 @@ export type PatchRequest = components['schemas']['PatchRequest'];
 export type PatchResponse = components['schemas']['PatchResponse'];
 export type HeadScores = components['schemas']['HeadScoresResponse'];
 export type HeadScoresTextRequest = components['schemas']['HeadScoresTextRequest'];
+export type SweepRequest = components['schemas']['SweepRequest'];
+export type SweepResponse = components['schemas']['SweepResponse'];
+export type SweptUnit = components['schemas']['SweptUnit'];
 
 /** `?index=NAME` (or `&index=NAME`) when an index is named, else nothing. */
 function indexQuery(name: string | null | undefined, sep: '?' | '&'): string {
@@ -110,6 +113,11 @@ export class LenscopeClient {
   /** Activation patching: the restored share of logit(target) − logit(baseline) per layer, component, position and head. */
   patch(request: Partial<PatchRequest> & Pick<PatchRequest, 'clean' | 'corrupted' | 'target' | 'baseline'>, signal?: AbortSignal): Promise<PatchResponse> {
     return this.call<PatchResponse>('POST', 'patch', request, signal);
+  }
+
+  /** Rank by causal effect: every neuron, head (and the SAE's features) zero-ablated in turn at text token `position` (`method: 'estimate'`: gradient × activation), beside the direct-attribution ranking. */
+  sweep(request: Partial<SweepRequest> & Pick<SweepRequest, 'text' | 'position'>, signal?: AbortSignal): Promise<SweepResponse> {
+    return this.call<SweepResponse>('POST', 'sweep', request, signal);
   }
 
   models(): Promise<ModelsResponse> {

@@ -18,6 +18,7 @@ import type { LenscopeModel } from '../model';
 import { describeTarget } from '../target';
 import { CommandIDs } from '../tokens';
 import { copyCodeButton } from './copycode';
+import { SweepSection } from './sweep';
 
 export { extent, mlpChildren, place, signed, waterfallParts } from '../waterfallparts';
 export type { WfKind, WfPart, WfPlaced } from '../waterfallparts';
@@ -156,6 +157,7 @@ export interface WaterfallArgs {
  */
 export class WaterfallView extends Widget {
   attribution: Attribution | null = null;
+  private sweep: SweepSection | null = null;
 
   constructor(
     readonly args: WaterfallArgs,
@@ -180,6 +182,11 @@ export class WaterfallView extends Widget {
     return { model: run.analysis.model, text: run.target.text, context: run.target.context, position: this.args.position, target: this.args.target, baseline: this.args.baseline, top: 30, ...(sae ? { sae } : {}) };
   }
 
+  dispose(): void {
+    this.sweep?.dispose();
+    super.dispose();
+  }
+
   private async load(): Promise<void> {
     const request = this.request();
     const run = this.model.run;
@@ -202,12 +209,21 @@ export class WaterfallView extends Widget {
       const bar = el('div', 'ls-picture-bar');
       bar.append(copyCodeButton('these parts of the prediction', () => ({ kind: 'attributionSnippet', request })));
       const commands = this.commands;
-      const view = renderWaterfall(a, {
+      const actions: WaterfallActions = {
         openNeuron: (layer, index) => void commands.execute(CommandIDs.openNeuron, { model: a.model, layer, index }),
-        openFeature: index => void commands.execute(CommandIDs.openFeature, { model: a.model, sae: a.features?.sae ?? '', index }),
+        openFeature: index => void commands.execute(CommandIDs.openFeature, { model: a.model, sae: request.sae ?? a.features?.sae ?? '', index }),
         openHead: (layer, head) => void commands.execute(CommandIDs.openHead, { model: a.model, layer, head })
-      });
-      this.node.replaceChildren(head, sub, bar, view);
+      };
+      const view = renderWaterfall(a, actions);
+      // beside it, the same prediction's units ranked by causal effect (their direct rank is this waterfall's order)
+      this.sweep = new SweepSection(
+        this.model.client,
+        { model: request.model, text: request.text, context: request.context, position: a.position, target: a.target, ...(request.sae ? { sae: request.sae } : {}) },
+        actions
+      );
+      const layout = el('div', 'ls-wf-layout');
+      layout.append(view, this.sweep.node);
+      this.node.replaceChildren(head, sub, bar, layout);
       this.node.dataset.state = 'ready';
     } catch (err) {
       this.node.dataset.state = 'error';
