@@ -1,0 +1,2 @@
+# This value should be set before the call.
+# The caller will be told, and the lock may be held.
