@@ -71,3 +71,36 @@ def test_bad_places_are_messages(tmp_path: Path) -> None:
     ):
         out = run(str(f), *args)
         assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+
+
+def test_readme_sweep_commands(gelu) -> None:
+    """The README's `lenscope sweep` commands, exactly as shown (from the repository root): the
+    units printed are the core's, at the token the place names."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^\.venv/bin/lenscope (sweep [^#\n]*?)\s*(?:#.*)?$", readme, re.M)
+    assert len(commands) == 2, commands
+    text = (root / "examples" / "tour.py").read_text(encoding="utf-8")
+    enc = gelu.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    holding = lambda offset: next(i for i, (a, b) in enumerate(enc["offset_mapping"]) if a <= offset < b)  # noqa: E731
+    lines = text.splitlines(keepends=True)
+    for command in commands:
+        words = command.split()
+        out = subprocess.run(
+            [sys.executable, "-m", "lenscope.cli", *words], capture_output=True, text=True, timeout=300, cwd=root
+        )
+        assert out.returncode == 0, out.stderr
+        if "--line" in words:
+            line, col = int(words[words.index("--line") + 1]), int(words[words.index("--col") + 1])
+            core = sweep(gelu, text, holding(sum(map(len, lines[: line - 1])) + col - 1))
+            # what the README says of it: heads with near-zero direct parts among the largest effects
+            assert sum(u.kind == "head" and abs(u.direct or 0.0) < 0.1 for u in core.units()[:3]) >= 2
+        else:
+            a, b = map(int, words[words.index("--lines") + 1].split(":"))
+            first, last = holding(sum(map(len, lines[: a - 1]))), holding(sum(map(len, lines[:b])) - 1)
+            core = sweep(gelu, text, first, last=last, method="estimate" if "--estimate" in words else "exact")
+            assert "estimate: gradient x activation" in out.stdout
+        for u in core.units()[:20]:
+            assert f"│ {u.label} " in out.stdout, (command, u)
