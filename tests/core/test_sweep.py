@@ -83,6 +83,24 @@ def test_a_later_window_of_a_three_layer_model(gelu) -> None:
     check_against_hooks(model, result, window.source_tokens, len(window.source_tokens) - 1, window.target)
 
 
+def test_a_selection_across_windows_is_each_position_read_in_its_own_window(gelu) -> None:
+    """A selection over two windows of a random 3-layer model (24-token context): each position's
+    values are its single sweep's, itself checked against hooks above (exact and estimate)."""
+    from lenscope.ablations import groups
+    from lenscope.engine.plan import plan_text
+
+    model = random_multi_layer(gelu.tokenizer, gelu.cfg.d_vocab)
+    first, last = 18, 27
+    assert len(groups(model, plan_text(model, CODE * 2), list(range(first, last + 1)))) == 2
+    for method in ("exact", "estimate"):
+        result = sweep(model, CODE * 2, first, last=last, method=method)
+        singles = [sweep(model, CODE * 2, p, method=method) for p in range(first, last + 1)]
+        assert result.targets == [t for s in singles for t in s.targets]
+        assert np.allclose(result.logprob, [s.logprob[0] for s in singles], atol=1e-5)
+        assert np.allclose(result.neurons, np.mean([np.abs(s.neurons) for s in singles], 0), atol=1e-5)
+        assert np.allclose(result.heads, np.mean([np.abs(s.heads) for s in singles], 0), atol=1e-5)
+
+
 def test_a_selection_is_the_mean_absolute_change_of_each_position_ablated_alone(gelu) -> None:
     ids = gelu.tokenizer(CODE, add_special_tokens=False)["input_ids"]
     tokens = [gelu.tokenizer.bos_token_id, *ids]
