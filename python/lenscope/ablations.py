@@ -311,7 +311,9 @@ def _gradient_x_activation(model: Any, g: Group, target: int | None, sae: Sparse
         return -(acts[name][rows, at].float() * grads[name][rows, at].float())
 
     heads = torch.stack([minus_act_grad(n).sum(-1) for n in z_names], 1)
-    neurons = torch.stack([minus_act_grad(n) for n in post_names], 1) if post_names else torch.zeros(p, n_layers, 0)
+    neurons = (
+        torch.stack([minus_act_grad(n) for n in post_names], 1) if post_names else torch.zeros(p, n_layers, 0, device=x.device)
+    )
     features = None
     if sae is not None:
         x_in = _sae_input(acts[sae.hook_point], sae, rows, at)
