@@ -7,7 +7,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import type { Activations, Analysis } from './api/analysis';
+import type { Analysis } from './api/analysis';
 import type { LenscopeClient, ModelEntry } from './api/client';
 import { describe, hintFor } from './errors';
 import type { AppliedIntervention } from './interventions';
@@ -22,14 +22,26 @@ export type Status =
   | { kind: 'error'; message: string; hint: string }
   | { kind: 'ready' };
 
+/** The unit the text is coloured by: a neuron (`POST activations`) or an SAE feature (`POST unit_activations`; layer null). */
+export interface UnitColouring {
+  kind: 'neuron' | 'feature';
+  layer: number | null;
+  index: number;
+  /** the feature's SAE (null for a neuron) */
+  sae: string | null;
+  /** `L0.N5`, `F12` */
+  name: string;
+  activations: { at(i: number): number };
+}
+
 /** One analysis: what was analyzed, by which model(s), and how long it took in the browser. */
 export interface Run {
   target: Target;
   analysis: Analysis;
   /** model B of a comparison (same tokens), with B's log-prob floor */
   compare: { analysis: Analysis; clamp: number } | null;
-  /** the neuron the text is coloured by, if any */
-  neuron: { layer: number; index: number; activations: Activations } | null;
+  /** the unit (a neuron or an SAE feature) the text is coloured by, if any */
+  neuron: UnitColouring | null;
   /** performance.now() when the command started (views report command-to-pixels from it) */
   started: number;
   /** the same text re-run with the enabled interventions (same tokens); the plain `analysis` is untouched */

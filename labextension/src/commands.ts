@@ -26,7 +26,10 @@ const str = (args: ReadonlyPartialJSONObject, key: string): string => String(arg
 const int = (args: ReadonlyPartialJSONObject, key: string): number => Number(args[key] ?? 0);
 /** `{component, layer, index}` of a command's args (component default: neuron). */
 const componentOf = (args: ReadonlyPartialJSONObject): ComponentRef => {
-  const component = (['neuron', 'head', 'mlp', 'attn'] as const).find(c => c === args.component) ?? 'neuron';
+  const component = (['neuron', 'head', 'mlp', 'attn', 'feature'] as const).find(c => c === args.component) ?? 'neuron';
+  if (component === 'feature') {
+    return { component, layer: null, index: int(args, 'index'), sae: str(args, 'sae') || null };
+  }
   return { component, layer: int(args, 'layer'), index: component === 'neuron' || component === 'head' ? int(args, 'index') : null };
 };
 const cellOf = (args: ReadonlyPartialJSONObject): number | null => (typeof args.cell === 'number' ? args.cell : null);
@@ -193,10 +196,13 @@ export function addCommands(
     }
   });
   commands.addCommand(CommandIDs.ablate, {
-    label: args => (args.layer === undefined ? 'lenscope: Ablate in the current analysis' : `lenscope: Ablate ${componentLabel(componentOf(args))} in the current analysis`),
-    caption: 'Zero a neuron or head at every position of the analyzed text and re-run it (colours: Δ log-prob)',
+    label: args => (args.layer === undefined && args.component !== 'feature' ? 'lenscope: Ablate in the current analysis' : `lenscope: Ablate ${componentLabel(componentOf(args))} in the current analysis`),
+    caption: 'Zero a neuron, head or SAE feature at every position of the analyzed text and re-run it (colours: Δ log-prob)',
     execute: args => {
       const what = componentOf(args);
+      if (what.component === 'feature' && !what.sae) {
+        what.sae = model.run?.analysis.features?.sae ?? model.saeChoice.name ?? null; // the analysis' SAE
+      }
       const name = str(args, 'model');
       const run = model.run;
       showPanel();

@@ -11,11 +11,13 @@ export type Component = InterventionWire['component'];
 /** The ops (`patch` needs a source text: only the patching tab adds one; the list's op select does not offer it). */
 export type Op = InterventionWire['op'];
 
-/** What is changed: a neuron, a head, or a whole MLP / attention layer (index null). */
+/** What is changed: a neuron, a head, an SAE feature (layer null, its SAE), or a whole MLP / attention layer (index null). */
 export interface ComponentRef {
   component: Component;
-  layer: number;
+  layer: number | null;
   index: number | null;
+  /** a feature's SAE (the analyze request's `sae`) */
+  sae?: string | null;
 }
 
 /** One intervention of the list: what, how, where (text token indices; null: every position). */
@@ -34,6 +36,7 @@ export interface Intervention extends ComponentRef {
 /** The ops the server allows per component. */
 export const OPS: Readonly<Record<string, Op[]>> = {
   neuron: ['zero', 'mean', 'set', 'scale', 'steer'],
+  feature: ['zero', 'mean', 'set', 'scale', 'steer'],
   head: ['zero', 'mean', 'scale', 'steer'],
   mlp: ['zero', 'mean', 'scale'],
   attn: ['zero', 'mean', 'scale'],
@@ -51,9 +54,21 @@ export const VALUE_OF: Partial<Record<Op, string>> = { set: 'value', scale: 'fac
 /** A sensible value when switching to an op: scale keeps half, steer adds one unit. */
 export const DEFAULT_VALUE: Record<Op, number> = { zero: 0, mean: 0, set: 0, scale: 0.5, steer: 1, patch: 0 };
 
-/** `L0.N123`, `L0.H3`, `L0.MLP`, `L0.ATTN`, `L0.RESID` (case and spaces ignored, the `L` optional); null when not one. */
-export function parseComponent(spec: string): ComponentRef | null {
+/** Whether a component names one unit (a neuron, head or feature) rather than a whole layer. */
+export function hasIndex(c: Component): boolean {
+  return c === 'neuron' || c === 'head' || c === 'feature';
+}
+
+/**
+ * `L0.N123`, `L0.H3`, `L0.MLP`, `L0.ATTN`, `L0.RESID`, `F12` (a feature of `sae`; case and spaces
+ * ignored, the `L` optional); null when not one.
+ */
+export function parseComponent(spec: string, sae: string | null = null): ComponentRef | null {
   const s = spec.replace(/\s+/g, '').toUpperCase();
+  const f = /^F(\d+)$/.exec(s);
+  if (f) {
+    return { component: 'feature', layer: null, index: Number(f[1]), sae };
+  }
   let m = /^L?(\d+)\.(N|H)(\d+)$/.exec(s);
   if (m) {
     return { component: m[2] === 'N' ? 'neuron' : 'head', layer: Number(m[1]), index: Number(m[3]) };
@@ -83,6 +98,12 @@ export function componentProblem(c: ComponentRef, shape: ShapeLike | null | unde
     return null;
   }
   const label = componentLabel(c);
+  if (c.component === 'feature') {
+    return c.sae ? null : `${label}: pick an SAE in the panel first (a feature is of an SAE).`;
+  }
+  if (c.layer === null) {
+    return `${label}: which layer?`;
+  }
   if (c.layer >= shape.n_layers) {
     return `${label}: ${model} has ${shape.n_layers} layer${shape.n_layers === 1 ? '' : 's'} (L0${shape.n_layers > 1 ? `–L${shape.n_layers - 1}` : ''}).`;
   }
@@ -98,9 +119,11 @@ export function componentProblem(c: ComponentRef, shape: ShapeLike | null | unde
   return null;
 }
 
-/** `L0.N5`, `L0.H3`, `L0.MLP`, `L0.ATTN`. */
+/** `L0.N5`, `L0.H3`, `L0.MLP`, `L0.ATTN`, `F12`. */
 export function componentLabel(c: ComponentRef): string {
   switch (c.component) {
+    case 'feature':
+      return `F${c.index}`;
     case 'neuron':
       return `L${c.layer}.N${c.index}`;
     case 'head':
@@ -120,13 +143,18 @@ export function toWire(list: readonly Intervention[]): InterventionWire[] {
     .filter(i => i.enabled)
     .map(i => ({
       component: i.component,
-      layer: i.layer,
-      index: i.component === 'neuron' || i.component === 'head' ? i.index : null,
+      layer: i.component === 'feature' ? null : i.layer,
+      index: hasIndex(i.component) ? i.index : null,
       op: i.op,
       value: VALUE_OF[i.op] ? i.value : 0,
       positions: i.positions,
       source: i.op === 'patch' ? (i.source ?? null) : null
     }));
+}
+
+/** The SAE the list's enabled feature interventions are of (the analyze request's `sae`), or null without any. */
+export function saeOf(list: readonly Intervention[]): string | null {
+  return list.find(i => i.enabled && i.component === 'feature' && i.sae)?.sae ?? null;
 }
 
 /** Whether two wire lists ask for the same thing (a re-run is not needed). */

@@ -10,7 +10,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { AnalysisModel, sameTokens } from './analysismodel';
 import type { LenscopeClient } from './api/client';
 import { describe } from './errors';
-import { AppliedIntervention, ComponentRef, componentProblem, deltas, deltaSpan, Intervention, InterventionWire, opsOf, sameWire, toWire } from './interventions';
+import { AppliedIntervention, ComponentRef, componentLabel, componentProblem, deltas, deltaSpan, hasIndex, Intervention, InterventionWire, opsOf, saeOf, sameWire, toWire } from './interventions';
 import { LatestRequest } from './request';
 import type { Settings } from './settings';
 
@@ -62,13 +62,16 @@ export class InterventionsModel {
   add(what: ComponentRef & Partial<Pick<Intervention, 'op' | 'value' | 'positions' | 'origin' | 'source'>>): number | null {
     const op = what.op ?? 'zero';
     const run = this.analysis.run;
+    const listSae = saeOf(this.value.items);
     const problem = !run
       ? 'Analyze some text first: interventions change the current analysis.'
       : op === 'patch'
         ? (typeof what.source === 'string' ? null : 'patch needs a source text')
       : !opsOf(what.component).includes(op)
         ? `${op} is not an op for a ${what.component} (${opsOf(what.component).join(', ')})`
-        : // the model's shape (GET models): a component it does not have never joins the list
+        : what.component === 'feature' && listSae && what.sae && what.sae !== listSae
+          ? `${componentLabel(what)} is of ${what.sae}; the list's features are of ${listSae} (one SAE per analysis).`
+          : // the model's shape (GET models): a component it does not have never joins the list
           componentProblem(what, this.analysis.entryOf(run.analysis.model)?.shape, run.analysis.model);
     if (problem) {
       this.set({ error: problem });
@@ -78,8 +81,9 @@ export class InterventionsModel {
     const item: Intervention = {
       id,
       component: what.component,
-      layer: what.layer,
-      index: what.component === 'neuron' || what.component === 'head' ? what.index : null,
+      layer: what.component === 'feature' ? null : what.layer,
+      index: hasIndex(what.component) ? what.index : null,
+      sae: what.component === 'feature' ? (what.sae ?? null) : null,
       op,
       value: what.value ?? 0,
       positions: what.positions ?? null,
@@ -166,7 +170,9 @@ export class InterventionsModel {
       context: run.target.context,
       top_k: s.topK,
       top_neurons: s.topNeurons,
-      interventions: wire
+      interventions: wire,
+      // feature interventions are of one SAE, which analyze then needs
+      ...(saeOf(this.value.items) ? { sae: saeOf(this.value.items) } : {})
     };
     this.value = { ...this.value, error: null }; // shown with `loading` as the request starts
     void this.request.run(signal => this.client.analyze(request, signal)).then(analysis => {

@@ -233,7 +233,12 @@ export class LenscopeModel {
     this.colouring.openNeuron(layer, index, model);
   }
 
-  /** Open an SAE feature's card (a tab); its activations on the analyzed text come from the analysis. */
+  /** Colour the last analysis by an SAE feature's activations (`POST unit_activations`; null: back to log-probs). */
+  colourByFeature(feature: { sae: string; index: number } | null): Promise<void> {
+    return this.colouring.colourByFeature(feature);
+  }
+
+  /** Open an SAE feature: its card (a tab) and, when there is analyzed text of its model, the text coloured by it. */
   openFeature(index: number, sae?: string, model?: string): void {
     this.colouring.openFeature(index, sae, model);
   }

@@ -308,7 +308,7 @@ export function logitLensHeatmapSnippet(request: Req<S['LogitLensRequest'], 'tex
 }
 
 function interventionLine(i: InterventionSnippetItem): string {
-  const args = [pyString(i.component), String(i.layer), pyValue(i.index ?? null), pyString(i.op ?? 'zero'), pyValue(i.value ?? 0)];
+  const args = [pyString(i.component), pyValue(i.layer ?? null), pyValue(i.index ?? null), pyString(i.op ?? 'zero'), pyValue(i.value ?? 0)];
   let line = `Intervention(${args.join(', ')}`;
   if (i.positions) {
     line += `, positions=(${i.positions.join(', ')}${i.positions.length === 1 ? ',' : ''})`;
@@ -326,6 +326,8 @@ function interventionLine(i: InterventionSnippetItem): string {
  */
 export function interventionSnippet(request: Omit<AnalyzeSnippetRequest, 'interventions'> & { interventions: InterventionSnippetItem[]; root?: string }): string {
   const mean = request.interventions.some(i => i.op === 'mean' && i.component === 'neuron');
+  // feature interventions act at their SAE's hook point: analyze takes the SAE
+  const sae = request.sae ?? null;
   const means = mean
     ? [
         `ROOT = Path(${pyString(request.root ?? '.')})  # the folder Jupyter serves: its workspace index wins over the shipped one`,
@@ -355,6 +357,7 @@ export function interventionSnippet(request: Omit<AnalyzeSnippetRequest, 'interv
       [
         'from lenscope import analyze',
         'from lenscope.interventions import Intervention',
+        ...(sae ? ['from lenscope.models.sae_registry import load_named_sae'] : []),
         ...(mean
           ? ['from pathlib import Path', '', 'import lenscope.models', 'from lenscope.defaults import INDEXES_DIR', 'from lenscope.index.card import neuron_row', 'from lenscope.index.store import open_index']
           : [])
@@ -366,10 +369,11 @@ export function interventionSnippet(request: Omit<AnalyzeSnippetRequest, 'interv
     ...request.interventions.map(i => `    ${interventionLine(i)},`),
     ']',
     ...means,
+    ...(sae ? [`SAE = ${pyString(sae)}`, 'sae = load_named_sae(SAE)  # the feature interventions are its features'] : ['sae = None']),
     '',
     'plain = analyze(model, TEXT, context=CONTEXT, top_k=TOP_K, top_neurons=TOP_NEURONS)',
     'what_if = analyze(model, TEXT, context=CONTEXT, top_k=TOP_K, top_neurons=TOP_NEURONS, interventions=INTERVENTIONS,',
-    '                  neuron_means=MEANS)',
+    '                  neuron_means=MEANS, sae=sae)',
     'print("applied:", ", ".join(i["label"] + (f" (mean from the {i[\'mean_from\']})" if i["mean_from"] else "") for i in what_if.interventions))',
     'tokens = []',
     'print(f"{\'#\':>4}  {\'token\':<16} {\'before\':>8} {\'after\':>8} {\'delta\':>8}")',
@@ -378,6 +382,36 @@ export function interventionSnippet(request: Omit<AnalyzeSnippetRequest, 'interv
     '    tokens.append({"index": i, "token": text, "before": before, "after": after, "delta": after - before})',
     '    print(f"{i:>4}  {text!r:<16} {before:>8.3f} {after:>8.3f} {after - before:>+8.3f}")',
     'result = {"kind": "intervention", "model": MODEL, "applied": what_if.interventions, "tokens": tokens}',
+    ...FOOTER
+  ]);
+}
+
+/**
+ * Named units (`L0.N224`, `F12` of an SAE) at every token (`POST unit_activations`):
+ * `lenscope.unit_activations`, a table of token × unit.
+ */
+export function unitActivationsSnippet(request: Req<S['UnitActivationsRequest'], 'text' | 'units'>): string {
+  const sae = request.sae ?? null;
+  return join([
+    ...header(
+      "Units' activations at every token: neurons (L0.N224) and SAE features (F12).",
+      ['from lenscope import unit_activations', ...(sae ? ['from lenscope.models.sae_registry import load_named_sae'] : [])],
+      modelOf(request)
+    ),
+    `TEXT = ${pyString(request.text)}`,
+    `CONTEXT = ${pyString(request.context ?? '')}`,
+    `UNITS = [${request.units.map(u => pyString(u)).join(', ')}]`,
+    sae ? `SAE = ${pyString(sae)}` : 'SAE = None',
+    '',
+    'sae = load_named_sae(SAE) if SAE else None',
+    'acts = unit_activations(model, TEXT, UNITS, sae=sae, context=CONTEXT, model_name=MODEL)',
+    'print(f"{\'#\':>4}  {\'token\':<16} " + " ".join(f"{u:>9}" for u in acts.names))',
+    'tokens = []',
+    'for i, text in enumerate(acts.token_texts):',
+    '    row = [float(v) for v in acts.activations[i]]',
+    '    tokens.append({"index": i, "token": text, "activations": row})',
+    '    print(f"{i:>4}  {text!r:<16} " + " ".join(f"{v:>9.3f}" for v in row))',
+    'result = {"kind": "unit_activations", "model": MODEL, "sae": SAE, "units": acts.names, "tokens": tokens}',
     ...FOOTER
   ]);
 }
@@ -550,6 +584,7 @@ export const SNIPPETS = {
   logitLensSnippet,
   logitLensHeatmapSnippet,
   interventionSnippet,
+  unitActivationsSnippet,
   patchSnippet,
   corpusCompareSnippet,
   neuronCardSnippet,

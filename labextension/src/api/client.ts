@@ -10,6 +10,7 @@ import { Attention, AttentionRequest, AttentionResponseWire } from './attention'
 import { AttributeRequest, Attribution, AttributionResponseWire } from './attribution';
 import { LogitLens, LogitLensRequest, LogitLensResponseWire } from './logitlens';
 import { parseServerTiming } from './timing';
+import { UnitActivations, UnitActivationsRequest, UnitActivationsResponseWire } from './units';
 import type { components } from './schema';
 
 /** `sae` and `top_features` have server defaults (no SAE, 10): a request may leave them out. */
@@ -93,6 +94,11 @@ export class LenscopeClient {
 
   async activations(request: ActivationsRequest, signal?: AbortSignal): Promise<Activations> {
     return new Activations(await this.call<ActivationsResponseWire>('POST', 'activations', request, signal));
+  }
+
+  /** Named units (`L0.N224`, `F1741` of `sae`) at every token of the text: one column per unit, in the order asked. */
+  async unitActivations(request: Partial<UnitActivationsRequest> & Pick<UnitActivationsRequest, 'text' | 'units'>, signal?: AbortSignal): Promise<UnitActivations> {
+    return new UnitActivations(await this.call<UnitActivationsResponseWire>('POST', 'unit_activations', request, signal), request.text);
   }
 
   /** Direct logit attribution of the prediction at text token `position` (same text and context as the analysis). */

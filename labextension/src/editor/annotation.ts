@@ -3,7 +3,8 @@ import type { Analysis } from '../api/analysis';
 import type { ScaleName } from '../colors';
 
 export interface NeuronColouring {
-  layer: number;
+  /** null for an SAE feature */
+  layer: number | null;
   index: number;
   values: Float32Array; // activation at each token
 }

@@ -42,6 +42,9 @@ function build(a: Annotation): DecorationSet {
   const max = a.neuron ? Math.max(0, ...a.neuron.values) : 0;
   for (const r of tokenRanges(a.analysis, a.offset)) {
     const attributes: Record<string, string> = { style: `background-color: ${tokenColor(a, r.index, max)}`, 'data-ls-token': String(r.index) };
+    if (a.neuron) {
+      attributes['data-ls-activation'] = String(a.neuron.values[r.index]);
+    }
     if (a.intervened && !a.neuron) {
       attributes['data-ls-delta'] = String(a.intervened.deltas[r.index]);
     }

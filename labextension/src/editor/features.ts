@@ -1,6 +1,7 @@
 /**
  * The tooltip's SAE features row: "features (SAE name): F123 1.72 …", the features that fire at
- * the token (index ≥ 0), strongest first. A chip opens the feature's card.
+ * the token (index ≥ 0), strongest first. A chip opens the feature's card and colours the text by
+ * it; its ✕ (when the tooltip can ablate) zeroes it at every position.
  */
 import type { Analysis } from '../api/analysis';
 import { featureLabel } from '../api/features';
@@ -13,7 +14,7 @@ export function featureChip(index: number, text: string, sae: string, open: Open
   const chip = el('button', 'ls-feature-chip', text);
   chip.dataset.index = String(index);
   chip.dataset.sae = sae;
-  chip.title = `Open the card of feature ${featureLabel(index)} of ${sae}`;
+  chip.title = `Colour the text by feature ${featureLabel(index)} of ${sae} and open its card`;
   chip.setAttribute('aria-label', `open the card of feature ${featureLabel(index)} (${sae})`);
   // mousedown, not click: the editor keeps its focus (and the hover tooltip stays)
   chip.addEventListener('mousedown', event => {
@@ -30,7 +31,7 @@ export function featureChip(index: number, text: string, sae: string, open: Open
 }
 
 /** The row of token i's features, or null when the analysis has no SAE (or nothing fires there). */
-export function featureRow(analysis: Analysis, i: number, open: OpenFeature | undefined): HTMLElement | null {
+export function featureRow(analysis: Analysis, i: number, open: OpenFeature | undefined, ablateFor?: (index: number) => HTMLElement | null): HTMLElement | null {
   const features = analysis.features;
   if (!features || !open) {
     return null;
@@ -42,7 +43,14 @@ export function featureRow(analysis: Analysis, i: number, open: OpenFeature | un
   for (const h of hits) {
     const chip = featureChip(h.index, `${featureLabel(h.index)} ${fmt(h.activation)}`, features.sae, open);
     chip.dataset.activation = String(h.activation);
-    box.append(chip);
+    const ablate = ablateFor?.(h.index) ?? null;
+    if (ablate) {
+      const pair = el('span', 'ls-chip-pair');
+      pair.append(chip, ablate);
+      box.append(pair);
+    } else {
+      box.append(chip);
+    }
   }
   if (!hits.length) {
     box.append(el('span', 'ls-muted', 'none fire here'));

@@ -84,7 +84,7 @@ function ablateButton(what: ComponentRef, position: number, actions: TooltipActi
   const label = componentLabel(what);
   const button = el('button', 'ls-ablate', '\u2715');
   button.dataset.component = what.component;
-  button.dataset.layer = String(what.layer);
+  button.dataset.layer = String(what.layer ?? '');
   button.dataset.index = String(what.index);
   button.title = `Ablate ${label}: zero it at every position and re-run this text (the panel's Interventions list changes it)`;
   button.setAttribute('aria-label', `ablate ${label}`);
@@ -671,7 +671,8 @@ export function buildTooltip(a: Annotation, i: number, actions: TooltipActions, 
     }
     root.append(box);
   }
-  const features = featureRow(analysis, i, actions.openFeature);
+  const sae = analysis.features?.sae ?? null;
+  const features = featureRow(analysis, i, actions.openFeature, index => ablateButton({ component: 'feature', layer: null, index, sae }, i, actions));
   if (features) {
     root.append(features);
   }

@@ -11,7 +11,7 @@ import { el, fmt, visible } from '../format';
 import type { LenscopeModel, Run, Status } from '../model';
 import { describeTarget } from '../target';
 import { CommandIDs } from '../tokens';
-import { signedDelta, toWire } from '../interventions';
+import { saeOf, signedDelta, toWire } from '../interventions';
 import { activationLegend, deltaLegend, diffLegend, logprobLegend } from './legend';
 import type { SnippetRequest } from '../snippets';
 import { copyCodeButton, serverRoot } from './copycode';
@@ -24,8 +24,12 @@ export function analysisCode(model: LenscopeModel, run: Run): SnippetRequest {
   const s = model.settings;
   const { analysis, target } = run;
   const request = { model: analysis.model, text: target.text, context: target.context, top_k: analysis.prediction(0).top.length, top_neurons: s.topNeurons };
+  if (run.neuron?.kind === 'feature') {
+    return { kind: 'unitActivationsSnippet', request: { model: analysis.model, text: target.text, context: target.context, units: [run.neuron.name], sae: run.neuron.sae } };
+  }
   if (run.intervened) {
-    return { kind: 'interventionSnippet', request: { ...request, interventions: toWire(model.interventions.items), root: serverRoot() } };
+    const sae = saeOf(model.interventions.items);
+    return { kind: 'interventionSnippet', request: { ...request, interventions: toWire(model.interventions.items), root: serverRoot(), ...(sae ? { sae } : {}) } };
   }
   if (run.compare) {
     return { kind: 'comparisonSnippet', request: { ...request, model_b: run.compare.analysis.model, clamp: run.compare.clamp } };
@@ -129,20 +133,23 @@ export class AnalysisView extends Widget {
     const s = this.model.settings;
     const { max, at } = neuronMax(run);
     if (run.neuron) {
-      const { layer, index } = run.neuron;
-      this.neuronBox.dataset.layer = String(layer);
+      const { layer, index, kind, name, sae } = run.neuron;
+      this.neuronBox.dataset.kind = kind;
+      this.neuronBox.dataset.layer = String(layer ?? '');
       this.neuronBox.dataset.index = String(index);
       const back = el('button', 'ls-button ls-back', 'colour by log-prob again');
       back.addEventListener('click', () => void this.model.colourByNeuron(null));
       const open = el('button', 'ls-button', 'open its card');
-      open.addEventListener('click', () => void this.commands.execute(CommandIDs.openNeuron, { model: analysis.model, layer, index }));
+      open.addEventListener('click', () =>
+        void (kind === 'feature' ? this.commands.execute(CommandIDs.openFeature, { model: analysis.model, sae: sae ?? '', index }) : this.commands.execute(CommandIDs.openNeuron, { model: analysis.model, layer: layer ?? 0, index }))
+      );
       this.neuronBox.append(
-        el('h4', '', `Text coloured by neuron L${layer}.N${index} of ${analysis.model}`),
+        el('h4', '', kind === 'feature' ? `Text coloured by feature ${name} of ${sae} (${analysis.model})` : `Text coloured by neuron ${name} of ${analysis.model}`),
         el('p', 'ls-muted', `max ${fmt(max)} at “${visible(analysis.tokens[at]?.text ?? '')}”`),
         back,
         open
       );
-      this.legendBox.append(activationLegend(`activation of L${layer}.N${index}`, max));
+      this.legendBox.append(activationLegend(`activation of ${name}`, max));
     } else if (run.intervened) {
       const legend = deltaLegend(run.intervened.span);
       legend.dataset.span = String(run.intervened.span);

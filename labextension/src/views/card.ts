@@ -19,6 +19,7 @@ import { copyCodeButton } from './copycode';
 import { IndexPicker } from './indexpicker';
 import { moveInList } from './analysis';
 import { activationLegend } from './legend';
+import { TestOnText } from './testontext';
 
 export interface CardArgs {
   model: string;
@@ -66,6 +67,8 @@ export function refreshesCards(view: JobView): boolean {
 
 export class NeuronCardView extends Widget {
   card: NeuronCard | null = null;
+  /** "Test on text": kept across reloads (the typed text stays) */
+  private readonly tester: TestOnText;
   /** the input side, read from the weights: fetched once, an index update does not change it */
   private inputs: Promise<NeuronInputs | Error> | null = null;
   /** how many times the card was fetched (a finished index job fetches it again) */
@@ -83,12 +86,14 @@ export class NeuronCardView extends Widget {
     this.node.dataset.index = String(args.index);
     this.node.dataset.model = args.model;
     this.node.append(el('p', 'ls-spinner', `Loading the card of ${cardLabel(args)}…`));
+    this.tester = new TestOnText({ model: args.model, name: `L${args.layer}.N${args.index}`, sae: null }, model);
     model.jobs.changed.connect(this.onJob, this);
     model.indexChanged.connect(this.onIndex, this); // another index picked for the model: read it
     void this.load();
   }
 
   dispose(): void {
+    this.tester.dispose();
     this.model.jobs.changed.disconnect(this.onJob, this);
     this.model.indexChanged.disconnect(this.onIndex, this);
     super.dispose();
@@ -130,6 +135,8 @@ export class NeuronCardView extends Widget {
       this.card = card;
       const rendered = renderCard(card, this.commands, await inputs);
       rendered.querySelector('h2')?.after(this.ablateBar(), new IndexPicker(this.model, () => model).node);
+      this.tester.setCard(card);
+      placeTester(rendered, this.tester.node);
       const top = this.node.scrollTop; // a refreshed card stays where the reader was
       this.node.replaceChildren(rendered);
       this.node.scrollTop = top;
@@ -143,10 +150,21 @@ export class NeuronCardView extends Widget {
       this.node.replaceChildren(
         el('h2', '', `Neuron L${layer}.N${index} of ${model}`),
         el('p', missing ? 'ls-muted' : 'ls-error', missing ? `No neuron index for ${model} yet: “Index the workspace” in the lenscope panel builds one.` : describe(err)),
-        inputsBox(await inputs)
+        inputsBox(await inputs),
+        this.tester.node
       );
       this.node.querySelector('h2')?.after(this.ablateBar());
     }
+  }
+}
+
+/** "Test on text" goes right below the description (what it tests), else below the card's first lines. */
+export function placeTester(root: HTMLElement, tester: HTMLElement): void {
+  const after = root.querySelector('.ls-card-description') ?? root.querySelector('h2 ~ p.ls-muted') ?? root.querySelector('h2');
+  if (after) {
+    after.after(tester);
+  } else {
+    root.append(tester);
   }
 }
 

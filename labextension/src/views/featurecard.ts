@@ -17,7 +17,8 @@ import type { JobView } from '../jobs';
 import { el, fmt, visible } from '../format';
 import type { LenscopeModel, Run } from '../model';
 import { CommandIDs } from '../tokens';
-import { refreshesCards, renderCard } from './card';
+import { placeTester, refreshesCards, renderCard } from './card';
+import { TestOnText } from './testontext';
 import { copyCodeButton } from './copycode';
 import { IndexPicker } from './indexpicker';
 import { activationLegend } from './legend';
@@ -95,6 +96,8 @@ export function onTextSection(analysis: Analysis | null, args: FeatureArgs, comm
 export class FeatureCardView extends Widget {
   card: NeuronCard | null = null;
   private readonly onText = el('div', 'ls-feature-on-text-slot');
+  /** "Test on text": kept across reloads (the typed text stays) */
+  private readonly tester: TestOnText;
   private shown: Analysis | null | undefined = undefined;
   /** how many times the card was fetched (a finished index job fetches it again) */
   private loads = 0;
@@ -112,6 +115,7 @@ export class FeatureCardView extends Widget {
     this.node.dataset.index = String(args.index);
     this.node.dataset.model = args.model;
     this.node.append(el('p', 'ls-spinner', `Loading the card of feature ${featureCardLabel(args)}…`));
+    this.tester = new TestOnText({ model: args.model, name: featureLabel(args.index), sae: args.sae }, model);
     model.runChanged.connect(this.followRun, this);
     model.jobs.changed.connect(this.onJob, this);
     model.indexChanged.connect(this.onIndex, this); // another index picked for the model: read it
@@ -119,6 +123,7 @@ export class FeatureCardView extends Widget {
   }
 
   dispose(): void {
+    this.tester.dispose();
     this.model.runChanged.disconnect(this.followRun, this);
     this.model.jobs.changed.disconnect(this.onJob, this);
     this.model.indexChanged.disconnect(this.onIndex, this);
@@ -153,8 +158,16 @@ export class FeatureCardView extends Widget {
     const entry = this.model.saes.find(s => s.name === sae);
     const what = entry?.hook_point ? ` at ${entry.hook_point}` : '';
     const size = entry?.d_sae ? ` · ${entry.d_sae.toLocaleString('en-US')} features${entry.k ? `, k=${entry.k}` : ''}` : '';
+    const colour = el('button', 'ls-action ls-colour-card', 'Colour the editor by it');
+    colour.title = `Colour the analyzed text by ${featureLabel(index)}'s activation at every token (POST unit_activations)`;
+    colour.addEventListener('click', () => void this.model.colourByFeature({ sae, index }));
+    const ablate = el('button', 'ls-action ls-ablate-card', 'Ablate in the current analysis');
+    ablate.title = `Zero ${featureLabel(index)} at every position of the analyzed text and re-run it (its decoder direction removed, the SAE's error kept): the text is coloured by the change in log-prob`;
+    ablate.addEventListener('click', () => void this.commands.execute(CommandIDs.ablate, { model, component: 'feature', sae, index }));
     bar.append(
       el('span', 'ls-muted ls-feature-of', `An SAE feature of ${model}${what}${size}. `),
+      colour,
+      ablate,
       copyCodeButton('this feature’s logit effects from the SAE’s decoder and the model’s weights', () => ({ kind: 'featureCardSnippet', request: { model, sae, index } }), 'ls-action ls-copy-code')
     );
     return bar;
@@ -175,6 +188,8 @@ export class FeatureCardView extends Widget {
       root.querySelector('h2')?.after(this.header(), new IndexPicker(this.model, () => model, () => sae).node);
       // the feature on the current text, before the corpus' examples
       root.querySelector('.ls-effects')?.after(this.onText);
+      this.tester.setCard(card);
+      placeTester(root, this.tester.node);
       const top = this.node.scrollTop; // a refreshed card stays where the reader was
       this.node.replaceChildren(root);
       this.node.scrollTop = top;
@@ -195,7 +210,7 @@ export class FeatureCardView extends Widget {
         build.addEventListener('click', () => void this.model.buildIndex(sae, model));
         parts.push(build);
       }
-      this.node.replaceChildren(...parts, this.onText);
+      this.node.replaceChildren(...parts, this.tester.node, this.onText);
     }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The panel's SAE features (in the neurons view): the selection's strongest features, and the
  * results of a search for features whose top examples peak on a token. A feature chip opens its
- * card (`lenscope:open-feature`).
+ * card and colours the text by it (`lenscope:open-feature`); ✕ beside it ablates it.
  */
 import type { CommandRegistry } from '@lumino/commands';
 
@@ -16,9 +16,21 @@ export function featureButton(commands: CommandRegistry, model: string, sae: str
   const button = el('button', 'ls-feature-chip', label);
   button.dataset.index = String(index);
   button.dataset.sae = sae;
-  button.title = `Open the card of feature ${featureLabel(index)} of ${sae}`;
+  button.title = `Colour the text by feature ${featureLabel(index)} of ${sae} and open its card`;
   button.setAttribute('aria-label', `open the card of feature ${featureLabel(index)} (${sae})`);
   button.addEventListener('click', () => void commands.execute(CommandIDs.openFeature, { model, sae, index }));
+  return button;
+}
+
+/** ✕ beside a feature chip: zero the feature at every position of the analyzed text (`lenscope:ablate`). */
+export function featureAblateButton(commands: CommandRegistry, model: string, sae: string, index: number): HTMLButtonElement {
+  const button = el('button', 'ls-ablate ls-feature-ablate', '\u2715');
+  button.dataset.component = 'feature';
+  button.dataset.index = String(index);
+  button.tabIndex = -1; // the list keeps one tab stop
+  button.title = `Ablate feature ${featureLabel(index)}: zero it at every position and re-run this text (the Interventions list changes it)`;
+  button.setAttribute('aria-label', `ablate feature ${featureLabel(index)}`);
+  button.addEventListener('click', () => void commands.execute(CommandIDs.ablate, { model, component: 'feature', sae, index }));
   return button;
 }
 
@@ -43,6 +55,7 @@ export function strongestFeatures(analysis: Analysis, commands: CommandRegistry,
     button.tabIndex = list.childElementCount ? -1 : 0;
     item.append(
       button,
+      featureAblateButton(commands, analysis.model, features.sae, f.index),
       el('span', '', ` max ${fmt(f.max)} at `),
       el('code', '', visible(analysis.tokens[f.at].text)),
       el('span', 'ls-muted', ` · top-${features.perToken} at ${f.count} token${f.count === 1 ? '' : 's'}`)

@@ -26,7 +26,7 @@ export class InterventionsView extends Widget {
       'Change neurons or heads and re-run the text: ✕ beside a neuron in a tooltip or a why view, “Ablate” on a card, or add one here. The text is then coloured by the change in each token’s log-prob.';
     const form = el('form', 'ls-iv-add');
     this.input.type = 'text';
-    this.input.placeholder = 'L0.N123 · L0.H3 · L0.MLP · L0.ATTN · L0.RESID';
+    this.input.placeholder = 'L0.N123 · L0.H3 · F12 · L0.MLP · L0.ATTN · L0.RESID';
     this.input.spellcheck = false;
     this.input.setAttribute('aria-label', 'add an intervention: L0.N123, L0.H3, L0.MLP, L0.ATTN or L0.RESID (Enter)');
     const add = el('button', 'ls-action', 'add');
@@ -45,9 +45,10 @@ export class InterventionsView extends Widget {
 
   private add(): void {
     const spec = this.input.value.trim();
-    const ref = parseComponent(spec);
+    // a feature is of the analysis' SAE (else the one picked)
+    const ref = parseComponent(spec, this.model.run?.analysis.features?.sae ?? this.model.saeChoice.name ?? null);
     if (!ref) {
-      this.model.setInterventionError(`Not a component: “${spec}”. Type L0.N123 (a neuron), L0.H3 (a head), L0.MLP, L0.ATTN (a whole layer) or L0.RESID (the residual stream before layer 0).`);
+      this.model.setInterventionError(`Not a component: “${spec}”. Type L0.N123 (a neuron), L0.H3 (a head), F12 (an SAE feature), L0.MLP, L0.ATTN (a whole layer) or L0.RESID (the residual stream before layer 0).`);
       return;
     }
     if (this.model.addIntervention(ref) !== null) {

@@ -40,6 +40,8 @@ export function barTrack(p: { start: number; end: number; value: number; kind: s
 export interface WaterfallActions {
   openNeuron?: (layer: number, index: number) => void;
   openFeature?: (index: number) => void;
+  /** zero a feature at every position of the analysis (the why is split into the SAE's features) */
+  ablateFeature?: (index: number) => void;
   openHead?: (layer: number, head: number) => void;
 }
 
@@ -48,7 +50,7 @@ export function partLine(p: WfPlaced): string {
   return p.kind === 'total' ? `${p.label}: ${signed(p.value, 3)}` : `${p.label}: ${signed(p.value, 3)} (running sum ${fmt(p.start, 3)} \u2192 ${fmt(p.end, 3)})`;
 }
 
-function row(p: WfPlaced, lo: number, hi: number, readout: HTMLElement, child: boolean, open?: () => void): HTMLElement {
+function row(p: WfPlaced, lo: number, hi: number, readout: HTMLElement, child: boolean, open?: () => void, ablate?: () => void): HTMLElement {
   const r = el('div', child ? 'ls-wf-row ls-wf-child' : 'ls-wf-row');
   r.dataset.kind = p.kind;
   r.dataset.value = String(p.value);
@@ -66,7 +68,17 @@ function row(p: WfPlaced, lo: number, hi: number, readout: HTMLElement, child: b
     label.title = p.kind === 'head' ? `Open the card of ${p.label}` : p.kind === 'feature' ? `Open the card of feature ${p.label}` : `Open the card of ${p.label}`;
     label.addEventListener('click', open);
   }
-  r.append(label, barTrack(p, lo, hi), el('span', 'ls-wf-value ls-num', signed(p.value)));
+  let cell: HTMLElement = label;
+  if (ablate) {
+    // the label and its ✕ share the label's column
+    const x = el('button', 'ls-ablate ls-wf-ablate', '\u2715');
+    x.title = `Ablate ${p.label}: zero it at every position of the analyzed text and re-run it (the panel's Interventions list changes it)`;
+    x.setAttribute('aria-label', `ablate ${p.label}`);
+    x.addEventListener('click', ablate);
+    cell = el('span', 'ls-wf-label-cell');
+    cell.append(label, x);
+  }
+  r.append(cell, barTrack(p, lo, hi), el('span', 'ls-wf-value ls-num', signed(p.value)));
   r.addEventListener('mouseenter', () => {
     readout.textContent = partLine(p);
     readout.dataset.value = String(p.value);
@@ -123,7 +135,10 @@ export function renderWaterfall(a: Attribution, actions: WaterfallActions = {}, 
       if (c.features.length) {
         deeper.append(el('div', 'ls-wf-group ls-muted', `the same MLP part as ${a.features?.sae ?? 'SAE'} features:`));
         for (const f of c.features) {
-          deeper.append(row(f, lo, hi, readout, true, f.kind === 'feature' && actions.openFeature ? () => actions.openFeature!(f.index!) : undefined));
+          const isFeature = f.kind === 'feature';
+          deeper.append(
+            row(f, lo, hi, readout, true, isFeature && actions.openFeature ? () => actions.openFeature!(f.index!) : undefined, isFeature && actions.ablateFeature ? () => actions.ablateFeature!(f.index!) : undefined)
+          );
         }
       }
       const label = r.querySelector('.ls-wf-label')!;
@@ -212,6 +227,7 @@ export class WaterfallView extends Widget {
       const actions: WaterfallActions = {
         openNeuron: (layer, index) => void commands.execute(CommandIDs.openNeuron, { model: a.model, layer, index }),
         openFeature: index => void commands.execute(CommandIDs.openFeature, { model: a.model, sae: request.sae ?? a.features?.sae ?? '', index }),
+        ablateFeature: index => void commands.execute(CommandIDs.ablate, { model: a.model, component: 'feature', sae: request.sae ?? a.features?.sae ?? '', index }),
         openHead: (layer, head) => void commands.execute(CommandIDs.openHead, { model: a.model, layer, head })
       };
       const view = renderWaterfall(a, actions);
