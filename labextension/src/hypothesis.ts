@@ -1,9 +1,11 @@
 /**
  * "Test on text", the pure part: a unit's description as a predicate over a text's tokens, and
  * how well it predicts where the unit fires there. The description's pattern is what the wire
- * gives (`pattern_ids`: [token] or [previous token, token]); firing is an activation above the
- * description's threshold (half the unit's maximum over the text it was chosen on). No
- * JupyterLab imports.
+ * gives: without `kind`, `pattern_ids` is [token] or [previous token, token]; with `kind:
+ * 'tokens'`, any of `pattern_ids`, with `context_id` among the `within` tokens before it when
+ * set. A token class (`kind: 'class'`) or no pattern (`'none'`) is not predicted here (its
+ * membership lives on the server). Firing is an activation above the description's threshold.
+ * No JupyterLab imports.
  */
 import type { components } from './api/schema';
 
@@ -14,10 +16,26 @@ function fixed(x: number): string {
 
 export type Description = components['schemas']['NeuronDescription'];
 
+/** A description's pattern as the wire gives it (the kinds' fields are read where present). */
+export type PatternWire = Pick<Description, 'pattern_ids'> & { kind?: string | null; context_id?: number | null; within?: number | null };
+
 /** Where the pattern occurs (token i is its last token), or null for a pattern kind not known here. */
-export function predicted(description: Pick<Description, 'pattern_ids'>, ids: ArrayLike<number>): boolean[] | null {
+export function predicted(description: PatternWire, ids: ArrayLike<number>): boolean[] | null {
   const p = description.pattern_ids;
   const out = Array.from({ length: ids.length }, () => false);
+  if (description.kind !== undefined && description.kind !== null) {
+    if (description.kind !== 'tokens') {
+      return null;
+    }
+    const set = new Set(p);
+    const context = description.context_id ?? null;
+    const within = Math.max(1, description.within ?? 1);
+    for (let i = 0; i < ids.length; i++) {
+      // tokens before the text (its context, the BOS) are not known here: only the text's count
+      out[i] = set.has(ids[i]) && (context === null || Array.from({ length: Math.min(within, i) }, (_, k) => ids[i - 1 - k]).includes(context));
+    }
+    return out;
+  }
   if (p.length === 1) {
     for (let i = 0; i < ids.length; i++) {
       out[i] = ids[i] === p[0];

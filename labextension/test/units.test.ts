@@ -81,6 +81,15 @@ describe('a description as a prediction', () => {
     expect(predicted({ pattern_ids: [1, 2, 3] }, [1, 2, 3])).toBeNull();
   });
 
+  it('predicts a token set, with a token among the last k before it, and leaves classes to the server', () => {
+    expect(predicted({ kind: 'tokens', pattern_ids: [7, 8] }, [7, 1, 8, 9])).toEqual([true, false, true, false]);
+    // 8 with 1 in the 2 tokens before it
+    expect(predicted({ kind: 'tokens', pattern_ids: [8], context_id: 1, within: 2 }, [8, 1, 8, 5, 8, 8])).toEqual([false, false, true, false, false, false]);
+    expect(predicted({ kind: 'tokens', pattern_ids: [8], context_id: 1, within: 1 }, [1, 8, 2, 1, 5, 8])).toEqual([false, true, false, false, false, false]);
+    expect(predicted({ kind: 'class', pattern_ids: [] }, [1])).toBeNull();
+    expect(predicted({ kind: 'none', pattern_ids: [3] }, [3])).toBeNull();
+  });
+
   it('scores it as the unit detecting the pattern, against counts made here', () => {
     const values = [0.1, 2, 3, 0, 5];
     const prediction = [false, true, false, true, true];

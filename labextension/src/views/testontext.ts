@@ -10,7 +10,7 @@ import type { UnitActivations } from '../api/units';
 import { activationColor } from '../colors';
 import { describe } from '../errors';
 import { el, fmt, visible } from '../format';
-import { Description, predicted, scoreLine, scoreOnText } from '../hypothesis';
+import { Description, PatternWire, predicted, scoreLine, scoreOnText } from '../hypothesis';
 import type { LenscopeModel } from '../model';
 import { LatestRequest } from '../request';
 import { copyCodeButton } from './copycode';
@@ -141,7 +141,14 @@ export class TestOnText {
       Object.assign(line.dataset, { fires: String(s.fires), occurs: String(s.occurs), both: String(s.both) });
       out.push(el('p', 'ls-muted', `Description: ${d.text}`), line);
     } else {
-      out.push(el('p', 'ls-muted ls-test-score', d ? 'This description’s pattern kind is not predicted here; the activations alone:' : 'No description to test: the activations alone.'));
+      const kind = (d as PatternWire | null)?.kind;
+      out.push(
+        el(
+          'p',
+          'ls-muted ls-test-score',
+          !d ? 'No description to test: the activations alone.' : kind === 'none' ? 'No simple pattern to test: the activations alone.' : `This description’s pattern kind (${kind ?? 'more than a pair'}) is not predicted here: the activations alone.`
+        )
+      );
     }
     out.push(activationLegend(`${this.unit.name} activation`, max));
     const line = el('div', 'ls-test-tokens');
@@ -158,7 +165,8 @@ export class TestOnText {
       }
       const tok = el('span', 'ls-test-text', visible(acts.texts[i] ?? ''));
       tok.style.backgroundColor = activationColor(values[i], max);
-      cell.append(tok, el('span', 'ls-test-value ls-num', fmt(values[i], 1)));
+      // a zero (a feature that is off) stays blank: the numbers that matter stand out
+      cell.append(tok, el('span', 'ls-test-value ls-num', values[i] === 0 ? '\u00a0' : fmt(values[i], 1)));
       cell.title = `token ${i}: activation ${fmt(values[i], 3)}${prediction ? (prediction[i] ? ' · the pattern occurs' : '') : ''}${fires ? ' · fires' : ''}`;
       line.append(cell);
     }
