@@ -18,6 +18,7 @@ from lenscope.wire_codec import decode_json
 from tests.ui.conftest import Lab, shot
 from tests.ui.test_cards import set_theme
 from tests.ui.test_features import GELU, SAE, feature_indexes, hover, tour_selection
+from tests.ui.test_inline import open_why_in_tour
 
 
 def post(lab: Lab, route: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -189,3 +190,18 @@ def test_card_test_on_text(page: Any, lab: Lab) -> None:
     ntester.scroll_into_view_if_needed()
     page.mouse.move(0, 0)
     shot(page, "feature-units-neuron-test-light")
+
+
+def test_ablate_a_feature_from_the_why_waterfall(page: Any, lab: Lab) -> None:
+    page.set_viewport_size({"width": 1400, "height": 900})
+    open_why_in_tour(page, lab)
+    page.locator(".ls-tooltip-pinned .ls-why-waterfall").click()
+    page.wait_for_selector(".ls-waterfall-view[data-state='ready']")
+    page.locator(".ls-waterfall-view .ls-wf-expand").first.click()
+    row = page.locator(".ls-waterfall-view .ls-wf-children:not([hidden]) .ls-wf-row[data-kind='feature']").first
+    feature = int(row.get_attribute("data-index"))
+    row.locator(".ls-wf-ablate").click()
+    page.wait_for_selector(".jp-FileEditor .ls-token-delta")
+    assert page.locator("#lenscope-panel .ls-iv .ls-iv-label").first.text_content() == f"F{feature}"
+    fits(page, ".ls-wf-row")
+    shot(page, "feature-units-why-ablated-light")
