@@ -160,7 +160,14 @@ export class FeatureCardView extends Widget {
     const size = entry?.d_sae ? ` · ${entry.d_sae.toLocaleString('en-US')} features${entry.k ? `, k=${entry.k}` : ''}` : '';
     const colour = el('button', 'ls-action ls-colour-card', 'Colour the editor by it');
     colour.title = `Colour the analyzed text by ${featureLabel(index)}'s activation at every token (POST unit_activations)`;
-    colour.addEventListener('click', () => void this.model.colourByFeature({ sae, index }));
+    colour.addEventListener('click', () => {
+      const run = this.model.run;
+      if (run && run.analysis.model !== model) {
+        this.model.setStatus({ kind: 'error', message: `${featureLabel(index)} is of ${model}; the current analysis is by ${run.analysis.model}.`, hint: `Analyze the text with ${model} first.` });
+        return;
+      }
+      void this.model.colourByFeature({ sae, index });
+    });
     const ablate = el('button', 'ls-action ls-ablate-card', 'Ablate in the current analysis');
     ablate.title = `Zero ${featureLabel(index)} at every position of the analyzed text and re-run it (its decoder direction removed, the SAE's error kept): the text is coloured by the change in log-prob`;
     ablate.addEventListener('click', () => void this.commands.execute(CommandIDs.ablate, { model, component: 'feature', sae, index }));
