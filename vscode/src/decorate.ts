@@ -3,7 +3,7 @@
  * are quantized into buckets, each one decoration type; the colours come from the shared scale
  * (labextension/src/colors.ts). Also: mapping the analyzed range through edits. Pure.
  */
-import { Analysis, clampedDiff, colorFor, diffColor, surprise } from './shared';
+import { activationColor, Analysis, clampedDiff, colorFor, diffColor, surprise } from './shared';
 
 export const BUCKETS = 8;
 
@@ -100,4 +100,19 @@ export function mapRange(start: number, end: number, change: Change): { start: n
     return { start: start + delta, end: end + delta };
   }
   return null;
+}
+
+/** The bucket (0 .. BUCKETS-1) of an activation on the scale 0..max; null: no colour (≤ 0, unknown, or near 0). */
+export function activationBucket(value: number, max: number, buckets = BUCKETS): number | null {
+  if (!(max > 0) || !(value > 0)) {
+    return null;
+  }
+  const t = Math.min(1, value / max);
+  const b = Math.min(buckets - 1, Math.floor(t * buckets));
+  return b === 0 && t < 0.5 / buckets ? null : b;
+}
+
+/** The background colour of activation bucket b (its middle intensity on the shared activation scale). */
+export function activationBucketColor(b: number, buckets = BUCKETS): string {
+  return activationColor((b + 0.5) / buckets, 1);
 }

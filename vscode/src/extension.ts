@@ -6,20 +6,39 @@
 import * as vscode from 'vscode';
 
 import { authFetch, pickServer, ServerInfo } from './discovery';
-import { BUCKETS, diffBucketColor, mapRange, surpriseColor, tokenAt, tokenRanges } from './decorate';
+import { activationBucketColor, BUCKETS, diffBucketColor, mapRange, surpriseColor, tokenAt, tokenRanges } from './decorate';
 import { hoverMarkdown, OPEN_NEURON } from './hover';
 import { Action, explain, NoServerError } from './messages';
 import { LenscopePanel } from './panel';
 import { listServers, startServer, Started } from './server';
-import { Analysis, LenscopeClient } from './shared';
+import { Analysis, LenscopeClient, UnitActivations } from './shared';
+import { COLOUR_BY_UNIT, maxActivation, parseUnit, saeChoices, unitInputProblem, unitRanges, unitStatus } from './units';
 
 interface DocAnalysis {
   /** where the analyzed text starts and ends in the document (UTF-16 offsets) */
   base: number;
   end: number;
+  /** the text before `base` sent as context */
+  context: string;
   analysis: Analysis;
   compare: { analysis: Analysis; clamp: number } | null;
   floor: number;
+}
+
+/** The text coloured by one unit instead of by log-prob (until "Colour by log-prob again"). */
+interface UnitColouring {
+  base: number;
+  end: number;
+  unit: string;
+  sae: string | null;
+  acts: UnitActivations;
+  max: number;
+}
+
+interface UnitArg {
+  unit?: string;
+  model?: string;
+  sae?: string;
 }
 
 function config() {
@@ -42,6 +61,9 @@ export class Lenscope implements vscode.Disposable {
   private readonly analyses = new Map<string, DocAnalysis>();
   private readonly surpriseTypes: vscode.TextEditorDecorationType[] = [];
   private readonly diffTypes = new Map<number, vscode.TextEditorDecorationType>();
+  private readonly unitTypes: vscode.TextEditorDecorationType[] = [];
+  private readonly units = new Map<string, UnitColouring>();
+  private readonly unitStatus = vscode.window.createStatusBarItem('lenscope.unit', vscode.StatusBarAlignment.Left, 100);
   private readonly disposables: vscode.Disposable[] = [];
   private started: Started | null = null;
   /** the model picked in the panel (else the setting, else the server's default) */
@@ -55,6 +77,12 @@ export class Lenscope implements vscode.Disposable {
     for (let b = 0; b < BUCKETS; b++) {
       this.surpriseTypes.push(vscode.window.createTextEditorDecorationType({ backgroundColor: surpriseColor(b), borderRadius: '2px' }));
     }
+    for (let b = 0; b < BUCKETS; b++) {
+      this.unitTypes.push(vscode.window.createTextEditorDecorationType({ backgroundColor: activationBucketColor(b), borderRadius: '2px' }));
+    }
+    this.unitStatus.name = 'lenscope: unit colouring';
+    this.unitStatus.command = 'lenscope.colourByLogprob';
+    this.unitStatus.tooltip = 'The text is coloured by this unit’s activation (0..max). Click: colour by log-prob again.';
     for (let b = -BUCKETS; b <= BUCKETS; b++) {
       if (b !== 0) {
         this.diffTypes.set(b, vscode.window.createTextEditorDecorationType({ backgroundColor: diffBucketColor(b), borderRadius: '2px' }));
@@ -63,14 +91,21 @@ export class Lenscope implements vscode.Disposable {
     this.panel = new LenscopePanel(context.extensionUri, this);
     this.disposables.push(
       this.output,
+      this.unitStatus,
+      vscode.window.onDidChangeActiveTextEditor(() => this.showUnitStatus()),
       vscode.window.registerWebviewViewProvider(LenscopePanel.viewId, this.panel, { webviewOptions: { retainContextWhenHidden: true } }),
       vscode.languages.registerHoverProvider([{ pattern: '**' }, { scheme: 'untitled' }, { scheme: 'vscode-notebook-cell' }], { provideHover: (doc, pos) => this.hover(doc, pos) }),
       vscode.workspace.onDidChangeTextDocument(e => this.onEdit(e)),
       vscode.window.onDidChangeVisibleTextEditors(editors => editors.forEach(ed => this.paint(ed))),
-      vscode.workspace.onDidCloseTextDocument(doc => this.analyses.delete(doc.uri.toString())),
+      vscode.workspace.onDidCloseTextDocument(doc => {
+        this.analyses.delete(doc.uri.toString());
+        this.units.delete(doc.uri.toString());
+      }),
       vscode.commands.registerCommand('lenscope.analyzeSelection', () => this.analyzeSelection(false)),
       vscode.commands.registerCommand('lenscope.compareSelection', () => this.analyzeSelection(true)),
       vscode.commands.registerCommand('lenscope.clear', () => this.clear()),
+      vscode.commands.registerCommand(COLOUR_BY_UNIT, (arg?: UnitArg) => this.colourByUnit(arg)),
+      vscode.commands.registerCommand('lenscope.colourByLogprob', () => this.colourByLogprob()),
       vscode.commands.registerCommand('lenscope.chooseModel', () => this.chooseModel()),
       vscode.commands.registerCommand('lenscope.showPanel', () => this.panel.reveal()),
       vscode.commands.registerCommand('lenscope.startServer', () => this.startServer()),
@@ -81,6 +116,7 @@ export class Lenscope implements vscode.Disposable {
   dispose(): void {
     this.surpriseTypes.forEach(t => t.dispose());
     this.diffTypes.forEach(t => t.dispose());
+    this.unitTypes.forEach(t => t.dispose());
     this.disposables.forEach(d => d.dispose());
     this.started?.process.kill();
   }
@@ -179,19 +215,11 @@ export class Lenscope implements vscode.Disposable {
     }
     const cfg = config();
     const doc = editor.document;
-    const sel = editor.selection;
-    let start = doc.offsetAt(sel.start);
-    let end = doc.offsetAt(sel.end);
-    if (start === end) {
-      start = 0;
-      end = doc.getText().length;
-    }
-    const text = doc.getText(new vscode.Range(doc.positionAt(start), doc.positionAt(end)));
-    if (!text.trim()) {
-      void vscode.window.showWarningMessage('lenscope: the selection is empty; select some text to analyze.');
+    const picked = selected(editor, cfg.contextChars);
+    if (!picked) {
       return;
     }
-    const context = doc.getText(new vscode.Range(doc.positionAt(Math.max(0, start - cfg.contextChars)), doc.positionAt(start)));
+    const { start, end, text, context } = picked;
     const run = async (): Promise<void> => {
       try {
         const client = await this.client();
@@ -211,6 +239,7 @@ export class Lenscope implements vscode.Disposable {
         const entry: DocAnalysis = {
           base: start,
           end,
+          context,
           analysis,
           compare: other ? { analysis: other, clamp: cfg.clamp } : null,
           floor: cfg.floor
@@ -220,6 +249,8 @@ export class Lenscope implements vscode.Disposable {
           void vscode.window.showWarningMessage(`lenscope: ${analysis.model} and ${other.model} tokenize the text differently; showing ${analysis.model} only.`);
         }
         this.analyses.set(doc.uri.toString(), entry);
+        this.units.delete(doc.uri.toString());
+        this.showUnitStatus();
         vscode.window.visibleTextEditors.filter(e => e.document === doc).forEach(e => this.paint(e));
         this.panel.showAnalysis(entry.analysis, entry.compare);
         this.output.appendLine(`analyzed ${analysis.length} tokens of ${doc.uri.fsPath} with ${analysis.model}${other ? ` and ${other.model}` : ''} (${JSON.stringify(analysis.timings)})`);
@@ -263,6 +294,8 @@ export class Lenscope implements vscode.Disposable {
       return;
     }
     this.analyses.delete(editor.document.uri.toString());
+    this.units.delete(editor.document.uri.toString());
+    this.showUnitStatus();
     vscode.window.visibleTextEditors.filter(e => e.document === editor.document).forEach(e => this.paint(e));
     this.panel.showAnalysis(null, null);
   }
@@ -272,7 +305,13 @@ export class Lenscope implements vscode.Disposable {
     const doc = editor.document;
     const bySurprise: vscode.Range[][] = this.surpriseTypes.map(() => []);
     const byDiff = new Map<number, vscode.Range[]>();
-    if (a) {
+    const byUnit: vscode.Range[][] = this.unitTypes.map(() => []);
+    const u = this.units.get(editor.document.uri.toString());
+    if (u) {
+      for (const r of unitRanges(u.acts, u.base, u.max)) {
+        byUnit[r.bucket].push(new vscode.Range(doc.positionAt(r.start), doc.positionAt(r.end)));
+      }
+    } else if (a) {
       for (const r of tokenRanges(a.analysis, a.base, a.floor, a.compare)) {
         const range = new vscode.Range(doc.positionAt(r.start), doc.positionAt(r.end));
         if (a.compare) {
@@ -284,25 +323,32 @@ export class Lenscope implements vscode.Disposable {
     }
     this.surpriseTypes.forEach((t, b) => editor.setDecorations(t, bySurprise[b]));
     this.diffTypes.forEach((t, b) => editor.setDecorations(t, byDiff.get(b) ?? []));
+    this.unitTypes.forEach((t, b) => editor.setDecorations(t, byUnit[b]));
   }
 
   private onEdit(e: vscode.TextDocumentChangeEvent): void {
     const key = e.document.uri.toString();
-    const a = this.analyses.get(key);
-    if (!a || e.contentChanges.length === 0) {
+    if (e.contentChanges.length === 0 || !(this.analyses.has(key) || this.units.has(key))) {
       return;
     }
-    let range: { start: number; end: number } | null = { start: a.base, end: a.end };
-    // VS Code lists a multi-cursor edit's changes from the end of the document backwards
-    for (const c of e.contentChanges) {
-      range = range && mapRange(range.start, range.end, { rangeOffset: c.rangeOffset, rangeLength: c.rangeLength, textLength: c.text.length });
+    for (const map of [this.analyses, this.units] as Map<string, { base: number; end: number }>[]) {
+      const a = map.get(key);
+      if (!a) {
+        continue;
+      }
+      let range: { start: number; end: number } | null = { start: a.base, end: a.end };
+      // VS Code lists a multi-cursor edit's changes from the end of the document backwards
+      for (const c of e.contentChanges) {
+        range = range && mapRange(range.start, range.end, { rangeOffset: c.rangeOffset, rangeLength: c.rangeLength, textLength: c.text.length });
+      }
+      if (range) {
+        a.base = range.start;
+        a.end = range.end;
+      } else {
+        map.delete(key);
+      }
     }
-    if (range) {
-      a.base = range.start;
-      a.end = range.end;
-    } else {
-      this.analyses.delete(key);
-    }
+    this.showUnitStatus();
     vscode.window.visibleTextEditors.filter(ed => ed.document === e.document).forEach(ed => this.paint(ed));
   }
 
@@ -316,9 +362,118 @@ export class Lenscope implements vscode.Disposable {
       return null;
     }
     const md = new vscode.MarkdownString(hoverMarkdown(a.analysis, i, { compare: a.compare }));
-    md.isTrusted = { enabledCommands: [OPEN_NEURON] };
+    md.isTrusted = { enabledCommands: [OPEN_NEURON, COLOUR_BY_UNIT] };
     const t = a.analysis.tokens[i];
     return new vscode.Hover(md, new vscode.Range(doc.positionAt(a.base + t.from), doc.positionAt(a.base + t.to)));
+  }
+
+  // ---- colouring by a unit ----------------------------------------------------------------
+
+  /**
+   * Colour the analyzed range (else the selection, else the file) by one neuron's or feature's
+   * activation, asked for when not given; a feature's SAE is the only one the server lists for
+   * the model, or picked.
+   */
+  async colourByUnit(arg: UnitArg = {}): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showWarningMessage('lenscope: open a file to colour by a unit.');
+      return;
+    }
+    const input =
+      arg.unit ??
+      (await vscode.window.showInputBox({
+        title: 'lenscope: colour by a unit',
+        prompt: 'a neuron (L0.N224) or an SAE feature (F1741)',
+        placeHolder: 'L0.N224',
+        validateInput: unitInputProblem
+      }));
+    if (!input) {
+      return;
+    }
+    const unit = parseUnit(input);
+    if (!unit) {
+      void vscode.window.showErrorMessage(`lenscope: “${input}” is not a unit: write ${unitInputProblem(input)}.`);
+      return;
+    }
+    const doc = editor.document;
+    const key = doc.uri.toString();
+    const a = this.analyses.get(key);
+    let range: { start: number; end: number; text: string; context: string } | null;
+    if (a) {
+      range = { start: a.base, end: a.end, text: doc.getText(new vscode.Range(doc.positionAt(a.base), doc.positionAt(a.end))), context: a.context };
+    } else {
+      range = selected(editor, config().contextChars);
+    }
+    if (!range) {
+      return;
+    }
+    const { start, end, text, context } = range;
+    const run = async (): Promise<void> => {
+      try {
+        const client = await this.client();
+        let model = arg.model || a?.analysis.model || this.currentModel();
+        let sae: string | null = null;
+        if (unit.kind === 'feature') {
+          sae = arg.sae ?? null;
+          if (!sae) {
+            const listing = await client.models();
+            model = model || listing.default;
+            const choices = saeChoices(model, listing.saes ?? []);
+            if (choices.length === 0) {
+              void vscode.window.showErrorMessage(`lenscope: the server lists no SAE for ${model}, so ${unit.name} has no feature to read. Colour by a neuron (L0.N224) instead.`);
+              return;
+            }
+            sae =
+              choices.length === 1
+                ? choices[0].name
+                : ((await vscode.window.showQuickPick(
+                    choices.map(s => ({ label: s.name, description: `${s.hook_point ?? ''} · ${s.d_sae ?? '?'} features${s.shipped ? ' · shipped' : ''}` })),
+                    { title: `lenscope: the SAE whose feature ${unit.index} colours the text` }
+                  ))?.label ?? null);
+            if (!sae) {
+              return;
+            }
+          }
+        }
+        const acts = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `lenscope: ${unit.name} on ${text.length} characters` }, () =>
+          client.unitActivations({ model, text, context, units: [unit.name], sae })
+        );
+        const max = maxActivation(acts);
+        this.units.set(key, { base: start, end, unit: unit.name, sae: acts.sae, acts, max });
+        vscode.window.visibleTextEditors.filter(e => e.document === doc).forEach(e => this.paint(e));
+        this.showUnitStatus();
+        this.output.appendLine(`coloured ${acts.length} tokens of ${doc.uri.fsPath} by ${unit.name}${acts.sae ? ` of ${acts.sae}` : ''} (${acts.model}): max ${max}`);
+        if (!(max > 0)) {
+          void vscode.window.showInformationMessage(`${unitStatus(unit.name, acts.sae, max)}: nothing to colour on this text.`);
+        }
+      } catch (err) {
+        await this.reportError(err, run);
+      }
+    };
+    await run();
+  }
+
+  /** Back to the log-prob colouring of the analysis (if any). */
+  colourByLogprob(editor = vscode.window.activeTextEditor): void {
+    if (!editor) {
+      return;
+    }
+    this.units.delete(editor.document.uri.toString());
+    vscode.window.visibleTextEditors.filter(e => e.document === editor.document).forEach(e => this.paint(e));
+    this.showUnitStatus();
+  }
+
+  /** The status bar says which unit colours the active editor's text, and its max. */
+  private showUnitStatus(): void {
+    const doc = vscode.window.activeTextEditor?.document;
+    const u = doc && this.units.get(doc.uri.toString());
+    if (u) {
+      this.unitStatus.text = `$(symbol-color) ${unitStatus(u.unit, u.sae, u.max)}`;
+      this.unitStatus.show();
+    } else {
+      this.unitStatus.hide();
+    }
   }
 
   async openNeuron(arg?: { model?: string; layer: number; index: number }): Promise<void> {
@@ -340,6 +495,24 @@ export class Lenscope implements vscode.Disposable {
       await this.reportError(err);
     }
   }
+}
+
+/** The selection (the whole file when nothing is selected), its offsets and `contextChars` before it; null (after a warning) when it is blank. */
+function selected(editor: vscode.TextEditor, contextChars: number): { start: number; end: number; text: string; context: string } | null {
+  const doc = editor.document;
+  let start = doc.offsetAt(editor.selection.start);
+  let end = doc.offsetAt(editor.selection.end);
+  if (start === end) {
+    start = 0;
+    end = doc.getText().length;
+  }
+  const text = doc.getText(new vscode.Range(doc.positionAt(start), doc.positionAt(end)));
+  if (!text.trim()) {
+    void vscode.window.showWarningMessage('lenscope: the selection is empty; select some text.');
+    return null;
+  }
+  const context = doc.getText(new vscode.Range(doc.positionAt(Math.max(0, start - contextChars)), doc.positionAt(start)));
+  return { start, end, text, context };
 }
 
 let instance: Lenscope | null = null;

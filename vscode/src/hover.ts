@@ -1,9 +1,11 @@
 /**
  * The hover over an analyzed token, as Markdown: the token's own log-prob and rank, the model's
  * top-k predictions after it with the actual next token marked, and its strongest neurons as
- * chips (command links that open the neuron's card in the panel). Pure.
+ * chips (command links that open the neuron's card in the panel, and ◐ that colours the text by
+ * that neuron). Pure.
  */
 import { Analysis, clampedDiff, fmt, visible } from './shared';
+import { colourCommandUri } from './units';
 
 export const OPEN_NEURON = 'lenscope.openNeuron';
 
@@ -69,7 +71,12 @@ export function hoverMarkdown(analysis: Analysis, i: number, opts: HoverOptions 
   }
   const neurons = analysis.neurons(i).filter(n => Number.isFinite(n.activation)).slice(0, opts.chips ?? 5);
   if (neurons.length > 0) {
-    lines.push('', 'neurons: ' + neurons.map(n => `[L${n.layer}/N${n.index} ${fmt(n.activation)}](${neuronCommandUri(analysis.model, n.layer, n.index)} "open the card of neuron ${n.layer}.${n.index}")`).join(' · '));
+    const chip = (n: { layer: number; index: number; activation: number }): string => {
+      const unit = `L${n.layer}.N${n.index}`;
+      const card = `[L${n.layer}/N${n.index} ${fmt(n.activation)}](${neuronCommandUri(analysis.model, n.layer, n.index)} "open the card of neuron ${n.layer}.${n.index}")`;
+      return `${card} [◐](${colourCommandUri(unit, analysis.model)} "colour the text by ${unit}")`;
+    };
+    lines.push('', 'neurons: ' + neurons.map(chip).join(' · '));
   }
   return lines.join('\n');
 }

@@ -9,3 +9,6 @@ export type { Prediction, NeuronHit, Candidate } from '../../labextension/src/ap
 export { colorFor, surprise, diffColor, clampedDiff, activationColor } from '../../labextension/src/colors';
 export { visible, fmt } from '../../labextension/src/format';
 export { hintFor } from '../../labextension/src/errors';
+export { UnitActivations } from '../../labextension/src/api/units';
+export type { SaeEntry } from '../../labextension/src/api/features';
+export { saesFor } from '../../labextension/src/saes';

@@ -17,14 +17,17 @@ export class UnitActivations {
   readonly length: number;
   /** the text tokens' ids */
   readonly ids: ArrayLike<number>;
+  /** the text tokens' spans in the text (UTF-16 offsets) */
+  readonly from: ArrayLike<number>;
+  readonly to: ArrayLike<number>;
   /** the text tokens' strings (empty when the text was not given) */
   readonly texts: string[];
 
   constructor(wire: UnitActivationsResponseWire, text = '') {
     this.model = wire.model;
     this.ids = decodeArray(wire.tokens.ids).data;
-    const from = decodeArray(wire.tokens.start_utf16).data;
-    const to = decodeArray(wire.tokens.end_utf16).data;
+    const from = (this.from = decodeArray(wire.tokens.start_utf16).data);
+    const to = (this.to = decodeArray(wire.tokens.end_utf16).data);
     this.texts = Array.from(from, (f, i) => text.slice(f, to[i]));
     this.units = wire.units;
     this.sae = wire.sae?.name ?? null;
