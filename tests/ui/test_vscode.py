@@ -228,6 +228,8 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer, lab: Lab) -> N
     assert int(rank) == int(array(wire["predictions"]["actual_rank"])[i])
     chips = hover.locator("a[data-href^='command:lenscope.openNeuron']")
     assert chips.count() >= 1
+    # each neuron chip has a ◐ that colours the text by that neuron
+    assert hover.locator("a[data-href^='command:lenscope.colourByUnit']").count() == chips.count()
     shot(page, "hover")
     chip_label = chips.first.inner_text()  # "L0/N389 2.62"
     layer, index = chip_label.split()[0][1:].split("/N")
@@ -268,6 +270,28 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer, lab: Lab) -> N
     page.keyboard.press("Control+End")
     time.sleep(0.5)
     shot(page, "compare")
+
+    # colour the analyzed lines by the hovered chip's neuron: the status bar names it with the
+    # route's own max, every decoration is the activation blue; then back to the comparison
+    unit = f"L{layer}.N{index}"
+    run_command(page, "lenscope: Colour by a unit")
+    page.locator(".quick-input-widget", has_text="or an SAE feature (F1741)").wait_for()
+    page.locator(".quick-input-widget input").fill(unit.lower())  # names are read case-insensitively
+    page.keyboard.press("Enter")
+    status = page.locator(".statusbar-item", has_text=f"lenscope: {unit} · max")
+    status.wait_for(timeout=90_000)
+    acts = lab.api("unit_activations", {"text": selected, "context": "", "units": [unit], "model": "lenscope-gelu-1l"})
+    want = float(array(acts["activations"]).max())
+    shown = re.search(r"max (-?\d+\.\d+)", status.inner_text())
+    assert shown and float(shown.group(1)) == pytest.approx(want, abs=0.006), (status.inner_text(), want)
+    assert want > 0  # the neuron fired on the hovered token
+    time.sleep(0.5)
+    colours = [deco.nth(k).evaluate("e => getComputedStyle(e).backgroundColor") for k in range(deco.count())]
+    assert colours and all(c.startswith("rgba(40, 120, 230") for c in colours), colours[:5]
+    shot(page, "unit")
+    run_command(page, "lenscope: Colour by log-prob again")
+    status.wait_for(state="hidden")
+    assert deco.count() > 30  # the comparison's colours again
 
 
 @pytest.mark.parametrize(
