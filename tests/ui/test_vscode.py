@@ -289,6 +289,29 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer, lab: Lab) -> N
     colours = [deco.nth(k).evaluate("e => getComputedStyle(e).backgroundColor") for k in range(deco.count())]
     assert colours and all(c.startswith("rgba(40, 120, 230") for c in colours), colours[:5]
     shot(page, "unit")
+
+    # a feature: of the SAE the server lists for the model (picked when there are several); the
+    # one that peaks highest on these lines among the first 64
+    saes = [s for s in lab.api("models")["saes"] if s["loadable"] and s["model"] in ("lenscope-gelu-1l", None)]
+    saes.sort(key=lambda s: s["model"] is None)  # the model's own first, as the extension lists them
+    sae = saes[0]["name"]
+    probe = lab.api(
+        "unit_activations",
+        {"text": selected, "context": "", "units": [f"F{k}" for k in range(64)], "model": "lenscope-gelu-1l", "sae": sae},
+    )
+    peaks = array(probe["activations"]).max(axis=0)
+    feature = f"F{int(peaks.argmax())}"
+    run_command(page, "lenscope: Colour by a unit")
+    page.locator(".quick-input-widget", has_text="or an SAE feature (F1741)").wait_for()
+    page.locator(".quick-input-widget input").fill(feature)
+    page.keyboard.press("Enter")
+    if len(saes) > 1:
+        page.locator(".quick-input-widget .monaco-list-row", has_text=sae).first.click()
+    status = page.locator(".statusbar-item", has_text=f"lenscope: {feature} of {sae} · max")
+    status.wait_for(timeout=90_000)
+    shown = re.search(r"max (-?\d+\.\d+)", status.inner_text())
+    assert shown and float(shown.group(1)) == pytest.approx(float(peaks.max()), abs=0.006), (status.inner_text(), peaks.max())
+    assert deco.count() > 0
     run_command(page, "lenscope: Colour by log-prob again")
     status.wait_for(state="hidden")
     assert deco.count() > 30  # the comparison's colours again
