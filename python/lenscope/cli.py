@@ -571,10 +571,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
     model = load_model(args.model or _open_index(args.index).manifest["model"], device=args.device, dtype=args.dtype)
     d = describe_stored(path, model)
     both, occurs, fires = d.counts[:, 2], d.counts[:, 0], d.counts[:, 1]
-    has = (d.token >= 0) & (occurs > 0) & (fires > 0)
-    p, r = both[has] / occurs[has], both[has] / fires[has]
-    print(f"described {len(d.token):,} units of {path} in {d.meta['seconds']:.1f} s: {int((d.token >= 0).sum()):,} with a "
-          f"pattern, {int(has.sum()):,} scored; median precision {np.median(p):.2f}, recall {np.median(r):.2f} "
+    has = (d.kind > 0) & (occurs > 0) & (fires > 0)
+    p, r = both[has] / np.maximum(fires[has], 1), both[has] / np.maximum(occurs[has], 1)
+    f1 = 2 * both[has] / np.maximum(occurs[has] + fires[has], 1)
+    print(f"described {len(d.kind):,} units of {path} in {d.meta['seconds']:.1f} s: {int((d.kind > 0).sum()):,} with a "
+          f"pattern, {int((d.kind < 0).sum()):,} with no simple pattern, {int(has.sum()):,} scored; median precision "
+          f"P(pattern | fires) {np.median(p) if len(p) else 0:.2f}, recall P(fires | pattern) "
+          f"{np.median(r) if len(r) else 0:.2f}, F1 {np.median(f1) if len(f1) else 0:.2f} "
           f"on {d.meta['score_tokens']:,} held-out tokens")  # fmt: skip
     return 0
 
@@ -585,16 +588,19 @@ def _export_descriptions(index: Any, out: Path) -> int:
 
     from lenscope.index.descriptions import describe_row
 
-    if "describe_token" not in index.arrays:
+    if "describe_token" not in index.arrays and "describe_kind" not in index.arrays:
         raise LenscopeError(f"{index.path.name} has no descriptions: lenscope describe {index.path} adds them")
-    fields = ["layer", "index", "text", "pattern", "precision", "recall", "occurs", "fires", "both", "categories"]
+    fields = ["layer", "index", "text", "pattern", "context", "within", "boosts", "precision", "recall", "f1", "occurs",
+              "fires", "both", "categories"]  # fmt: skip
     with open(out, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(fields)
         for row in range(index.n_neurons):
             d = describe_row(row, index.arrays, index.strings) or {}
             w.writerow([row // index.d_mlp, row % index.d_mlp, d.get("text", ""), repr(d.get("pattern", [])),
-                        *(d.get(k, "") for k in ("precision", "recall", "occurs", "fires", "both")),
+                        repr(d.get("context")) if d.get("context") is not None else "", d.get("within") or "",
+                        repr(d.get("boosts", [])) if d else "",
+                        *(d.get(k, "") for k in ("precision", "recall", "f1", "occurs", "fires", "both")),
                         "; ".join(d.get("categories", []))])  # fmt: skip
     print(f"wrote {out}: {index.n_neurons:,} units")
     return 0
@@ -626,12 +632,41 @@ def cmd_card(args: argparse.Namespace) -> int:
     print(f"{card['model']} {unit(card['layer'], card['index'])} ({index.path.name})")
     print(desc["text"] if desc else "(no description: the index was built before them; lenscope describe adds them)")
     if desc:
-        print(f"  pattern {' + '.join(visible(t) for t in desc['pattern'])}, categories: {', '.join(desc['categories']) or '-'}; "
-              f"matches {desc['examples_matched']} of {desc['examples_chosen']} top examples it was chosen on")  # fmt: skip
-    for e in card["examples"][: args.top]:
+        print(f"  pattern {' + '.join(visible(t) for t in desc['pattern'])}"
+              + (f", context {visible(desc['context'])} within {desc['within']}" if desc.get("context") is not None else "")
+              + f", categories: {', '.join(desc['categories']) or '-'}; matches {desc['examples_matched']} of "
+              f"{desc['examples_chosen']} top examples it was chosen on")  # fmt: skip
+        print(f"  metrics: {desc['metrics']}")
+
+    def effects(key: str) -> str:
+        return "  ".join(f"{visible(e['token'])} {e['value']:+.2f}" for e in card[key][:8]) or "-"
+
+    print(f"boosts:     {effects('logit_boosted')}")
+    print(f"suppresses: {effects('logit_suppressed')}")
+    firing = card.get("firing")
+    if firing:
+        thr = f" (> {firing['threshold']:.3f})" if firing["threshold"] is not None else ""
+        print(f"fires{thr} on {100 * firing['above_threshold']:.2f}% of {firing['tokens']:,} tokens; above 0 on "
+              f"{100 * firing['above_zero']:.2f}%")  # fmt: skip
+
+    def show(e: dict[str, Any]) -> str:
         at = e["max_token"]
         text = "".join(e["tokens"][max(0, at - 8) : at]) + "[[" + e["tokens"][at] + "]]" + "".join(e["tokens"][at + 1 : at + 4])
-        print(f"  {e['value']:7.3f}  {e['file']}: {visible(text)}")
+        return f"  {e['value']:7.3f}  {e['file']}: {visible(text)}"
+
+    print("top examples:")
+    for e in card["examples"][: args.top]:
+        print(show(e))
+    if card.get("quantiles") is None:
+        print("quantile examples: none (the index was built before them; rebuild it to record them)")
+    else:
+        for q in card["quantiles"]:
+            print(f"interval {q['low']:.3f} .. {q['high']:.3f}:" + ("" if q["examples"] else " (no tokens)"))
+            for e in q["examples"]:
+                print(show(e))
+        print("random firing examples:" + ("" if card["random_examples"] else " (none)"))
+        for e in card["random_examples"]:
+            print(show(e))
     return 0
 
 
@@ -761,6 +796,9 @@ def build_parser() -> argparse.ArgumentParser:
     from lenscope.cli_heads import add_parsers as add_head_parsers
 
     add_head_parsers(sub, DEFAULT_MODEL)
+    from lenscope.cli_sweep import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub, DEFAULT_MODEL, DTYPE_NAMES)
     return parser
 
 

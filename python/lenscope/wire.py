@@ -629,12 +629,34 @@ class Histogram(_Strict):
 class NeuronDescription(_Strict):
     """A one-line description chosen on half the index's files and scored on the other half."""
 
-    text: str = Field(description='The line shown, e.g. fires on "]" after ")"  (precision 0.82, recall 0.64 on held-out text)')
-    pattern: list[str] = Field(description="The pattern's token texts: [token] or [preceding token, token]")
-    pattern_ids: list[int]
-    categories: list[str] = Field(description="Kinds of the pattern's token, for search: closing bracket, digit, keyword def ...")
-    precision: float | None = Field(description="Held-out: of the tokens where the pattern occurs, the share where it fires")
-    recall: float | None = Field(description="Held-out: of the tokens where the unit fires, the share where the pattern occurs")
+    text: str = Field(
+        description='The line shown: the input pattern and the output effect, e.g. fires on "\')" or "\'))"; boosts "\'),"'
+        ' "\')"  (held-out precision 0.62, recall 0.41, F1 0.50); "no simple pattern (best: ...)" under the F1 floor'
+    )
+    pattern: list[str] = Field(description="The pattern's token texts (a token set), or [class name] for a token class")
+    pattern_ids: list[int] = Field(description="A token set's ids (empty for a class)")
+    kind: Literal["tokens", "class", "none"] = Field(
+        "tokens", description="tokens: one of a set of tokens; class: a token class; none: no simple pattern (under the floor)"
+    )
+    token_class: str | None = Field(None, description="The token class (digit, closing bracket, identifier word ...)")
+    context: str | None = Field(None, description="A token that must be among the last `within` tokens before")
+    context_id: int | None = None
+    within: int | None = Field(None, description="How far back the context token may be (1: just before)")
+    boosts: list[str] = Field(default_factory=list, description="The tokens the unit's output boosts most (its logit effect)")
+    categories: list[str] = Field(
+        description="Kinds of the pattern's tokens, for search: closing bracket, digit, keyword def ..."
+    )
+    precision: float | None = Field(
+        description="Held-out P(pattern | fires): of the tokens where the unit fires, the share where the pattern occurs"
+    )
+    recall: float | None = Field(
+        description="Held-out P(fires | pattern): of the tokens where the pattern occurs, the share where it fires"
+    )
+    f1: float | None = Field(None, description="Held-out F1 of the pattern as a detector of where the unit fires")
+    metrics: str = Field(
+        "precision = P(pattern | fires), recall = P(fires | pattern), on held-out text",
+        description="What precision and recall mean (the detector convention), said on the card",
+    )
     occurs: int = Field(description="Held-out tokens where the pattern occurs")
     fires: int = Field(description="Held-out tokens where the activation is above the threshold")
     both: int
@@ -647,6 +669,33 @@ class NeuronDescription(_Strict):
         description="Scored on fewer held-out tokens than lenscope.index.descriptions.MIN_SCORE_TOKENS (10,000): "
         "the text says so instead of the precision and recall",
     )
+
+
+class SampleExample(_Strict):
+    """A quantile or random example: the tokens around it and its own activation (only)."""
+
+    file: str
+    cell: int | None = None
+    available: bool
+    value: float = Field(description="The unit's activation at the example's token")
+    tokens: list[str] = Field(description="Text of each token around it (up to 12 before, 4 after, within its window)")
+    max_token: int = Field(description="Position of the example's token in tokens")
+    char_start: int
+    char_end: int
+    max_char_start: int
+
+
+class QuantileExamples(_Strict):
+    low: float = Field(description="The interval (low, high] of activations")
+    high: float
+    examples: list[SampleExample] = Field(description="Up to 5 tokens of the interval, in a seeded random order of the corpus")
+
+
+class Firing(_Strict):
+    above_zero: float = Field(description="Share of the corpus's tokens where the activation is above 0")
+    above_threshold: float = Field(description="Share where it fires: above the description's threshold")
+    threshold: float | None
+    tokens: int
 
 
 class NeuronCardResponse(_Strict):
@@ -662,6 +711,11 @@ class NeuronCardResponse(_Strict):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     sae: str | None = Field(None, description="For an SAE feature's card: the SAE (layer is then 0, index the feature)")
     description: NeuronDescription | None = Field(None, description="None for an index built before descriptions")
+    quantiles: list[QuantileExamples] | None = Field(
+        None, description="Examples from 10 activation intervals of (0, max], highest first; None for an index built before them"
+    )
+    random_examples: list[SampleExample] | None = Field(None, description="Random tokens where the unit fires")
+    firing: Firing | None = Field(None, description="The share of tokens where the unit fires; None for an older index")
 
 
 class NeuronHit(_Strict):

@@ -39,7 +39,7 @@ def test_a_description_scored_on_too_few_tokens_says_so() -> None:
     assert "too few tokens to score" in few["text"] and "precision" not in few["text"], few["text"]
     assert f"{descriptions.MIN_SCORE_TOKENS:,}" in few["text"]
     enough = describe_row(0, arrays, strings, score_tokens=84_398)
-    assert enough is not None and not enough["too_few_tokens"] and "precision 1.00" in enough["text"]
+    assert enough is not None and not enough["too_few_tokens"] and "recall 1.00" in enough["text"]  # P(fires | pattern)
 
 
 def test_whitespace_tokens_are_found_by_their_names() -> None:
@@ -51,8 +51,11 @@ def test_whitespace_tokens_are_found_by_their_names() -> None:
         rows = search_descriptions(index.arrays, index.strings, query)
         assert rows, query
     rows = search_descriptions(index.arrays, index.strings, "indentation")
-    texts = [index.strings[int(index.arrays["describe_token"][r])] for r, _ in rows]
-    assert all(t.isspace() for t in texts) and any("\n" in t and t.endswith(" ") for t in texts), texts
+    for r, _ in rows:  # a token set of which one is indentation, or the class, or a context token
+        d = describe_row(r, index.arrays, index.strings)
+        assert d is not None and "indentation" in d["categories"], d
+    texts = [t for r, _ in rows for t in (describe_row(r, index.arrays, index.strings) or {})["pattern"]]
+    assert any("\n" in t and t.endswith(" ") for t in texts) or "whitespace indentation" in texts, texts
 
 
 def test_loading_a_model_in_a_notebook_prints_no_tqdm_warning() -> None:

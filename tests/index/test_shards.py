@@ -52,9 +52,9 @@ def same_index(a: IndexArrays, b: IndexArrays) -> None:
             for key, arr in value.arrays().items():
                 assert arr.dtype == other.array(key).dtype and arr.tobytes() == other.array(key).tobytes(), f"{key} differs"
             assert value.names == other.names
-        elif name == "descriptions":
+        elif name in ("descriptions", "samples"):
             for key, arr in value.as_arrays().items():
-                assert arr.tobytes() == other.as_arrays()[key].tobytes(), f"descriptions: {key} differs"
+                assert arr.tobytes() == other.as_arrays()[key].tobytes(), f"{name}: {key} differs"
         else:
             assert value == other, name
 

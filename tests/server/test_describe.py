@@ -18,14 +18,19 @@ async def test_card_has_the_description_and_search_finds_it_by_words(jp_fetch) -
     assert scores == sorted(scores, reverse=True)  # best held-out F1 first
     for hit in found["neurons"]:
         assert "closing bracket" in hit["description"]["categories"]
-        assert set(hit["description"]["pattern"][-1]) & set(")]}")
+        d = hit["description"]
+        texts = [*d["pattern"], d["context"] or ""]
+        assert any(set(t) & set(")]}") for t in texts) or d["token_class"] == "closing bracket"
     top = found["neurons"][0]
     card = body_of(await jp_fetch("lenscope", "api", "neurons", "lenscope-gelu-1l", str(top["layer"]), str(top["index"])))
     NeuronCardResponse.model_validate(card)
     d = card["description"]
     assert d == top["description"]
     assert d["text"].startswith("fires on ") and f"precision {d['precision']:.2f}, recall {d['recall']:.2f}" in d["text"]
-    assert d["precision"] == d["both"] / d["occurs"] and d["recall"] == d["both"] / d["fires"]
+    assert (
+        d["precision"] == d["both"] / d["fires"] and d["recall"] == d["both"] / d["occurs"]
+    )  # P(pattern | fires), P(fires | pattern)
+    assert d["metrics"] == "precision = P(pattern | fires), recall = P(fires | pattern), on held-out text"
     # the pattern was chosen on the index's top examples: at least one of them peaks on it
     assert any(e["tokens"][e["max_token"]] == d["pattern"][-1] for e in card["examples"])
     # a token search carries the descriptions along

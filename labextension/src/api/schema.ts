@@ -1007,6 +1007,23 @@ export interface components {
             /** Sae */
             sae: string;
         };
+        /** Firing */
+        Firing: {
+            /**
+             * Above Threshold
+             * @description Share where it fires: above the description's threshold
+             */
+            above_threshold: number;
+            /**
+             * Above Zero
+             * @description Share of the corpus's tokens where the activation is above 0
+             */
+            above_zero: number;
+            /** Threshold */
+            threshold: number | null;
+            /** Tokens */
+            tokens: number;
+        };
         /**
          * HeadCardResponse
          * @description A head read from its weights (1-layer reading: each token alone through the LayerNorms).
@@ -1601,6 +1618,11 @@ export interface components {
             description: components["schemas"]["NeuronDescription"] | null;
             /** Examples */
             examples: components["schemas"]["NeuronExample"][];
+            /**
+             * @description The share of tokens where the unit fires; None for an older index
+             * @default null
+             */
+            firing: components["schemas"]["Firing"] | null;
             histogram: components["schemas"]["Histogram"];
             /** Index */
             index: number;
@@ -1620,6 +1642,18 @@ export interface components {
             logit_suppressed: components["schemas"]["LogitEffect"][];
             /** Model */
             model: string;
+            /**
+             * Quantiles
+             * @description Examples from 10 activation intervals of (0, max], highest first; None for an index built before them
+             * @default null
+             */
+            quantiles: components["schemas"]["QuantileExamples"][] | null;
+            /**
+             * Random Examples
+             * @description Random tokens where the unit fires
+             * @default null
+             */
+            random_examples: components["schemas"]["SampleExample"][] | null;
             /**
              * Sae
              * @description For an SAE feature's card: the SAE (layer is then 0, index the feature)
@@ -1654,13 +1688,29 @@ export interface components {
          * @description A one-line description chosen on half the index's files and scored on the other half.
          */
         NeuronDescription: {
+            /**
+             * Boosts
+             * @description The tokens the unit's output boosts most (its logit effect)
+             */
+            boosts?: string[];
             /** Both */
             both: number;
             /**
              * Categories
-             * @description Kinds of the pattern's token, for search: closing bracket, digit, keyword def ...
+             * @description Kinds of the pattern's tokens, for search: closing bracket, digit, keyword def ...
              */
             categories: string[];
+            /**
+             * Context
+             * @description A token that must be among the last `within` tokens before
+             * @default null
+             */
+            context: string | null;
+            /**
+             * Context Id
+             * @default null
+             */
+            context_id: number | null;
             /**
              * Examples Chosen
              * @description Top examples (choose half, firing) it was chosen from
@@ -1672,10 +1722,29 @@ export interface components {
              */
             examples_matched: number;
             /**
+             * F1
+             * @description Held-out F1 of the pattern as a detector of where the unit fires
+             * @default null
+             */
+            f1: number | null;
+            /**
              * Fires
              * @description Held-out tokens where the activation is above the threshold
              */
             fires: number;
+            /**
+             * Kind
+             * @description tokens: one of a set of tokens; class: a token class; none: no simple pattern (under the floor)
+             * @default tokens
+             * @enum {string}
+             */
+            kind: "tokens" | "class" | "none";
+            /**
+             * Metrics
+             * @description What precision and recall mean (the detector convention), said on the card
+             * @default precision = P(pattern | fires), recall = P(fires | pattern), on held-out text
+             */
+            metrics: string;
             /**
              * Occurs
              * @description Held-out tokens where the pattern occurs
@@ -1683,19 +1752,22 @@ export interface components {
             occurs: number;
             /**
              * Pattern
-             * @description The pattern's token texts: [token] or [preceding token, token]
+             * @description The pattern's token texts (a token set), or [class name] for a token class
              */
             pattern: string[];
-            /** Pattern Ids */
+            /**
+             * Pattern Ids
+             * @description A token set's ids (empty for a class)
+             */
             pattern_ids: number[];
             /**
              * Precision
-             * @description Held-out: of the tokens where the pattern occurs, the share where it fires
+             * @description Held-out P(pattern | fires): of the tokens where the unit fires, the share where the pattern occurs
              */
             precision: number | null;
             /**
              * Recall
-             * @description Held-out: of the tokens where the unit fires, the share where the pattern occurs
+             * @description Held-out P(fires | pattern): of the tokens where the pattern occurs, the share where it fires
              */
             recall: number | null;
             /**
@@ -1706,7 +1778,7 @@ export interface components {
             score_tokens: number | null;
             /**
              * Text
-             * @description The line shown, e.g. fires on "]" after ")"  (precision 0.82, recall 0.64 on held-out text)
+             * @description The line shown: the input pattern and the output effect, e.g. fires on "')" or "'))"; boosts "')," "')"  (held-out precision 0.62, recall 0.41, F1 0.50); "no simple pattern (best: ...)" under the F1 floor
              */
             text: string;
             /**
@@ -1715,11 +1787,23 @@ export interface components {
              */
             threshold: number;
             /**
+             * Token Class
+             * @description The token class (digit, closing bracket, identifier word ...)
+             * @default null
+             */
+            token_class: string | null;
+            /**
              * Too Few Tokens
              * @description Scored on fewer held-out tokens than lenscope.index.descriptions.MIN_SCORE_TOKENS (10,000): the text says so instead of the precision and recall
              * @default false
              */
             too_few_tokens: boolean;
+            /**
+             * Within
+             * @description How far back the context token may be (1: just before)
+             * @default null
+             */
+            within: number | null;
         };
         /** NeuronExample */
         NeuronExample: {
@@ -1972,6 +2056,21 @@ export interface components {
             top_ids: components["schemas"]["NDArray"];
             top_logprobs: components["schemas"]["NDArray"];
         };
+        /** QuantileExamples */
+        QuantileExamples: {
+            /**
+             * Examples
+             * @description Up to 5 tokens of the interval, in a seeded random order of the corpus
+             */
+            examples: components["schemas"]["SampleExample"][];
+            /** High */
+            high: number;
+            /**
+             * Low
+             * @description The interval (low, high] of activations
+             */
+            low: number;
+        };
         /** QueryRow */
         QueryRow: {
             /**
@@ -2044,6 +2143,42 @@ export interface components {
             hook_point: string;
             /** Name */
             name: string;
+        };
+        /**
+         * SampleExample
+         * @description A quantile or random example: the tokens around it and its own activation (only).
+         */
+        SampleExample: {
+            /** Available */
+            available: boolean;
+            /**
+             * Cell
+             * @default null
+             */
+            cell: number | null;
+            /** Char End */
+            char_end: number;
+            /** Char Start */
+            char_start: number;
+            /** File */
+            file: string;
+            /** Max Char Start */
+            max_char_start: number;
+            /**
+             * Max Token
+             * @description Position of the example's token in tokens
+             */
+            max_token: number;
+            /**
+             * Tokens
+             * @description Text of each token around it (up to 12 before, 4 after, within its window)
+             */
+            tokens: string[];
+            /**
+             * Value
+             * @description The unit's activation at the example's token
+             */
+            value: number;
         };
         /** SkippedFile */
         SkippedFile: {

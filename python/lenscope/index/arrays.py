@@ -9,6 +9,7 @@ import numpy as np
 
 from lenscope.index.corpus_store import StoredCorpus
 from lenscope.index.descriptions import Descriptions
+from lenscope.index.samples import Samples
 
 HIST_EDGES = np.linspace(-1.0, 15.0, 65, dtype=np.float32)
 """Fixed histogram bins ``[edge_i, edge_i+1)``, plus one underflow and one overflow bin, for every neuron."""
@@ -38,6 +39,7 @@ class IndexArrays:
     logit_bottom_values: np.ndarray
     strings: dict[int, str] = field(default_factory=dict)  # decoded strings of the ids used
     descriptions: Descriptions | None = None  # one-line descriptions (lenscope.index.describe), when computed
+    samples: Samples | None = None  # quantile and random examples (lenscope.index.samples), recorded with them
 
     @property
     def tokens(self) -> np.ndarray:

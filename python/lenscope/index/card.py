@@ -20,6 +20,10 @@ LOOKUP_ERRORS = (IndexError, ValueError, KeyError, TypeError, OverflowError)
 vocabulary, a window past the windows): reported as a broken index, never a server error."""
 
 
+def _described(a: dict[str, np.ndarray]) -> bool:
+    return "describe_kind" in a or "describe_token" in a  # either generation; older indexes have none
+
+
 def score_tokens(index: Index) -> int | None:
     """The held-out tokens the index's descriptions were scored on (None: not recorded)."""
     n = (index.manifest.get("descriptions") or {}).get("score_tokens")
@@ -100,12 +104,64 @@ def _card(index: Index, layer: int, neuron: int, n: int, available: Callable[[st
         "layer": layer,
         "index": neuron,
         "examples": examples,
+        **_samples(index, n, available),
         "logit_boosted": effect("logit_top_ids", "logit_top_values"),
         "logit_suppressed": effect("logit_bottom_ids", "logit_bottom_values"),
         "stats": {"count": int(m["tokens"]), "mean": float(a["mean"][n]), "max": _float(float(a["max"][n]))},
         "histogram": {"edges": m["hist_edges"], "counts": hist},
         "index_path": index.path.name,
-        "description": describe_row(n, a, s, score_tokens(index)) if "describe_token" in a else None,  # older indexes have none
+        "description": describe_row(n, a, s, score_tokens(index)) if _described(a) else None,  # older indexes have none
+    }
+
+
+SAMPLE_BEFORE, SAMPLE_AFTER = 12, 4
+"""Tokens of context shown around a quantile or random example (only its own activation is kept)."""
+
+
+def _sample(index: Index, corpus: Any, g: int, value: float, available: Callable[[str], bool]) -> dict[str, Any]:
+    """A sampled example at corpus token ``g``: its window's tokens around it, its activation."""
+    a, m = index.arrays, index.manifest
+    win = np.asarray(a["windows"])
+    starts = np.asarray(a["doc_offsets"])[win[:, 0]] + win[:, 1]
+    w = int(np.searchsorted(starts, g, side="right")) - 1
+    doc, start, n = (int(x) for x in win[w])
+    at = g - int(starts[w])
+    lo, hi = max(0, at - SAMPLE_BEFORE), min(n, at + SAMPLE_AFTER + 1)
+    strings, first, last = corpus.tokens(w, start + lo, hi - lo)
+    entry = m["files"][doc]
+    cell, within = locate(entry.get("cells", []), int(first[at - lo]))
+    shift = int(first[at - lo]) - within
+    return {"file": entry["path"], "cell": cell, "available": available(entry["path"]), "value": float(value),
+            "tokens": strings, "max_token": at - lo, "char_start": max(0, int(first[0]) - shift),
+            "char_end": max(0, int(last[-1]) - shift), "max_char_start": within}  # fmt: skip
+
+
+def _samples(index: Index, n: int, available: Callable[[str], bool]) -> dict[str, Any]:
+    """The card's quantile and random examples and firing share; None for an index built before them."""
+    a, m = index.arrays, index.manifest
+    if "quantile_positions" not in a:
+        return {"quantiles": None, "random_examples": None, "firing": None}
+    corpus = corpus_reader(a)
+    top = float(a["max"][n])
+    intervals = int(m["samples"]["intervals"])
+    quantiles = []
+    for i in range(intervals):
+        found = [(int(g), float(v)) for g, v in zip(a["quantile_positions"][n, i], a["quantile_values"][n, i]) if g >= 0]
+        quantiles.append({"low": top * i / intervals, "high": top * (i + 1) / intervals,
+                          "examples": [_sample(index, corpus, g, v, available) for g, v in found]})  # fmt: skip
+    rand = [(int(g), float(v)) for g, v in zip(a["random_positions"][n], a["random_values"][n]) if g >= 0]
+    above_zero, above = (int(x) for x in a["fire_counts"][n])
+    total = max(int(m["tokens"]), 1)
+    thr = float(a["describe_threshold"][n]) if "describe_threshold" in a else None
+    return {
+        "quantiles": quantiles[::-1],  # highest first, as a reader scans down
+        "random_examples": [_sample(index, corpus, g, v, available) for g, v in rand],
+        "firing": {
+            "above_zero": above_zero / total,
+            "above_threshold": above / total,
+            "threshold": thr if thr is not None and math.isfinite(thr) else None,
+            "tokens": total,
+        },
     }
 
 
@@ -139,7 +195,7 @@ def _for_token(index: Index, ids: list[int], limit: int) -> list[dict[str, Any]]
             "index": int(r % d_mlp),
             "hits": int(hits[r].sum()),
             "score": float(score[r]),
-            "description": describe_row(int(r), a, index.strings, score_tokens(index)) if "describe_token" in a else None,
+            "description": describe_row(int(r), a, index.strings, score_tokens(index)) if _described(a) else None,
         }
         for r in order
         if score[r] > 0

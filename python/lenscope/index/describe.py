@@ -3,21 +3,19 @@
 The index's windows are split into a *choose* half and a *score* half: by file when there are
 two files or more (in the order of a hash of their paths, each file joins the half with fewer
 tokens so far: about even halves, decided by the paths and sizes alone), else by window
-(alternately). Each unit's pattern is chosen from its top examples that lie in the choose half
-only; it is then scored in one streaming pass of the model over the score half, so the score is
-measured on text the pattern was not chosen on.
+(alternately). Each unit's pattern is chosen on the choose half only and scored on the score
+half, so the score is measured on text the pattern was not chosen on.
 
 - Threshold: a unit *fires* where its activation is above half its maximum over the choose half
   (the first choose-half entry of its top examples is that maximum). Units whose choose-half
   maximum is not positive get no pattern.
-- Pattern: among the choose-half top examples that fire, the peak token seen most often (ties:
-  the highest example); then the (preceding token, token) pair seen most often among the
-  examples that peak on that token (within the example's window: the first token of a window
-  follows the BOS). The pair is the pattern when at least 2 examples and at
-  least 3/4 of those on the token share it (a pair is more specific: taken only when it costs
-  almost none of the examples), else the token alone.
-- Score, on the score half: ``precision = P(fires | pattern occurs)``,
-  ``recall = P(pattern occurs | fires)``, with the counts kept.
+- One pass of the model over every window finds where each unit fires (and records the
+  examples of :mod:`lenscope.index.samples`); the patterns are then chosen and counted from
+  those firing positions and the tokens alone (:mod:`lenscope.index.patterns`): a token set, a
+  token class, either narrowed by a token just before or in the last 8 tokens, whichever has
+  the best F1 on the choose half; under the floor it is "no simple pattern".
+- Score, on the score half, in the detector convention: ``precision = P(pattern | fires)``,
+  ``recall = P(fires | pattern)``, with the counts kept.
 
 Activations come from the same place the build reads them (its hooks and their ``encode``), so
 an SAE feature index is described exactly as an MLP neuron index is.
@@ -38,12 +36,11 @@ import torch
 
 from lenscope.engine.plan import bos_id
 from lenscope.index.arrays import IndexArrays
-from lenscope.index.descriptions import METHOD, Descriptions
-from lenscope.index.shard_store import ShardStore, counts_key
+from lenscope.index.descriptions import ARRAYS, MAX_SET, METHOD, METRICS, Descriptions
+from lenscope.index.patterns import FLOOR, Chooser, Pattern, mask, positions
+from lenscope.index.samples import INTERVALS, PER_INTERVAL, RANDOM, SAMPLES_META, Samples, priority
+from lenscope.index.shard_store import ShardStore
 from lenscope.index.shards import Shard
-
-UNITS_PER_STEP = 8192
-"""Units counted at once: ``[batch, body, 8192]`` booleans, 67 MB for 8 windows of 1,024 tokens."""
 
 
 def _default_encode(act: torch.Tensor) -> torch.Tensor:
@@ -66,100 +63,131 @@ def score_half(windows: np.ndarray, paths: list[str]) -> np.ndarray:
     return (np.arange(len(windows)) % 2).astype(np.uint8)
 
 
-def peak_tokens(arrays: IndexArrays) -> tuple[np.ndarray, np.ndarray]:
-    """The token at each top example's maximum and the one before it in its window (-1 at the
-    window's first token, where the model saw the BOS): int64 [N, k] each, -1 where there is no
-    example."""
-    w = arrays.top_windows.clip(0)
-    doc, start = arrays.windows[w, 0], arrays.windows[w, 1]
-    g = arrays.doc_offsets[doc] + start + arrays.top_positions
-    tok = arrays.tokens[g].astype(np.int64)
-    prev = np.where(arrays.top_positions > 0, arrays.tokens[(g - 1).clip(0)], -1).astype(np.int64)
-    missing = arrays.top_windows < 0
-    return np.where(missing, -1, tok), np.where(missing, -1, prev)
-
-
-def choose_patterns(arrays: IndexArrays, score: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Each unit's pattern from its choose-half top examples only: ``(token, prev, threshold,
-    examples)`` as in :class:`Descriptions` (vectorized over units and examples)."""
-    n, k = arrays.top_values.shape
-    tok, prev = peak_tokens(arrays)
+def thresholds(arrays: IndexArrays, score: np.ndarray) -> np.ndarray:
+    """float32 [N]: half each unit's max over the choose half (inf: not positive there)."""
+    k = arrays.top_values.shape[1]
     values = arrays.top_values.astype(np.float64)
     chosen = (arrays.top_windows >= 0) & (score[arrays.top_windows.clip(0)] == 0)
-    best = np.where(chosen, values, -np.inf).max(axis=1) if k else np.full(n, -np.inf)
+    best = np.where(chosen, values, -np.inf).max(axis=1) if k else np.full(len(values), -np.inf)
     has = np.isfinite(best) & (best > 0)
-    threshold = np.where(has, best / 2, np.inf)
-    fire = chosen & (values > threshold[:, None])
-    same = (tok[:, :, None] == tok[:, None, :]) & fire[:, :, None] & fire[:, None, :]  # [N, k, k]
-    tok_count = np.where(fire, same.sum(axis=2), 0)
-    j = tok_count.argmax(axis=1)  # first of the most frequent: top examples are sorted, highest first
-    rows = np.arange(n)
-    p_tok, c_tok = tok[rows, j], tok_count[rows, j]
-    pair = same & (prev[:, :, None] == prev[:, None, :]) & (prev >= 0)[:, :, None]
-    on_tok = fire & (tok == p_tok[:, None])
-    pair_count = np.where(on_tok & (prev >= 0), pair.sum(axis=2), 0)
-    jp = pair_count.argmax(axis=1)
-    c_pair = pair_count[rows, jp]
-    use_pair = (c_pair >= 2) & (4 * c_pair >= 3 * c_tok)
-    token = np.where(has, p_tok, -1).astype(np.int32)
-    before = np.where(has & use_pair, prev[rows, jp], -1).astype(np.int32)
-    examples = np.stack([np.where(use_pair, c_pair, c_tok), fire.sum(axis=1)], axis=1) * has[:, None]
-    return token, before, threshold.astype(np.float32), examples.astype(np.int32)
+    return np.where(has, best / 2, np.inf).astype(np.float32)
+
+
+BIG = np.iinfo(np.int64).max
+
+
+def _keep_smallest(run: tuple[torch.Tensor, torch.Tensor] | None, key: torch.Tensor, value: torch.Tensor, n: int):  # type: ignore[no-untyped-def]
+    """The ``n`` smallest keys per unit (column) so far, with their values."""
+    if run is not None:
+        key, value = torch.cat([run[0], key]), torch.cat([run[1], value])
+    k, i = key.topk(min(n, len(key)), dim=0, largest=False)
+    return k, value.gather(0, i)
 
 
 @torch.inference_mode()
-def score_patterns(
+def firing_pass(
     model: Any,
     arrays: IndexArrays,
-    score: np.ndarray,
-    token: np.ndarray,
-    prev: np.ndarray,
     threshold: np.ndarray,
     hooks: list[str],
     encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     batch_windows: int = 8,
     cancelled: Callable[[], bool] | None = None,
-) -> np.ndarray:
-    """int64 [N, 3]: over the score half's tokens, where each pattern occurs, where each unit
-    fires (activation > threshold), and both: one forward per batch of the index's own windows,
-    counted for all units at once."""
+) -> tuple[np.ndarray, np.ndarray, Samples]:
+    """One forward per batch of the index's windows: ``(units, positions)`` of every token where a
+    unit's activation is above its threshold (positions in window order), and the samples."""
     from lenscope.index.reduce import IndexCancelled, run_units
 
-    n_units = len(token)
+    n_units = len(threshold)
     body = int(arrays.window_tokens) - 1
     device = next(model.parameters()).device
     bos = bos_id(model.tokenizer)
     encode = encode or _default_encode
-    pat_tok = torch.from_numpy(token.astype(np.int64)).to(device)
-    pat_prev = torch.from_numpy(prev.astype(np.int64)).to(device)
-    any_prev = pat_prev < 0
     thr = torch.from_numpy(threshold.astype(np.float32)).to(device)
-    counts = torch.zeros((3, n_units), dtype=torch.int64, device=device)
-    scored = np.flatnonzero(score)
-    tokens = arrays.tokens  # converted per window below: this runs once per shard, never copy the corpus
-    for b0 in range(0, len(scored), batch_windows):
+    top = torch.from_numpy(np.array(arrays.max, dtype=np.float32)).to(device)
+    prio = priority(len(arrays.tokens))
+    above = torch.zeros((2, n_units), dtype=torch.int64, device=device)
+    runs: list[Any] = [None] * (INTERVALS + 1)
+    ev_u, ev_p = [], []
+    lengths = arrays.windows[:, 2].astype(np.int64)
+    first_p = np.cumsum(lengths) - lengths
+    tokens = arrays.tokens
+    for b0 in range(0, len(arrays.windows), batch_windows):
         if cancelled and cancelled():
             raise IndexCancelled("the index build was cancelled")
-        batch = arrays.windows[scored[b0 : b0 + batch_windows]]
+        batch = arrays.windows[b0 : b0 + batch_windows]
         x = torch.full((len(batch), body + 1), bos, dtype=torch.int64)
-        tok = torch.full((len(batch), body), -2, dtype=torch.int64)  # -2: padding, never a pattern
-        before = torch.full((len(batch), body), -1, dtype=torch.int64)  # -1 at the window's start: after the BOS
+        key = torch.full((len(batch), body), BIG, dtype=torch.int64)
         for i, (d, s, n) in enumerate(batch.tolist()):
             g0 = int(arrays.doc_offsets[d]) + s
-            x[i, 1 : 1 + n] = tok[i, :n] = torch.from_numpy(tokens[g0 : g0 + n].astype(np.int64))
-            before[i, 1:n] = tok[i, : n - 1]
-        a = run_units(model, x.to(device), hooks, encode).to(device)  # [B, body, N]
-        tok, before = tok.to(device), before.to(device)
-        real = (tok >= 0)[:, :, None]
-        for u in range(0, n_units, UNITS_PER_STEP):  # bounds the [B, body, units] booleans (GPT-2 small: 36,864 units)
-            v = slice(u, u + UNITS_PER_STEP)
-            fires = (a[:, :, v] > thr[v]) & real
-            occurs = (tok[:, :, None] == pat_tok[v]) & (any_prev[v] | (before[:, :, None] == pat_prev[v]))
-            counts[0, v] += occurs.sum(dim=(0, 1))
-            counts[1, v] += fires.sum(dim=(0, 1))
-            counts[2, v] += (occurs & fires).sum(dim=(0, 1))
-    result: np.ndarray = counts.T.cpu().numpy()
-    return result
+            x[i, 1 : 1 + n] = torch.from_numpy(tokens[g0 : g0 + n].astype(np.int64))
+            key[i, :n] = torch.from_numpy(prio[g0 : g0 + n])
+        a = run_units(model, x.to(device), hooks, encode).to(device).float()  # [B, body, N]
+        key = key.to(device)
+        real = (key < BIG)[:, :, None]
+        fires = (a > thr) & real
+        above[0] += ((a > 0) & real).sum(dim=(0, 1))
+        above[1] += fires.sum(dim=(0, 1))
+        b, t, u = fires.nonzero(as_tuple=True)
+        ev_u.append(u.cpu().numpy())
+        ev_p.append(first_p[b0 + b.cpu().numpy()] + t.cpu().numpy())
+        bins = (torch.ceil(a / top * INTERVALS) - 1).clamp(max=INTERVALS - 1)
+        flat_a, flat_key = a.reshape(-1, n_units), key.reshape(-1, 1).expand(-1, n_units)
+        flat_bins, flat_real = bins.reshape(-1, n_units), ((a > 0) & real).reshape(-1, n_units)
+        for i in range(INTERVALS):
+            k = torch.where(flat_real & (flat_bins == i), flat_key, BIG)
+            runs[i] = _keep_smallest(runs[i], k, flat_a, PER_INTERVAL)
+        k = torch.where(fires.reshape(-1, n_units), flat_key, BIG)
+        runs[INTERVALS] = _keep_smallest(runs[INTERVALS], k, flat_a, RANDOM)
+    order = np.argsort(prio)  # a priority's corpus token
+
+    def where(run: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        k, v = run[0].cpu().numpy(), run[1].cpu().numpy().astype(np.float32)
+        k, v = np.pad(k, ((0, n - len(k)), (0, 0)), constant_values=BIG), np.pad(v, ((0, n - len(v)), (0, 0)))
+        found = k < BIG
+        return np.where(found, order[np.where(found, k, 0)], -1).T, np.where(found, v, 0).T
+
+    q = [where(r, PER_INTERVAL) for r in runs[:INTERVALS]]
+    rp, rv = where(runs[INTERVALS], RANDOM)
+    samples = Samples(np.stack([p for p, _ in q], axis=1), np.stack([v for _, v in q], axis=1), rp, rv,
+                      above.T.cpu().numpy())  # fmt: skip
+    units = np.concatenate(ev_u) if ev_u else np.zeros(0, np.int64)
+    pos = np.concatenate(ev_p) if ev_p else np.zeros(0, np.int64)
+    return units.astype(np.int64), pos.astype(np.int64), samples
+
+
+def choose_and_count(
+    arrays: IndexArrays, score: np.ndarray, threshold: np.ndarray, units: np.ndarray, pos: np.ndarray
+) -> tuple[list[Pattern], np.ndarray, np.ndarray]:
+    """Each unit's pattern chosen on the choose half, ``counts`` [N, 3] on the score half and the
+    top examples ``[matched, chosen from]`` [N, 2], from the firing positions alone."""
+    at = positions(arrays.windows, arrays.doc_offsets, arrays.tokens, score)
+    chooser = Chooser(at, arrays.strings)
+    in_half = np.cumsum(at.half == 0) - 1, np.cumsum(at.half == 1) - 1  # a position's index within its half
+    score_tok, score_prev = at.tok[at.half == 1], at.prev[at.half == 1]
+    order = np.lexsort((pos, units))
+    units, pos = units[order], pos[order]
+    bounds = np.searchsorted(units, np.arange(len(threshold) + 1))
+    lengths = arrays.windows[:, 2].astype(np.int64)
+    first_p = np.cumsum(lengths) - lengths
+    w = arrays.top_windows.clip(0)
+    top_p = first_p[w] + arrays.top_positions
+    top_fire = (arrays.top_windows >= 0) & (score[w] == 0) & (arrays.top_values > threshold[:, None])
+    patterns, counts = [], np.zeros((len(threshold), 3), dtype=np.int64)
+    examples = np.zeros((len(threshold), 2), dtype=np.int32)
+    for u in range(len(threshold)):
+        p = pos[bounds[u] : bounds[u + 1]]
+        half = at.half[p]
+        pat = chooser.choose(in_half[0][p[half == 0]]) if np.isfinite(threshold[u]) else Pattern()
+        patterns.append(pat)
+        if pat.kind == 0:
+            continue
+        occurs = mask(pat, score_tok, score_prev, chooser.members)
+        fired = in_half[1][p[half == 1]]
+        counts[u] = occurs.sum(), len(fired), occurs[fired].sum()
+        tp = top_p[u][top_fire[u]]
+        examples[u] = mask(pat, at.tok[tp], at.prev[tp], chooser.members).sum(), len(tp)
+    return patterns, counts, examples
 
 
 def describe_index(
@@ -173,46 +201,41 @@ def describe_index(
     shards: list[Shard] | None = None,
     store: ShardStore | None = None,
 ) -> Descriptions:
-    """Choose every unit's pattern on the choose half and score it on the score half.
+    """Choose every unit's pattern on the choose half and score it on the score half; the pass
+    also records the unit's samples (``arrays.samples``).
 
     ``hooks`` and ``encode`` are the build's: ``encode`` maps a hooked activation ``[B, 1 + body,
     ...]`` to ``[B, body, units]`` with the BOS dropped (default: the activation itself).
-    With the build's ``shards``, the score half is counted shard by shard (integer counts: the
-    sum is the same), and with a ``store`` each shard's counts are kept and reused while the
-    shard and every unit's pattern are unchanged.
+    ``shards`` and ``store`` are accepted for the build's call and not used: the pass reads every
+    window once (a few seconds on the shipped corpus).
     """
+    del shards, store
     t0 = time.perf_counter()
     score = score_half(arrays.windows, paths)
-    token, prev, threshold, examples = choose_patterns(arrays, score)
-    if shards is None:
-        counts = score_patterns(model, arrays, score, token, prev, threshold, hooks, encode, batch_windows, cancelled)
-    else:
-        digest = hashlib.sha256(b"".join(a.tobytes() for a in (token, prev, threshold))).hexdigest()
-        counts = np.zeros((len(token), 3), dtype=np.int64)
-        for shard in shards:
-            mask = np.zeros_like(score)
-            span = slice(shard.first_window, shard.first_window + len(shard.windows))
-            mask[span] = score[span]
-            if not mask.any():
-                continue
-            key = counts_key(shard.key, hashlib.sha256(digest.encode() + mask[span].tobytes()).hexdigest())
-            part = store.load_counts(key) if store else None
-            if part is None:
-                part = score_patterns(model, arrays, mask, token, prev, threshold, hooks, encode, batch_windows, cancelled)
-                if store:
-                    store.save_counts(key, part)
-            if store:
-                store.kept_counts.add(key)
-            counts += part
+    threshold = thresholds(arrays, score)
+    units, pos, samples = firing_pass(model, arrays, threshold, hooks, encode, batch_windows, cancelled)
+    arrays.samples = samples
+    patterns, counts, examples = choose_and_count(arrays, score, threshold, units, pos)
+    n = len(threshold)
+    toks = np.full((n, MAX_SET), -1, dtype=np.int32)
+    for u, p in enumerate(patterns):
+        toks[u, : len(p.tokens)] = p.tokens
     docs = sorted(set(arrays.windows[score == 1, 0].tolist()))
     meta = {
         "method": METHOD,
+        "metrics": METRICS,
+        "floor": FLOOR,
+        "arrays": list(ARRAYS),
         "split": "files" if len(paths) >= 2 else "windows",
         "score_files": docs if len(paths) >= 2 else [],
         "score_tokens": int(arrays.windows[score == 1, 2].sum()),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    return Descriptions(token, prev, threshold, counts, examples, score, meta)
+    return Descriptions(
+        np.array([p.kind for p in patterns], dtype=np.int8), toks, np.array([p.cls for p in patterns], dtype=np.int8),
+        np.array([p.context for p in patterns], dtype=np.int32), np.array([p.within for p in patterns], dtype=np.int8),
+        threshold, counts, examples, score, meta,
+    )  # fmt: skip
 
 
 def describe_stored(
@@ -246,9 +269,12 @@ def describe_stored(
     d = describe_index(model, arrays, paths, hooks or mlp_hook_names(model), encode, batch_windows)
     if "descriptions" in m:  # described before: hide the old arrays while they are rewritten
         _replace_manifest(path / MANIFEST, {k: v for k, v in m.items() if k != "descriptions"})
-    for name, value in d.as_arrays().items():
+    if "samples" in m:
+        _replace_manifest(path / MANIFEST, {k: v for k, v in m.items() if k not in ("descriptions", "samples")})
+    assert arrays.samples is not None
+    for name, value in {**d.as_arrays(), **arrays.samples.as_arrays()}.items():
         np.save(path / f"{name}.npy", value, allow_pickle=False)
-    _replace_manifest(path / MANIFEST, {**m, "descriptions": d.meta})
+    _replace_manifest(path / MANIFEST, {**m, "descriptions": d.meta, "samples": SAMPLES_META})
     return d
 
 

@@ -16,25 +16,76 @@ from typing import Any
 
 import numpy as np
 
-ARRAYS = ("describe_token", "describe_prev", "describe_threshold", "describe_counts", "describe_examples", "describe_score")
-"""Per unit: the pattern's token and preceding token (-1: none), the firing threshold, the
-held-out counts ``[occurs, fires, both]``, the top examples ``[matched, chosen from]``; per
+ARRAYS = ("describe_kind", "describe_tokens", "describe_class", "describe_context", "describe_within",
+          "describe_threshold", "describe_counts", "describe_examples", "describe_score")  # fmt: skip
+"""Per unit: the pattern's kind (0 none, 1 a token set, 2 a token class; negative: its best
+pattern is under the F1 floor, "no simple pattern"), its tokens (-1 padded), class
+(:data:`CLASSES`, -1), context token (-1: none) and how far back it may be, the firing threshold,
+the held-out counts ``[occurs, fires, both]``, the top examples ``[matched, chosen from]``; per
 window: 1 where the window is in the score half."""
 
-METHOD = "peak token or (preceding, peak) pair of the choose half's top examples; scored on the other half"
+OLD_ARRAYS = ("describe_token", "describe_prev", "describe_threshold", "describe_counts", "describe_examples", "describe_score")
+"""The arrays of descriptions before pattern kinds (a token, or a (preceding, token) pair): still read."""
 
+METHOD = ("token set, token class, either with a token in the last 1 or 8 before it; chosen by F1 on the choose half, "
+          "scored on the other half")  # fmt: skip
 MIN_SCORE_TOKENS = 10_000
 """A description scored on fewer held-out tokens than this says "too few tokens to score" instead
 of its precision and recall: over a few hundred tokens a pattern that occurs twice and fires
 twice reads as precision 1.00 (a small workspace index)."""
+MAX_SET = 8
+"""The most tokens in a token-set pattern."""
+WITHIN = 8
+"""How far back a context token is looked for (besides just before)."""
+METRICS = "precision = P(pattern | fires), recall = P(fires | pattern), on held-out text"
+"""The detector convention, said on every card."""
+
+
+def _digits(t: str) -> bool:
+    return t.strip().isdigit()
+
+
+def _indent(t: str) -> bool:
+    return bool(t) and t.isspace()
+
+
+CLASSES: tuple[tuple[str, Any], ...] = (
+    ("digit", _digits),
+    ("whitespace indentation", _indent),
+    ("newline", lambda t: "\n" in t),
+    ("closing bracket", lambda t: bool(t.strip()) and set(t.strip()) <= set(")]}:,;'\"")  and bool(set(t) & set(")]}"))),
+    ("opening bracket", lambda t: bool(set(t.strip()) & set("([{")) and set(t.strip()) <= set("([{'\"")),
+    ("string quote", lambda t: bool(set(t) & set("'\"`"))),
+    ("operator", lambda t: bool(t.strip()) and set(t.strip()) <= set("+-*/%=<>!&|^~@")),
+    ("punctuation", lambda t: bool(t.strip()) and not any(c.isalnum() or c == "_" for c in t)),
+    ("keyword", lambda t: keyword.iskeyword(t.strip()) or t.strip() in ("self", "None", "True", "False")),
+    ("identifier word", lambda t: t[:1] == " " and t.strip().isidentifier() and not keyword.iskeyword(t.strip())),
+    ("identifier part", lambda t: t[:1].isalpha() and t.isidentifier()),
+    ("capitalized word", lambda t: t.strip()[:1].isupper() and t.strip().isalpha()),
+    ("upper case word", lambda t: len(t.strip()) > 1 and t.strip().isupper() and t.strip().replace("_", "").isalpha()),
+)  # fmt: skip
+"""Token classes a pattern may name: (name, test of the token's text)."""
+
+
+def class_members(strings: dict[int, str], vocab: int) -> np.ndarray:
+    """bool [len(CLASSES), vocab]: which token ids are in each class (ids without a string: none)."""
+    out = np.zeros((len(CLASSES), vocab), dtype=bool)
+    for i, text in strings.items():
+        if 0 <= i < vocab:
+            for c, (_, test) in enumerate(CLASSES):
+                out[c, i] = bool(test(text))
+    return out
 
 
 @dataclass
 class Descriptions:
     """What :func:`lenscope.index.describe.describe_index` computes, as the store writes it."""
 
-    token: np.ndarray  # int32 [N]: the pattern's token, -1 when the unit has no pattern
-    prev: np.ndarray  # int32 [N]: the token before it, -1 for a one-token pattern
+    kind: np.ndarray  # int8 [N]: 0 none, 1 token set, 2 token class; negative: under the floor
+    tokens: np.ndarray  # int32 [N, MAX_SET]: a token set's ids, -1 padded
+    cls: np.ndarray  # int8 [N]: a token class (CLASSES), -1
+    context: np.ndarray  # int32 [N]: a token that must be among the last ``within`` before, -1: none
+    within: np.ndarray  # int8 [N]
     threshold: np.ndarray  # float32 [N]: half the unit's max over the choose half (inf: no pattern)
     counts: np.ndarray  # int64 [N, 3]: score-half tokens where the pattern occurs, the unit fires, both
     examples: np.ndarray  # int32 [N, 2]: choose-half firing top examples the pattern matches, and all of them
@@ -42,7 +93,9 @@ class Descriptions:
     meta: dict[str, Any] = field(default_factory=dict)  # the manifest's "descriptions" entry
 
     def as_arrays(self) -> dict[str, np.ndarray]:
-        return dict(zip(ARRAYS, (self.token, self.prev, self.threshold, self.counts, self.examples, self.score)))
+        values = (self.kind, self.tokens, self.cls, self.context, self.within, self.threshold, self.counts,
+                  self.examples, self.score)  # fmt: skip
+        return dict(zip(ARRAYS, values))
 
 
 _BRACKETS_CLOSE, _BRACKETS_OPEN, _QUOTES = set(")]}"), set("([{"), set("'\"`")
@@ -102,36 +155,79 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
+def pattern_of(row: int, arrays: dict[str, np.ndarray]) -> tuple[int, list[int], int, int, int]:
+    """``(kind, tokens, class, context, within)`` of unit ``row``, from either generation of arrays."""
+    if "describe_kind" in arrays:
+        toks = [int(t) for t in arrays["describe_tokens"][row] if t >= 0]
+        return (int(arrays["describe_kind"][row]), toks, int(arrays["describe_class"][row]),
+                int(arrays["describe_context"][row]), int(arrays["describe_within"][row]))  # fmt: skip
+    tok, prev = int(arrays["describe_token"][row]), int(arrays["describe_prev"][row])
+    return (0, [], -1, -1, 0) if tok < 0 else (1, [tok], -1, prev, 1 if prev >= 0 else 0)
+
+
+def _effect(row: int, arrays: dict[str, np.ndarray], strings: dict[int, str], top: int = 3) -> list[str]:
+    if "logit_top_ids" not in arrays or arrays["logit_top_ids"].shape[1] == 0:
+        return []
+    return [strings.get(int(i), "") for i in arrays["logit_top_ids"][row][:top]]
+
+
 def describe_row(
     row: int, arrays: dict[str, np.ndarray], strings: dict[int, str], score_tokens: int | None = None
 ) -> dict[str, Any] | None:
     """Unit ``row``'s description as the card shows it, or None when it has no pattern.
 
-    ``score_tokens``: the held-out tokens it was scored on (the manifest's ``descriptions``); under
-    :data:`MIN_SCORE_TOKENS` the line says "too few tokens to score" instead of the ratios."""
-    tok = int(arrays["describe_token"][row])
-    if tok < 0:
+    The line names the input pattern and the output effect (the tokens its output boosts most).
+    Metrics follow the detector convention (:data:`METRICS`). A unit whose best pattern is under
+    the F1 floor says "no simple pattern" (its best pattern and counts are still given).
+    ``score_tokens``: the held-out tokens it was scored on; under :data:`MIN_SCORE_TOKENS` the
+    line says "too few tokens to score" instead of the ratios."""
+    kind, toks, cls, context, within = pattern_of(row, arrays)
+    if kind == 0:
         return None
-    prev = int(arrays["describe_prev"][row])
     occurs, fires, both = (int(x) for x in arrays["describe_counts"][row])
     matched, chosen = (int(x) for x in arrays["describe_examples"][row])
-    precision, recall = _ratio(both, occurs), _ratio(both, fires)
-    pattern = [strings.get(tok, "")] if prev < 0 else [strings.get(prev, ""), strings.get(tok, "")]
-    line = f"fires on {_quote(pattern[-1])}" + (f" after {_quote(pattern[0])}" if prev >= 0 else "")
+    precision, recall = _ratio(both, fires), _ratio(both, occurs)
+    f1 = 2 * both / (occurs + fires) if occurs + fires else None
+    texts = [strings.get(t, "") for t in toks]
+    what = " or ".join(_quote(t) for t in texts) if abs(kind) == 1 else f"a {CLASSES[cls][0]} token"
+    ctx = ""
+    if context >= 0:
+        ctx = (
+            f" right after {_quote(strings.get(context, ''))}"
+            if within == 1
+            else f" with {_quote(strings.get(context, ''))} in the last {within} tokens"
+        )
+    effect = _effect(row, arrays, strings)
+    line = f"fires on {what}{ctx}"
+    if kind < 0:
+        line = f"no simple pattern (best: {line[9:]})"
+    if effect:
+        line += "; boosts " + " ".join(_quote(t) for t in effect)
     too_few = score_tokens is not None and score_tokens < MIN_SCORE_TOKENS
     if too_few:
         line += f"  (too few tokens to score: {score_tokens:,} held-out tokens, fewer than {MIN_SCORE_TOKENS:,})"
     elif precision is None or recall is None:
-        line += "  (no held-out occurrences to score it on)" if precision is None else "  (never fires on held-out text)"
+        line += "  (no held-out occurrences to score it on)" if recall is None else "  (never fires on held-out text)"
     else:
-        line += f"  (precision {precision:.2f}, recall {recall:.2f} on held-out text)"
+        line += f"  (held-out precision {precision:.2f}, recall {recall:.2f}, F1 {f1:.2f})"
+    cats = [CLASSES[cls][0]] if abs(kind) == 2 else sorted({c for t in texts for c in categories(t)})
+    if context >= 0:  # searchable by its context too ("is not": " not" with " is" before it)
+        cats += [c for c in categories(strings.get(context, "")) if c not in cats]
     return {
         "text": line,
-        "pattern": pattern,
-        "pattern_ids": [tok] if prev < 0 else [prev, tok],
-        "categories": categories(pattern[-1]),
+        "pattern": texts if abs(kind) == 1 else [CLASSES[cls][0]],
+        "pattern_ids": toks,
+        "kind": ("tokens" if abs(kind) == 1 else "class") if kind > 0 else "none",
+        "token_class": CLASSES[cls][0] if abs(kind) == 2 else None,
+        "context": strings.get(context, "") if context >= 0 else None,
+        "context_id": context if context >= 0 else None,
+        "within": within if context >= 0 else None,
+        "boosts": effect,
+        "categories": cats,
         "precision": precision,
         "recall": recall,
+        "f1": f1,
+        "metrics": METRICS,
         "occurs": occurs,
         "fires": fires,
         "both": both,
@@ -157,28 +253,39 @@ def query_words(query: str) -> list[str]:
     return words
 
 
+def _bag(texts: list[str]) -> set[str]:
+    words = set()
+    for t in texts:
+        words |= {w.lower() for c in categories(t) for w in c.split()} | {t.strip().lower()}
+        words |= set(re.findall(r"[a-z0-9_]+|[^\sa-z0-9_]+", t.lower()))
+    return words
+
+
 def search_descriptions(
     arrays: dict[str, np.ndarray], strings: dict[int, str], query: str, limit: int = 20
 ) -> list[tuple[int, float]]:
-    """Rows whose description matches every content word of ``query`` (in its categories or its
-    pattern's token text), best F1 on held-out text first: ``[(row, f1)]``."""
-    words = query_words(query)
-    if not words or "describe_token" not in arrays:
+    """Rows whose description matches every content word of ``query`` the way a person types it
+    ("is not", "closing bracket", a quoted token): in its tokens' text and kinds, its class, its
+    context token; best F1 on held-out text first: ``[(row, f1)]``. "No simple pattern" units last."""
+    words = query_words(query.replace('"', " ").replace("`", " ")) or query_words(query)
+    if not words or not ({"describe_kind", "describe_token"} & set(arrays)):
         return []
-    token = np.asarray(arrays["describe_token"])
-    # which pattern tokens match, decided once per distinct token (not per unit)
-    ids = np.unique(token[token >= 0])
-    kept = []
-    for i in ids.tolist():
-        text = strings.get(i, "")
-        bag = {w.lower() for c in categories(text) for w in c.split()} | {text.strip().lower()}
-        if all(w in bag for w in words):
-            kept.append(i)
-    good = np.asarray(kept, dtype=np.int64)
-    rows = np.flatnonzero(np.isin(token, good))
-    if not len(rows):
-        return []
-    counts = np.asarray(arrays["describe_counts"])[rows].astype(np.float64)
-    f1 = np.where(counts[:, 0] + counts[:, 1] > 0, 2 * counts[:, 2] / np.maximum(counts[:, 0] + counts[:, 1], 1), 0.0)
-    order = np.lexsort((rows, -f1))[:limit]
-    return [(int(rows[o]), float(f1[o])) for o in order]
+    counts = np.asarray(arrays["describe_counts"]).astype(np.float64)
+    found: list[tuple[int, float, bool]] = []
+    bags: dict[tuple[Any, ...], set[str]] = {}
+    for row in range(len(counts)):
+        kind, toks, cls, context, _ = pattern_of(row, arrays)
+        if kind == 0:
+            continue
+        key = (abs(kind), tuple(toks), cls, context)
+        if key not in bags:
+            texts = [strings.get(t, "") for t in toks] + ([strings.get(context, "")] if context >= 0 else [])
+            bag = _bag(texts)
+            if abs(kind) == 2:
+                bag |= set(CLASSES[cls][0].split())
+            bags[key] = bag
+        if all(w in bags[key] for w in words):
+            o, f, b = counts[row]
+            found.append((row, 2 * b / (o + f) if o + f else 0.0, kind < 0))
+    found.sort(key=lambda x: (x[2], -x[1], x[0]))
+    return [(r, f1) for r, f1, _ in found[:limit]]

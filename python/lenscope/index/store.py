@@ -33,10 +33,12 @@ from lenscope.index.corpus_store import DERIVED as CORPUS_DERIVED
 from lenscope.index.corpus_store import FORMAT1 as FORMAT1_CORPUS
 from lenscope.index.corpus_store import STORED_SPANS as CORPUS_STORED_SPANS
 from lenscope.index.corpus_store import StoredCorpus
-from lenscope.index.descriptions import ARRAYS as DESCRIBE_ARRAYS
+from lenscope.index.descriptions import OLD_ARRAYS as OLD_DESCRIBE_ARRAYS
+from lenscope.index.samples import SAMPLES_META
 
-FORMAT = 2  # 1: the corpus as code points and stored spans; 2: UTF-8 and uint16 ids (lenscope.index.corpus_store)
-READABLE = (1, 2)
+FORMAT = 3  # 1: the corpus as code points and stored spans; 2: UTF-8 and uint16 ids (lenscope.index.corpus_store);
+# 3: descriptions of several pattern kinds (their arrays listed in the manifest) and samples (lenscope.index.samples)
+READABLE = (1, 2, 3)
 MANIFEST = "manifest.json"
 ARRAYS = (
     "top_values", "top_windows", "top_positions", "top_context", "windows", "mean", "max", "hist", "logit_top_ids",
@@ -80,6 +82,9 @@ def write_index(
         if arrays.descriptions is not None:
             for name, value in arrays.descriptions.as_arrays().items():
                 np.save(tmp / f"{name}.npy", value, allow_pickle=False)
+        if arrays.samples is not None:
+            for name, value in arrays.samples.as_arrays().items():
+                np.save(tmp / f"{name}.npy", value, allow_pickle=False)
         (tmp / "strings.json").write_text(
             json.dumps({str(k): v for k, v in arrays.strings.items()}, ensure_ascii=False), encoding="utf-8"
         )
@@ -92,6 +97,7 @@ def write_index(
             "model": model,
             **({"sae": sae} if sae else {}),  # a feature index: {name, hook_point, d_sae}; its units are features
             **({"descriptions": arrays.descriptions.meta} if arrays.descriptions is not None else {}),
+            **({"samples": SAMPLES_META} if arrays.samples is not None else {}),
             "tokenizer": tokenizer,
             "neurons": n_neurons,
             "n_layers": n_layers,
@@ -168,8 +174,7 @@ def open_index(path: Path) -> Index:
         if missing:
             raise ValueError(f"manifest lacks {', '.join(missing)}")
         _check_manifest(manifest)
-        described = DESCRIBE_ARRAYS if "descriptions" in manifest else ()  # older indexes have none
-        names = ARRAYS + corpus_names(manifest) + described
+        names = ARRAYS + corpus_names(manifest) + described_arrays(manifest) + sample_arrays(manifest)
         arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in names}
         strings = _strings(_decode_json((path / "strings.json").read_bytes(), "strings.json"))
         _check_dtypes(arrays)
@@ -178,6 +183,30 @@ def open_index(path: Path) -> Index:
         # UnicodeDecodeError, json.JSONDecodeError and pydantic's ValidationError are ValueErrors
         raise IndexBroken(f"index {path.name} is broken: {_one_line(exc)}") from None
     return Index(path, manifest, arrays, strings)
+
+
+def described_arrays(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The description arrays an index holds: none (built before them), the old token and pair
+    ones, or those its manifest lists."""
+    d = manifest.get("descriptions")
+    if d is None:
+        return ()
+    names = d.get("arrays", list(OLD_DESCRIBE_ARRAYS))
+    from lenscope.index.descriptions import ARRAYS as NEW
+
+    if names not in (list(OLD_DESCRIBE_ARRAYS), list(NEW)):
+        raise ValueError("manifest's descriptions.arrays are not a known set")
+    return tuple(names)
+
+
+def sample_arrays(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The samples' arrays: none in an index built before them."""
+    s = manifest.get("samples")
+    if s is None:
+        return ()
+    if s != SAMPLES_META:
+        raise ValueError("manifest's samples are not of this version")
+    return tuple(SAMPLES_META["arrays"])  # type: ignore[arg-type]
 
 
 class _Strict(BaseModel):
@@ -222,6 +251,7 @@ class Manifest(_Strict):
     corpus: list[str] | None = None
     sae: ManifestSae | None = None
     descriptions: dict[str, Any] | None = None
+    samples: dict[str, Any] | None = None
     tokenizer: dict[str, Any] | None = None
     root: str | None = None
     sources: list[str] | None = None
@@ -270,7 +300,10 @@ KINDS: dict[str, str] = {
     "logit_bottom_ids": INTEGER, "logit_bottom_values": FLOAT, "text": "u", "tokens": INTEGER, "doc_offsets": INTEGER,
     "doc_bytes": INTEGER, "doc_chars": INTEGER, "window_text": INTEGER, "token_bytes": INTEGER, "token_start": INTEGER,
     "token_end": INTEGER, "describe_token": INTEGER, "describe_prev": INTEGER, "describe_threshold": FLOAT,
-    "describe_counts": INTEGER, "describe_examples": INTEGER, "describe_score": INTEGER + "b",
+    "describe_counts": INTEGER, "describe_examples": INTEGER, "describe_score": INTEGER + "b", "describe_kind": INTEGER,
+    "describe_tokens": INTEGER, "describe_class": INTEGER, "describe_context": INTEGER, "describe_within": INTEGER,
+    "quantile_positions": INTEGER, "quantile_values": FLOAT, "random_positions": INTEGER, "random_values": FLOAT,
+    "fire_counts": INTEGER,
 }  # fmt: skip
 """The dtype kind (numpy's ``dtype.kind``) each array must have: integers where it holds ids,
 offsets or counts, floats where it holds values."""
@@ -332,9 +365,17 @@ def _check_shapes(m: dict[str, Any], a: dict[str, np.ndarray]) -> None:
             raise ValueError("token_bytes.npy is not a table of the vocabulary")
     if "descriptions" in m:
         rows = {"describe_token": (n,), "describe_prev": (n,), "describe_threshold": (n,), "describe_counts": (n, 3),
-                "describe_examples": (n, 2), "describe_score": a["windows"].shape[:1]}  # fmt: skip
+                "describe_examples": (n, 2), "describe_score": a["windows"].shape[:1], "describe_kind": (n,),
+                "describe_class": (n,), "describe_context": (n,), "describe_within": (n,)}  # fmt: skip
+        if "describe_tokens" in a and (a["describe_tokens"].ndim != 2 or len(a["describe_tokens"]) != n):
+            raise ValueError(f"describe_tokens.npy has shape {a['describe_tokens'].shape}, expected ({n}, tokens)")
+        if "quantile_positions" in a:
+            rows.update(quantile_positions=(n, SAMPLES_META["intervals"], SAMPLES_META["per_interval"]),
+                        quantile_values=(n, SAMPLES_META["intervals"], SAMPLES_META["per_interval"]),
+                        random_positions=(n, SAMPLES_META["random"]), random_values=(n, SAMPLES_META["random"]),
+                        fire_counts=(n, 2))  # fmt: skip
         for name, shape in rows.items():
-            if a[name].shape != shape:
+            if name in a and a[name].shape != shape:
                 raise ValueError(f"{name}.npy has shape {a[name].shape}, the manifest implies {shape}")
     for name in ("logit_top_ids", "logit_top_values", "logit_bottom_ids", "logit_bottom_values"):
         if a[name].ndim != 2 or a[name].shape[:1] != (n,):
