@@ -79,6 +79,11 @@ def test_index_picker_cards_and_word_search(page: Any, lab: Lab) -> None:
             assert "too few tokens to score" in card.locator(".ls-card-description").inner_text()
         assert picker.input_value() == SMALL  # one choice per model: the panel's search follows
         look(page, "index-picker-card")
+        # issue #26: examples from 10 activation intervals, random firing ones, the firing share
+        assert card.locator(".ls-quantile").count() == 10 and card.locator(".ls-card-firing").count() == 1
+        assert "P(pattern | fires)" in card.locator(".ls-card-metrics").inner_text()
+        card.locator(".ls-quantiles").scroll_into_view_if_needed()
+        look(page, "card-quantiles")
         picker.select_option(SHIPPED)
         page.wait_for_function(
             "n => (document.querySelector(\".ls-card-view[data-index='5'] .ls-card\") || {}).innerText?.includes('“' + n + '”')",

@@ -36,6 +36,7 @@ export type ExportLink = components['schemas']['ExportLink'];
 export type IndexJobResult = components['schemas']['IndexJobResult'];
 export type IndexEntry = components['schemas']['IndexEntry'];
 export type NeuronExample = components['schemas']['NeuronExample'];
+export type SampleExample = components['schemas']['SampleExample'];
 export type IndexDocument = components['schemas']['IndexDocumentResponse'];
 export type HeadCard = components['schemas']['HeadCardResponse'];
 /** A head card's questions: which tokens it reads over, and a source / query token (text or id). */

@@ -8,7 +8,7 @@
 import type { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { LenscopeApiError, NeuronCard, NeuronExample, NeuronInputs } from '../api/client';
+import { LenscopeApiError, NeuronCard, NeuronExample, NeuronInputs, SampleExample } from '../api/client';
 import { activationColor } from '../colors';
 import { describe } from '../errors';
 import type { JobView } from '../jobs';
@@ -32,7 +32,7 @@ export function cardLabel(a: CardArgs): string {
 }
 
 /** Arguments of the command that opens where an example came from. */
-export function exampleTarget(card: NeuronCard, ex: NeuronExample): { command: string; args: Record<string, string | number | null> } {
+export function exampleTarget(card: NeuronCard, ex: NeuronExample | SampleExample): { command: string; args: Record<string, string | number | null> } {
   const end = ex.max_char_start + Array.from(ex.tokens[ex.max_token] ?? '').length;
   if (ex.available) {
     return { command: CommandIDs.openAt, args: { path: ex.file, cell: ex.cell, start: ex.max_char_start, end } };
@@ -189,7 +189,14 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
       `occurs ${d.occurs} times, the ${unit} fires ${d.fires} times, both ${d.both}. It matches ${d.examples_matched} of the ` +
       `${d.examples_chosen} top examples it was chosen from.` +
       (d.categories.length ? ` Kinds: ${d.categories.join(', ')}.` : '');
-    root.append(line);
+    root.append(line, el('p', 'ls-muted ls-card-metrics', `Metrics: ${d.metrics}.`));
+  }
+  if (card.firing) {
+    const f = card.firing;
+    const above = f.threshold === null ? '' : ` (above ${fmt(f.threshold)})`;
+    root.append(
+      el('p', 'ls-muted ls-card-firing', `Fires${above} on ${(100 * f.above_threshold).toFixed(2)}% of ${f.tokens.toLocaleString()} tokens; above 0 on ${(100 * f.above_zero).toFixed(2)}%.`)
+    );
   }
 
   const effects = el('div', 'ls-effects');
@@ -251,7 +258,53 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
   });
   list.addEventListener('keydown', event => moveInList(event, list, '.ls-example-file', i => list.querySelectorAll<HTMLElement>('.ls-example-file')[i].click()));
   root.append(list);
+  root.append(...sampleSections(card, commands, top));
   return root;
+}
+
+/** One sampled example (a quantile or random one): its context, only its own token coloured (the index keeps only its activation). */
+function sampleItem(card: NeuronCard, ex: SampleExample, commands: CommandRegistry, top: number): HTMLElement {
+  const item = el('div', 'ls-example ls-sample');
+  const head = el('div', 'ls-example-head');
+  const link = el('a', 'ls-example-file', ex.cell === null || ex.cell === undefined ? ex.file : `${ex.file} · cell ${ex.cell + 1}`);
+  link.href = '#';
+  link.tabIndex = -1;
+  link.addEventListener('click', event => {
+    event.preventDefault();
+    const { command, args } = exampleTarget(card, ex);
+    void commands.execute(command, args);
+  });
+  head.append(el('span', 'ls-num', `${fmt(ex.value)} `), link);
+  const line = el('div', 'ls-example-tokens');
+  ex.tokens.forEach((t, i) => {
+    const span = el('span', i === ex.max_token ? 'ls-flow-token ls-max' : 'ls-flow-token', visible(t));
+    if (i === ex.max_token) {
+      span.style.backgroundColor = activationColor(ex.value, top);
+      span.title = `activation ${fmt(ex.value, 3)}`;
+    }
+    line.append(span);
+  });
+  item.append(head, line);
+  return item;
+}
+
+/** Examples from each activation interval and at random where the unit fires, or a note that the index has none. */
+export function sampleSections(card: NeuronCard, commands: CommandRegistry, top: number): HTMLElement[] {
+  if (!card.quantiles) {
+    return [el('p', 'ls-muted ls-no-quantiles', 'No examples by activation interval: this index was built before them (rebuild it to record them).')];
+  }
+  const box = el('div', 'ls-quantiles');
+  box.append(el('h4', '', 'Examples by activation interval (5 at random from each tenth of (0, max])'));
+  for (const q of card.quantiles) {
+    const section = el('div', 'ls-quantile');
+    section.append(el('div', 'ls-muted', `${fmt(q.low, 3)} – ${fmt(q.high, 3)}${q.examples.length ? '' : ': no tokens'}`));
+    q.examples.forEach(ex => section.append(sampleItem(card, ex, commands, top)));
+    box.append(section);
+  }
+  const random = el('div', 'ls-random-examples');
+  random.append(el('h4', '', 'Random examples where it fires'));
+  (card.random_examples ?? []).forEach(ex => random.append(sampleItem(card, ex, commands, top)));
+  return [box, random];
 }
 
 /** The plot's height in px (bars on a log count scale). */
