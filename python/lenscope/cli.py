@@ -643,6 +643,8 @@ def cmd_card(args: argparse.Namespace) -> int:
 
     print(f"boosts:     {effects('logit_boosted')}")
     print(f"suppresses: {effects('logit_suppressed')}")
+    if getattr(args, "inputs", False):
+        print(f"raised by:  {_card_inputs(card, bool(sae))}")
     firing = card.get("firing")
     if firing:
         thr = f" (> {firing['threshold']:.3f})" if firing["threshold"] is not None else ""
@@ -668,6 +670,18 @@ def cmd_card(args: argparse.Namespace) -> int:
         for e in card["random_examples"]:
             print(show(e))
     return 0
+
+
+def _card_inputs(card: dict[str, Any], feature: bool) -> str:
+    """The input side from the weights: the tokens that raise a neuron's pre-activation most on
+    their own (the UI card's "Inputs"), over the shipped corpus's frequent tokens."""
+    if feature:
+        return "- (from the weights: neurons only; a feature's inputs are in its description's pattern)"
+    from lenscope.circuits import neuron_inputs_wire
+    from lenscope.models.registry import load_model
+
+    rows = neuron_inputs_wire(load_model(card["model"]), card["model"], card["layer"], card["index"], top=8)["inputs"]
+    return "  ".join(f"{visible(r['token'])} {r['value']:.2f}" for r in rows) + "  (each token alone, through LN2 and W_in)"
 
 
 def _card_unit(spec: str, sae: str | None) -> tuple[int, int]:
@@ -792,6 +806,8 @@ def build_parser() -> argparse.ArgumentParser:
     cd.add_argument("--by", choices=("description", "token"), default="description")
     cd.add_argument("--top", type=int, default=10, help="examples shown, or neurons found")
     cd.add_argument("--export", metavar="TSV", help="write every neuron's description to this file (tab-separated)")
+    cd.add_argument("--inputs", action="store_true",
+                    help="also the tokens that raise a neuron most on their own, from the weights (loads the model)")  # fmt: skip
     cd.set_defaults(func=cmd_card)
     from lenscope.cli_heads import add_parsers as add_head_parsers
 

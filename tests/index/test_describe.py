@@ -101,8 +101,10 @@ def test_editing_one_half_leaves_what_the_other_half_decides(model, tmp_path: Pa
         if held_out:  # a choose-half edit: patterns move, the counts of those that stayed do not
             assert (same & (d1.kind != 0)).sum() >= 10 and not same.all()
             np.testing.assert_array_equal(d2.counts[same], d1.counts[same])
-        else:  # a score-half edit: every pattern stays, and the counts move
-            assert same.all()
+        else:  # a score-half edit: the patterns stay, and the counts move
+            # (all but a unit or two: a different build's forwards may differ in the last bits,
+            # and a unit with an activation at its threshold then fires on one token more or less)
+            assert same.mean() >= 0.97, np.flatnonzero(~same)
             assert (d2.counts != d1.counts).any()
 
 
@@ -441,3 +443,19 @@ def test_an_index_of_the_old_descriptions_still_reads(built, tmp_path: Path, cap
     assert card["quantiles"] is None and card["description"]["precision"] == pytest.approx(d.counts[row, 2] / d.counts[row, 1])
     assert main(["card", f"L{row // 64}.N{row % 64}", "--index", str(out)]) == 0
     assert "quantile examples: none (the index was built before them" in capsys.readouterr().out
+
+
+def test_cli_card_inputs_are_the_weights_input_side(gelu, capsys: pytest.CaptureFixture[str]) -> None:
+    """`lenscope card L0.N224 --inputs`: the shipped index's neuron with the tokens that raise it
+    most on their own, as lenscope.circuits reads them off the weights."""
+    from lenscope.circuits import neuron_inputs, vocab_pool
+    from lenscope.cli import main, visible
+    from lenscope.tokens import token_strings
+
+    assert main(["card", "L0.N224", "--inputs", "--top", "1"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("raised by:"))
+    rows = neuron_inputs(gelu, 0, 224, 8, vocab_pool(gelu, "lenscope-gelu-1l"))
+    texts = token_strings(gelu.tokenizer, [i for i, _ in rows])
+    assert line.split("  (")[0].removeprefix("raised by:  ") == "  ".join(
+        f"{visible(t)} {v:.2f}" for t, (_, v) in zip(texts, rows)
+    )

@@ -149,7 +149,8 @@ def firing_pass(
 
     q = [where(r, PER_INTERVAL) for r in runs[:INTERVALS]]
     rp, rv = where(runs[INTERVALS], RANDOM)
-    samples = Samples(np.stack([p for p, _ in q], axis=1), np.stack([v for _, v in q], axis=1), rp, rv,
+    positions_ = np.stack([p for p, _ in q], axis=1).astype(np.int32)  # a corpus of under 2**31 tokens
+    samples = Samples(positions_, np.stack([v for _, v in q], axis=1), rp.astype(np.int32), rv,
                       above.T.cpu().numpy())  # fmt: skip
     units = np.concatenate(ev_u) if ev_u else np.zeros(0, np.int64)
     pos = np.concatenate(ev_p) if ev_p else np.zeros(0, np.int64)

@@ -30,9 +30,9 @@ def priority(n_tokens: int) -> np.ndarray:
 
 @dataclass
 class Samples:
-    quantile_positions: np.ndarray  # int64 [N, INTERVALS, PER_INTERVAL]: corpus token index, -1: none
+    quantile_positions: np.ndarray  # int32 [N, INTERVALS, PER_INTERVAL]: corpus token index, -1: none
     quantile_values: np.ndarray  # float32 [N, INTERVALS, PER_INTERVAL]
-    random_positions: np.ndarray  # int64 [N, RANDOM]
+    random_positions: np.ndarray  # int32 [N, RANDOM]
     random_values: np.ndarray  # float32 [N, RANDOM]
     fire_counts: np.ndarray  # int64 [N, 2]: tokens above zero, above the firing threshold
 
