@@ -19,7 +19,7 @@ from lenscope.index.card import neuron_card, stored_document
 from lenscope.index.corpus import Document
 from lenscope.index.corpus_store import ALWAYS as CORPUS_ALWAYS
 from lenscope.index.corpus_store import DERIVED, CorpusWriter, corpus_reader
-from lenscope.index.store import MANIFEST, open_index, write_index
+from lenscope.index.store import FORMAT, MANIFEST, open_index, write_index
 from lenscope.tokens import tokenize_with_spans
 
 TEXTS = [
@@ -99,7 +99,7 @@ def test_scratch_folder_goes_with_the_corpus(gelu: Any) -> None:
 
 def test_format_1_indexes_read_as_before(gelu: Any, tmp_path: Path) -> None:
     """An index written before format 2 (code points, stored spans) gives the same cards and
-    documents as the same index in format 2."""
+    documents as the same index in the current format."""
     docs = [Document(f"d{i}.py", t * 3, str(i)) for i, t in enumerate(TEXTS)]
     arrays = build_index(gelu, docs, BuildOptions(k=4, window=9))
     new = write_index(arrays, tmp_path / "v2", model="m", n_layers=1, tokenizer={}, docs=docs, skipped=[], root=".")
@@ -122,7 +122,7 @@ def test_format_1_indexes_read_as_before(gelu: Any, tmp_path: Path) -> None:
     del manifest["corpus"]
     (old / MANIFEST).write_text(json.dumps({**manifest, "format": 1}))
     a, b = open_index(new), open_index(old)
-    assert a.manifest["format"] == 2 and b.manifest["format"] == 1
+    assert a.manifest["format"] == FORMAT and b.manifest["format"] == 1
     for n in range(a.d_mlp):
         ca, cb = neuron_card(a, 0, n), neuron_card(b, 0, n)
         assert {**ca, "index_path": ""} == {**cb, "index_path": ""}
