@@ -264,7 +264,7 @@ export function renderCard(card: NeuronCard, commands: CommandRegistry, inputs?:
 
 /** One sampled example (a quantile or random one): its context, only its own token coloured (the index keeps only its activation). */
 function sampleItem(card: NeuronCard, ex: SampleExample, commands: CommandRegistry, top: number): HTMLElement {
-  const item = el('div', 'ls-example ls-sample');
+  const item = el('div', 'ls-sample');
   const head = el('div', 'ls-example-head');
   const link = el('a', 'ls-example-file', ex.cell === null || ex.cell === undefined ? ex.file : `${ex.file} · cell ${ex.cell + 1}`);
   link.href = '#';
