@@ -231,8 +231,8 @@ def test_analyze_hover_and_card(vs: Any, code_server: CodeServer, lab: Lab) -> N
     # each neuron chip has a ◐ that colours the text by that neuron
     assert hover.locator("a[data-href^='command:lenscope.colourByUnit']").count() == chips.count()
     shot(page, "hover")
-    chip_label = chips.first.inner_text()  # "L0/N389 2.62"
-    layer, index = chip_label.split()[0][1:].split("/N")
+    chip_label = chips.first.inner_text()  # "L0.N389 2.62"
+    layer, index = chip_label.split()[0][1:].split(".N")
 
     # the chip opens that neuron's card in the panel's webview
     chips.first.click()

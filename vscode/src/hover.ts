@@ -73,7 +73,7 @@ export function hoverMarkdown(analysis: Analysis, i: number, opts: HoverOptions 
   if (neurons.length > 0) {
     const chip = (n: { layer: number; index: number; activation: number }): string => {
       const unit = `L${n.layer}.N${n.index}`;
-      const card = `[L${n.layer}/N${n.index} ${fmt(n.activation)}](${neuronCommandUri(analysis.model, n.layer, n.index)} "open the card of neuron ${n.layer}.${n.index}")`;
+      const card = `[L${n.layer}.N${n.index} ${fmt(n.activation)}](${neuronCommandUri(analysis.model, n.layer, n.index)} "open the card of neuron ${n.layer}.${n.index}")`;
       return `${card} [◐](${colourCommandUri(unit, analysis.model)} "colour the text by ${unit}")`;
     };
     lines.push('', 'neurons: ' + neurons.map(chip).join(' · '));

@@ -19,7 +19,7 @@ describe('hover', () => {
     expect(md).toContain(`rank **${pred.actual!.rank}** · log-prob **${pred.actual!.logprob.toFixed(2)}**`);
     expect(md).toContain(`this token: log-prob **${a.logprobOf(i).toFixed(2)}** · rank **${a.rankOf(i)}**`);
     const n = a.neurons(i)[0];
-    expect(md).toContain(`[L${n.layer}/N${n.index} ${n.activation.toFixed(2)}](${neuronCommandUri(a.model, n.layer, n.index)}`);
+    expect(md).toContain(`[L${n.layer}.N${n.index} ${n.activation.toFixed(2)}](${neuronCommandUri(a.model, n.layer, n.index)}`);
   });
 
   it('the last token: what follows the selection is unknown', () => {

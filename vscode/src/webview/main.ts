@@ -103,7 +103,7 @@ function renderAnalysis(root: HTMLElement, a: AnalysisView): void {
   const chips = el('div', '');
   chips.id = 'lenscope-neurons';
   for (const n of a.neurons) {
-    chips.append(chip(n.layer, n.index, `L${n.layer}/N${n.index} ${fmt(n.max)} @${visible(n.token)}`, a.model));
+    chips.append(chip(n.layer, n.index, `L${n.layer}.N${n.index} ${fmt(n.max)} @${visible(n.token)}`, a.model));
   }
   if (a.neurons.length === 0) {
     chips.append(el('span', 'muted', 'none (an attention-only model has no MLP neurons)'));
