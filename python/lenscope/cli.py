@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lenscope import defaults
+from lenscope.cli_common import named_sae, target_id
 from lenscope.errors import LenscopeError
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16", "float64")  # lenscope.models.registry.DTYPES, without importing torch
@@ -60,9 +61,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     kwargs: dict[str, Any] = {"context": context, "top_k": args.top_k, "top_neurons": args.top_neurons, "model_name": args.model}
     if args.sae:
-        from lenscope.models.sae_registry import load_named_sae
-
-        kwargs["sae"] = load_named_sae(args.sae).to(next(model.parameters()).device)
+        kwargs["sae"] = named_sae(args.sae, model)
     result = analyze(model, selection, interventions=interventions, **kwargs)
     if args.json:
         from lenscope.wire import encode_json, to_wire
@@ -216,13 +215,8 @@ def cmd_why(args: argparse.Namespace) -> int:
     _, spans = split_context(model.tokenizer, "", text)
     position = max(0, int(np.searchsorted(spans.end, offset, side="right")))
     position = min(position, len(spans.ids) - 2)
-    target = None
-    if args.target is not None:
-        ids = model.tokenizer(args.target, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise LenscopeError(f"--target {args.target!r} is {len(ids)} tokens; give the text of exactly one token")
-        target = ids[0]
-    r = attribute(model, text, position, target=target, model_name=args.model, sae=_sae(args.sae, model))
+    target = target_id(model.tokenizer, args.target)
+    r = attribute(model, text, position, target=target, model_name=args.model, sae=named_sae(args.sae, model))
     s = r.strings
     token = text[int(spans.start[position]) : int(spans.end[position])]
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -267,15 +261,6 @@ def cmd_why(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sae(name: str | None, model: Any) -> Any:
-    """The SAE named on the command line, on the model's device (None when none is named)."""
-    if not name:
-        return None
-    from lenscope.models.sae_registry import load_named_sae
-
-    return load_named_sae(name).to(next(model.parameters()).device)
-
-
 def cmd_act(args: argparse.Namespace) -> int:
     """One unit's activation at every token of a file: a table, the strongest tokens in context, or JSON."""
     from lenscope.activations import unit_activations, unit_activations_to_wire
@@ -288,7 +273,7 @@ def cmd_act(args: argparse.Namespace) -> int:
     path = Path(args.path)
     context, selection = select_lines(read_file(path), args.lines)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
-    result = unit_activations(model, selection, [unit], _sae(args.sae, model), context, model_name=args.model)
+    result = unit_activations(model, selection, [unit], named_sae(args.sae, model), context, model_name=args.model)
     if args.json:
         from lenscope.wire_codec import encode_json
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
+from lenscope.cli_common import named_sae, target_id
 from lenscope.errors import LenscopeError
 
 
@@ -87,17 +88,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     _, spans = split_context(model.tokenizer, "", text)
     position, last = positions_of(spans.end, start, stop)
-    target = None
-    if args.target is not None:
-        ids = model.tokenizer(args.target, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise LenscopeError(f"--target {args.target!r} is {len(ids)} tokens; give the text of exactly one token")
-        target = ids[0]
-    sae = None
-    if args.sae:
-        from lenscope.models.sae_registry import load_named_sae
-
-        sae = load_named_sae(args.sae).to(next(model.parameters()).device)
+    target = target_id(model.tokenizer, args.target)
+    sae = named_sae(args.sae, model)
     method: Literal["exact", "estimate"] = "estimate" if args.estimate else "exact"
     r = sweep(model, text, position, last=last, target=target, method=method, sae=sae, model_name=args.model)
     if args.json:
