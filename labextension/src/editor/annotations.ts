@@ -112,6 +112,41 @@ function fitToWindow(dom: HTMLElement): void {
   dom.style.maxHeight = `${Math.max(160, Math.floor(room))}px`;
 }
 
+/** What had the focus inside the pinned tooltip (its class and unit), so a rebuilt one can take it back. */
+let pinnedFocus: string | null = null;
+
+function focusKey(e: Element): string {
+  const d = (e as HTMLElement).dataset ?? {};
+  return `${e.tagName}.${e.className}|${d.component ?? ''}|${d.layer ?? ''}|${d.index ?? ''}`;
+}
+
+/**
+ * The pinned tooltip is rebuilt when its annotation changes (an intervention re-ran the text):
+ * the element that had the focus is gone, and a key (Esc) would reach nothing. Give the focus to
+ * the same element of the new tooltip, else to the editor.
+ */
+function keepFocus(dom: HTMLElement, view: EditorView): void {
+  dom.addEventListener('focusin', event => {
+    pinnedFocus = focusKey(event.target as Element);
+  });
+  const wanted = pinnedFocus;
+  if (wanted === null) {
+    return;
+  }
+  requestAnimationFrame(() => {
+    const doc = view.dom.ownerDocument;
+    if (!dom.isConnected || (doc.activeElement && doc.activeElement !== doc.body)) {
+      return;
+    }
+    const same = Array.from(dom.querySelectorAll<HTMLElement>('button, a, input, [tabindex]')).find(e => focusKey(e) === wanted);
+    if (same) {
+      same.focus();
+    } else {
+      view.focus();
+    }
+  });
+}
+
 /** The annotated token under `pos` (by the mapped decorations), `side` as hoverTooltip gives it. */
 export function tokenUnder(view: EditorView, pos: number, side: -1 | 1 = 1): TokenHit | null {
   const { decorations } = view.state.field(annotationField);
@@ -456,6 +491,7 @@ export function annotationExtension(actions: Omit<TooltipActions, 'toggleHead'>,
     }
     const create = (view: EditorView) => {
       const dom = buildTooltip(annotation, hit.index, withEditor(view), true);
+      keepFocus(dom, view);
       // Esc with the focus inside (on a neuron): clear a head's attention if one is shown, else
       // close it and give the editor its focus back
       dom.addEventListener('keydown', event => {
